@@ -1,0 +1,166 @@
+"""The book pipeline on the fixture chapters in tests/fixtures: papermill runs, errors, the CLI, the HTML."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from xtomo import book
+from xtomo.book import ChapterFailed, build_book, run_chapter, typed_parameters
+from xtomo.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"  # a book root: notebooks/01_params, 02_figure
+FAILING = FIXTURES / "01_failing.ipynb"  # fails in its first cell after the parameters
+
+
+def outputs(notebook: Path) -> str:
+    """Every text and stream output of an executed notebook, joined."""
+    nb = json.loads(notebook.read_text())
+    return "".join("".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/plain", ""))
+                   for cell in nb["cells"] for o in cell.get("outputs", []))
+
+
+def test_chapters_are_found_in_order_and_named_by_number_stem_or_path():
+    assert [p.name for p in book.find_chapters(FIXTURES)] == ["01_params.ipynb", "02_figure.ipynb"]
+    first = FIXTURES / "notebooks" / "01_params.ipynb"
+    for name in ("1", "01", 1, "01_params", str(first)):
+        assert book.resolve_chapter(name, FIXTURES) == first
+    with pytest.raises(ValueError, match=r"no chapter '9'.*1 = 01_params, 2 = 02_figure"):
+        book.resolve_chapter("9", FIXTURES)
+    with pytest.raises(FileNotFoundError, match="no chapter notebook at"):
+        book.resolve_chapter("notebooks/99_missing.ipynb", FIXTURES)
+
+
+def test_unknown_parameter_is_rejected_before_anything_runs(tmp_path):
+    with pytest.raises(ValueError) as error:
+        run_chapter(1, "smoke", {"seed": 1, "sede": 2}, out_dir=tmp_path / "nb", root=FIXTURES)
+    message = str(error.value)
+    assert "01_params has no parameter sede" in message
+    assert 'seed=0, scale=1.5, flag=False, label="fixture"' in message  # the known ones
+    assert not (tmp_path / "nb").exists()
+
+
+def test_string_values_take_the_type_of_the_default():
+    values = typed_parameters(1, {"seed": "3", "scale": "2", "flag": "true", "label": "7"}, FIXTURES)
+    assert values == {"seed": 3, "scale": 2.0, "flag": True, "label": "7"}
+    assert type(values["scale"]) is float and type(values["label"]) is str
+    assert typed_parameters(1, {"seed": 5}, FIXTURES) == {"seed": 5}  # non-strings pass as given
+    with pytest.raises(ValueError, match=r"seed='1\.5' is not an integer \(its default is 0\)"):
+        typed_parameters(1, {"seed": "1.5"}, FIXTURES)
+    with pytest.raises(ValueError, match="flag='maybe' is not true or false"):
+        typed_parameters(1, {"flag": "maybe"}, FIXTURES)
+    with pytest.raises(ValueError, match="--profile"):
+        run_chapter(1, "smoke", {"profile": "paper"}, root=FIXTURES)
+    with pytest.raises(ValueError, match="unknown profile 'huge'"):
+        run_chapter(1, "huge", root=FIXTURES)
+
+
+def test_successful_run_is_atomic_typed_and_timed(tmp_path):
+    out = tmp_path / "smoke" / "notebooks"
+    start = time.perf_counter()
+    executed = run_chapter("01", "smoke", {"seed": "3", "flag": "yes"}, out_dir=out, root=FIXTURES)
+    assert executed == out / "01_params.ipynb"
+    assert sorted(os.listdir(out)) == ["01_params.ipynb"]  # no temporary or failed files
+    text = outputs(executed)
+    assert "FIXTURE-OUTPUT profile=smoke seed=3 scale=1.5 flag=True label='fixture'" in text
+    assert f"cwd={FIXTURES}" in text  # the kernel runs in the book's root
+    timings = json.loads((tmp_path / "smoke" / "timings.json").read_text())["chapters"]
+    entry = timings["01_params"]
+    assert 0 < entry["seconds"] < time.perf_counter() - start
+    assert entry["profile"] == "smoke" and entry["parameters"] == {"seed": 3, "flag": True}
+    assert entry["platform"] and entry["cpus"] >= 1 and entry["date"]
+
+
+def test_failing_chapter_names_cell_and_error_and_keeps_the_notebook(tmp_path):
+    out = tmp_path / "nb"
+    with pytest.raises(ChapterFailed) as error:
+        run_chapter(FAILING, "smoke", out_dir=out, root=FIXTURES)
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.startswith("chapter 01_failing failed at cell 3 (`from xtomo.profiles import")
+    assert "ValueError: profile 'smoke': volume_size must be at least 8, got 4" in message
+    kept = out / "01_failing.failed.ipynb"
+    assert error.value.failed_notebook == kept and str(kept) in message
+    assert sorted(os.listdir(out)) == ["01_failing.failed.ipynb"]  # no half notebook
+    assert not (tmp_path / "timings.json").exists()  # only successful runs are timed
+    errors = [o for c in json.loads(kept.read_text())["cells"] for o in c.get("outputs", [])
+              if o["output_type"] == "error"]
+    assert errors and errors[0]["ename"] == "ValueError"
+
+
+def test_build_stops_at_the_first_failing_chapter(tmp_path):
+    root = tmp_path / "root"
+    (root / "notebooks").mkdir(parents=True)
+    shutil.copy(FAILING, root / "notebooks" / "01_failing.ipynb")
+    shutil.copy(FIXTURES / "notebooks" / "01_params.ipynb", root / "notebooks" / "02_params.ipynb")
+    with pytest.raises(ChapterFailed, match="chapter 01_failing failed"):
+        build_book("smoke", root=root, out=tmp_path / "_build")
+    assert os.listdir(tmp_path / "_build" / "smoke" / "notebooks") == ["01_failing.failed.ipynb"]
+    assert not (tmp_path / "_build" / "html").exists()
+
+
+def test_python_m_xtomo_run_help():
+    result = subprocess.run([sys.executable, "-m", "xtomo", "run", "--help"],
+                            capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    assert "--profile" in result.stdout and "KEY=VALUE" in result.stdout
+
+
+def test_cli_error_is_one_line_and_non_zero():
+    chapter = str(FIXTURES / "notebooks" / "01_params.ipynb")
+    result = subprocess.run([sys.executable, "-m", "xtomo", "run", chapter, "-p", "nope=1"],
+                            capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("xtomo: error: chapter 01_params has no parameter nope;")
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--profile", "huge"], "xtomo: error: unknown profile 'huge'"),
+    (["-p", "seed"], "xtomo: error: -p expects KEY=VALUE, got 'seed'"),
+])
+def test_cli_library_errors_exit_2(argv, expected, capsys):
+    assert main(["run", str(FIXTURES / "notebooks" / "01_params.ipynb"), *argv]) == 2
+    assert capsys.readouterr().err.startswith(expected)
+
+
+@pytest.mark.slow
+def test_book_builds_from_executed_fixture_chapters(tmp_path):
+    """The repository's own _config.yml, _toc.yml and book/ pages, with the fixture chapters."""
+    root = tmp_path / "root"
+    root.mkdir()
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy(REPO / name, root / name)
+    shutil.copytree(REPO / "book", root / "book")
+    shutil.copytree(FIXTURES / "notebooks", root / "notebooks")
+    out = tmp_path / "_build"
+
+    index = build_book("smoke", root=root, out=out)
+
+    html = out / "html"
+    assert index == html / "index.html" and index.is_file()
+    assert sorted(p.name for p in out.iterdir()) == ["html", "smoke"]  # no temporary folders left
+    page1 = (html / "notebooks" / "01_params.html").read_text()
+    assert "FIXTURE-OUTPUT profile=smoke seed=0 scale=1.5 flag=False label=" in page1  # the output
+    page2 = (html / "notebooks" / "02_figure.html").read_text()
+    images = [part.split('"')[0] for part in page2.split('src="../_images/')[1:]]
+    assert any(name.endswith(".png") and (html / "_images" / name).is_file() for name in images)
+    assert "application/vnd.jupyter.widget-state+json" in page2  # the slider's saved state
+    assert "Henzler" in page2 and "Henzler" in (html / "book" / "references.html").read_text()
+    timings = json.loads((out / "smoke" / "timings.json").read_text())["chapters"]
+    assert set(timings) == {"01_params", "02_figure"}
+
+    # a warning (here an unknown citation) fails the build and leaves the previous book in place
+    with open(root / "book" / "rerun.md", "a") as page:
+        page.write("\nAs shown by {cite}`nobody1999`.\n")
+    with pytest.raises(book.BookFailed, match='could not find bibtex key "nobody1999"'):
+        build_book("smoke", chapters=[1], root=root, out=out)
+    assert (html / "notebooks" / "02_figure.html").read_text() == page2
+    assert sorted(p.name for p in out.iterdir()) == ["html", "smoke"]

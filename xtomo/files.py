@@ -1,0 +1,62 @@
+"""Atomic files and the per-profile artifacts folder that chapters hand results through."""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+__all__ = ["atomic_path", "write_json", "read_json", "artifacts_dir", "require_artifact"]
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str | None = None):
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
+
+    An interrupted write leaves the old file (or nothing), never a half-written one.
+    ``suffix`` keeps writers that choose the format from the extension happy (e.g. ``.nii.gz``).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = suffix if suffix is not None else "".join(path.suffixes)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name.split('.')[0]}.", suffix=f".part{suffix}",
+                               dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_json(path: str | os.PathLike, obj) -> Path:
+    """Write ``obj`` as indented JSON, atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    return Path(path)
+
+
+def read_json(path: str | os.PathLike):
+    return json.loads(Path(path).read_text())
+
+
+def artifacts_dir(profile: str, root: str | os.PathLike | None = None) -> Path:
+    """The folder where chapters of ``profile`` leave results for later chapters.
+
+    ``root`` defaults to ``$XTOMO_ARTIFACTS`` or ``./artifacts``.
+    """
+    root = Path(root or os.environ.get("XTOMO_ARTIFACTS", "artifacts"))
+    path = root.resolve() / profile
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def require_artifact(path: str | os.PathLike, made_by: str) -> Path:
+    """``path`` if it exists, else an error that names the chapter which makes it."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run {made_by} first (it writes this file)")
+    return path

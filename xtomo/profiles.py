@@ -1,0 +1,92 @@
+"""Scale profiles: the one place that sets every size, count and budget.
+
+``smoke`` runs each chapter in seconds for the tests, ``quick`` is the default book on a
+2-core CPU, ``paper`` is the scale of Henzler et al. (2018) for a GPU.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+__all__ = ["Profile", "PROFILES", "get_profile"]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Every scale parameter of the book; chapters read them, never hard-code them."""
+
+    name: str
+    n_species: int            # species in the collection (paper: 175)
+    n_val_species: int        # held out, never trained on (paper: 20)
+    n_views: int              # view directions per species (paper: 1,332)
+    mirror: bool              # add the vertical mirror of every view (paper: yes, x2)
+    volume_size: int          # canonical and view-aligned volume edge, voxels (paper: 128)
+    xray_size: int            # x-ray edge, pixels (paper: 256)
+    chi: float = 10.0         # extinction coefficient of Eq. 1 (paper: 10)
+    seed: int = 0
+    gallery: int = 6          # species shown in chapter 1's gallery
+    extra: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def n_steps(self) -> int:
+        """Ray-marching steps across the unit cube: one per output depth slice."""
+        return self.volume_size
+
+    @property
+    def n_train_species(self) -> int:
+        return self.n_species - self.n_val_species
+
+    @property
+    def samples_per_species(self) -> int:
+        return self.n_views * (2 if self.mirror else 1)
+
+    def replace(self, **changes) -> "Profile":
+        """A copy with some fields changed, validated like the originals."""
+        return _validated(dataclasses.replace(self, **changes))
+
+
+def _validated(p: Profile) -> Profile:
+    ints = ("n_species", "n_val_species", "n_views", "volume_size", "xray_size", "gallery")
+    for name in ints:
+        value = getattr(p, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"profile {p.name!r}: {name} must be a positive integer, got {value!r}")
+    if p.n_val_species >= p.n_species:
+        raise ValueError(
+            f"profile {p.name!r}: n_val_species ({p.n_val_species}) must be smaller than "
+            f"n_species ({p.n_species}) so that some species remain for training")
+    if p.volume_size < 8:
+        raise ValueError(f"profile {p.name!r}: volume_size must be at least 8, got {p.volume_size}")
+    if not (isinstance(p.chi, (int, float)) and p.chi > 0):
+        raise ValueError(f"profile {p.name!r}: chi must be a positive number, got {p.chi!r}")
+    if not isinstance(p.seed, int) or isinstance(p.seed, bool):
+        raise ValueError(f"profile {p.name!r}: seed must be an integer, got {p.seed!r}")
+    return p
+
+
+PROFILES: dict[str, Profile] = {
+    p.name: _validated(p)
+    for p in (
+        Profile("smoke", n_species=12, n_val_species=3, n_views=8, mirror=True,
+                volume_size=32, xray_size=32, gallery=3),
+        Profile("quick", n_species=175, n_val_species=20, n_views=1332, mirror=True,
+                volume_size=64, xray_size=128, gallery=6),
+        Profile("paper", n_species=175, n_val_species=20, n_views=1332, mirror=True,
+                volume_size=128, xray_size=256, gallery=8),
+    )
+}
+
+
+def get_profile(name: str | Profile = "quick", **overrides) -> Profile:
+    """The named profile, with ``overrides`` applied; unknown names or fields fail clearly."""
+    if isinstance(name, Profile):
+        base = name
+    else:
+        if name not in PROFILES:
+            raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}")
+        base = PROFILES[name]
+    known = {f.name for f in dataclasses.fields(Profile)} - {"name", "extra"}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"unknown profile setting(s) {unknown}; known settings are {sorted(known)}")
+    return base.replace(**overrides) if overrides else base

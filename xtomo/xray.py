@@ -1,0 +1,211 @@
+"""The forward model: orthographic, absorption-only Beer–Lambert x-rays of density volumes.
+
+A view direction ``d`` is a unit vector on the +z hemisphere pointing from the specimen towards
+the x-ray source; rays travel along ``-d``. The camera is a turntable camera: image "up" is world
++z projected onto the image plane (for views from the top, the limit as the elevation reaches
+90 degrees). ``align`` resamples a volume into that camera frame, depth first and front to back;
+``simulate`` composites the aligned volume with Eq. 1 of Henzler et al. (2018):
+``alpha = exp(-chi * dt * sum_i mu_i)`` with ``dt = 1 / n_steps`` across the unit cube.
+
+The rotation is split into two 2-D rotations (azimuth about z, then tilt about y) plus an exact
+quarter turn, so it runs as two batched bilinear ``grid_sample`` passes over stacks of slices
+instead of one trilinear 3-D pass; on a CPU that is several times faster.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "CHI", "N_STEPS", "direction", "angles", "sample_directions", "view_class",
+    "align", "composite", "simulate", "mirror", "encode_gamma", "decode_gamma", "poisson_noise",
+]
+
+CHI = 10.0      # extinction coefficient, chosen by the paper for plausible contrast
+N_STEPS = 128   # ray-marching steps across the unit cube
+
+
+def direction(azimuth, elevation) -> torch.Tensor:
+    """Unit view vectors ``[..., 3]`` (x, y, z) from azimuth and elevation in degrees.
+
+    Elevation 90 looks from the top (+z); elevation 0 looks horizontally from azimuth
+    0 = +x (the specimen's side), 90 = +y (its front).
+    """
+    az = torch.deg2rad(torch.as_tensor(azimuth, dtype=torch.float64))
+    el = torch.deg2rad(torch.as_tensor(elevation, dtype=torch.float64))
+    az, el = torch.broadcast_tensors(az, el)
+    d = torch.stack([el.cos() * az.cos(), el.cos() * az.sin(), el.sin()], dim=-1)
+    return d.float()
+
+
+def angles(d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Azimuth and elevation in degrees of view vectors ``[..., 3]`` (inverse of ``direction``)."""
+    d = _check_directions(d)
+    az = torch.rad2deg(torch.atan2(d[..., 1], d[..., 0]))
+    el = torch.rad2deg(torch.asin(d[..., 2].clamp(-1, 1)))
+    return az, el
+
+
+def sample_directions(n: int, seed: int = 0) -> torch.Tensor:
+    """``n`` view vectors drawn uniformly (by solid angle) from the +z hemisphere, seeded.
+
+    Uniform on the hemisphere means ``z = cos(theta)`` uniform in [0, 1) and the azimuth uniform:
+    Archimedes' hat-box theorem. Only one hemisphere is needed because an x-ray along ``d``
+    equals the x-ray along ``-d`` mirrored (see chapter 1).
+    """
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"sample_directions: n must be a positive integer, got {n!r}")
+    g = torch.Generator().manual_seed(int(seed))
+    z = torch.rand(n, generator=g, dtype=torch.float64)
+    phi = torch.rand(n, generator=g, dtype=torch.float64) * (2 * math.pi)
+    r = (1 - z * z).sqrt()
+    return torch.stack([r * phi.cos(), r * phi.sin(), z], dim=-1).float()
+
+
+def view_class(d: torch.Tensor, cone_deg: float = 30.0) -> list[str]:
+    """Label views 'top', 'front', 'side' or 'other' (within ``cone_deg`` of +z, +-y, +-x)."""
+    d = _check_directions(d).reshape(-1, 3).double()
+    c = math.cos(math.radians(cone_deg))
+    labels = []
+    for x, y, z in d.abs().tolist():
+        labels.append("top" if z >= c else "front" if y >= c else "side" if x >= c else "other")
+    return labels
+
+
+def _check_directions(d) -> torch.Tensor:
+    d = torch.as_tensor(d, dtype=torch.float32)
+    if d.shape[-1:] != (3,):
+        raise ValueError(f"view direction must have 3 components (x, y, z), got shape {tuple(d.shape)}")
+    if not torch.isfinite(d).all():
+        raise ValueError("view direction contains NaN or inf")
+    norm = d.norm(dim=-1)
+    if (norm < 1e-6).any():
+        raise ValueError("view direction must be non-zero")
+    return d / norm[..., None]
+
+
+def _check_volume(volume) -> tuple[torch.Tensor, bool]:
+    """``[B, D, H, W]`` float volume and whether a batch axis was added."""
+    if not torch.is_tensor(volume):
+        raise TypeError(f"volume must be a torch tensor, got {type(volume).__name__}")
+    if volume.dim() not in (3, 4):
+        raise ValueError(f"volume must be [D, H, W] or [B, D, H, W], got shape {tuple(volume.shape)}")
+    if not volume.is_floating_point():
+        raise ValueError(f"volume must be floating point, got {volume.dtype}")
+    if min(volume.shape[-3:]) < 2:
+        raise ValueError(f"volume is too small along an axis: shape {tuple(volume.shape)}")
+    single = volume.dim() == 3
+    return (volume[None] if single else volume), single
+
+
+def _rotation_grid(cos, sin, out_rows: int, out_cols: int) -> torch.Tensor:
+    """Sampling grid ``[B, rows, cols, 2]`` of a 2-D rotation in normalised coordinates.
+
+    Output point (u, v) (u along columns, v along rows) reads the input at
+    (u cos - v sin, u sin + v cos), i.e. the input is turned by -angle.
+    """
+    dev, dt = cos.device, cos.dtype
+    u = (torch.arange(out_cols, device=dev, dtype=dt) * 2 + 1) / out_cols - 1
+    v = (torch.arange(out_rows, device=dev, dtype=dt) * 2 + 1) / out_rows - 1
+    c, s = cos[:, None, None], sin[:, None, None]
+    uu, vv = u[None, None, :], v[None, :, None]
+    return torch.stack([uu * c - vv * s, uu * s + vv * c], dim=-1)
+
+
+def align(volume: torch.Tensor, direction: torch.Tensor, n_steps: int = N_STEPS,
+          size: int | tuple[int, int] | None = None) -> torch.Tensor:
+    """Resample ``volume`` into the camera frame of ``direction``: ``[n_steps, rows, cols]``.
+
+    Depth comes first, ordered front to back along the ray (index 0 nearest the source);
+    rows run top to bottom of the image, columns left to right. ``size`` sets the lateral
+    resolution (default: the volume's H, W). Accepts a batch ``[B, D, H, W]`` with ``[B, 3]``
+    directions. Sampling is bilinear per pass, zero outside the cube; no prefilter is applied,
+    so ask for at most the volume's resolution to avoid aliasing.
+    """
+    vol, single = _check_volume(volume)
+    b, d_in, h_in, w_in = vol.shape
+    dirs = _check_directions(direction).to(vol.device).reshape(-1, 3)
+    if dirs.shape[0] == 1 and b > 1:
+        dirs = dirs.expand(b, 3)
+    if dirs.shape[0] != b:
+        raise ValueError(f"align: {dirs.shape[0]} directions for a batch of {b} volumes")
+    if not isinstance(n_steps, int) or n_steps < 1:
+        raise ValueError(f"align: n_steps must be a positive integer, got {n_steps!r}")
+    rows, cols = (h_in, w_in) if size is None else (size, size) if isinstance(size, int) else size
+    dirs = dirs.to(vol.dtype)
+    # R = Rz(azimuth) Ry(polar) Rz(90 deg): camera (right, up, back) -> world.
+    rho = dirs[:, :2].norm(dim=1)
+    horiz = rho > 1e-7
+    # Straight from the top the azimuth is undefined: take -90 deg, so the front (+y) is "up".
+    cos_az = torch.where(horiz, dirs[:, 0] / rho.clamp_min(1e-12), torch.zeros_like(rho))
+    sin_az = torch.where(horiz, dirs[:, 1] / rho.clamp_min(1e-12), -torch.ones_like(rho))
+    cos_po, sin_po = dirs[:, 2], rho
+    # Pass 1, azimuth about z: every z-slice turned in the (x, y) plane; slices are channels.
+    # The output's y axis becomes the camera's "right" after the quarter turn: `cols` samples.
+    g1 = _rotation_grid(cos_az, sin_az, cols, rows)
+    w1 = F.grid_sample(vol, g1, mode="bilinear", padding_mode="zeros", align_corners=False)
+    # Pass 2, polar tilt about y: every y-slice turned in the (x, z) plane; y-slices are channels.
+    w1 = w1.permute(0, 2, 1, 3)  # [B, y, z, x]
+    g2 = _rotation_grid(cos_po, -sin_po, n_steps, rows)
+    w2 = F.grid_sample(w1, g2, mode="bilinear", padding_mode="zeros", align_corners=False)
+    # w2 is [B, y', z', x'] with camera right = y', up = -x', back = z'.
+    # Depth front to back = z' descending; rows top to bottom = up descending = x' ascending;
+    # columns left to right = right ascending = y' ascending.
+    out = w2.permute(0, 2, 3, 1).flip(1).contiguous()
+    return out[0] if single else out
+
+
+def composite(aligned: torch.Tensor, chi: float = CHI) -> torch.Tensor:
+    """Beer–Lambert transparency of a view-aligned volume: ``exp(-chi * dt * sum mu)``.
+
+    ``dt`` is one over the number of depth slices, which span the unit cube.
+    """
+    if aligned.dim() < 3:
+        raise ValueError(f"composite: aligned volume must be [..., D, H, W], got {tuple(aligned.shape)}")
+    if not chi > 0:
+        raise ValueError(f"composite: chi must be positive, got {chi!r}")
+    dt = 1.0 / aligned.shape[-3]
+    return torch.exp(-chi * dt * aligned.sum(dim=-3))
+
+
+def simulate(volume: torch.Tensor, direction: torch.Tensor, chi: float = CHI,
+             n_steps: int = N_STEPS, size: int | tuple[int, int] | None = None) -> torch.Tensor:
+    """The x-ray (transparency alpha, linear units) of ``volume`` seen along ``direction``."""
+    return composite(align(volume, direction, n_steps=n_steps, size=size), chi=chi)
+
+
+def mirror(image_or_volume: torch.Tensor) -> torch.Tensor:
+    """The vertical mirror (left-right flip of the image columns), which doubles each view.
+
+    Applied to an x-ray and to its view-aligned volume alike, it yields the sample of a
+    mirror-image specimen: still a valid training pair.
+    """
+    return image_or_volume.flip(-1)
+
+
+def encode_gamma(alpha: torch.Tensor, gamma: float = 2.2) -> torch.Tensor:
+    """Display encoding of a linear x-ray as legacy radiographs were stored: opacity ** (1/gamma).
+
+    Works on opacity (1 - alpha), the quantity that is shown, and returns encoded alpha.
+    """
+    if not gamma > 0:
+        raise ValueError(f"gamma must be positive, got {gamma!r}")
+    return 1 - (1 - alpha).clamp(0, 1) ** (1 / gamma)
+
+
+def decode_gamma(alpha: torch.Tensor, gamma: float = 2.2) -> torch.Tensor:
+    """Undo ``encode_gamma``: back to linear transparency."""
+    if not gamma > 0:
+        raise ValueError(f"gamma must be positive, got {gamma!r}")
+    return 1 - (1 - alpha).clamp(0, 1) ** gamma
+
+
+def poisson_noise(alpha: torch.Tensor, photons: float, seed: int = 0) -> torch.Tensor:
+    """Quantum noise: each pixel counts Poisson(photons * alpha) quanta, returned as a fraction."""
+    if not photons > 0:
+        raise ValueError(f"photons must be positive, got {photons!r}")
+    g = torch.Generator(device=alpha.device).manual_seed(int(seed))
+    counts = torch.poisson(alpha.clamp(0, 1) * photons, generator=g)
+    return (counts / photons).clamp(0, 1)
