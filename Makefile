@@ -21,10 +21,11 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $@
 
 test: install
-	$(VENV)/bin/python tests/fetch_real_data.py
+	$(VENV)/bin/xtomo fetch-data
 	$(VENV)/bin/python -m pytest
 
 book: install
+	$(VENV)/bin/xtomo fetch-data
 	$(VENV)/bin/xtomo book --profile $(PROFILE)
 
 clean:

@@ -18,11 +18,12 @@ from pydicom.sequence import Sequence
 from pydicom.uid import (ComputedRadiographyImageStorage, CTImageStorage, EnhancedCTImageStorage,
                          ExplicitVRLittleEndian, generate_uid)
 
+from xtomo import realdata
 from xtomo.io import (FIT_RADIUS, HU_WINDOW, load_volume, load_xray, prepare_volume, save_volume,
                       save_xray)
 
-DATA = Path(__file__).parent / ".data"
-FETCH = "python tests/fetch_real_data.py"
+DATA = realdata.data_dir()
+FETCH = "xtomo fetch-data"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -493,7 +494,7 @@ def test_other_bad_content(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
-# real files (fetched by tests/fetch_real_data.py)
+# real files (fetched by `xtomo fetch-data`)
 
 @pytest.fixture(scope="module")
 def chest_ct():

