@@ -6,7 +6,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from xtomo import xray
-from conftest import ball
+from xtomo.phantoms import ball, ball_xray
 
 N = 64
 
@@ -15,18 +15,6 @@ def image_coords(n):
     t = (torch.arange(n) + 0.5) / n - 0.5
     v, u = torch.meshgrid(t, t, indexing="ij")
     return u, v
-
-
-def chord(u, v, r):
-    """Length of the chord of a ball of radius r at distance sqrt(u^2 + v^2) from its centre."""
-    return 2 * (r**2 - u**2 - v**2).clamp_min(0).sqrt()
-
-
-def pixel_chord(n, r, sub=16):
-    """The chord averaged over each pixel's footprint: what a box-filtered ball integrates to."""
-    t = (torch.arange(n * sub, dtype=torch.float64) + 0.5) / (n * sub) - 0.5
-    v, u = torch.meshgrid(t, t, indexing="ij")
-    return torch.nn.functional.avg_pool2d(chord(u, v, r)[None], sub)[0]
 
 
 def test_sphere_axis_aligned_matches_closed_form():
@@ -38,10 +26,10 @@ def test_sphere_axis_aligned_matches_closed_form():
     mu, r = 0.5, 0.3
     vol = ball(N, r, supersample=16) * mu
     alpha = xray.simulate(vol, xray.direction(0, 90), n_steps=N)
-    exact = torch.exp(-xray.CHI * mu * pixel_chord(N, r, sub=16)).float()
+    exact = ball_xray(N, r, mu, supersample=16)
     assert (alpha - exact).abs().max() < 1e-3
     u, v = image_coords(N)
-    pointwise = torch.exp(-xray.CHI * mu * chord(u, v, r))
+    pointwise = ball_xray(N, r, mu)
     assert (alpha - pointwise)[(u**2 + v**2).sqrt() < r - 3 / N].abs().max() < 1e-3
 
 
@@ -125,7 +113,8 @@ def test_composite_of_constant_volume():
 
 def _markers(n=N):
     """Three small balls: +y (front, value 1), +z (top, value 2), +x (side, value 3)."""
-    return ball(n, 0.06, (0, 0.3, 0)) + 2 * ball(n, 0.06, (0, 0, 0.3)) + 3 * ball(n, 0.06, (0.3, 0, 0))
+    return (ball(n, 0.06, centre=(0, 0.3, 0)) + 2 * ball(n, 0.06, centre=(0, 0, 0.3))
+            + 3 * ball(n, 0.06, centre=(0.3, 0, 0)))
 
 
 def _where(aligned, value):

@@ -1,0 +1,104 @@
+"""Matplotlib figures the chapters share: image grids, view hemispheres, volume slices.
+
+X-rays are shown as opacity ``1 - alpha`` (bone bright), as radiographs are.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from . import render, xray
+
+__all__ = ["image_grid", "specimen_views", "hemisphere", "slices"]
+
+#: Views named as the paper's Fig. 8b sorts them: (azimuth, elevation) in degrees.
+VIEWS = {"top": (0.0, 90.0), "front": (90.0, 0.0), "side": (0.0, 0.0), "oblique": (55.0, 20.0)}
+
+
+def _as_image(a) -> np.ndarray:
+    return a.detach().cpu().numpy() if torch.is_tensor(a) else np.asarray(a)
+
+
+def image_grid(images: Sequence, titles: Sequence[str] | None = None, cols: int | None = None,
+               cmap: str = "gray", vmin: float = 0.0, vmax: float = 1.0, size: float = 2.4,
+               suptitle: str | None = None, colorbar: bool = False):
+    """Images in a grid, axes off; returns the figure."""
+    n = len(images)
+    cols = cols or n
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * rows + (0.4 if suptitle else 0)),
+                             squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < n:
+            im = ax.imshow(_as_image(images[i]), cmap=cmap, vmin=vmin, vmax=vmax)
+            if titles:
+                ax.set_title(titles[i], fontsize=9)
+            if colorbar:
+                fig.colorbar(im, ax=ax, fraction=0.046)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def specimen_views(volumes: Sequence[torch.Tensor], names: Sequence[str], views=("top", "front", "side"),
+                   chi: float = xray.CHI, render_view: str = "oblique", level: float = 0.1, size: float = 2.0):
+    """One row per specimen: its x-rays from ``views`` and a shaded iso-surface render."""
+    fig, axes = plt.subplots(len(volumes), len(views) + 1, figsize=(size * (len(views) + 1), size * len(volumes)),
+                             squeeze=False)
+    for row, (vol, name) in zip(axes, zip(volumes, names)):
+        n = vol.shape[-1]
+        for ax, view in zip(row, views):
+            alpha = xray.simulate(vol, xray.direction(*VIEWS[view]), chi=chi, n_steps=n)
+            ax.imshow(_as_image(1 - alpha), cmap="gray", vmin=0, vmax=1)
+        shade = render.iso_surface(vol, xray.direction(*VIEWS[render_view]), level=level, size=2 * n)
+        row[-1].imshow(_as_image(shade), cmap="bone", vmin=0, vmax=1)
+        row[0].set_ylabel(name, fontsize=8)
+        for ax in row:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    for ax, title in zip(axes[0], [f"x-ray, {v}" for v in views] + [f"iso-surface {level}, {render_view}"]):
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def hemisphere(directions: torch.Tensor, ax=None, title: str | None = None):
+    """View directions on the +z hemisphere in Lambert's equal-area projection.
+
+    Equal areas on the hemisphere stay equal on the disc, so a uniform sample looks uniform.
+    The rim is the horizon (side and front views), the centre the top view.
+    """
+    d = xray._check_directions(directions).reshape(-1, 3).cpu().double()
+    r = torch.sqrt(2 * (1 - d[:, 2].clamp(-1, 1))) / math.sqrt(2)   # 1 at the horizon
+    phi = torch.atan2(d[:, 1], d[:, 0])
+    if ax is None:
+        _, ax = plt.subplots(figsize=(3.6, 3.6))
+    ax.scatter((r * phi.cos()).numpy(), (r * phi.sin()).numpy(), s=3, alpha=0.6)
+    ax.add_patch(plt.Circle((0, 0), 1, fill=False, lw=1, color="k"))
+    for el in (30, 60):
+        rr = math.sqrt(2 * (1 - math.sin(math.radians(el)))) / math.sqrt(2)
+        ax.add_patch(plt.Circle((0, 0), rr, fill=False, lw=0.5, ls=":", color="k"))
+    ax.annotate("+x (side)", (1.02, 0), fontsize=8, va="center")
+    ax.annotate("+y (front)", (0, 1.04), fontsize=8, ha="center")
+    ax.set_aspect("equal")
+    ax.set_xlim(-1.25, 1.35)
+    ax.set_ylim(-1.15, 1.2)
+    ax.axis("off")
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax
+
+
+def slices(volume: torch.Tensor, title: str | None = None, size: float = 2.4, vmax: float = 1.0):
+    """The three central slices of a canonical volume: axial (z), coronal (y), sagittal (x)."""
+    v = _as_image(volume)
+    d, h, w = v.shape
+    images = [v[d // 2], v[:, h // 2, :][::-1], v[:, :, w // 2][::-1]]
+    return image_grid(images, ["axial (top)", "coronal (front)", "sagittal (side)"], cmap="gray",
+                      vmax=vmax, size=size, suptitle=title)
