@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from xtomo import anatomy, data, xray
+from xtomo import data, xray
 from xtomo.profiles import get_profile
 
 SMOKE = get_profile("smoke")

@@ -7,6 +7,7 @@ raises for bad input end as one ``xtomo: error: ...`` line, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Callable
 
@@ -72,6 +73,44 @@ def simulate(args) -> None:
     for name, ours, theirs in rows:
         print(f"{name:24}{ours:>14,}{theirs:>10,}")
     print(f"volumes cached in {manifest['volumes']}")
+
+
+@command(PROFILE, arg("--resume", action="store_true", help="continue from the last checkpoint"),
+         arg("--steps", type=int, default=None, help="override the profile's number of steps"),
+         arg("--minutes", type=float, default=None, help="stop (with a checkpoint) after this much time"),
+         arg("--out", default=None, help="folder for checkpoint.pt and training_log.csv "
+                                         "(default: artifacts/<profile>/)"),
+         arg("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if present)"))
+def train(args) -> None:
+    """Train the network of a profile; torchrun-compatible (torchrun --nproc-per-node N -m xtomo train)."""
+    from .train import train as run
+
+    summary = run(args.profile, resume=args.resume, steps=args.steps, minutes=args.minutes,
+                  out_dir=args.out, device=args.device, progress=sys.stderr.isatty())
+    if summary["world_size"] == 1 or int(os.environ.get("RANK", "0")) == 0:
+        print(f"step {summary['step']}/{summary['total_steps']}: validation L2 {summary['val_l2']:.5f} "
+              f"(mean-volume baseline {summary['baseline_l2']:.5f}); checkpoint {summary['checkpoint']}")
+
+
+@command(arg("xray", help="x-ray image: PNG (8/16-bit), TIFF, JPEG or DICOM radiograph"),
+         arg("--checkpoint", required=True, help="a checkpoint written by `xtomo train`"),
+         arg("--out", required=True, help="volume file to write: .nii, .nii.gz or .npz"),
+         arg("--no-fusion", action="store_true",
+             help="keep the network's coarse volume (fusion with the full-resolution x-ray is "
+                  "chapter 4's step and not yet available, so this flag is required for now)"),
+         arg("--gamma", type=float, default=None, help="undo this display gamma of the image (e.g. 2.2)"))
+def reconstruct(args) -> None:
+    """Reconstruct a view-aligned density volume from one x-ray."""
+    from . import io
+    from .inference import reconstruct as infer
+    from .train import load_checkpoint, model_from_checkpoint
+
+    if not args.no_fusion:
+        raise ValueError("fusion is not available yet; pass --no-fusion for the network's volume")
+    model = model_from_checkpoint(load_checkpoint(args.checkpoint))
+    volume = infer(io.load_xray(args.xray, gamma=args.gamma), model)
+    io.save_volume(volume, args.out)
+    print(f"{args.out}: volume {tuple(volume.shape)} (depth first, front to back along the ray)")
 
 
 @command()

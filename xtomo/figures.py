@@ -102,3 +102,40 @@ def slices(volume: torch.Tensor, title: str | None = None, size: float = 2.4, vm
     images = [v[d // 2], v[:, h // 2, :][::-1], v[:, :, w // 2][::-1]]
     return image_grid(images, ["axial (top)", "coronal (front)", "sagittal (side)"], cmap="gray",
                       vmax=vmax, size=size, suptitle=title)
+
+
+def reconstructions(xrays, predicted, truth, names, level: float = 0.1, novel=(55.0, 20.0), size: float = 1.9):
+    """One row per sample: x-ray, iso-surfaces of prediction and truth from the x-ray's view and
+    from a novel view, and a central depth slice of each (view-aligned volumes, depth first)."""
+    cols = ["input x-ray", "ours, x-ray view", "truth, x-ray view", "ours, novel view", "truth, novel view",
+            "ours, mid-depth slice", "truth, mid-depth slice"]
+    fig, axes = plt.subplots(len(names), len(cols), figsize=(size * len(cols), size * len(names)), squeeze=False)
+    d = xray.direction(*novel)
+    for row, x, pred, gt, name in zip(axes, xrays, predicted, truth, names):
+        k = pred.shape[0] // 2
+        images = [1 - x, render.shade_aligned(pred, level), render.shade_aligned(gt, level),
+                  render.iso_surface(pred, d, level), render.iso_surface(gt, d, level), pred[k], gt[k]]
+        for ax, image, cmap in zip(row, images, ["gray", "bone", "bone", "bone", "bone", "gray", "gray"]):
+            ax.imshow(_as_image(image), cmap=cmap, vmin=0, vmax=1 if cmap == "bone" or ax is row[0] else 0.8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        row[0].set_ylabel(name, fontsize=8)
+    for ax, title in zip(axes[0], cols):
+        ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def training_curves(history, baseline: float | None = None, ax=None):
+    """Training and held-out L2 against step, log scale, with the mean-volume baseline."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.4))
+    steps = [h["step"] for h in history]
+    ax.plot(steps, [h["train_l2"] for h in history], "o-", ms=3, label="training species (batch mean)")
+    ax.plot(steps, [h["val_l2"] for h in history], "s-", ms=3, label="held-out species")
+    if baseline is not None:
+        ax.axhline(baseline, color="k", ls="--", lw=1, label="predict the mean training volume")
+    ax.set(xlabel="step", ylabel="L2 (mean squared voxel error)", yscale="log")
+    ax.legend(fontsize=8)
+    ax.figure.tight_layout()
+    return ax

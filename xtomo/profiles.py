@@ -25,6 +25,15 @@ class Profile:
     chi: float = 10.0         # extinction coefficient of Eq. 1 (paper: 10)
     seed: int = 0
     gallery: int = 6          # species shown in chapter 1's gallery
+    # training (chapter 3); the paper trained 150,000 iterations with an L2 loss
+    model: str = "quick"      # network preset in xtomo.model.PRESETS
+    batch_size: int = 8
+    lr: float = 1e-3          # Adam, cosine-decayed to a tenth over the run
+    steps: int = 1000
+    val_every: int = 100      # validate on held-out species every this many steps
+    val_samples: int = 64     # held-out samples per validation
+    checkpoint_every: int = 100
+    workers: int = 0          # DataLoader worker processes
     extra: dict = field(default_factory=dict, compare=False)
 
     @property
@@ -46,7 +55,8 @@ class Profile:
 
 
 def _validated(p: Profile) -> Profile:
-    ints = ("n_species", "n_val_species", "n_views", "volume_size", "xray_size", "gallery")
+    ints = ("n_species", "n_val_species", "n_views", "volume_size", "xray_size", "gallery",
+            "batch_size", "steps", "val_every", "val_samples", "checkpoint_every")
     for name in ints:
         value = getattr(p, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -59,6 +69,10 @@ def _validated(p: Profile) -> Profile:
         raise ValueError(f"profile {p.name!r}: volume_size must be at least 8, got {p.volume_size}")
     if not (isinstance(p.chi, (int, float)) and p.chi > 0):
         raise ValueError(f"profile {p.name!r}: chi must be a positive number, got {p.chi!r}")
+    if not (isinstance(p.lr, (int, float)) and p.lr > 0):
+        raise ValueError(f"profile {p.name!r}: lr must be a positive number, got {p.lr!r}")
+    if not isinstance(p.workers, int) or p.workers < 0:
+        raise ValueError(f"profile {p.name!r}: workers must be a non-negative integer, got {p.workers!r}")
     if not isinstance(p.seed, int) or isinstance(p.seed, bool):
         raise ValueError(f"profile {p.name!r}: seed must be an integer, got {p.seed!r}")
     return p
@@ -68,11 +82,14 @@ PROFILES: dict[str, Profile] = {
     p.name: _validated(p)
     for p in (
         Profile("smoke", n_species=12, n_val_species=3, n_views=8, mirror=True,
-                volume_size=32, xray_size=32, gallery=3),
+                volume_size=32, xray_size=32, gallery=3, model="smoke", batch_size=4, steps=12,
+                val_every=6, val_samples=8, checkpoint_every=4),
         Profile("quick", n_species=175, n_val_species=20, n_views=1332, mirror=True,
-                volume_size=64, xray_size=128, gallery=6),
+                volume_size=64, xray_size=128, gallery=6, model="quick", batch_size=8, steps=900,
+                val_every=100, val_samples=96, checkpoint_every=100, workers=1),
         Profile("paper", n_species=175, n_val_species=20, n_views=1332, mirror=True,
-                volume_size=128, xray_size=256, gallery=8),
+                volume_size=128, xray_size=256, gallery=8, model="paper", batch_size=32,
+                steps=150_000, val_every=2_000, val_samples=1_024, checkpoint_every=2_000, workers=8),
     )
 }
 

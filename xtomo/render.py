@@ -9,23 +9,33 @@ import torch
 
 from . import xray
 
-__all__ = ["iso_surface"]
+__all__ = ["iso_surface", "shade_aligned"]
 
 
 def iso_surface(volume: torch.Tensor, direction: torch.Tensor, level: float = 0.1,
-                size: int | None = None, n_steps: int | None = None,
-                light=(0.4, 0.6, 1.0), ambient: float = 0.25, specular: float = 0.25) -> torch.Tensor:
+                size: int | None = None, n_steps: int | None = None, **shading) -> torch.Tensor:
     """Grey image ``[rows, cols]`` in [0, 1] of the surface where density first reaches ``level``.
+
+    The volume is seen along ``direction`` with the x-ray camera; see ``shade_aligned``.
+    """
+    vol, _ = xray._check_volume(volume)
+    if vol.shape[0] != 1:
+        raise ValueError("iso_surface renders one volume at a time")
+    aligned = xray.align(vol[0], direction, n_steps=n_steps or vol.shape[-3], size=size)
+    return shade_aligned(aligned, level, **shading)
+
+
+def shade_aligned(a: torch.Tensor, level: float = 0.1, light=(0.4, 0.6, 1.0), ambient: float = 0.25,
+                  specular: float = 0.25) -> torch.Tensor:
+    """Shaded iso-surface of a view-aligned volume ``[D, rows, cols]`` seen from its front.
 
     The hit is refined between samples by linear interpolation; the normal is the negated
     density gradient there; shading is ambient + Lambert + a Blinn–Phong highlight with the
     light given in camera coordinates (x right, y up, z towards the viewer). Empty rays are 0.
     """
-    vol, _ = xray._check_volume(volume)
-    if vol.shape[0] != 1:
-        raise ValueError("iso_surface renders one volume at a time")
-    n_steps = n_steps or vol.shape[-3]
-    a = xray.align(vol[0], direction, n_steps=n_steps, size=size)  # [D, rows, cols]
+    if a.dim() != 3:
+        raise ValueError(f"shade_aligned needs a [D, rows, cols] volume, got shape {tuple(a.shape)}")
+    n_steps = a.shape[0]
     inside = a >= level
     hit = inside.any(0)
     k = inside.float().argmax(0)                                  # first sample at or above level

@@ -1,0 +1,87 @@
+"""What every benchmark script shares: the machine line, a CPU-idleness probe, and writing one
+section of RESULTS.md between its markers without touching the others."""
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+INTRO = """# Benchmark results
+
+Measured numbers only: every table below is written by a script in this folder, never typed, with
+the machine it ran on. Each script replaces only its own section (between its markers); rerun one
+with `.venv/bin/python benchmarks/<script>.py --write`. See `benchmarks/README.md`.
+"""
+
+
+def cpu_model() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+        for line in out.splitlines():
+            if line.strip().lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def machine_line() -> str:
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count()
+    return (f"{cpu_model()} ({platform.machine()}), {os.cpu_count()} logical cores "
+            f"({usable} usable), torch {torch.__version__}, "
+            f"torch.get_num_threads() = {torch.get_num_threads()}, Python {platform.python_version()}")
+
+
+def busy_cores(window: float = 0.5) -> float:
+    """Cores kept busy by everything on the machine over ``window`` s (/proc/stat), or load average.
+
+    Called while this script is idle, it measures what other processes take from the benchmark.
+    """
+    def read():
+        fields = [float(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        return sum(fields), idle
+    try:
+        t0, i0 = read()
+        time.sleep(window)
+        t1, i1 = read()
+        return (1 - (i1 - i0) / max(t1 - t0, 1e-9)) * (os.cpu_count() or 1)
+    except (OSError, ValueError, IndexError):
+        return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+
+
+def update_section(path: Path, section: str, name: str = "throughput") -> None:
+    """Replace the text between ``<!-- name:begin -->`` and ``<!-- name:end -->`` (or append it), atomically."""
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    block = f"{begin}\n{section.strip()}\n{end}"
+    old = path.read_text() if path.exists() else ""
+    if begin in old and end in old and old.index(begin) < old.index(end):
+        new = old[:old.index(begin)] + block + old[old.index(end) + len(end):]
+    elif old.strip():
+        new = old.rstrip("\n") + "\n\n" + block + "\n"
+    else:
+        new = INTRO + "\n" + block + "\n"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(new)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; keep the file readable
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

@@ -1,0 +1,63 @@
+"""Wall time of the whole book at a profile, chapter by chapter, from cold caches.
+
+    .venv/bin/python benchmarks/book_budget.py [--profile quick] [--write]
+
+Runs every chapter through ``xtomo.book.run_chapter`` with a fresh, empty artifacts folder (so
+species volumes are generated and the network is trained, as on a new machine) and reports each
+chapter's seconds against the budget: all chapters of ``quick`` within 30 minutes on 2 cores.
+``--write`` records the table in RESULTS.md (section ``book-budget``).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import RESULTS, busy_cores, machine_line, update_section  # noqa: E402
+
+BUDGET_MINUTES = {"smoke": 5, "quick": 30}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--profile", default="quick")
+    ap.add_argument("--write", action="store_true", help=f"record the table in {RESULTS.name}")
+    args = ap.parse_args(argv)
+    from xtomo.book import CHAPTERS, run_chapter
+
+    idle_before = busy_cores()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="xtomo-budget-") as tmp:
+        os.environ["XTOMO_ARTIFACTS"] = str(Path(tmp) / "artifacts")
+        for chapter in CHAPTERS:
+            t0 = time.perf_counter()
+            run_chapter(chapter, args.profile, out_dir=Path(tmp) / "notebooks")
+            rows.append((chapter.stem, time.perf_counter() - t0))
+            print(f"{chapter.stem}: {rows[-1][1]:.0f} s", flush=True)
+    total = sum(s for _, s in rows)
+    budget = BUDGET_MINUTES.get(args.profile)
+    lines = [f"## Book budget ({args.profile} profile)", "",
+             f"Machine: {machine_line()}  ",
+             f"Measured {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC by "
+             f"`python benchmarks/book_budget.py --profile {args.profile}`, every chapter executed by papermill "
+             f"from an empty artifacts folder (other processes kept {idle_before:.2f} cores busy at the start).",
+             "", "| chapter | seconds |", "|---|---:|"]
+    lines += [f"| {name} | {seconds:.0f} |" for name, seconds in rows]
+    lines += [f"| **all chapters** | **{total:.0f}** ({total / 60:.1f} min) |", ""]
+    if budget:
+        verdict = "within" if total <= 60 * budget else "OVER"
+        lines.append(f"Budget: {budget} min for all chapters at `{args.profile}` — {verdict} it.")
+    table = "\n".join(lines)
+    print(table)
+    if args.write:
+        update_section(RESULTS, table, name=f"book-budget-{args.profile}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""Training: deterministic resume after a kill, checkpoints that fail clearly, DDP, reconstruct."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from xtomo import io
+from xtomo.profiles import get_profile
+from xtomo.train import CheckpointError, load_checkpoint, step_indices, train
+
+SMOKE = get_profile("smoke")
+
+
+def xtomo(*args, env=None, **kwargs):
+    return subprocess.run([sys.executable, "-m", "xtomo", *args], capture_output=True, text=True,
+                          env=env or os.environ.copy(), **kwargs)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    summary = train(SMOKE, out_dir=out, progress=False)
+    return out, summary
+
+
+def test_training_writes_checkpoint_and_log(trained):
+    out, summary = trained
+    ck = load_checkpoint(out / "checkpoint.pt", SMOKE)
+    assert ck["step"] == SMOKE.steps == summary["step"]
+    assert ck["profile"]["name"] == "smoke" and ck["seed"] == SMOKE.seed and ck["code_version"]
+    assert ck["val_l2"] == summary["val_l2"] and summary["val_l2"] > 0
+    lines = (out / "training_log.csv").read_text().splitlines()
+    assert lines[0] == "step,samples,train_l2,val_l2,lr,seconds"
+    assert len(lines) == 1 + SMOKE.steps // SMOKE.val_every
+
+
+def test_step_indices_are_a_function_of_seed_and_step():
+    assert step_indices(0, 5, 8, 100) == step_indices(0, 5, 8, 100)
+    assert step_indices(0, 5, 8, 100) != step_indices(0, 6, 8, 100)
+    assert step_indices(1, 5, 8, 100) != step_indices(0, 5, 8, 100)
+
+
+def test_resume_after_kill_gives_the_same_weights(tmp_path):
+    """Kill a run after a checkpoint, resume it, and compare with a run that was never interrupted."""
+    steps = "40"
+    env = dict(os.environ, XTOMO_ARTIFACTS=str(tmp_path / "artifacts"))
+    whole = xtomo("train", "--profile", "smoke", "--steps", steps, "--out", str(tmp_path / "whole"), env=env)
+    assert whole.returncode == 0, whole.stderr
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "xtomo", "train", "--profile", "smoke", "--steps", steps,
+                             "--out", str(killed)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (killed / "checkpoint.pt").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    interrupted_at = load_checkpoint(killed / "checkpoint.pt")["step"]
+    assert interrupted_at < int(steps), "the run finished before it could be killed"
+    resumed = xtomo("train", "--profile", "smoke", "--steps", steps, "--resume", "--out", str(killed), env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    a = load_checkpoint(tmp_path / "whole" / "checkpoint.pt")
+    b = load_checkpoint(killed / "checkpoint.pt")
+    assert b["step"] == a["step"] == int(steps)
+    for name, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][name]), name
+    assert a["history"] == [dict(h, seconds=a["history"][i]["seconds"]) for i, h in enumerate(b["history"])]
+
+
+def test_corrupt_and_mismatched_checkpoints(trained, tmp_path):
+    out, _ = trained
+    data = (out / "checkpoint.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="cut.pt cannot be read"):
+        load_checkpoint(tmp_path / "cut.pt")
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="not an xtomo checkpoint"):
+        load_checkpoint(tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="batch_size: 4 there, 2 here"):
+        load_checkpoint(out / "checkpoint.pt", SMOKE.replace(batch_size=2))
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_checkpoint(tmp_path / "nothing.pt")
+
+
+def test_two_process_ddp_with_gloo(tmp_path):
+    env = dict(os.environ, XTOMO_ARTIFACTS=str(tmp_path / "artifacts"), OMP_NUM_THREADS="1")
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+                          "--master-port", "29517", "-m", "xtomo", "train", "--profile", "smoke", "--steps", "6",
+                          "--out", str(tmp_path / "ddp")], capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    ck = load_checkpoint(tmp_path / "ddp" / "checkpoint.pt")
+    assert ck["world_size"] == 2 and ck["step"] == 6
+    assert run.stdout.count("validation L2") == 1  # only rank 0 reports and writes
+
+
+def test_reconstruct_cli(trained, tmp_path):
+    out, _ = trained
+    alpha = torch.rand(48, 40) * 0.5 + 0.5  # any size, not square
+    io.save_xray(alpha, tmp_path / "x.png", bits=16)
+    done = xtomo("reconstruct", str(tmp_path / "x.png"), "--checkpoint", str(out / "checkpoint.pt"),
+                 "--out", str(tmp_path / "v.nii.gz"), "--no-fusion")
+    assert done.returncode == 0, done.stderr
+    vol = io.load_volume(tmp_path / "v.nii.gz", size=32, fit=False)
+    assert vol.shape == (32, 32, 32)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["missing.png", "--checkpoint", "{ck}", "--out", "v.npz", "--no-fusion"], "missing.png: no such file"),
+    (["{png}", "--checkpoint", "missing.pt", "--out", "v.npz", "--no-fusion"], "does not exist"),
+    (["{png}", "--checkpoint", "{ck}", "--out", "v.npz"], "--no-fusion"),
+])
+def test_reconstruct_cli_bad_inputs(trained, tmp_path, args, message):
+    out, _ = trained
+    io.save_xray(torch.full((16, 16), 0.7), tmp_path / "x.png")
+    args = [a.format(ck=out / "checkpoint.pt", png=tmp_path / "x.png") for a in args]
+    done = xtomo("reconstruct", *args, cwd=tmp_path)
+    assert done.returncode == 2
+    assert message in done.stderr and "Traceback" not in done.stderr

@@ -1,0 +1,279 @@
+"""Training the 2D→3D network: L2 between voxels, Adam, validation on held-out species.
+
+Every batch is a pure function of (seed, step): the indices of step ``s`` come from a generator
+seeded with both, so a run killed and resumed from its last checkpoint replays exactly the batches
+it would have seen and, on a CPU, ends with the same weights. Several GPUs go through PyTorch's
+DistributedDataParallel when started by ``torchrun``: each rank takes its share of every batch and
+only rank 0 validates and writes.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+import os
+import subprocess
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from . import __version__, anatomy
+from .data import ProceduralBank, XrayDataset
+from .files import artifacts_dir, atomic_path
+from .model import ModelConfig, build_model
+from .profiles import Profile, get_profile
+
+__all__ = ["train", "load_checkpoint", "model_from_checkpoint", "CheckpointError", "datasets",
+           "validation_indices", "evaluate", "mean_volume_l2", "step_indices"]
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used: unreadable, truncated, or made for something else."""
+
+
+def code_version() -> str:
+    """The package version, with the git commit when run from a checkout."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=Path(__file__).parent, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return f"{__version__}+{commit}" if commit else __version__
+
+
+def step_indices(seed: int, step: int, batch_size: int, n: int) -> list[int]:
+    """The sample indices of one training step (with replacement), a function of (seed, step) alone."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + step)
+    return torch.randint(n, (batch_size,), generator=g).tolist()
+
+
+class _Steps(torch.utils.data.Sampler):
+    """Batch sampler over steps ``start..stop``; each rank takes its slice of every batch."""
+
+    def __init__(self, seed, start, stop, batch_size, n, rank=0, world=1):
+        self.args = (seed, start, stop, batch_size, n, rank, world)
+
+    def __iter__(self):
+        seed, start, stop, batch_size, n, rank, world = self.args
+        for step in range(start, stop):
+            yield step_indices(seed, step, batch_size, n)[rank::world]
+
+    def __len__(self):
+        return self.args[2] - self.args[1]
+
+
+def datasets(p: Profile) -> tuple[XrayDataset, XrayDataset]:
+    """Training and validation datasets of a profile: split by species, never mixed."""
+    bank = ProceduralBank(p)
+    train_ids, val_ids = anatomy.split(bank.species, p.n_val_species, seed=p.seed)
+    return XrayDataset(bank, train_ids, p), XrayDataset(bank, val_ids, p)
+
+
+def validation_indices(p: Profile, n: int) -> list[int]:
+    """The fixed, seeded subset of validation samples every evaluation uses."""
+    g = torch.Generator().manual_seed(p.seed + 7)
+    return torch.randperm(n, generator=g)[: p.val_samples].tolist()
+
+
+def _batches(dataset, indices, batch_size):
+    for i in range(0, len(indices), batch_size):
+        items = [dataset[j] for j in indices[i:i + batch_size]]
+        yield torch.stack([it["xray"] for it in items]), torch.stack([it["volume"] for it in items])
+
+
+@torch.no_grad()
+def evaluate(model, dataset, indices, batch_size, device) -> float:
+    """Mean squared voxel error of the model on the given samples (eval mode)."""
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for x, y in _batches(dataset, indices, batch_size):
+        pred = model(x.to(device)).float()
+        total += F.mse_loss(pred, y.to(device), reduction="sum").item()
+        count += y.numel()
+    model.train(was_training)
+    return total / count
+
+
+@torch.no_grad()
+def mean_volume_l2(train_set, val_set, val_indices, n_train: int, seed: int) -> tuple[torch.Tensor, float]:
+    """The baseline of predicting the mean training target: that mean and its validation L2."""
+    g = torch.Generator().manual_seed(seed + 11)
+    picks = torch.randint(len(train_set), (n_train,), generator=g).tolist()
+    mean = torch.stack([train_set[i]["volume"] for i in picks]).mean(0)
+    errors = [F.mse_loss(mean, val_set[i]["volume"], reduction="sum").item() for i in val_indices]
+    return mean, sum(errors) / (len(val_indices) * mean.numel())
+
+
+def _distributed() -> tuple[int, int]:
+    """(rank, world size), initialising the process group when started by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
+def load_checkpoint(path: str | os.PathLike, profile: Profile | None = None) -> dict:
+    """A checkpoint's contents, read with ``weights_only=True``; clear errors when it is unusable."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for truncated or foreign files
+        raise CheckpointError(f"checkpoint {path} cannot be read ({type(error).__name__}: {error}); "
+                              "it may be truncated or not an xtomo checkpoint") from None
+    missing = {"model", "model_config", "profile", "step"} - set(ck) if isinstance(ck, dict) else {"everything"}
+    if missing:
+        raise CheckpointError(f"checkpoint {path} is not an xtomo checkpoint: it lacks {sorted(missing)}")
+    if profile is not None:
+        keys = ("model", "volume_size", "xray_size", "batch_size", "seed", "chi")
+        made = ck["profile"]
+        changed = [f"{k}: {made.get(k)!r} there, {getattr(profile, k)!r} here"
+                   for k in keys if made.get(k) != getattr(profile, k)]
+        if changed:
+            raise CheckpointError(f"checkpoint {path} was made with other settings ({'; '.join(changed)}); "
+                                  "resume with the same profile")
+    return ck
+
+
+def model_from_checkpoint(ck: dict):
+    """The network of a checkpoint, in eval mode."""
+    model = build_model(ModelConfig(**ck["model_config"]))
+    model.load_state_dict(ck["model"])
+    return model.eval()
+
+
+def _write_log(path: Path, history: list[dict]) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=["step", "samples", "train_l2", "val_l2", "lr", "seconds"])
+            writer.writeheader()
+            writer.writerows(history)
+
+
+def train(profile: Profile | str = "quick", resume: bool = False, steps: int | None = None,
+          minutes: float | None = None, out_dir: str | os.PathLike | None = None,
+          device: str | None = None, progress: bool = True) -> dict:
+    """Train the profile's network; returns a summary (final step, losses, baseline, paths).
+
+    ``steps`` overrides the profile's step count; ``minutes`` stops earlier once that much wall
+    time has passed (the run then ends with a checkpoint and can be resumed). Writes
+    ``checkpoint.pt`` and ``training_log.csv`` into ``out_dir`` (default: the profile's artifacts).
+    """
+    from tqdm.auto import tqdm
+
+    p = get_profile(profile) if isinstance(profile, str) else profile
+    total = steps if steps is not None else p.steps
+    if not isinstance(total, int) or total < 1:
+        raise ValueError(f"train: steps must be a positive integer, got {total!r}")
+    rank, world = _distributed()
+    if p.batch_size % world:
+        raise ValueError(f"train: batch size {p.batch_size} must divide among {world} processes")
+    if device is None:
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device)
+    cuda = device.type == "cuda"
+    out = Path(out_dir) if out_dir else artifacts_dir(p.name)
+    ck_path, log_path = out / "checkpoint.pt", out / "training_log.csv"
+
+    train_set, val_set = datasets(p)
+    val_idx = validation_indices(p, len(val_set))
+    model = build_model(p.model, seed=p.seed)
+    if model.config.in_size != p.xray_size or model.config.slices != p.volume_size \
+            or model.config.out_size != p.volume_size:
+        raise ValueError(f"profile {p.name!r}: model preset {p.model!r} maps {model.config.in_size}^2 to "
+                         f"{model.config.slices}x{model.config.out_size}^2, but the data are "
+                         f"{p.xray_size}^2 x-rays and {p.volume_size}^3 volumes")
+    model.to(device, memory_format=torch.channels_last)  # faster on CPUs (oneDNN) and GPUs alike
+    optimiser = torch.optim.Adam(model.parameters(), lr=p.lr)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimiser, lambda s: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+    start, history, baseline, running = 0, [], None, []
+    if resume and ck_path.exists():
+        ck = load_checkpoint(ck_path, p)
+        model.load_state_dict(ck["model"])
+        optimiser.load_state_dict(ck["optimiser"])
+        schedule.load_state_dict(ck["schedule"])
+        start, history, baseline = ck["step"], ck["history"], ck["baseline_l2"]
+        running = ck["running"]
+    if baseline is None:
+        baseline = mean_volume_l2(train_set, val_set, val_idx, min(256, len(train_set)), p.seed)[1]
+    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+
+    def save(step, val):
+        if rank:
+            return
+        state = dict(model=model.state_dict(), optimiser=optimiser.state_dict(), schedule=schedule.state_dict(),
+                     step=step, history=history, baseline_l2=baseline, val_l2=val, total_steps=total,
+                     model_config=dataclasses.asdict(model.config), profile=_plain(p), seed=p.seed,
+                     code_version=code_version(), world_size=world, running=running)
+        with atomic_path(ck_path) as tmp:
+            torch.save(state, tmp)
+        _write_log(log_path, history)
+
+    loader = torch.utils.data.DataLoader(
+        train_set, batch_sampler=_Steps(p.seed, start, total, p.batch_size, len(train_set), rank, world),
+        num_workers=p.workers, persistent_workers=False)
+    bar = tqdm(total=total, initial=start, desc=f"training {p.model}", unit="step",
+               disable=not progress or rank != 0)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext()
+    began, seen, last_val = time.perf_counter(), 0, history[-1]["val_l2"] if history else None
+    step = start
+    model.train()
+    for batch in loader:
+        x, y = batch["xray"].to(device, non_blocking=True), batch["volume"].to(device, non_blocking=True)
+        x = x.contiguous(memory_format=torch.channels_last)
+        with autocast:
+            loss = F.mse_loss(net(x).float(), y)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        schedule.step()
+        step += 1
+        running.append(loss.item())
+        seen += x.shape[0] * world
+        elapsed = time.perf_counter() - began
+        bar.set_postfix(loss=f"{running[-1]:.4f}", samples_s=f"{seen / elapsed:.1f}")
+        bar.update()
+        out_of_time = minutes is not None and elapsed > 60 * minutes
+        if step % p.val_every == 0 or step == total or out_of_time:
+            if rank == 0:
+                last_val = evaluate(model, val_set, val_idx, p.batch_size, device)
+            history.append(dict(step=step, samples=step * p.batch_size, train_l2=sum(running) / len(running),
+                                val_l2=last_val, lr=schedule.get_last_lr()[0],
+                                seconds=round(elapsed, 2)))
+            running = []
+        if step % p.checkpoint_every == 0 or step == total or out_of_time:
+            save(step, last_val)
+        if out_of_time:
+            break
+    bar.close()
+    if world > 1:
+        _check_in_sync(model)
+        dist.barrier()
+    return dict(step=step, total_steps=total, val_l2=last_val, baseline_l2=baseline, checkpoint=ck_path,
+                log=log_path, history=history, world_size=world)
+
+
+def _plain(p: Profile) -> dict:
+    """A profile as plain types (``weights_only`` loading accepts nothing else)."""
+    return {k: v for k, v in dataclasses.asdict(p).items() if k != "extra"}
+
+
+def _check_in_sync(model) -> None:
+    """All ranks must hold the same weights after DDP training; fail loudly otherwise.
+
+    Parameters only: batch-norm running statistics follow each rank's last local batch until
+    DDP broadcasts rank 0's at the next forward, and rank 0's are the ones saved.
+    """
+    flat = torch.cat([t.detach().float().flatten().cpu() for t in model.parameters()])
+    checksum = torch.tensor([flat.sum().item(), flat.abs().sum().item()], dtype=torch.float64)
+    gathered = [torch.zeros_like(checksum) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, checksum)
+    if any(not torch.allclose(g, gathered[0]) for g in gathered):
+        raise RuntimeError(f"DDP ranks diverged: weight checksums {[g.tolist() for g in gathered]}")
