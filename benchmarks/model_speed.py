@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as _dt
 import os
-import platform
 import statistics
 import sys
 import time
@@ -29,6 +29,9 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
 
 from xtomo.model import PRESETS, build_model, summary  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import RESULTS, machine_line, update_section  # noqa: E402
+
 TARGET_MS = 250.0  # paper preset inference per x-ray on this CPU, from the issue
 TRAIN_BATCH = {"paper": 2, "quick": 8, "smoke": 16}
 #: Issue's measurements of a plain re-implementation: (train samples/s, inference ms or None).
@@ -36,15 +39,6 @@ REFERENCE = {"paper": (1.0, 230.0), "quick": (12.0, None), "smoke": (50.0, None)
 PLAIN = "no_grad"  # the baseline: eval mode, torch.no_grad, contiguous tensors
 FAST = "fuse_for_inference() (BN folded, channels_last), inference_mode"
 DISTURBANCE: list[float] = []  # cores other processes used during each kept measurement
-
-
-def cpu_name() -> str:
-    """The CPU model from /proc/cpuinfo, or what ``platform`` knows."""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def cpu_jiffies() -> tuple[int, int]:
@@ -157,19 +151,30 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     ap.add_argument("--wait-idle", type=float, default=120.0, metavar="S",
                     help="first wait up to S seconds for other processes to leave the CPU (default 120)")
+    ap.add_argument("--write", action="store_true", help=f"record the tables in {RESULTS.name}")
     args = ap.parse_args(argv)
+    lines = []
+
+    def out(text=""):
+        out(text, flush=True)
+        lines.append(text)
+
     if args.threads:
         torch.set_num_threads(args.threads)
     reps = 3 if args.quick else 1
 
     waited = wait_until_idle(args.wait_idle)
-    print(f"Machine: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__} with "
-          f"{torch.get_num_threads()} threads (waited {waited:.0f} s for an idle CPU)\n")
+    out("## Network speed")
+    out()
+    out(f"Machine: {machine_line()}  ")
+    out(f"Measured {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC by `python benchmarks/model_speed.py`"
+        f" (waited {waited:.0f} s for an idle CPU).")
+    out()
 
-    print("| preset | x-ray → volume | params | GMAC / x-ray | inference ms / x-ray | "
+    out("| preset | x-ray → volume | params | GMAC / x-ray | inference ms / x-ray | "
           "fast inference ms / x-ray | train batch | train samples/s | train samples/s, channels_last "
           "| issue's reference |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    out("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
     paper = None
     for name in PRESETS:
         c, s = PRESETS[name], summary(build_model(name))
@@ -182,22 +187,24 @@ def main(argv=None):
                median_seconds(train_steps(name), warmup=2, repeats=max(2, train_repeats)).items()}
         ref_sps, ref_ms = REFERENCE[name]
         ref = f"~{ref_sps:g} samples/s" + (f", ~{ref_ms:g} ms" if ref_ms else "")
-        print(f"| {name} | {c.in_size}² → {c.slices}×{c.out_size}² | {s['params']:,} | {s['gmac']:.3g} | "
+        out(f"| {name} | {c.in_size}² → {c.slices}×{c.out_size}² | {s['params']:,} | {s['gmac']:.3g} | "
               f"{ms[PLAIN]:.1f} | {ms[FAST]:.1f} | {TRAIN_BATCH[name]} | {sps['contiguous']:.1f} | "
-              f"{sps['channels_last']:.1f} | {ref} |", flush=True)
-    print(f"\nInference: eval mode, {PLAIN}, batch 1; fast: {FAST}. Training: Adam, L2 loss, "
+              f"{sps['channels_last']:.1f} | {ref} |")
+    out(f"\nInference: eval mode, {PLAIN}, batch 1; fast: {FAST}. Training: Adam, L2 loss, "
           f"median step; the two layouts interleaved.")
 
     ms, gflop = paper
-    print(f"\nPaper preset inference, batch 1, eval mode, variants interleaved "
+    out(f"\nPaper preset inference, batch 1, eval mode, variants interleaved "
           f"(target < {TARGET_MS:g} ms per x-ray):\n")
-    print("| variant | ms / x-ray | GFLOP/s | vs baseline | target |")
-    print("|---|---:|---:|---:|---|")
+    out("| variant | ms / x-ray | GFLOP/s | vs baseline | target |")
+    out("|---|---:|---:|---:|---|")
     for label, t in sorted(ms.items(), key=lambda kv: -kv[1]):
         ok = "met" if t < TARGET_MS else "missed"
-        print(f"| {label} | {t:.1f} | {1e3 * gflop / t:.0f} | {ms[PLAIN] / t:.2f}× | {ok} |")
-    print(f"\nOther processes used at most {max(DISTURBANCE):.2f} cores during a kept measurement "
+        out(f"| {label} | {t:.1f} | {1e3 * gflop / t:.0f} | {ms[PLAIN] / t:.2f}× | {ok} |")
+    out(f"\nOther processes used at most {max(DISTURBANCE):.2f} cores during a kept measurement "
           f"(median {statistics.median(DISTURBANCE):.2f}).")
+    if args.write:
+        update_section(RESULTS, "\n".join(lines), name="model-speed")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import torch
 
 from xtomo import io
 from xtomo.profiles import get_profile
-from xtomo.train import CheckpointError, load_checkpoint, step_indices, train
+from xtomo.train import CheckpointError, load_checkpoint, model_from_checkpoint, step_indices, train
 
 SMOKE = get_profile("smoke")
 
@@ -36,6 +36,20 @@ def test_training_writes_checkpoint_and_log(trained):
     lines = (out / "training_log.csv").read_text().splitlines()
     assert lines[0] == "step,samples,train_l2,val_l2,lr,seconds"
     assert len(lines) == 1 + SMOKE.steps // SMOKE.val_every
+
+
+def test_time_budget_stops_with_a_checkpoint(tmp_path):
+    summary = train(SMOKE, steps=10_000, minutes=1e-4, out_dir=tmp_path, progress=False)
+    assert summary["step"] < 10_000
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == summary["step"]
+
+
+def test_fused_inference_model_matches(trained):
+    out, _ = trained
+    ck = load_checkpoint(out / "checkpoint.pt")
+    x = torch.rand(2, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(model_from_checkpoint(ck)(x), model_from_checkpoint(ck, fused=False)(x), atol=1e-4)
 
 
 def test_step_indices_are_a_function_of_seed_and_step():

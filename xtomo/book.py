@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from .files import atomic_path, read_json, write_json
+from .files import _UMASK, atomic_path, read_json, write_json
 from .profiles import get_profile
 
 __all__ = [
@@ -274,6 +274,7 @@ def run_chapter(chapter: str | int | os.PathLike, profile: str = "quick",
 
 def _replace_dir(new: Path, dest: Path) -> Path:
     """Put the finished folder ``new`` at ``dest``, swapping out any old one by renames."""
+    os.chmod(new, 0o777 & ~_UMASK)  # mkdtemp makes folders private; a book is for reading
     old = None
     if dest.exists():
         old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))

@@ -9,6 +9,9 @@ from pathlib import Path
 
 __all__ = ["atomic_path", "write_json", "read_json", "artifacts_dir", "require_artifact"]
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None):
@@ -24,6 +27,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None):
                                dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes files private; give them the usual mode
     try:
         yield tmp
         os.replace(tmp, path)
