@@ -156,7 +156,7 @@ def main(argv=None):
     lines = []
 
     def out(text=""):
-        out(text, flush=True)
+        print(text, flush=True)
         lines.append(text)
 
     if args.threads:
