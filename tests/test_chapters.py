@@ -1,18 +1,33 @@
-"""Every chapter executes at the smoke profile, with its figures and widgets in the output."""
+"""Every chapter executes at the smoke profile, in order, with its figures and widgets in the output."""
 import json
+import os
 
 import pytest
 
 from xtomo.book import CHAPTERS, run_chapter
-from xtomo.files import artifacts_dir
 
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory):
+    """Run the chapters in book order with one shared artifacts folder, as `xtomo book` does."""
+    root = tmp_path_factory.mktemp("book")
+    old = os.environ.get("XTOMO_ARTIFACTS")
+    os.environ["XTOMO_ARTIFACTS"] = str(root / "artifacts")
+    try:
+        yield {c.stem: run_chapter(c, "smoke", out_dir=root / "notebooks") for c in CHAPTERS}, root / "artifacts"
+    finally:
+        if old is None:
+            os.environ.pop("XTOMO_ARTIFACTS")
+        else:
+            os.environ["XTOMO_ARTIFACTS"] = old
+
+
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda c: c.stem)
-def test_chapter_executes_at_smoke(chapter, tmp_path):
-    out = run_chapter(chapter, "smoke", out_dir=tmp_path)
-    nb = json.loads(out.read_text())
+def test_chapter_executes_at_smoke(chapter, executed):
+    paths, artifacts = executed
+    nb = json.loads(paths[chapter.stem].read_text())
     outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o["output_type"] == "error"]
     assert not [o for o in outputs if o.get("name") == "stderr"], "a chapter should not print warnings"
@@ -20,5 +35,6 @@ def test_chapter_executes_at_smoke(chapter, tmp_path):
     if chapter.stem.startswith("01_"):
         state = nb["metadata"]["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
         assert any(m["model_name"] == "VolumeModel" for m in state.values())
-        manifest = json.loads((artifacts_dir("smoke") / "manifest.json").read_text())
-        assert len(manifest["val"]) == 3
+        assert len(json.loads((artifacts / "smoke" / "manifest.json").read_text())["val"]) == 3
+    if chapter.stem.startswith("03_"):
+        assert (artifacts / "smoke" / "checkpoint.pt").exists()

@@ -5,10 +5,13 @@ import subprocess
 import sys
 import time
 
+import nibabel as nib
+import numpy as np
 import pytest
 import torch
 
-from xtomo import io
+from xtomo import io, xray
+from xtomo.inference import square
 from xtomo.profiles import get_profile
 from xtomo.train import CheckpointError, load_checkpoint, model_from_checkpoint, step_indices, train
 
@@ -119,16 +122,24 @@ def test_reconstruct_cli(trained, tmp_path):
     assert done.returncode == 0, done.stderr
     vol = io.load_volume(tmp_path / "v.nii.gz", size=32, fit=False)
     assert vol.shape == (32, 32, 32)
+    # by default the volume is fused: at the x-ray's (squared) resolution, re-projecting to it
+    fused = xtomo("reconstruct", str(tmp_path / "x.png"), "--checkpoint", str(out / "checkpoint.pt"),
+                  "--out", str(tmp_path / "f.nii"))
+    assert fused.returncode == 0, fused.stderr
+    volume = torch.from_numpy(nib.load(tmp_path / "f.nii").get_fdata(dtype=np.float32).T.copy())
+    assert volume.shape == (32, 48, 48) and volume.min() >= 0
+    expected = square(io.load_xray(tmp_path / "x.png"))[0, 0]
+    assert torch.allclose(xray.composite(volume, SMOKE.chi), expected, atol=1e-4)
 
 
 @pytest.mark.parametrize("args,message", [
     (["missing.png", "--checkpoint", "{ck}", "--out", "v.npz", "--no-fusion"], "missing.png: no such file"),
     (["{png}", "--checkpoint", "missing.pt", "--out", "v.npz", "--no-fusion"], "does not exist"),
-    (["{png}", "--checkpoint", "{ck}", "--out", "v.npz"], "--no-fusion"),
+    (["{png}", "--checkpoint", "{ck}", "--out", "v.npz", "--policy", "nope"], "unknown fusion policy 'nope'"),
 ])
 def test_reconstruct_cli_bad_inputs(trained, tmp_path, args, message):
     out, _ = trained
-    io.save_xray(torch.full((16, 16), 0.7), tmp_path / "x.png")
+    io.save_xray(torch.linspace(0.4, 1.0, 256).reshape(16, 16), tmp_path / "x.png")
     args = [a.format(ck=out / "checkpoint.pt", png=tmp_path / "x.png") for a in args]
     done = xtomo("reconstruct", *args, cwd=tmp_path)
     assert done.returncode == 2

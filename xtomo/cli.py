@@ -94,23 +94,36 @@ def train(args) -> None:
 
 @command(arg("xray", help="x-ray image: PNG (8/16-bit), TIFF, JPEG or DICOM radiograph"),
          arg("--checkpoint", required=True, help="a checkpoint written by `xtomo train`"),
-         arg("--out", required=True, help="volume file to write: .nii, .nii.gz or .npz"),
+         arg("--out", required=True, help="volume file to write: .nii or .nii.gz (streamed), or .npz"),
          arg("--no-fusion", action="store_true",
-             help="keep the network's coarse volume (fusion with the full-resolution x-ray is "
-                  "chapter 4's step and not yet available, so this flag is required for now)"),
+             help="keep the network's coarse volume instead of fusing it with the full-resolution x-ray"),
+         arg("--policy", default="proportional", help="fusion policy (default: the paper's proportional)"),
          arg("--gamma", type=float, default=None, help="undo this display gamma of the image (e.g. 2.2)"))
 def reconstruct(args) -> None:
-    """Reconstruct a view-aligned density volume from one x-ray."""
-    from . import io
-    from .inference import reconstruct as infer
+    """Reconstruct a view-aligned density volume from one x-ray (fused to its full resolution)."""
+    from . import fusion, io
+    from .inference import reconstruct as infer, square
     from .train import load_checkpoint, model_from_checkpoint
 
-    if not args.no_fusion:
-        raise ValueError("fusion is not available yet; pass --no-fusion for the network's volume")
-    model = model_from_checkpoint(load_checkpoint(args.checkpoint))
-    volume = infer(io.load_xray(args.xray, gamma=args.gamma), model)
-    io.save_volume(volume, args.out)
-    print(f"{args.out}: volume {tuple(volume.shape)} (depth first, front to back along the ray)")
+    if args.policy not in fusion.POLICIES:
+        raise ValueError(f"unknown fusion policy {args.policy!r}; choose one of {sorted(fusion.POLICIES)}")
+    ck = load_checkpoint(args.checkpoint)
+    model = model_from_checkpoint(ck)
+    alpha = io.load_xray(args.xray, gamma=args.gamma)
+    coarse = infer(alpha, model, fuse=False)
+    if args.no_fusion:
+        io.save_volume(coarse, args.out)
+        volume_shape = tuple(coarse.shape)
+    elif args.out.lower().endswith((".nii", ".nii.gz")):  # streamed: memory stays bounded
+        full = square(alpha)[0, 0]
+        fusion.fuse_to_file(coarse, full, args.out, chi=ck["profile"]["chi"], policy=args.policy,
+                            progress=sys.stderr.isatty())
+        volume_shape = (coarse.shape[0], *full.shape)
+    else:
+        volume = infer(alpha, model, fuse=True, chi=ck["profile"]["chi"], policy=args.policy)
+        io.save_volume(volume, args.out)
+        volume_shape = tuple(volume.shape)
+    print(f"{args.out}: volume {volume_shape} (depth first, front to back along the ray)")
 
 
 @command()

@@ -21,7 +21,8 @@ from . import anatomy, xray
 from .files import artifacts_dir, atomic_path, write_json
 from .profiles import Profile, get_profile
 
-__all__ = ["PAPER_COUNTS", "ProceduralBank", "FileBank", "XrayDataset", "counts", "simulate_collection"]
+__all__ = ["PAPER_COUNTS", "ProceduralBank", "FileBank", "XrayDataset", "make_sample", "aligned_truth",
+           "counts", "simulate_collection"]
 
 #: What Henzler et al. (2018, Sec. 3) report for their dataset.
 PAPER_COUNTS = dict(species=175, val_species=20, views=1332, mirrors=2,
@@ -157,6 +158,19 @@ def make_sample(volume: torch.Tensor, direction: torch.Tensor, profile: Profile)
     if profile.xray_size != profile.volume_size:
         aligned = F.interpolate(aligned[None], size=(profile.volume_size,) * 2, mode="area")[0]
     return alpha, aligned
+
+
+def aligned_truth(species: anatomy.Species, direction: torch.Tensor, profile: Profile, size: int,
+                  resolution: int, mirrored: bool = False) -> torch.Tensor:
+    """Ground truth of a view at another resolution: the skull generated at ``resolution``^3,
+    aligned to ``direction`` with the profile's slice count and ``size``^2 laterally.
+
+    The procedural crania exist at any resolution, so a reconstruction can be held against a
+    truth sharper than anything the network was trained on.
+    """
+    fine = anatomy.skull(species, resolution, seed=profile.seed)
+    truth = xray.align(fine, direction, n_steps=profile.n_steps, size=size)
+    return xray.mirror(truth) if mirrored else truth
 
 
 def counts(profile: Profile | str = "quick") -> dict:

@@ -1,17 +1,19 @@
-"""From an x-ray to a volume with a trained network."""
+"""From an x-ray to a volume with a trained network, fused with the x-ray at its full resolution."""
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["reconstruct", "to_network_input"]
+from . import fusion
+from .xray import CHI
+
+__all__ = ["reconstruct", "square", "to_network_input", "upsample"]
 
 
-def to_network_input(alpha: torch.Tensor, size: int) -> torch.Tensor:
-    """An x-ray of any shape as the network's ``[B, 1, size, size]`` input.
+def square(alpha: torch.Tensor) -> torch.Tensor:
+    """An x-ray ``[H, W]``, ``[B, H, W]`` or ``[B, 1, H, W]`` as ``[B, 1, S, S]``, S = max(H, W).
 
-    Non-square images are padded to a square with empty background (alpha = 1), centred, then
-    resampled with an anti-aliased bilinear filter.
+    Non-square images are padded, centred, with empty background (alpha = 1). Bad values fail.
     """
     if not torch.is_tensor(alpha):
         raise TypeError(f"x-ray must be a torch tensor, got {type(alpha).__name__}")
@@ -31,23 +33,41 @@ def to_network_input(alpha: torch.Tensor, size: int) -> torch.Tensor:
         side = max(h, w)
         top, left = (side - h) // 2, (side - w) // 2
         x = F.pad(x, (left, side - w - left, top, side - h - top), value=1.0)
+    return x
+
+
+def to_network_input(alpha: torch.Tensor, size: int) -> torch.Tensor:
+    """An x-ray of any shape as the network's ``[B, 1, size, size]`` input (``square``, then an
+    anti-aliased bilinear resampling)."""
+    x = square(alpha)
     if x.shape[-1] != size:
         x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=x.shape[-1] > size,
                           align_corners=False)
     return x
 
 
-@torch.no_grad()
-def reconstruct(alpha: torch.Tensor, model) -> torch.Tensor:
-    """The view-aligned density volume ``[D, H, W]`` (or ``[B, D, H, W]``) that ``model`` infers.
+def upsample(volume: torch.Tensor, size) -> torch.Tensor:
+    """A coarse view-aligned volume ``[D, h, w]`` resampled bilinearly across the image plane to
+    ``size`` (depth unchanged): the reconstruction at the x-ray's resolution without fusion."""
+    return F.interpolate(volume[None], size=tuple(size), mode="bilinear", align_corners=False)[0]
 
-    The volume has the network's resolution (the coarse volume of the paper's Sec. 4.1). The
-    network's output layer is linear, so it can dip slightly below zero; density cannot, and
-    those values are set to zero here.
+
+@torch.no_grad()
+def reconstruct(alpha: torch.Tensor, model, fuse: bool = True, chi: float = CHI,
+                policy: str = "proportional", beta: float = 2.0) -> torch.Tensor:
+    """The view-aligned density volume ``[D, S, S]`` (or ``[B, D, S, S]``) of an x-ray.
+
+    The network infers a coarse volume at its own resolution (the paper's Sec. 4.1); its output
+    layer is linear, so values that dip below zero are set to zero (density cannot be negative).
+    With ``fuse`` the volume is then upsampled to the x-ray's full (squared) resolution and fused
+    with it (Sec. 4.2, ``xtomo.fusion``), so that it re-projects exactly to the x-ray.
     """
     single = alpha.dim() == 2
     device = next(model.parameters()).device
-    x = to_network_input(alpha, model.config.in_size).to(device)
+    x = square(alpha)
     model.eval()
-    out = model(x).float().clamp_min(0).cpu()
-    return out[0] if single else out
+    coarse = model(to_network_input(x, model.config.in_size).to(device)).float().clamp_min(0).cpu()
+    if fuse:
+        coarse = torch.stack([fusion.fuse_upsampled(c, a[0], chi=chi, policy=policy, beta=beta)
+                              for c, a in zip(coarse, x)])
+    return coarse[0] if single else coarse
