@@ -1,10 +1,15 @@
 """xtomo: single-image tomography (Henzler et al., 2018) as a library and an executable book.
 
 Modules: ``xray`` (Beer–Lambert forward model), ``anatomy`` (procedural crania), ``io`` (real
-volumes and radiographs), ``data`` (the on-the-fly dataset), ``profiles`` (every scale setting).
+volumes and radiographs), ``data`` (the on-the-fly dataset), ``model`` (the 2D→3D network),
+``train`` (training and checkpoints), ``fusion`` (exact re-projection at any resolution),
+``inference`` (``reconstruct``: x-ray to volume), ``render`` and ``figures`` (pictures),
+``profiles`` (every scale setting).
 """
-from . import anatomy, data, io, profiles, xray
-from .profiles import get_profile
-
 __version__ = "0.1.0"
-__all__ = ["anatomy", "data", "io", "profiles", "xray", "get_profile", "__version__"]
+
+from . import anatomy, data, fusion, io, profiles, xray  # noqa: E402
+from .inference import reconstruct  # noqa: E402
+from .profiles import get_profile  # noqa: E402
+
+__all__ = ["anatomy", "data", "fusion", "io", "profiles", "xray", "reconstruct", "get_profile", "__version__"]
