@@ -190,8 +190,8 @@ class _Parts:
     def __init__(self, x: sdf.Coords, field: torch.Tensor):
         self.x, self.field = x, field
 
-    def rod(self, points, radii, squash=(1.0, 1.0, 1.0), k: float = 0.0, clip=None):
-        """Union a bent, tapered rod; ``clip`` optionally intersects it with another field."""
+    def rod(self, points, radii, squash=(1.0, 1.0, 1.0), k: float = 0.0):
+        """Union a bent, tapered rod (a polyline of capsules), blended over ``k``."""
         lo, hi = sdf.capsule_box(points, max(radii), squash)
         self.field = sdf.add_part(self.field, self.x, lo, hi,
                                   lambda q: sdf.polyline(q, points, radii, squash), k)

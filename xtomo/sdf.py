@@ -106,7 +106,7 @@ def region(p: Coords, lo, hi) -> tuple[slice, slice, slice]:
 
 
 def add_part(field: torch.Tensor, p: Coords, lo, hi, part, k: float = 0.0) -> torch.Tensor:
-    """Union ``part`` (a function of coordinates) into ``field``, evaluating it only inside its box.
+    """Union ``part`` (a function of coordinates) into ``field`` in place, evaluating it only inside its box.
 
     ``lo``/``hi`` bound the part's solid; the box is widened by the blend width ``k`` so the
     smooth union is the same as on the whole grid.
@@ -117,7 +117,6 @@ def add_part(field: torch.Tensor, p: Coords, lo, hi, part, k: float = 0.0) -> to
     if any(s.stop <= s.start for s in sl):
         return field
     sub = tuple(c[sl] for c in p)
-    field = field.clone() if field.requires_grad else field
     field[sl] = smooth_union(field[sl], part(sub), k)
     return field
 
