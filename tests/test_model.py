@@ -198,3 +198,30 @@ def test_draw(name, tmp_path):
     assert len(fig.axes[0].patches) == n_blocks + (n_blocks - 1) + n_skips  # boxes, arrows, skips
     fig.savefig(tmp_path / "arch.png")
     plt.close(fig)
+
+
+def test_projected_head_re_projects_to_its_input():
+    """The projected head spreads exactly the density sum Beer–Lambert demands along each ray."""
+    import dataclasses
+
+    from xtomo import xray
+    from xtomo.model import PRESETS, build_model
+
+    for stride in (1, 2):
+        config = dataclasses.replace(PRESETS["smoke"], head="projected", stride=stride)
+        net = build_model(config, seed=0).eval()
+        alpha = torch.rand(3, 1, 32, 32) * 0.9 + 0.05
+        with torch.no_grad():
+            out = net(alpha)
+        assert out.min() >= 0 and out.shape == (3, 32, 32 // stride, 32 // stride)
+        expected = torch.nn.functional.avg_pool2d(alpha.log(), stride).exp()[:, 0]
+        assert torch.allclose(xray.composite(out, chi=config.chi), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_unknown_head_is_rejected():
+    import dataclasses
+
+    from xtomo.model import PRESETS
+
+    with pytest.raises(ValueError, match="head must be one of"):
+        dataclasses.replace(PRESETS["smoke"], head="sigmoid")

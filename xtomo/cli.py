@@ -7,6 +7,7 @@ raises for bad input end as one ``xtomo: error: ...`` line, never a traceback.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from typing import Callable
@@ -124,6 +125,51 @@ def reconstruct(args) -> None:
         io.save_volume(volume, args.out)
         volume_shape = tuple(volume.shape)
     print(f"{args.out}: volume {volume_shape} (depth first, front to back along the ray)")
+
+
+def _view(text: str) -> tuple[float, float]:
+    """``"30,20"`` as (azimuth, elevation) in degrees, or an error naming ``--view``."""
+    parts = text.split(",")
+    try:
+        az, el = (float(p) for p in parts) if len(parts) == 2 else (None, None)
+    except ValueError:
+        az = el = None
+    if az is None or not (math.isfinite(az) and math.isfinite(el) and -90 <= el <= 90):
+        raise ValueError(f"--view expects AZ,EL in degrees with -90 <= EL <= 90 (e.g. 30,20), got {text!r}")
+    return az, el
+
+
+@command(arg("volume", help="volume file: .npy, .npz, NIfTI, DICOM, TIFF stack or slice video"),
+         arg("--mode", required=True, choices=["xray", "iso", "dvr", "mip", "anaglyph"],
+             help="x-ray (opacity, bone bright), shaded iso-surface, direct volume rendering, "
+                  "maximum intensity projection or red-cyan anaglyph"),
+         arg("--view", default="30,20", metavar="AZ,EL",
+             help="view azimuth and elevation in degrees (default: 30,20; --view=-30,20 for a "
+                  "negative azimuth)"),
+         arg("--size", type=int, default=256, metavar="N", help="image side in pixels (default: 256)"),
+         arg("--volume-size", type=int, default=128, metavar="V",
+             help="resample the volume to V^3 voxels first (default: 128)"),
+         arg("--level", type=float, default=0.1, help="iso level for iso and anaglyph (default: 0.1)"),
+         arg("--transfer", default="bone", metavar="NAME",
+             help="transfer function for dvr: bone, skin-bone, rainbow (default: bone)"),
+         arg("--out", required=True, metavar="PNG", help="image file to write (.png)"))
+def render(args) -> None:
+    """Render a volume from a view as a PNG: x-ray, iso-surface, DVR, MIP or anaglyph."""
+    from . import io, xray
+    from . import render as rendering
+
+    az, el = _view(args.view)
+    if args.size < 2 or args.volume_size < 2:
+        raise ValueError(f"--size and --volume-size must be at least 2, "
+                         f"got {args.size} and {args.volume_size}")
+    if not args.out.lower().endswith(".png"):
+        raise ValueError(f"--out must name a .png file, got {args.out!r}")
+    if args.mode == "dvr" and args.transfer not in rendering.TRANSFERS:
+        raise ValueError(f"unknown --transfer {args.transfer!r}; choose one of {sorted(rendering.TRANSFERS)}")
+    volume = io.load_volume(args.volume, size=args.volume_size)
+    picture = rendering.image(volume, args.mode, xray.direction(az, el), size=args.size,
+                              level=args.level, transfer=args.transfer)
+    print(rendering.save_png(picture, args.out))
 
 
 @command()

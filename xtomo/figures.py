@@ -13,7 +13,8 @@ import torch
 
 from . import render, xray
 
-__all__ = ["image_grid", "specimen_views", "hemisphere", "slices"]
+__all__ = ["image_grid", "specimen_views", "hemisphere", "slices", "reconstructions", "training_curves",
+           "error_means", "error_distributions", "method_grid", "grouped_means", "METHOD_COLOURS"]
 
 #: Views named as the paper's Fig. 8b sorts them: (azimuth, elevation) in degrees.
 VIEWS = {"top": (0.0, 90.0), "front": (90.0, 0.0), "side": (0.0, 0.0), "oblique": (55.0, 20.0)}
@@ -137,5 +138,96 @@ def training_curves(history, baseline: float | None = None, ax=None):
         ax.axhline(baseline, color="k", ls="--", lw=1, label="predict the mean training volume")
     ax.set(xlabel="step", ylabel="L2 (mean squared voxel error)", yscale="log")
     ax.legend(fontsize=8)
+    ax.figure.tight_layout()
+    return ax
+
+
+#: One colour per method, shared by every evaluation figure.
+METHOD_COLOURS = {"ours": "#d62728", "ours_unfused": "#ff9896", "nn": "#1f77b4", "oracle": "#2ca02c",
+                  "classical": "#9467bd"}
+
+
+def error_means(summary_rows: Sequence[dict], metric_label: str, ax=None):
+    """Mean error per method with its confidence interval (the paper's Fig. 6a/c)."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.2, 2.6))
+    for y, r in enumerate(summary_rows):
+        colour = METHOD_COLOURS.get(r["method"], "grey")
+        ax.barh(y, r["mean"], color=colour, alpha=0.8)
+        if r["n"] > 1:
+            ax.errorbar(r["mean"], y, xerr=[[r["mean"] - r["low"]], [r["high"] - r["mean"]]], color="k", capsize=3)
+    ax.set_yticks(range(len(summary_rows)), [f"{r['label']} (n={r['n']})" for r in summary_rows], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"mean {metric_label} (95% CI), less is better")
+    ax.figure.tight_layout()
+    return ax
+
+
+def error_distributions(values: dict[str, Sequence[float]], labels: dict[str, str], metric_label: str, ax=None):
+    """Every sample's error, sorted, per method: the share of samples below each error (Fig. 6b/d)."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.2, 2.8))
+    for method, v in values.items():
+        v = np.sort(np.asarray(list(v), dtype=float))
+        ax.plot(v, np.arange(1, len(v) + 1) / len(v), drawstyle="steps-post", lw=1.6,
+                color=METHOD_COLOURS.get(method, "grey"), label=labels.get(method, method),
+                marker="o" if len(v) < 15 else None, ms=3)
+    ax.set(xlabel=metric_label, ylabel="share of samples with smaller error", ylim=(0, 1.02))
+    ax.legend(fontsize=7)
+    ax.figure.tight_layout()
+    return ax
+
+
+def method_grid(xrays, volumes: dict[str, Sequence[torch.Tensor]], novel=(55.0, 20.0), level: float = 0.1,
+                size: float = 1.7, pixels: int | None = None):
+    """The paper's Figs. 5 and 17: per sample the input, then each method's iso-surface from the
+    x-ray's view (top row of the pair) and from a novel view (bottom row); ``pixels`` sets the
+    renders' side (default: the volumes')."""
+    names = list(volumes)
+    n = len(xrays)
+    fig, axes = plt.subplots(2 * n, len(names) + 1, figsize=(size * (len(names) + 1), 2 * size * n), squeeze=False)
+    d = xray.direction(*novel)
+    for i, alpha in enumerate(xrays):
+        top, bottom = axes[2 * i], axes[2 * i + 1]
+        top[0].imshow(_as_image(1 - alpha), cmap="gray", vmin=0, vmax=1)
+        bottom[0].axis("off")
+        for j, name in enumerate(names, start=1):
+            v = volumes[name][i]
+            top[j].imshow(_as_image(render.iso(v, level=level, size=pixels)), cmap="bone", vmin=0, vmax=1)
+            bottom[j].imshow(_as_image(render.iso(v, d, level=level, size=pixels)), cmap="bone", vmin=0, vmax=1)
+        for ax in (*top, *bottom[1:]):
+            ax.set_xticks([])
+            ax.set_yticks([])
+        top[0].set_ylabel("x-ray view", fontsize=8)
+        bottom[1].set_ylabel("novel view", fontsize=8)
+    for ax, title in zip(axes[0], ["input x-ray", *names]):
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def grouped_means(groups: dict[str, dict[str, Sequence[float]]], metric_label: str, ax=None):
+    """Mean and 95% CI of an error per group (x axis) and method (colour), e.g. per view class."""
+    from . import stats
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.2, 2.8))
+    methods = list(next(iter(groups.values())))
+    width = 0.8 / len(methods)
+    for j, method in enumerate(methods):
+        for i, (group, per_method) in enumerate(groups.items()):
+            values = list(per_method.get(method, []))
+            if len(values) < 2:
+                continue
+            ci = stats.mean_ci(values)
+            x = i + (j - (len(methods) - 1) / 2) * width
+            ax.bar(x, ci.mean, width, color=METHOD_COLOURS.get(method, "grey"), alpha=0.8,
+                   label=method if i == 0 else None)
+            ax.errorbar(x, ci.mean, yerr=[[ci.mean - ci.low], [ci.high - ci.mean]], color="k", capsize=2, lw=1)
+    ax.set_xticks(range(len(groups)), [f"{g}\n(n={len(next(iter(v.values())))})" for g, v in groups.items()],
+                  fontsize=8)
+    ax.set_ylabel(f"mean {metric_label} (95% CI)")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
     ax.figure.tight_layout()
     return ax

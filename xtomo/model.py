@@ -21,7 +21,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .fusion import alpha_floor
+
 __all__ = ["ModelConfig", "PRESETS", "XrayToVolume", "build_model", "describe", "summary", "draw"]
+
+
+HEADS = ("linear", "projected")
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,8 @@ class ModelConfig:
     bottom_units: int = 5     # bottleneck units at the smallest resolution (paper: 5 at 8²)
     up_units: int = 1         # bottleneck units after each skip addition, except at out_size (paper: 1)
     stride: int = 2           # stride of the stem: 2 halves the x-ray (paper 256 → 128), 1 keeps it
+    head: str = "linear"      # "linear": densities as plain numbers (paper); "projected": see XrayToVolume
+    chi: float = 10.0         # extinction coefficient the "projected" head assumes (Eq. 1)
 
     def __post_init__(self):
         for name in ("in_size", "slices", "width", "stem_width", "levels"):
@@ -47,6 +54,10 @@ class ModelConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"ModelConfig: {name} must be a non-negative integer, got {value!r}")
+        if self.head not in HEADS:
+            raise ValueError(f"ModelConfig: head must be one of {HEADS}, got {self.head!r}")
+        if not (isinstance(self.chi, (int, float)) and self.chi > 0):
+            raise ValueError(f"ModelConfig: chi must be a positive number, got {self.chi!r}")
         if self.stride not in (1, 2) or isinstance(self.stride, bool):
             raise ValueError(f"ModelConfig: stride must be 1 or 2, got {self.stride!r}")
         if self.width % 2:
@@ -190,10 +201,15 @@ class Head(nn.Sequential):
 class XrayToVolume(nn.Module):
     """X-ray transparency ``alpha`` [B, 1, n, n] → density volume [B, slices, m, m], m = n / stride.
 
-    The output is view-aligned, depth first (channel 0 is the slice nearest the viewer), and linear
-    (no activation), as released. The network sees the opacity ``1 - alpha``, what a radiograph
-    shows: zero where rays pass freely, so empty background is zero input. Runs as is under
-    ``torch.autocast`` (bf16) and with ``.to(memory_format=torch.channels_last)``.
+    The output is view-aligned, depth first (channel 0 is the slice nearest the viewer). With the
+    ``linear`` head it is linear (no activation), as released. The ``projected`` head (our
+    addition) instead reads the head's channels as logits of *where along each ray* the density
+    lies: a softmax over depth, times the density sum that Beer–Lambert demands of that pixel
+    (Eq. 1, averaged over the stem's stride). The volume then re-projects to the input by
+    construction, is never negative, and the network only has to learn the depth structure.
+    The network sees the opacity ``1 - alpha``, what a radiograph shows: zero where rays pass
+    freely, so empty background is zero input. Runs as is under ``torch.autocast`` (bf16) and with
+    ``.to(memory_format=torch.channels_last)``.
     """
 
     def __init__(self, config: ModelConfig, seed: int | None = None):
@@ -256,7 +272,17 @@ class XrayToVolume(nn.Module):
             x = level(x)
         for level, skip in zip(self.up.values(), reversed(skips)):
             x = level(x, skip)
-        return self.head(x)
+        out = self.head(x)
+        if self.config.head == "projected":
+            out = out.float().softmax(dim=1) * self.ray_sums(alpha)
+        return out
+
+    def ray_sums(self, alpha: torch.Tensor) -> torch.Tensor:
+        """``[B, 1, m, m]``: the density sum over the output's slices that each output pixel's rays
+        need to composite to ``alpha`` (``-ln(alpha) n / chi``, averaged over the stride)."""
+        c = self.config
+        depth = -alpha.float().clamp_min(alpha_floor(c.chi)).log() * (c.slices / c.chi)
+        return F.avg_pool2d(depth, c.stride) if c.stride > 1 else depth
 
     def fuse_for_inference(self, channels_last: bool = True) -> "XrayToVolume":
         """An eval-mode copy with every batch norm folded into its convolution (same outputs).

@@ -34,6 +34,9 @@ class Profile:
     val_samples: int = 64     # held-out samples per validation
     checkpoint_every: int = 100
     workers: int = 0          # DataLoader worker processes
+    # evaluation (chapter 5)
+    eval_samples: int = 64        # held-out samples every method is scored on (seeded subset)
+    classical_samples: int = 3    # of those, how many the slow classical method also runs on
     extra: dict = field(default_factory=dict, compare=False)
 
     @property
@@ -56,7 +59,8 @@ class Profile:
 
 def _validated(p: Profile) -> Profile:
     ints = ("n_species", "n_val_species", "n_views", "volume_size", "xray_size", "gallery",
-            "batch_size", "steps", "val_every", "val_samples", "checkpoint_every")
+            "batch_size", "steps", "val_every", "val_samples", "checkpoint_every", "eval_samples",
+            "classical_samples")
     for name in ints:
         value = getattr(p, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -83,13 +87,15 @@ PROFILES: dict[str, Profile] = {
     for p in (
         Profile("smoke", n_species=12, n_val_species=3, n_views=8, mirror=True,
                 volume_size=32, xray_size=32, gallery=3, model="smoke", batch_size=4, steps=12,
-                val_every=6, val_samples=8, checkpoint_every=4),
+                val_every=6, val_samples=8, checkpoint_every=4, eval_samples=6, classical_samples=1),
         Profile("quick", n_species=175, n_val_species=20, n_views=1332, mirror=True,
                 volume_size=64, xray_size=128, gallery=6, model="quick", batch_size=8, steps=900,
-                val_every=100, val_samples=96, checkpoint_every=100, workers=1),
+                val_every=100, val_samples=96, checkpoint_every=100, workers=1, eval_samples=200,
+                classical_samples=6),
         Profile("paper", n_species=175, n_val_species=20, n_views=1332, mirror=True,
                 volume_size=128, xray_size=256, gallery=8, model="paper", batch_size=32,
-                steps=150_000, val_every=2_000, val_samples=1_024, checkpoint_every=2_000, workers=8),
+                steps=150_000, val_every=2_000, val_samples=1_024, checkpoint_every=2_000, workers=8,
+                eval_samples=1_024, classical_samples=12),
     )
 }
 

@@ -1,0 +1,140 @@
+"""Which output head lets the `quick` network beat NN and ORACLE? Train, then score as chapter 5 does.
+
+For each variant (output head, training steps) the `quick` profile's network is trained from
+scratch with the profile's recipe (batch, learning rate, schedule, seed) into its own folder and
+then scored by ``xtomo.evaluation.evaluate`` on the same held-out samples, beside NN and ORACLE.
+The table gives mean L2 and DSSIM and the one-sided paired p-values of "ours is better".
+
+    python benchmarks/head_study.py --samples 120                 # a GPU machine: minutes
+    python benchmarks/head_study.py --samples 120 --write         # also update RESULTS.md
+
+Training runs on CUDA when there is one (bf16 autocast, as ``xtomo train``), data loading uses
+``--workers`` processes; evaluation is CPU work. ``--write`` replaces only the section between
+``<!-- head-study:begin -->`` and ``<!-- head-study:end -->`` of RESULTS.md. ``--out`` keeps the
+runs (checkpoints and CSVs) somewhere else than a temporary folder.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as _dt
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run from a checkout without installing
+    sys.path.insert(0, str(ROOT))
+
+from xtomo import data, evaluation, model, train  # noqa: E402
+from xtomo.profiles import get_profile  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import RESULTS, machine_line, update_section  # noqa: E402
+
+VARIANTS = (("projected", 900), ("linear", 900), ("linear", 3000))
+
+
+def run(head: str, steps: int, samples: int, workers: int, base: Path) -> dict:
+    name = f"quick-{head}"
+    model.PRESETS[name] = dataclasses.replace(model.PRESETS["quick"], head=head)
+    p = get_profile("quick", eval_samples=samples, classical_samples=1, workers=workers, model=name)
+    out = base / f"{head}-{steps}"
+    out.mkdir(parents=True, exist_ok=True)
+    began = time.perf_counter()
+    summary = train.train(p, steps=steps, out_dir=out, progress=False)
+    trained = time.perf_counter() - began
+    paths = evaluation.evaluate(p, out_dir=out, progress=False)
+    result = scored(head, steps, evaluation.read_csv(paths["results"]))
+    result["train_s"] = trained
+    print(result, flush=True)
+    return result
+
+
+def scored(head: str, steps: int, rows: list[dict], log: list[dict] | None = None) -> dict:
+    """The table row of one evaluated run."""
+    result = dict(head=head, steps=steps, samples=len({r["sample"] for r in rows}),
+                  train_s=float(log[-1]["seconds"]) if log else float("nan"))
+    for metric in ("l2", "dssim"):
+        result[metric] = {r["method"]: r["mean"] for r in evaluation.summary(rows, metric)}
+        tests = {r["method"]: r for r in evaluation.paired_tests(rows, metric)}
+        result[f"{metric}_p"] = {m: tests[m]["p_less"] for m in ("nn", "oracle")}
+    return result
+
+
+def table(results: list[dict], machine: str, command: str) -> str:
+    lines = [
+        "## Output head of the `quick` network against NN and ORACLE",
+        "",
+        f"Machine: {machine}  ",
+        f"Measured {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC by `{command}`: the `quick` recipe "
+        "(batch 8, Adam 1e-3 cosine-decayed to a tenth over the run, seed 0) for the given steps, scored by "
+        "chapter 5's protocol (`xtomo.evaluation.evaluate`) on the first held-out samples of the evaluation "
+        "subset. p: one-sided paired t-test of \"ours (fused) has the smaller error\".",
+        "",
+        "| head | steps | samples | ours L2 | NN L2 | ORACLE L2 | p vs NN | p vs ORACLE | ours DSSIM | NN DSSIM "
+        "| ORACLE DSSIM | p vs NN | p vs ORACLE | train s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['head']} | {r['steps']} | {r['samples']} | {r['l2']['ours']:.5f} | {r['l2']['nn']:.5f} "
+            f"| {r['l2']['oracle']:.5f} | {r['l2_p']['nn']:.2g} | {r['l2_p']['oracle']:.2g} "
+            f"| {r['dssim']['ours']:.4f} | {r['dssim']['nn']:.4f} | {r['dssim']['oracle']:.4f} "
+            f"| {r['dssim_p']['nn']:.2g} | {r['dssim_p']['oracle']:.2g} | {r['train_s']:.0f} |")
+    return "\n".join(lines)
+
+
+def report(paths: list[Path]) -> list[dict]:
+    """Rows of runs kept elsewhere: files ``HEAD-STEPS-evaluation.csv`` beside ``HEAD-STEPS-training_log.csv``."""
+    results = []
+    for path in paths:
+        head, steps = path.name.split("-")[:2]
+        log_path = path.with_name(f"{head}-{steps}-training_log.csv")
+        log = evaluation.read_csv(log_path) if log_path.exists() else None
+        results.append(scored(head, int(steps), evaluation.read_csv(path), log))
+    return results
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=120, help="held-out samples scored (default 120)")
+    parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 2))
+    parser.add_argument("--variants", default=",".join(f"{h}:{s}" for h, s in VARIANTS),
+                        help="HEAD:STEPS,... (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=None, help="keep the runs here")
+    parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
+    parser.add_argument("--report", type=Path, nargs="+", default=None, metavar="CSV",
+                        help="only tabulate runs made elsewhere (HEAD-STEPS-evaluation.csv files)")
+    parser.add_argument("--machine", default=None, help="with --report: where those runs were made")
+    args = parser.parse_args(argv)
+    if args.report:
+        text = table(report(args.report), args.machine or "not recorded",
+                     "python benchmarks/head_study.py --report ...")
+        print(text)
+        if args.write:
+            update_section(RESULTS, text, "head-study")
+        return 0
+    base = args.out or Path(tempfile.mkdtemp(prefix="head-study-"))
+    os.environ.setdefault("XTOMO_ARTIFACTS", str(base / "artifacts"))
+    data.simulate_collection("quick", progress=False)          # the species volumes, once
+    variants = [(v.split(":")[0], int(v.split(":")[1])) for v in args.variants.split(",")]
+    results = [run(head, steps, args.samples, args.workers, base) for head, steps in variants]
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU"
+    text = table(results, f"{machine_line()}; training on {device}",
+                 f"python benchmarks/head_study.py --samples {args.samples} --variants {args.variants}")
+    print(text)
+    if args.write:
+        update_section(RESULTS, text, "head-study")
+    if args.out is None:
+        shutil.rmtree(base, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,268 @@
+"""The renderer (xtomo.render): geometry, lighting, occlusion and compositing against closed forms."""
+import math
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import torch
+
+from xtomo import cli, phantoms, render, xray
+
+N = 48
+R = 0.3
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """These volumes are small: one thread is faster, and keeps timing stable on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def sphere():
+    return phantoms.ball(N, R)
+
+
+def camera_coords(size: int):
+    """Camera x (right) and y (up) of every pixel centre, in units of the cube."""
+    t = (torch.arange(size, dtype=torch.float32) + 0.5) / size - 0.5
+    return t[None, :].expand(size, size), -t[:, None].expand(size, size)
+
+
+def test_sphere_iso_is_a_disc_of_area_pi_r_squared(sphere):
+    image = render.iso(sphere, xray.direction(37.0, 25.0), level=0.5)
+    assert image.shape == (N, N) and image.min() >= 0 and image.max() <= 1
+    area = (image > 0).sum().item()
+    assert area == pytest.approx(math.pi * (R * N) ** 2, rel=0.04)
+
+
+def test_sphere_normals_point_out_of_the_sphere(sphere):
+    aligned = render.to_camera(sphere, xray.direction(-60.0, 50.0))
+    surf = render.surface(aligned[None], level=0.5)
+    x, y = camera_coords(N)
+    rho2 = x**2 + y**2
+    inner = rho2 < (0.85 * R) ** 2
+    expected = torch.stack([x, y, (R**2 - rho2).clamp_min(0).sqrt()], dim=-1) / R
+    cos = (surf.normal[0] * expected).sum(-1)[inner]
+    assert surf.hit[0][inner].all()
+    assert cos.mean() > 0.995 and cos.min() > 0.98
+    # The refined crossing lies on the sphere: camera z of sample i is 0.5 - (i + 0.5) / N.
+    depth = (0.5 - (R**2 - rho2).clamp_min(0).sqrt()) * N - 0.5
+    assert (surf.depth[0] - depth)[inner].abs().max() < 0.25
+
+
+def test_centre_of_a_sphere_faces_the_viewer(sphere):
+    """Facing the camera, a Lambertian point reflects E(view direction) / pi; a headlight
+    environment makes the centre the brightest pixel."""
+    plain = dict(ao=0.0, specular=0.0, depth_cue=0.0, albedo=1.0, level=0.5)
+    image = render.iso(sphere, xray.direction(10.0, 30.0), **plain)
+    expected = render.irradiance(torch.tensor([0.0, 0.0, 1.0])) / math.pi
+    centre = image[N // 2 - 1:N // 2 + 1, N // 2 - 1:N // 2 + 1]
+    assert centre.mean().item() == pytest.approx(expected.item(), rel=0.02)
+
+    def headlight(d):
+        return d[..., 2].clamp_min(0)
+
+    lit = render.iso(sphere, xray.direction(10.0, 30.0), environment=headlight, **plain)
+    row, col = divmod(lit.argmax().item(), N)
+    assert abs(row + 0.5 - N / 2) <= 2 and abs(col + 0.5 - N / 2) <= 2
+
+
+def test_sh_irradiance_of_a_constant_environment_is_pi_l():
+    normals = torch.randn(200, 3, generator=torch.Generator().manual_seed(0))
+    normals = normals / normals.norm(dim=-1, keepdim=True)
+
+    def constant(d):
+        return torch.full(d.shape[:-1], 0.7, dtype=d.dtype)
+
+    assert torch.allclose(render.irradiance(normals, constant), torch.full((200,), 0.7 * math.pi), rtol=1e-3)
+
+
+def test_sh_irradiance_of_a_band_limited_environment_is_exact():
+    """L = 0.5 + 0.3 z + 0.2 x y lies in bands 0-2, which the cosine lobe scales by
+    pi, 2 pi / 3 and pi / 4: E(n) = 0.5 pi + 0.2 pi n_z + 0.05 pi n_x n_y."""
+    def environment(d):
+        return 0.5 + 0.3 * d[..., 2] + 0.2 * d[..., 0] * d[..., 1]
+
+    n = torch.nn.functional.normalize(torch.randn(100, 3, generator=torch.Generator().manual_seed(1)), dim=-1)
+    expected = math.pi * (0.5 + 0.2 * n[:, 2] + 0.05 * n[:, 0] * n[:, 1])
+    assert torch.allclose(render.irradiance(n, environment), expected, rtol=2e-3)
+
+
+def test_default_environment_is_brighter_above_than_below():
+    up, down = render.irradiance(torch.tensor([[0.0, 1.0, 0.0], [0.0, -1.0, 0.0]]))
+    assert up > 3 * down > 0
+
+
+@pytest.fixture(scope="module")
+def bowl(sphere):
+    """A hollow hemispherical shell, open towards +z: concave inside, seen from the top."""
+    shell = sphere - phantoms.ball(N, 0.18)
+    z = (torch.arange(N, dtype=torch.float32) + 0.5) / N - 0.5
+    return shell * (z <= 0.02).float()[:, None, None]
+
+
+def centre_openness(volume: torch.Tensor) -> float:
+    aligned = render.to_camera(volume, xray.direction(0.0, 90.0))[None]
+    surf = render.surface(aligned, 0.5)
+    openness = render.ambient_occlusion(aligned, surf, 0.5)
+    return openness[0, N // 2 - 2:N // 2 + 2, N // 2 - 2:N // 2 + 2].mean().item()
+
+
+def test_ambient_occlusion_darkens_a_cavity_not_a_convex_sphere(sphere, bowl):
+    assert centre_openness(sphere) > 0.97
+    assert centre_openness(bowl) < 0.85
+    top = xray.direction(0.0, 90.0)
+    c = slice(N // 2 - 2, N // 2 + 2)
+    darkening = render.iso(bowl, top, 0.5)[c, c].mean() / render.iso(bowl, top, 0.5, ao=0)[c, c].mean()
+    assert darkening < 0.85
+
+
+def test_mip_of_a_uniform_sphere_is_its_density_inside_the_disc():
+    image = render.mip(phantoms.ball(N, R, density=0.6), xray.direction(123.0, 40.0))
+    x, y = camera_coords(N)
+    rho = (x**2 + y**2).sqrt()
+    assert torch.allclose(image[rho < R - 0.05], torch.tensor(0.6), atol=1e-4)
+    assert (image[rho > R + 0.05] == 0).all()
+
+
+def test_dvr_transparent_transfer_shows_the_background(sphere):
+    def clear(d):
+        return torch.ones(*d.shape, 3), torch.zeros_like(d)
+
+    out = render.dvr(sphere, xray.direction(20.0, 20.0), clear, background=(0.2, 0.4, 0.6))
+    assert out.shape == (3, N, N)
+    assert torch.allclose(out, torch.tensor([0.2, 0.4, 0.6])[:, None, None].expand(3, N, N), atol=1e-6)
+
+
+def test_dvr_opaque_transfer_shows_the_first_surface():
+    top = xray.direction(0.0, 90.0)           # camera z is world z: +z is nearer the viewer
+
+    def orange_solid(d):
+        return torch.tensor([1.0, 0.5, 0.0]).expand(*d.shape, 3), (d > 0.2).float()
+
+    out = render.dvr(phantoms.ball(N, R), top, orange_solid, shading=0)
+    x, y = camera_coords(N)
+    rho = (x**2 + y**2).sqrt()
+    assert torch.allclose(out[:, rho < R - 0.03], torch.tensor([1.0, 0.5, 0.0])[:, None], atol=1e-3)
+    assert (out[:, rho > R + 0.03] == 0).all()
+
+    # A red body (density 0.4) in front of a blue one (0.9): the front one hides the back one.
+    scene = (phantoms.ball(N, 0.12, 0.4, centre=(0.0, 0.0, 0.2))
+             + phantoms.ball(N, 0.2, 0.9, centre=(0.0, 0.0, -0.15)))
+
+    def red_blue(d):
+        rgb = torch.where((d < 0.6)[..., None], torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0.0, 0.0, 1.0]))
+        return rgb, (d > 0.2).float()
+
+    out = render.dvr(scene, top, red_blue, shading=0)
+    c = N // 2
+    red = torch.tensor([1.0, 0.0, 0.0])[:, None, None]
+    assert torch.allclose(out[:, c - 1:c + 1, c - 1:c + 1], red, atol=1e-3)
+    ring = out[:, c, c + int(0.16 * N)]                       # only the back body on this ray
+    assert ring.sum() == pytest.approx(1.0, abs=1e-3)         # opaque (its rim passes 0.2-0.6: red)
+
+
+def test_dvr_named_transfers_give_colour_images(sphere):
+    for name in ("bone", "skin-bone", "rainbow", "colourful"):
+        out = render.dvr(sphere * 0.74, xray.direction(30.0, 20.0), name)
+        assert out.shape == (3, N, N) and out.min() >= 0 and out.max() <= 1
+        assert out[:, N // 2, N // 2].sum() > 0.3 and out[:, 0, 0].sum() == 0
+    with pytest.raises(ValueError, match="transfer"):
+        render.dvr(sphere, None, "no-such-transfer")
+
+
+def test_xray_resynthesis_equals_simulate(sphere):
+    volume = sphere * 0.5 + phantoms.ball(N, 0.1, 0.5, centre=(0.15, -0.1, 0.05))
+    d = xray.direction(70.0, 15.0)
+    assert torch.allclose(render.xray(volume, d, size=40, n_steps=64),
+                          xray.simulate(volume, d, n_steps=64, size=40), atol=1e-6)
+    aligned = xray.align(volume, d, n_steps=N)
+    assert torch.allclose(render.xray(aligned), xray.composite(aligned), atol=1e-6)
+
+
+def test_anaglyph_has_parallax_and_red_is_the_left_eye():
+    """A ball nearer than the centre is seen further right by the left eye (crossed disparity)."""
+    near = phantoms.ball(N, 0.12, centre=(0.25, 0.0, 0.0))       # camera at +x for azimuth 0
+    image = render.anaglyph(near, xray.direction(0.0, 0.0), separation=8.0, level=0.5)
+    assert image.shape == (3, N, N)
+    red, cyan = image[0], image[1]
+    assert torch.equal(image[1], image[2]) and not torch.equal(red, cyan)
+    cols = torch.arange(N, dtype=torch.float32)
+
+    def centroid(im):
+        return ((im > 0).float().sum(0) * cols).sum() / (im > 0).sum()
+
+    assert centroid(red) - centroid(cyan) > 0.5
+    with pytest.raises(ValueError, match="view"):
+        render.anaglyph(near, None)
+
+
+def test_batched_renders_equal_single_renders(sphere):
+    other = phantoms.ball(N, 0.2, 0.8, centre=(0.1, 0.05, -0.1))
+    volumes = torch.stack([sphere, other])
+    views = xray.direction(torch.tensor([30.0, 200.0]), torch.tensor([20.0, 60.0]))
+    for mode in (render.iso, render.dvr, render.mip, render.xray):
+        batch = mode(volumes, views)
+        for i in range(2):
+            assert torch.allclose(batch[i], mode(volumes[i], views[i]), atol=1e-5), mode.__name__
+    stereo = render.anaglyph(volumes, views)
+    assert torch.allclose(stereo[1], render.anaglyph(other, views[1]), atol=1e-5)
+
+
+def test_view_aligned_input_and_the_old_names(sphere):
+    d = xray.direction(30.0, 20.0)
+    aligned = xray.align(sphere, d, n_steps=N)
+    assert torch.equal(render.to_camera(aligned), aligned)
+    assert torch.allclose(render.to_camera(sphere, d), aligned)
+    assert torch.allclose(render.shade_aligned(aligned, 0.5), render.iso(aligned, None, 0.5))
+    assert torch.allclose(render.iso_surface(sphere, d, 0.5, None, N), render.iso(sphere, d, 0.5))
+    assert render.to_camera(aligned, size=24, n_steps=16).shape == (16, 24, 24)
+
+
+def test_save_png_writes_grey_colour_and_colormapped_images(tmp_path):
+    grey = torch.linspace(0, 1, 12).reshape(3, 4)
+    render.save_png(grey, tmp_path / "g.png")
+    assert np.array_equal(iio.imread(tmp_path / "g.png"), np.rint(grey.numpy() * 255).astype(np.uint8))
+    render.save_png(grey, tmp_path / "c.png", cmap="bone")
+    assert iio.imread(tmp_path / "c.png").shape == (3, 4, 3)
+    assert render.colorize(grey, "ivory").shape == (3, 3, 4)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        render.save_png(grey * 2, tmp_path / "bad.png")
+    with pytest.raises(ValueError, match="png"):
+        render.save_png(grey, tmp_path / "bad.jpg")
+    assert not (tmp_path / "bad.png").exists()
+
+
+@pytest.fixture(scope="module")
+def volume_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("render") / "ball.npy"
+    volume = phantoms.ball(32, 0.25, 0.7) + phantoms.ball(32, 0.1, 0.3, centre=(0.2, 0.1, 0.1))
+    np.save(path, volume.numpy())
+    return path
+
+
+@pytest.mark.parametrize("mode", render.MODES)
+def test_cli_renders_each_mode(mode, volume_file, tmp_path, capsys):
+    out = tmp_path / f"{mode}.png"
+    rc = cli.main(["render", str(volume_file), "--mode", mode, "--view", "40,25", "--size", "32",
+                   "--volume-size", "32", "--out", str(out)])
+    assert rc == 0 and capsys.readouterr().out.strip() == str(out)
+    picture = iio.imread(out)
+    assert picture.shape == ((32, 32) if mode in ("xray", "mip") else (32, 32, 3))
+    assert picture.max() > 100 and picture[0, 0].max() == 0          # something bright, dark corner
+
+
+def test_cli_rejects_bad_views_and_missing_files(volume_file, tmp_path, capsys):
+    args = ["--mode", "iso", "--out", str(tmp_path / "x.png")]
+    for view in ("1,2,3", "north,20", "30,100"):
+        assert cli.main(["render", str(volume_file), "--view", view, *args]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("xtomo: error: --view expects AZ,EL") and err.count("\n") == 1
+    assert cli.main(["render", str(tmp_path / "missing.npy"), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("xtomo: error: ") and "missing.npy" in err and "no such file" in err
+    assert not (tmp_path / "x.png").exists()

@@ -1,0 +1,260 @@
+"""Chapter 5's protocol (Henzler et al. 2018, Sec. 5.3): every method on held-out samples.
+
+For a seeded subset of the validation samples (held-out species only) it scores our network
+with and without fusion, NN, ORACLE and, on the first few, the classical single-view method.
+Both of the paper's metrics are kept per sample: the volume L2 (mean squared voxel error) and
+DSSIM between iso-surface renders from the x-ray's view; PSNR and 3-D SSIM are kept too. The
+slice-count study of Sec. 5.3 is run on the same samples. Results go to CSV files in the
+profile's artifacts, rewritten atomically after every chunk, so an interrupted run resumes.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import os
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from . import classical, metrics, render, stats, xray
+from .baselines import SampleBank
+from .files import artifacts_dir, atomic_path, require_artifact, write_json
+from .inference import reconstruct
+from .profiles import Profile, get_profile
+
+__all__ = ["METHODS", "PAPER", "SLICE_COUNTS", "evaluation_indices", "evaluate", "score", "depth_resampled",
+           "read_csv", "by_method", "summary", "paired_tests", "volumes_of"]
+
+#: Method keys in the order tables and plots show them, with their labels.
+METHODS = {"ours": "ours (fused)", "ours_unfused": "ours, no fusion", "nn": "NN", "oracle": "ORACLE",
+           "classical": "classical (WENGER-like)"}
+
+#: Means reported by Henzler et al. (2018, Sec. 5.3) on their UTCT validation set.
+PAPER = {"l2": {"ours": 0.051, "nn": 0.067, "oracle": 0.060},
+         "dssim": {"ours": 0.097, "nn": 0.109, "oracle": 0.110}}
+
+SLICE_COUNTS = (8, 16, 32, 64)
+LEVEL = 0.1      # iso-value of the canonical renders (the paper's renders use one iso-value too)
+
+_FIELDS = ["sample", "specimen", "species", "view", "mirrored", "azimuth", "elevation", "view_class",
+           "method", "l2", "dssim", "psnr", "ssim3d", "seconds", "match"]
+_SLICE_FIELDS = ["sample", "view_class", "slices", "dssim", "l2"]
+
+
+def evaluation_indices(p: Profile, n: int) -> list[int]:
+    """The seeded subset of ``p.eval_samples`` validation samples (out of ``n``) every method sees."""
+    g = torch.Generator().manual_seed(p.seed + 13)
+    return torch.randperm(n, generator=g)[: p.eval_samples].tolist()
+
+
+def score(pred: torch.Tensor, truth: torch.Tensor, level: float = LEVEL) -> dict:
+    """Every metric of one view-aligned volume ``[D, V, V]`` against its truth."""
+    images = render.iso(torch.stack([pred, truth]), level=level)
+    return dict(l2=float(metrics.l2(pred, truth)), dssim=float(metrics.dssim(images[0], images[1])),
+                psnr=float(metrics.psnr(pred.clamp(0, 1), truth)), ssim3d=float(metrics.ssim3d(pred, truth)))
+
+
+def depth_resampled(volume: torch.Tensor, slices: int) -> torch.Tensor:
+    """A view-aligned volume averaged down to ``slices`` along depth and linearly back up:
+    what an output with only that many slices would look like (the paper's Fig. 7)."""
+    low = F.interpolate(volume[None, None], size=(slices, *volume.shape[1:]), mode="area")
+    return F.interpolate(low, size=volume.shape, mode="trilinear", align_corners=False)[0, 0]
+
+
+def read_csv(path: str | os.PathLike) -> list[dict]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _write_csv(path: Path, rows: list[dict], fields: list[str]) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(rows)
+
+
+def evaluate(profile: Profile | str = "quick", checkpoint: str | os.PathLike | None = None, k: int = 16,
+             chunk: int = 25, progress: bool = True, out_dir: str | os.PathLike | None = None) -> dict:
+    """Score every method on the profile's evaluation samples; returns the CSV paths.
+
+    Samples already in ``evaluation.csv`` (same profile, same checkpoint step) are kept and
+    skipped, so a rerun after an interruption only does what is missing. NN and ORACLE search
+    for all remaining samples at once (one pass over the bank); results are saved every
+    ``chunk`` samples.
+    """
+    from tqdm.auto import tqdm
+
+    from .train import datasets, load_checkpoint, model_from_checkpoint
+
+    p = get_profile(profile) if isinstance(profile, str) else profile
+    out = Path(out_dir) if out_dir else artifacts_dir(p.name)
+    ck_path = Path(checkpoint) if checkpoint else require_artifact(
+        out / "checkpoint.pt", "chapter 3 (training) makes it")
+    ck = load_checkpoint(ck_path, p)
+    model = model_from_checkpoint(ck)
+    train_set, val_set = datasets(p)
+    indices = evaluation_indices(p, len(val_set))
+    paths = dict(results=out / "evaluation.csv", slices=out / "slice_count.csv", info=out / "evaluation.json")
+    stamp = dict(profile=p.name, step=ck["step"], samples=len(indices), k=k, level=LEVEL,
+                 classical_samples=p.classical_samples)
+    rows, slice_rows = _resume(paths, stamp)
+    done = {int(r["sample"]) for r in rows}
+    todo = [i for i in indices if i not in done]
+    bank = SampleBank(train_set, progress=progress).build(out / "xray_bank.npy") if todo else None
+    classical_left = p.classical_samples - len({r["sample"] for r in rows if r["method"] == "classical"})
+    bar = tqdm(total=len(indices), initial=len(indices) - len(todo), desc="evaluation", unit="sample",
+               disable=not progress)
+    # One pass over the bank answers every query; the per-sample work is then saved chunk by chunk.
+    items = [val_set[i] for i in todo]
+    nn = bank.nn(torch.stack([it["xray"][0] for it in items]), k=k) if todo else []
+    oracle = bank.oracle(torch.stack([it["volume"] for it in items]), k=k) if todo else []
+    for start in range(0, len(todo), chunk):
+        stop = start + chunk
+        for index, item, m_nn, m_or in zip(todo[start:stop], items[start:stop], nn[start:stop], oracle[start:stop]):
+            alpha, truth = item["xray"][0], item["volume"]
+            volumes = _ours(alpha, model, truth.shape[-1])
+            volumes["nn"], volumes["oracle"] = (bank.sample(m_nn)[1], 0.0), (bank.sample(m_or)[1], 0.0)
+            matches = {"nn": m_nn, "oracle": m_or}
+            if classical_left > 0 and not item["mirrored"]:
+                volumes["classical"] = _classical(alpha, item["direction"], truth, p)
+                classical_left -= 1
+            base = _describe(index, item, train_set.bank)
+            for method, (volume, seconds) in volumes.items():
+                match = matches.get(method)
+                rows.append(dict(base, method=method, seconds=round(seconds, 4), **score(volume, truth),
+                                 match=f"{match.specimen}/{match.view}/{int(match.mirrored)}" if match else ""))
+            slice_rows += _slice_study(index, base["view_class"], volumes["ours_unfused"][0])
+            bar.update()
+        _write_csv(paths["results"], rows, _FIELDS)
+        _write_csv(paths["slices"], slice_rows, _SLICE_FIELDS)
+        write_json(paths["info"], dict(stamp, bank_bytes=bank.nbytes, full_bytes=bank.full_nbytes(),
+                                       bank_samples=len(bank), thumb=bank.thumb))
+    bar.close()
+    return paths
+
+
+def _resume(paths: dict, stamp: dict) -> tuple[list[dict], list[dict]]:
+    """Rows of an earlier run with the same settings, or nothing."""
+    from .files import read_json
+
+    if not (paths["info"].exists() and paths["results"].exists() and paths["slices"].exists()):
+        return [], []
+    info = read_json(paths["info"])
+    if any(info.get(key) != value for key, value in stamp.items()):
+        return [], []
+    return read_csv(paths["results"]), read_csv(paths["slices"])
+
+
+def _timed(function, *args, **kwargs):
+    began = time.perf_counter()
+    result = function(*args, **kwargs)
+    return result, time.perf_counter() - began
+
+
+def _ours(alpha: torch.Tensor, model, size: int) -> dict:
+    """Our reconstruction at the volume resolution, fused with the full x-ray (then averaged
+    down laterally, which keeps its re-projection exact) and without fusion."""
+    fused, t_fused = _timed(reconstruct, alpha, model, fuse=True)
+    if fused.shape[-1] != size:
+        fused = F.interpolate(fused[None], size=(size, size), mode="area")[0]
+    plain, t_plain = _timed(reconstruct, alpha, model, fuse=False)
+    return {"ours": (fused, t_fused), "ours_unfused": (plain, t_plain)}
+
+
+def _classical(alpha, direction, truth, p):
+    small = F.interpolate(alpha[None, None], size=truth.shape[-2:], mode="area")[0, 0]
+    return _timed(classical.reconstruct, small, direction, size=truth.shape[-1], n_steps=truth.shape[0],
+                  chi=p.chi, seed=p.seed)
+
+
+def _describe(index: int, item: dict, bank) -> dict:
+    az, el = xray.angles(item["direction"])
+    return dict(sample=index, specimen=item["specimen"], species=bank.name(item["specimen"]),
+                view=item["view"], mirrored=int(item["mirrored"]), azimuth=round(float(az), 2),
+                elevation=round(float(el), 2), view_class=xray.view_class(item["direction"])[0])
+
+
+def _slice_study(index: int, view: str, output: torch.Tensor) -> list[dict]:
+    """DSSIM and L2 of our output re-sampled to fewer depth slices against the full output."""
+    full = render.iso(output, level=LEVEL)
+    rows = []
+    for slices in SLICE_COUNTS:
+        if slices > output.shape[0]:
+            continue
+        coarse = depth_resampled(output, slices)
+        rows.append(dict(sample=index, view_class=view, slices=slices,
+                         dssim=float(metrics.dssim(render.iso(coarse, level=LEVEL), full)),
+                         l2=float(metrics.l2(coarse, output))))
+    return rows
+
+
+def by_method(rows: list[dict], metric: str) -> dict[str, dict[int, float]]:
+    """``{method: {sample: value}}`` of one metric from the results rows."""
+    table: dict[str, dict[int, float]] = {}
+    for r in rows:
+        table.setdefault(r["method"], {})[int(r["sample"])] = float(r[metric])
+    return {m: table[m] for m in METHODS if m in table}
+
+
+def summary(rows: list[dict], metric: str, level: float = 0.95) -> list[dict]:
+    """Per method: n, mean and its confidence interval of one metric (no interval for n = 1)."""
+    out = []
+    for method, values in by_method(rows, metric).items():
+        v = list(values.values())
+        if len(v) < 2:
+            out.append(dict(method=method, label=METHODS[method], n=len(v), mean=v[0], low=math.nan, high=math.nan))
+            continue
+        ci = stats.mean_ci(v, level=level)
+        out.append(dict(method=method, label=METHODS[method], n=ci.n, mean=ci.mean, low=ci.low, high=ci.high))
+    return out
+
+
+def paired_tests(rows: list[dict], metric: str, against: str = "ours") -> list[dict]:
+    """Paired t-tests of ``against`` versus every other method, on the samples both scored.
+
+    ``p_less`` is the one-sided p-value of "ours has the smaller error"; ``ratio`` is the
+    ratio of means on the paired samples.
+    """
+    table = by_method(rows, metric)
+    ours = table[against]
+    out = []
+    for method, values in table.items():
+        common = sorted(set(values) & set(ours))
+        if method == against or len(common) < 2:
+            continue
+        a = [ours[s] for s in common]
+        b = [values[s] for s in common]
+        t = stats.paired_t(a, b)
+        out.append(dict(method=method, label=METHODS[method], n=t.n, ours=sum(a) / len(a), other=sum(b) / len(b),
+                        ratio=sum(a) / sum(b), t=t.t, p=t.p, p_less=t.p_less, result=str(t)))
+    return out
+
+
+def volumes_of(samples: list[int], profile: Profile | str = "quick", rows: list[dict] | None = None,
+               out_dir: str | os.PathLike | None = None) -> dict:
+    """For chosen evaluation samples: their x-rays and the volumes of ours (fused), NN, ORACLE
+    and the truth, regenerated from the results (NN and ORACLE from their recorded matches)."""
+    from .baselines import Match
+    from .train import datasets, load_checkpoint, model_from_checkpoint
+
+    p = get_profile(profile) if isinstance(profile, str) else profile
+    out = Path(out_dir) if out_dir else artifacts_dir(p.name)
+    rows = rows if rows is not None else read_csv(require_artifact(out / "evaluation.csv", "chapter 5 makes it"))
+    model = model_from_checkpoint(load_checkpoint(require_artifact(out / "checkpoint.pt", "chapter 3 makes it"), p))
+    train_set, val_set = datasets(p)
+    bank = SampleBank(train_set, progress=False)
+    found = {(int(r["sample"]), r["method"]): r["match"] for r in rows}
+    result = dict(xrays=[], ours=[], nn=[], oracle=[], truth=[])
+    for index in samples:
+        item = val_set[index]
+        alpha, truth = item["xray"][0], item["volume"]
+        result["xrays"].append(alpha)
+        result["ours"].append(_ours(alpha, model, truth.shape[-1])["ours"][0])
+        for method in ("nn", "oracle"):
+            specimen, view, mirrored = (int(x) for x in found[(index, method)].split("/"))
+            result[method].append(bank.sample(Match(specimen, view, bool(mirrored), 0.0))[1])
+        result["truth"].append(truth)
+    return result
