@@ -67,6 +67,7 @@ class SampleBank:
             raise ValueError(f"SampleBank: thumb must be an integer of at least 2, got {thumb!r}")
         self.dataset, self.thumb, self.chunk, self.progress = dataset, thumb, chunk, progress
         self.oversample = oversample
+        self.volume_side = max(2, thumb // 2)   # ORACLE's coarse volumes: (thumb / 2)^3 voxels
         self.profile = dataset.profile
         self.views = self.profile.n_views
         self.xrays: torch.Tensor | None = None
@@ -92,7 +93,7 @@ class SampleBank:
         return self.dataset.specimens[i], view
 
     def _coarse(self, specimen: int, volumes: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Thumbnails ``[V, t, t]`` (and coarse aligned volumes ``[V, t, t, t]``) of one specimen."""
+        """Thumbnails ``[V, t, t]`` (and coarse aligned volumes ``[V, t/2, t/2, t/2]``) of one specimen."""
         t, p = self.thumb, self.profile
         fine = self.oversample * t
         canonical = self.dataset.bank.volume(specimen)
@@ -104,7 +105,7 @@ class SampleBank:
             aligned = xray.align(small.expand(len(d), -1, -1, -1), d, n_steps=fine, size=fine)
             xrays.append(thumbnail(xray.composite(aligned, chi=p.chi), t))
             if volumes:
-                vols.append(_coarse_volume(aligned, t))
+                vols.append(_coarse_volume(aligned, self.volume_side))
         return torch.cat(xrays), (torch.cat(vols) if volumes else None)
 
     def build(self, cache: str | Path | None = None) -> "SampleBank":
@@ -150,7 +151,7 @@ class SampleBank:
         from tqdm.auto import tqdm
 
         q = _batch(truths, 3, "volumes")
-        small, top = _coarse_volume(q, self.thumb), _Top(len(q), k)
+        small, top = _coarse_volume(q, self.volume_side), _Top(len(q), k)
         for i, specimen in enumerate(tqdm(self.dataset.specimens, desc="ORACLE search", unit="specimen",
                                           disable=not self.progress)):
             top.add(_scores(small, self._coarse(specimen, volumes=True)[1]), i * self.views)
