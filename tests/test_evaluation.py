@@ -106,3 +106,13 @@ def test_summary_and_paired_tests_on_known_values():
     t = d.mean() / (d.std() / 2)
     assert test["t"] == pytest.approx(t.item(), rel=1e-6)
     assert test["ratio"] == pytest.approx(10 / 14) and test["p_less"] < test["p"]
+
+
+def test_beside_paper_ratios():
+    rows = []
+    for s, (ours, nn, oracle) in enumerate([(1.0, 2.0, 4.0), (3.0, 2.0, 4.0)]):
+        for method, value in (("ours", ours), ("nn", nn), ("oracle", oracle)):
+            rows.append(dict(sample=s, method=method, l2=value, dssim=value / 10))
+    l2, dssim = evaluation.beside_paper(rows)
+    assert l2["metric"] == "l2" and l2["ours / NN"] == pytest.approx(1.0) and l2["ours / ORACLE"] == pytest.approx(0.5)
+    assert dssim["paper: ours / NN"] == pytest.approx(0.097 / 0.109)

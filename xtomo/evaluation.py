@@ -25,7 +25,7 @@ from .inference import reconstruct
 from .profiles import Profile, get_profile
 
 __all__ = ["METHODS", "PAPER", "SLICE_COUNTS", "evaluation_indices", "evaluate", "score", "depth_resampled",
-           "read_csv", "by_method", "summary", "paired_tests", "volumes_of"]
+           "read_csv", "by_method", "summary", "paired_tests", "volumes_of", "beside_paper"]
 
 #: Method keys in the order tables and plots show them, with their labels.
 METHODS = {"ours": "ours (fused)", "ours_unfused": "ours, no fusion", "nn": "NN", "oracle": "ORACLE",
@@ -258,3 +258,17 @@ def volumes_of(samples: list[int], profile: Profile | str = "quick", rows: list[
             result[method].append(bank.sample(Match(specimen, view, bool(mirrored), 0.0))[1])
         result["truth"].append(truth)
     return result
+
+
+def beside_paper(rows: list[dict]) -> list[dict]:
+    """Per metric: our means for ours, NN and ORACLE, the ratios ours/NN and ours/ORACLE, and
+    the same from the paper (``PAPER``): absolute values depend on the data, ratios less so."""
+    out = []
+    for metric, paper in PAPER.items():
+        means = {r["method"]: r["mean"] for r in summary(rows, metric)}
+        out.append({"metric": metric, "ours": means["ours"], "NN": means["nn"], "ORACLE": means["oracle"],
+                    "ours / NN": means["ours"] / means["nn"], "ours / ORACLE": means["ours"] / means["oracle"],
+                    "paper: ours": paper["ours"], "paper: NN": paper["nn"], "paper: ORACLE": paper["oracle"],
+                    "paper: ours / NN": paper["ours"] / paper["nn"],
+                    "paper: ours / ORACLE": paper["ours"] / paper["oracle"]})
+    return out
