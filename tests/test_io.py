@@ -538,3 +538,9 @@ def test_real_chest_radiograph_monochrome1_shows_bone_bright():
     alpha = load_xray(real("RG1_UNCR.dcm"), size=100).numpy()  # MONOCHROME1 in the file
     spine, lungs = alpha[30:70, 47:53].mean(), alpha[30:60, [*range(25, 40), *range(60, 75)]].mean()
     assert spine < lungs - 0.15  # the spine absorbs: low transparency; the lungs let x-rays through
+
+
+def test_real_cat_radiograph_monochrome2_lets_air_through():
+    alpha = load_xray(real("cat.dcm"), size=256).numpy()  # DX, MONOCHROME2, 3072 x 2614
+    air, body = alpha[45:75, 150:250].mean(), alpha[110:150, 40:100].mean()
+    assert air > body + 0.2  # air above the cat is more transparent than its chest

