@@ -197,8 +197,53 @@ def test_anaglyph_has_parallax_and_red_is_the_left_eye():
         return ((im > 0).float().sum(0) * cols).sum() / (im > 0).sum()
 
     assert centroid(red) - centroid(cyan) > 0.5
-    with pytest.raises(ValueError, match="view"):
-        render.anaglyph(near, None)
+    # the same parallax from the view-aligned volume alone (stereo from a single x-ray)
+    aligned = xray.align(near, xray.direction(0.0, 0.0), n_steps=N)
+    stereo = render.anaglyph(aligned, None, separation=8.0, level=0.5)
+    assert centroid(stereo[0]) - centroid(stereo[1]) > 0.5
+    assert torch.allclose(stereo[0], render.iso(xray.turn(aligned, -4.0), None, 0.5))
+
+
+def test_cut_empties_the_half_space_and_keeps_the_rest(sphere):
+    half = render.cut(sphere, (0, 0, -1))              # removes the front half (z < 0, depth first)
+    assert torch.allclose(half.sum(), sphere.sum() / 2, rtol=0.02)
+    assert half[: N // 2 - 1].abs().max() == 0 and torch.equal(half[N // 2 + 1:], sphere[N // 2 + 1:])
+    assert torch.equal(render.cut(sphere, (1, 1, 1), offset=2.0), sphere)   # plane outside the cube
+    assert render.cut(sphere[None], (1, 0, 0)).shape == (1, N, N, N)
+    opened = render.iso(render.cut(sphere, (0, 0, -1)), None, level=0.5)
+    assert torch.equal(opened > 0, render.iso(sphere, None, level=0.5) > 0)  # same outline, flat face
+    for bad in [(0, 0, 0), (1, 0), (float("nan"), 0, 1)]:
+        with pytest.raises(ValueError, match="normal"):
+            render.cut(sphere, bad)
+
+
+def test_key_light_brightens_the_side_it_comes_from():
+    env = render.key_light((1.0, 0.0, 0.0))
+    normals = torch.tensor([[1.0, 0.0, 0.0], [-1.0, 0.0, 0.0]])
+    lit, dark = render.irradiance(normals, env)
+    assert lit > 3 * dark
+    with pytest.raises(ValueError, match="direction"):
+        render.key_light((0, 0, 0))
+
+
+def test_wiggle_swings_the_camera_and_saves_a_looping_gif(sphere, tmp_path):
+    aligned = xray.align(phantoms.ball(N, 0.12, centre=(0.25, 0.0, 0.0)), xray.direction(0.0, 0.0), n_steps=N)
+    frames = render.wiggle(aligned, angle=6.0, frames=8, mode="iso", size=32)
+    assert frames.shape == (8, 3, 32, 32)
+    assert torch.allclose(frames[0], render.image(aligned, "iso", None, size=32))
+    assert torch.allclose(frames[2], render.image(xray.turn(aligned, 6.0), "iso", None, size=32))
+    assert not torch.allclose(frames[2], frames[6])                 # the two extremes differ
+    path = render.save_gif(frames, tmp_path / "wiggle.gif", fps=10)
+    back = iio.imread(path, index=None)
+    assert back.shape[:3] == (8, 32, 32)
+    grey = render.wiggle(sphere, xray.direction(30.0, 20.0), frames=4, mode="mip", size=16)
+    assert grey.shape == (4, 16, 16)
+    with pytest.raises(ValueError, match="frames"):
+        render.wiggle(sphere, None, frames=1)
+    with pytest.raises(ValueError, match=".gif"):
+        render.save_gif(frames, tmp_path / "wiggle.png")
+    with pytest.raises(ValueError, match="within"):
+        render.save_gif(frames * 2, tmp_path / "bad.gif")
 
 
 def test_batched_renders_equal_single_renders(sphere):

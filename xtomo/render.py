@@ -19,9 +19,9 @@ from . import xray as _xr  # the module; `xray` below is the render mode
 from .files import atomic_path
 
 __all__ = [
-    "MODES", "TRANSFERS", "DEFAULT_VIEW", "LEVEL", "AO_SCALES", "studio", "DEFAULT_ENV",
-    "to_camera", "Surface", "surface", "sh_coefficients", "irradiance", "ambient_occlusion",
-    "iso", "dvr", "mip", "xray", "anaglyph", "image", "colorize", "save_png",
+    "MODES", "TRANSFERS", "DEFAULT_VIEW", "LEVEL", "AO_SCALES", "studio", "key_light", "DEFAULT_ENV",
+    "to_camera", "cut", "Surface", "surface", "sh_coefficients", "irradiance", "ambient_occlusion",
+    "iso", "dvr", "mip", "xray", "anaglyph", "wiggle", "image", "colorize", "save_png", "save_gif",
     "iso_surface", "shade_aligned",
 ]
 
@@ -69,6 +69,30 @@ def to_camera(volume: torch.Tensor, view=None, size=None, n_steps: int | None = 
     ask); otherwise a direction ``[3]`` or ``[B, 3]`` given to ``xray.align``.
     """
     out, single, _ = _camera(volume, view, size, n_steps)
+    return out[0] if single else out
+
+
+def cut(volume: torch.Tensor, normal, offset: float = 0.0) -> torch.Tensor:
+    """The volume with the half-space ``p . normal > offset`` emptied: a cut-away that opens the
+    specimen to show its inside, for any render mode.
+
+    ``p`` is the voxel centre in the cube's normalised coordinates, each in [-1, 1]: x along the
+    last axis (W), y along H, z along the first axis (D; depth for a view-aligned volume, so
+    ``normal=(0, 0, -1)`` removes the front). The cut edge is one voxel soft, so iso-surfaces of
+    the cut face come out flat instead of staircased.
+    """
+    vol, single = _xr._check_volume(volume)
+    n = torch.as_tensor(normal, dtype=vol.dtype).reshape(-1)
+    if n.numel() != 3 or not torch.isfinite(n).all() or float(n.norm()) == 0:
+        raise ValueError(f"cut: normal must be a non-zero 3-vector (x, y, z), got {normal!r}")
+    if not math.isfinite(offset):
+        raise ValueError(f"cut: offset must be finite, got {offset!r}")
+    n = (n / n.norm()).to(vol.device)
+    axes = [(torch.arange(k, device=vol.device, dtype=vol.dtype) * 2 + 1) / k - 1 for k in vol.shape[1:]]
+    z, y, x = torch.meshgrid(*axes, indexing="ij")
+    voxel = 2.0 / min(vol.shape[1:])
+    keep = ((offset - (n[0] * x + n[1] * y + n[2] * z)) / voxel + 0.5).clamp(0, 1)
+    out = vol * keep
     return out[0] if single else out
 
 
@@ -144,6 +168,21 @@ def studio(d: torch.Tensor) -> torch.Tensor:
 
 
 DEFAULT_ENV = studio
+
+
+def key_light(direction=(0.6, 0.3, 0.75), strength: float = 12.0, sky: float = 0.25) -> Callable:
+    """An environment lit by one sharp key light from ``direction`` (camera coordinates: x right,
+    y up, z towards the viewer) over a dim, even sky: relighting a surface for a new look."""
+    key_dir = torch.as_tensor(direction, dtype=torch.float64)
+    if key_dir.shape != (3,) or not torch.isfinite(key_dir).all() or float(key_dir.norm()) == 0:
+        raise ValueError(f"key_light: direction must be a non-zero 3-vector, got {direction!r}")
+    key_dir = key_dir / key_dir.norm()
+
+    def environment(d: torch.Tensor) -> torch.Tensor:
+        key = strength * torch.exp(((d * key_dir.to(d)).sum(-1) - 1) / 0.03)
+        return sky * (0.2 + 0.8 * (d[..., 1] + 1) / 2) + key
+
+    return environment
 
 
 def _sh_basis(d: torch.Tensor) -> torch.Tensor:
@@ -443,21 +482,42 @@ def xray(volume: torch.Tensor, view=None, chi: float = _xr.CHI, size=None,
     return out[0] if single else out
 
 
-def anaglyph(volume: torch.Tensor, view, separation: float = 4.0, level: float = LEVEL, size=None,
+def anaglyph(volume: torch.Tensor, view=None, separation: float = 4.0, level: float = LEVEL, size=None,
              n_steps: int | None = None, **shading) -> torch.Tensor:
-    """Red-cyan anaglyph ``[3, rows, cols]`` of two iso renders, the azimuth offset by
+    """Red-cyan anaglyph ``[3, rows, cols]`` of two iso renders, the camera turned
     ``-separation / 2`` (left eye, red) and ``+separation / 2`` degrees (right eye, green and blue).
 
-    ``view`` is a direction (for a view-aligned volume, one of the caller's choosing). At the
-    turntable camera's pole (a top view) an azimuth offset turns the image, so the parallax fades.
+    With a ``view`` direction the eyes' azimuths differ (at the turntable camera's pole, a top
+    view, that offset turns the image and the parallax fades); ``view=None`` takes a view-aligned
+    volume, such as a reconstruction, and turns it about the image's vertical (``xray.turn``):
+    stereo from a single x-ray.
     """
-    if view is None:
-        raise ValueError("anaglyph needs a view direction: the two eyes are turned about it")
-    az, el = _xr.angles(view)
     half = float(separation) / 2
-    left = iso(volume, _xr.direction(az - half, el), level, size, n_steps, **shading)
-    right = iso(volume, _xr.direction(az + half, el), level, size, n_steps, **shading)
+    if view is None:
+        eyes = [_xr.turn(volume, -half), _xr.turn(volume, half)]
+        left, right = (iso(eye, None, level, size, n_steps, **shading) for eye in eyes)
+    else:
+        az, el = _xr.angles(view)
+        left = iso(volume, _xr.direction(az - half, el), level, size, n_steps, **shading)
+        right = iso(volume, _xr.direction(az + half, el), level, size, n_steps, **shading)
     return torch.stack([left, right, right], dim=-3)
+
+
+def wiggle(volume: torch.Tensor, view=None, angle: float = 5.0, frames: int = 12, mode: str = "iso",
+           **options) -> torch.Tensor:
+    """Frames ``[frames, ...]`` of a wiggle stereogram: the camera swings ``angle`` degrees to
+    either side and back (a sine), which the eye reads as depth without glasses.
+
+    ``view=None`` swings a view-aligned volume about its x-ray's view (``xray.turn``); with a
+    direction the azimuth swings. ``mode`` and ``options`` as for ``image``.
+    """
+    if not isinstance(frames, int) or isinstance(frames, bool) or frames < 2:
+        raise ValueError(f"wiggle: frames must be an integer >= 2, got {frames!r}")
+    swings = [float(angle) * math.sin(2 * math.pi * k / frames) for k in range(frames)]
+    if view is None:
+        return torch.stack([image(_xr.turn(volume, a), mode, None, **options) for a in swings])
+    az, el = _xr.angles(view)
+    return torch.stack([image(volume, mode, _xr.direction(az + a, el), **options) for a in swings])
 
 
 # Compatibility: the names that figures and notebooks call.
@@ -526,4 +586,28 @@ def save_png(image: torch.Tensor, path, cmap: str | None = None) -> Path:
     values = values if values.dim() == 2 else values.permute(1, 2, 0)
     with atomic_path(path) as tmp:
         iio.imwrite(tmp, np.ascontiguousarray(values.numpy()), extension=".png")
+    return path
+
+
+def save_gif(frames: torch.Tensor, path, fps: float = 12.0) -> Path:
+    """Write frames ``[N, H, W]`` (grey) or ``[N, 3, H, W]`` (RGB) in [0, 1] as a looping GIF,
+    atomically."""
+    import numpy as np
+    import imageio.v3 as iio
+
+    path = Path(path)
+    if path.suffix.lower() != ".gif":
+        raise ValueError(f"{path}: animations are saved as .gif, got '{path.suffix}'")
+    frames = torch.as_tensor(frames).detach().float().cpu()
+    if not (frames.dim() == 3 or (frames.dim() == 4 and frames.shape[1] == 3)) or frames.shape[0] < 1:
+        raise ValueError(f"{path}: expected frames [N, H, W] or [N, 3, H, W], got shape {tuple(frames.shape)}")
+    if not torch.isfinite(frames).all() or frames.min() < -1e-6 or frames.max() > 1 + 1e-6:
+        raise ValueError(f"{path}: frame values must be finite and within [0, 1]")
+    if not fps > 0:
+        raise ValueError(f"{path}: fps must be positive, got {fps!r}")
+    values = (frames.clamp(0, 1) * 255).round().to(torch.uint8)
+    values = values if values.dim() == 3 else values.permute(0, 2, 3, 1)
+    with atomic_path(path) as tmp:
+        iio.imwrite(tmp, np.ascontiguousarray(values.numpy()), extension=".gif",
+                    duration=1000.0 / fps, loop=0)
     return path

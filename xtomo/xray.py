@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 __all__ = [
     "CHI", "N_STEPS", "direction", "angles", "sample_directions", "view_class",
-    "align", "composite", "simulate", "mirror", "encode_gamma", "decode_gamma", "poisson_noise",
+    "align", "turn", "composite", "simulate", "mirror", "encode_gamma", "decode_gamma", "poisson_noise",
 ]
 
 CHI = 10.0      # extinction coefficient, chosen by the paper for plausible contrast
@@ -154,6 +154,27 @@ def align(volume: torch.Tensor, direction: torch.Tensor, n_steps: int = N_STEPS,
     # Depth front to back = z' descending; rows top to bottom = up descending = x' ascending;
     # columns left to right = right ascending = y' ascending.
     out = w2.permute(0, 2, 3, 1).flip(1).contiguous()
+    return out[0] if single else out
+
+
+def turn(aligned: torch.Tensor, azimuth: float = 0.0, elevation: float = 0.0) -> torch.Tensor:
+    """A view-aligned volume ``[D, H, W]`` (or ``[B, D, H, W]``) as seen by a camera orbited
+    ``azimuth`` degrees to the right and ``elevation`` degrees up around the cube's centre.
+
+    The result is again view-aligned (depth first, front to back), so every renderer and
+    ``composite`` apply unchanged: this is how a reconstruction, which only exists in its x-ray's
+    frame, is seen from new viewpoints. Trilinear, zero outside the cube.
+    """
+    vol, single = _check_volume(aligned)
+    a, e = math.radians(float(azimuth)), math.radians(float(elevation))
+    ca, sa, ce, se = math.cos(a), math.sin(a), math.cos(e), math.sin(e)
+    # normalised (x right, y down, z away from the viewer): world = R_az @ R_el @ camera
+    r_az = torch.tensor([[ca, 0.0, -sa], [0.0, 1.0, 0.0], [sa, 0.0, ca]], dtype=torch.float64)
+    r_el = torch.tensor([[1.0, 0.0, 0.0], [0.0, ce, se], [0.0, -se, ce]], dtype=torch.float64)
+    theta = torch.cat([r_az @ r_el, torch.zeros(3, 1, dtype=torch.float64)], dim=1)
+    theta = theta.to(vol).expand(vol.shape[0], 3, 4)
+    grid = F.affine_grid(theta, [vol.shape[0], 1, *vol.shape[1:]], align_corners=False)
+    out = F.grid_sample(vol[:, None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)[:, 0]
     return out[0] if single else out
 
 
