@@ -93,38 +93,65 @@ def train(args) -> None:
               f"(mean-volume baseline {summary['baseline_l2']:.5f}); checkpoint {summary['checkpoint']}")
 
 
+def _box(text: str) -> tuple[int, int, int]:
+    """``"100,40,512"`` as (top, left, side) in pixels, or an error naming ``--crop``."""
+    try:
+        top, left, side = (int(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"--crop expects TOP,LEFT,SIDE in pixels (e.g. 100,40,512), got {text!r}") from None
+    return top, left, side
+
+
 @command(arg("xray", help="x-ray image: PNG (8/16-bit), TIFF, JPEG or DICOM radiograph"),
          arg("--checkpoint", required=True, help="a checkpoint written by `xtomo train`"),
          arg("--out", required=True, help="volume file to write: .nii or .nii.gz (streamed), or .npz"),
          arg("--no-fusion", action="store_true",
              help="keep the network's coarse volume instead of fusing it with the full-resolution x-ray"),
          arg("--policy", default="proportional", help="fusion policy (default: the paper's proportional)"),
-         arg("--gamma", type=float, default=None, help="undo this display gamma of the image (e.g. 2.2)"))
+         arg("--gamma", type=float, default=None, help="undo this display gamma of the image (e.g. 2.2)"),
+         arg("--crop", default=None, metavar="TOP,LEFT,SIDE",
+             help="reconstruct only this square of the image, in pixels"),
+         arg("--air", type=float, default=None, metavar="Q",
+             help="a real radiograph: take the fraction Q of least opaque pixels as air and make "
+                  "them empty, and fade out the corners outside the inscribed disc (e.g. 0.01)"),
+         arg("--preview", default=None, metavar="PNG",
+             help="also write a preview: the x-ray and iso-surfaces from three views"))
 def reconstruct(args) -> None:
     """Reconstruct a view-aligned density volume from one x-ray (fused to its full resolution)."""
     from . import fusion, io
-    from .inference import reconstruct as infer, square
+    from . import render as rendering
+    from .inference import prepare_radiograph, reconstruct as infer, square, to_network_input
     from .train import load_checkpoint, model_from_checkpoint
 
     if args.policy not in fusion.POLICIES:
         raise ValueError(f"unknown fusion policy {args.policy!r}; choose one of {sorted(fusion.POLICIES)}")
+    if args.preview is not None and not args.preview.lower().endswith(".png"):
+        raise ValueError(f"--preview must name a .png file, got {args.preview!r}")
+    box = None if args.crop is None else _box(args.crop)
     ck = load_checkpoint(args.checkpoint)
+    chi = ck["profile"]["chi"]
     model = model_from_checkpoint(ck)
     alpha = io.load_xray(args.xray, gamma=args.gamma)
+    if box is not None or args.air is not None:
+        alpha = prepare_radiograph(alpha, box=box, air=args.air, vignette=args.air is not None)
     coarse = infer(alpha, model, fuse=False)
     if args.no_fusion:
         io.save_volume(coarse, args.out)
         volume_shape = tuple(coarse.shape)
     elif args.out.lower().endswith((".nii", ".nii.gz")):  # streamed: memory stays bounded
         full = square(alpha)[0, 0]
-        fusion.fuse_to_file(coarse, full, args.out, chi=ck["profile"]["chi"], policy=args.policy,
+        fusion.fuse_to_file(coarse, full, args.out, chi=chi, policy=args.policy,
                             progress=sys.stderr.isatty())
         volume_shape = (coarse.shape[0], *full.shape)
     else:
-        volume = infer(alpha, model, fuse=True, chi=ck["profile"]["chi"], policy=args.policy)
+        volume = infer(alpha, model, fuse=True, chi=chi, policy=args.policy)
         io.save_volume(volume, args.out)
         volume_shape = tuple(volume.shape)
     print(f"{args.out}: volume {volume_shape} (depth first, front to back along the ray)")
+    if args.preview is not None:   # from a copy fused at no more than 256^2, whatever the image size
+        small = to_network_input(alpha, min(256, max(alpha.shape[-2:])))[0, 0]
+        shown = coarse if args.no_fusion else fusion.fuse_upsampled(coarse, small, chi=chi, policy=args.policy)
+        print(rendering.save_png(rendering.preview(shown, small), args.preview))
 
 
 def _view(text: str) -> tuple[float, float]:

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from . import fusion
 from .xray import CHI
 
-__all__ = ["reconstruct", "square", "to_network_input", "upsample"]
+__all__ = ["reconstruct", "square", "to_network_input", "upsample", "prepare_radiograph"]
 
 
 def square(alpha: torch.Tensor) -> torch.Tensor:
@@ -44,6 +44,44 @@ def to_network_input(alpha: torch.Tensor, size: int) -> torch.Tensor:
         x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=x.shape[-1] > size,
                           align_corners=False)
     return x
+
+
+def prepare_radiograph(alpha: torch.Tensor, box=None, air: float | None = 0.01,
+                       vignette: bool = True) -> torch.Tensor:
+    """A real radiograph (alpha ``[H, W]``, display gamma already undone by ``io.load_xray``) made
+    to look like the training x-rays: cropped, its air made empty, its specimen inside the disc.
+
+    ``box`` = (top, left, side) crops a square in pixels. ``air`` is the fraction of pixels taken
+    as air: the opacity at that quantile becomes zero and the rest is stretched to fill [0, 1]
+    (a scanner's offset and window cannot be known, so this is an estimate). ``vignette`` fades
+    the opacity to zero outside the inscribed disc, where the training specimens never reach.
+    """
+    if not torch.is_tensor(alpha) or alpha.dim() != 2:
+        raise ValueError(f"prepare_radiograph: expected one x-ray [H, W], got {getattr(alpha, 'shape', alpha)!r}")
+    square(alpha)                                # the checks of every x-ray: transparency in [0, 1]
+    x, (h, w) = alpha.float(), alpha.shape
+    if box is not None:
+        top, left, side = (int(v) for v in box)
+        if side < 2 or top < 0 or left < 0 or top + side > h or left + side > w:
+            raise ValueError(f"prepare_radiograph: box (top, left, side) = {tuple(box)} does not fit "
+                             f"in the {h} x {w} image")
+        x = x[top:top + side, left:left + side]
+    opacity = 1 - x
+    if air is not None:
+        if not 0 <= air < 1:
+            raise ValueError(f"prepare_radiograph: air must be a fraction in [0, 1), got {air!r}")
+        sample = opacity.flatten()[:: max(1, opacity.numel() // 1_000_000)]
+        floor = float(torch.quantile(sample, air))
+        if floor >= 1:
+            raise ValueError("prepare_radiograph: the image has no air: every pixel is fully opaque")
+        opacity = ((opacity - floor) / (1 - floor)).clamp(0, 1)
+    opacity = 1 - square(1 - opacity)[0, 0]      # padded with air to a square
+    if vignette:
+        n = opacity.shape[-1]
+        t = (torch.arange(n, dtype=opacity.dtype) + 0.5) / n - 0.5
+        r = (t[:, None] ** 2 + t[None, :] ** 2).sqrt()
+        opacity = opacity * ((0.5 - r) / 0.05).clamp(0, 1)
+    return 1 - opacity
 
 
 def upsample(volume: torch.Tensor, size) -> torch.Tensor:

@@ -21,7 +21,7 @@ from .files import atomic_path
 __all__ = [
     "MODES", "TRANSFERS", "DEFAULT_VIEW", "LEVEL", "AO_SCALES", "studio", "key_light", "DEFAULT_ENV",
     "to_camera", "cut", "Surface", "surface", "sh_coefficients", "irradiance", "ambient_occlusion",
-    "iso", "dvr", "mip", "xray", "anaglyph", "wiggle", "image", "colorize", "save_png", "save_gif",
+    "iso", "dvr", "mip", "xray", "anaglyph", "wiggle", "preview", "image", "colorize", "save_png", "save_gif",
     "iso_surface", "shade_aligned",
 ]
 
@@ -552,6 +552,25 @@ def image(volume: torch.Tensor, mode: str = "iso", view=None, size=None, level: 
     if mode == "mip":
         return mip(volume, view, size, n_steps)
     return anaglyph(volume, view, level=level, size=size, n_steps=n_steps)
+
+
+PREVIEW_TURNS = {"x-ray view": (0.0, 0.0), "turned 60° right": (60.0, 0.0), "from above": (0.0, 60.0)}
+
+
+def preview(aligned: torch.Tensor, alpha: torch.Tensor | None = None, size: int = 192,
+            level: float = LEVEL) -> torch.Tensor:
+    """One RGB strip ``[3, size, k * size]`` to check a reconstruction at a glance: its x-ray
+    (if given), then ivory iso-surfaces of the view-aligned volume from the three
+    ``PREVIEW_TURNS`` of its camera (the x-ray's own view, turned to the side, from above)."""
+    vol, single = _xr._check_volume(aligned)
+    if not single:
+        raise ValueError(f"preview: expected one view-aligned volume [D, H, W], got shape {tuple(aligned.shape)}")
+    panels = [] if alpha is None else [
+        colorize(1 - F.interpolate(torch.as_tensor(alpha, dtype=torch.float32).reshape(1, 1, *alpha.shape[-2:]),
+                                   size=(size, size), mode="area")[0, 0], "gray")]
+    for az, el in PREVIEW_TURNS.values():
+        panels.append(image(_xr.turn(vol[0], az, el), "iso", None, size=size, level=level))
+    return torch.cat(panels, dim=-1).clamp(0, 1)
 
 
 def colorize(grey: torch.Tensor, cmap: str = "bone") -> torch.Tensor:

@@ -1,0 +1,89 @@
+"""From a real radiograph to a volume: preparing the image, `xtomo reconstruct` with a preview."""
+import os
+import subprocess
+import sys
+
+import imageio.v3 as iio
+import nibabel as nib
+import pytest
+import torch
+
+from xtomo import io, realdata, render, xray
+from xtomo.inference import prepare_radiograph
+from xtomo.profiles import get_profile
+from xtomo.train import train
+
+SMOKE = get_profile("smoke")
+
+
+def xtomo(*args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "xtomo", *args], capture_output=True, text=True,
+                          env=os.environ.copy(), **kwargs)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    train(SMOKE, steps=2, out_dir=out, progress=False)
+    return out / "checkpoint.pt"
+
+
+def test_prepare_makes_air_empty_and_keeps_the_specimen_in_the_disc():
+    alpha = torch.full((64, 80), 0.7)                 # a scanner offset: air is 30 % opaque
+    alpha[20:44, 30:50] = 0.2                         # the specimen
+    out = prepare_radiograph(alpha, air=0.05)
+    assert out.shape == (80, 80)                      # squared, padded with air
+    assert out[0, 0] == 1 and out[40, 40] == pytest.approx(1 - (0.8 - 0.3) / 0.7, abs=1e-5)
+    crop = prepare_radiograph(alpha, box=(16, 24, 32), air=0.05)
+    assert crop.shape == (32, 32) and crop[16, 16] == out[32, 40]
+    bare = prepare_radiograph(alpha, air=None, vignette=False)
+    assert torch.allclose(bare[8:72], alpha)          # nothing but the square padding
+    with pytest.raises(ValueError, match="no air"):
+        prepare_radiograph(torch.zeros(50, 50), air=0.5)
+    vignetted = prepare_radiograph(torch.full((50, 50), 0.5), air=None)
+    assert vignetted[25, 25] == 0.5 and vignetted[0, 0] == 1 and vignetted[0, 25] > 0.5
+
+
+@pytest.mark.parametrize("box,message", [((0, 0, 100), "does not fit"), ((-1, 0, 8), "does not fit"),
+                                         ((0, 0, 1), "does not fit")])
+def test_prepare_rejects_bad_crops(box, message):
+    with pytest.raises(ValueError, match=message):
+        prepare_radiograph(torch.rand(40, 60), box=box)
+
+
+def test_preview_is_the_xray_beside_three_views():
+    volume = xray.align(torch.nn.functional.pad(torch.ones(12, 12, 12), [10] * 6), xray.direction(20, 30))
+    strip = render.preview(volume, xray.composite(volume), size=24)
+    assert strip.shape == (3, 24, 4 * 24) and strip.max() > 0.5
+    assert render.preview(volume, size=24).shape == (3, 24, 3 * 24)
+    with pytest.raises(ValueError, match="one view-aligned volume"):
+        render.preview(volume[None])
+
+
+def test_reconstruct_a_real_dicom_radiograph_with_a_preview(checkpoint, tmp_path):
+    try:
+        cat = realdata.RADIOGRAPHS["cat chest"].path
+    except FileNotFoundError as missing:
+        pytest.skip(str(missing))
+    done = xtomo("reconstruct", str(cat), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "cat.nii.gz"),
+                 "--crop", "700,400,640", "--air", "0.01", "--gamma", "1.0", "--preview", str(tmp_path / "cat.png"))
+    assert done.returncode == 0, done.stderr
+    volume = nib.load(tmp_path / "cat.nii.gz")
+    assert volume.shape == (640, 640, SMOKE.volume_size)      # x fastest: the crop at full resolution
+    picture = iio.imread(tmp_path / "cat.png")
+    assert picture.shape == (192, 4 * 192, 3) and picture.std() > 5
+    assert str(tmp_path / "cat.png") in done.stdout
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--crop", "1,2"], "--crop expects TOP,LEFT,SIDE"),
+    (["--crop", "0,0,999"], "does not fit"),
+    (["--air", "1.5"], "air must be a fraction"),
+    (["--preview", "p.jpg"], "--preview must name a .png"),
+])
+def test_reconstruct_rejects_bad_options(checkpoint, tmp_path, args, message):
+    io.save_xray(torch.linspace(0.4, 1.0, 256).reshape(16, 16), tmp_path / "x.png")
+    done = xtomo("reconstruct", str(tmp_path / "x.png"), "--checkpoint", str(checkpoint), "--out", "v.npz",
+                 *args, cwd=tmp_path)
+    assert done.returncode == 2
+    assert message in done.stderr and "Traceback" not in done.stderr
