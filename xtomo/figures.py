@@ -13,7 +13,7 @@ import torch
 
 from . import render, xray
 
-__all__ = ["image_grid", "specimen_views", "hemisphere", "slices", "reconstructions", "training_curves",
+__all__ = ["image_grid", "labelled_grid", "specimen_views", "hemisphere", "slices", "reconstructions", "training_curves",
            "error_means", "error_distributions", "method_grid", "grouped_means", "METHOD_COLOURS"]
 
 #: Views named as the paper's Fig. 8b sorts them: (azimuth, elevation) in degrees.
@@ -22,6 +22,40 @@ VIEWS = {"top": (0.0, 90.0), "front": (90.0, 0.0), "side": (0.0, 0.0), "oblique"
 
 def _as_image(a) -> np.ndarray:
     return a.detach().cpu().numpy() if torch.is_tensor(a) else np.asarray(a)
+
+
+def _displayable(a) -> np.ndarray:
+    """Grey ``[H, W]`` as it is, RGB ``[3, H, W]`` (the renderers' layout) as ``[H, W, 3]``."""
+    a = _as_image(a)
+    return np.moveaxis(a, 0, -1).clip(0, 1) if a.ndim == 3 and a.shape[0] == 3 else a
+
+
+def labelled_grid(rows: dict[str, Sequence], columns: Sequence[str], size: float = 1.9,
+                  cmap: str = "bone", suptitle: str | None = None):
+    """Images in named rows under column titles (grey ``[H, W]`` in [0, 1] through ``cmap``, or
+    RGB ``[3, H, W]``); ``None`` leaves a cell empty, and a row may be shorter than the titles."""
+    if not rows or not columns:
+        raise ValueError("labelled_grid needs at least one row and one column title")
+    long = [name for name, images in rows.items() if len(images) > len(columns)]
+    if long:
+        raise ValueError(f"labelled_grid: rows {long} have more images than the {len(columns)} column titles")
+    fig, axes = plt.subplots(len(rows), len(columns), squeeze=False,
+                             figsize=(size * len(columns), size * len(rows) + (0.4 if suptitle else 0)))
+    for row, (name, images) in zip(axes, rows.items()):
+        for ax in row:
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_frame_on(False)
+        for ax, image in zip(row, images):
+            if image is not None:
+                ax.imshow(_displayable(image), cmap=cmap, vmin=0, vmax=1)
+        row[0].set_ylabel(name, fontsize=8)
+    for ax, title in zip(axes[0], columns):
+        ax.set_title(title, fontsize=8)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
 
 
 def image_grid(images: Sequence, titles: Sequence[str] | None = None, cols: int | None = None,
