@@ -36,5 +36,12 @@ def test_chapter_executes_at_smoke(chapter, executed):
         state = nb["metadata"]["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
         assert any(m["model_name"] == "VolumeModel" for m in state.values())
         assert len(json.loads((artifacts / "smoke" / "manifest.json").read_text())["val"]) == 3
+    if chapter.stem.startswith("06_"):
+        state = nb["metadata"]["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+        models = [m["model_name"] for m in state.values()]
+        assert models.count("VolumeModel") == 2 and "StackModel" in models   # explorer, slice viewer
+        assert (artifacts / "smoke" / "applications" / "wiggle.gif").exists()
+        html = [o for c in nb["cells"] for o in c.get("outputs", []) if "text/html" in o.get("data", {})]
+        assert any("data:image/gif;base64," in "".join(o["data"]["text/html"]) for o in html)
     if chapter.stem.startswith("03_"):
         assert (artifacts / "smoke" / "checkpoint.pt").exists()
