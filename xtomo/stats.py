@@ -15,7 +15,7 @@ from scipy import stats as _st
 
 __all__ = ["MeanCI", "PairedT", "Wilcoxon", "ProportionCI", "BinomialTest", "Power", "SampleSize",
            "mean_ci", "paired_t", "wilcoxon", "proportion_ci", "binomial_test", "binomial_power",
-           "participants_for_power"]
+           "participants_for_power", "ParticipantTest", "participant_test", "design_effect"]
 
 ALTERNATIVES = ("two-sided", "greater", "less")
 
@@ -378,3 +378,82 @@ def participants_for_power(p1: float = 0.6, power: float = 0.8, trials_per_parti
         if result.power >= target:
             return SampleSize(m, per, m * per, target, result)
     raise ValueError(f"{limit} participants x {per} trials do not reach power {target}; raise max_participants")
+
+
+# ----------------------------------------------------------------------------- trials nested in participants
+
+@dataclass(frozen=True)
+class ParticipantTest:
+    """Trials nested in participants, tested with the participant as the unit.
+
+    ``rates`` is the mean per-participant proportion correct with its t interval; ``t``/``df``/``p``
+    the one-sample t-test of the rates against p0 (NaN when every rate is the same: no spread to
+    scale by), ``p_wilcoxon`` the signed-rank test of the rates against p0. ``chi2``/``p_homogeneity``
+    test whether participants differ more than binomial sampling explains (chi-square on the
+    participants x {correct, wrong} table); ``dispersion = chi2 / (participants - 1)`` is about 1
+    when they do not, and estimates the design effect of the pooled binomial test when they do.
+    """
+    participants: int
+    trials: int
+    p0: float
+    rates: MeanCI
+    t: float
+    df: int
+    p: float
+    p_wilcoxon: float
+    chi2: float
+    p_homogeneity: float
+    dispersion: float
+
+    def __str__(self) -> str:
+        t = (f"t({self.df}) = {self.t:.2f}, p = {_pval(self.p)}" if math.isfinite(self.t)
+             else "t undefined (every participant has the same rate)")
+        return (f"{self.participants} participants, {self.trials} trials; mean rate {self.rates}; against "
+                f"{_num(self.p0)}: {t}; Wilcoxon p = {_pval(self.p_wilcoxon)}; participants differ: "
+                f"chi2({self.participants - 1}) = {self.chi2:.2f}, p = {_pval(self.p_homogeneity)} "
+                f"(dispersion {self.dispersion:.2f})")
+
+
+def participant_test(correct, trials, p0: float = 0.5, level: float = 0.95) -> ParticipantTest:
+    """Participant-level test of 2AFC data: ``correct[i]`` of ``trials[i]`` right for participant i.
+
+    Pooling every trial into one binomial test treats trials as independent; when participants
+    differ, trials of one person are correlated and the pooled test is overconfident. Here each
+    participant contributes one rate, tested against p0 with a one-sample t-test (the paired t of
+    the rates against the constant p0) and a Wilcoxon signed-rank test; the homogeneity
+    chi-square says whether the pooled test's independence is plausible.
+    """
+    k = np.asarray(correct)
+    n = np.asarray(trials)
+    if k.ndim != 1 or k.shape != n.shape:
+        raise ValueError(f"correct and trials must be 1-D of one length, got shapes {k.shape} and {n.shape}")
+    if k.size < 2:
+        raise ValueError(f"a participant-level test needs at least 2 participants, got {k.size}")
+    for ki, ni in zip(k.tolist(), n.tolist()):
+        _counts(ki, ni)
+    p0, level = _probability(p0, "p0"), _level(level)
+    k, n = k.astype(float), n.astype(float)
+    rates = k / n
+    constant = np.full_like(rates, p0)
+    spread = float(rates.std(ddof=1))
+    if spread > 0:
+        t = paired_t(rates, constant, level)
+        t_stat, df, p = t.t, t.df, t.p
+    else:
+        t_stat, df, p = math.nan, int(k.size - 1), math.nan
+    pooled = k.sum() / n.sum()
+    if 0 < pooled < 1:
+        expected = np.stack([n * pooled, n * (1 - pooled)])
+        chi2 = float((((np.stack([k, n - k]) - expected) ** 2) / expected).sum())
+    else:
+        chi2 = 0.0
+    dof = k.size - 1
+    return ParticipantTest(int(k.size), int(n.sum()), p0, mean_ci(rates, level), t_stat, df, p,
+                           wilcoxon(rates, constant).p, chi2, float(_st.chi2.sf(chi2, dof)), chi2 / dof)
+
+
+def design_effect(trials_per_participant: int, icc: float) -> float:
+    """Kish's design effect ``1 + (m - 1) * icc``: how many times more trials nested in participants
+    (m each, intra-class correlation icc) a study needs than independent trials for the same precision."""
+    m = _count(trials_per_participant, "trials_per_participant", low=1)
+    return 1 + (m - 1) * _probability(icc, "icc", open_interval=False)
