@@ -441,3 +441,29 @@ def skull(species: Species, size: int = 128, individual_index: int = 0, seed: in
     if ss > 1:
         vol = torch.nn.functional.avg_pool3d(vol[None, None], ss)[0, 0]
     return vol.contiguous()
+
+
+# --------------------------------------------------------------------------- skulls for xtomo.mice
+
+def family_template(family: str) -> Species:
+    """The template species of a family: its order's and family's mean proportions, unjittered
+    (``"Muridae"`` is the house mouse whose whole-body phantoms ``xtomo.mice`` builds)."""
+    for order, spec in ORDERS.items():
+        if family in spec["families"]:
+            params = {**_BASE, **spec["base"], **spec["families"][family]}
+            return Species(-1, f"{family} template", order, family, params)
+    known = sorted(f for spec in ORDERS.values() for f in spec["families"])
+    raise ValueError(f"unknown family {family!r}; choose one of {known}")
+
+
+def cranium(p: dict, local: sdf.Coords, voxel: float) -> torch.Tensor:
+    """Skull density of an individual's proportions ``p`` (from ``individual``) at coordinates
+    ``local`` of the skull's own frame, anti-aliased over ``voxel`` (local units): lets another
+    body place a skull in its head."""
+    return _bone(p, local, voxel, texture=True).clamp(0, 1)
+
+
+def cranium_sphere(p: dict) -> tuple[tuple[float, float, float], float]:
+    """Centre and radius, in the skull's local units, of a sphere that holds the whole skull."""
+    centre, scale = _placement(p)
+    return centre, scale * _FIT_RADIUS

@@ -21,8 +21,8 @@ from . import anatomy, xray
 from .files import artifacts_dir, atomic_path, write_json
 from .profiles import Profile, get_profile
 
-__all__ = ["PAPER_COUNTS", "ProceduralBank", "FileBank", "XrayDataset", "make_sample", "aligned_truth",
-           "counts", "simulate_collection"]
+__all__ = ["PAPER_COUNTS", "ProceduralBank", "FileBank", "TensorBank", "XrayDataset", "ViewDataset",
+           "make_sample", "view_target", "aligned_truth", "counts", "simulate_collection"]
 
 #: What Henzler et al. (2018, Sec. 3) report for their dataset.
 PAPER_COUNTS = dict(species=175, val_species=20, views=1332, mirrors=2,
@@ -90,6 +90,29 @@ class FileBank:
         return self._volumes[k]
 
 
+class TensorBank:
+    """Canonical volumes already in memory (e.g. reconstructed by classical tomography), named."""
+
+    def __init__(self, volumes: Sequence[torch.Tensor], names: Sequence[str] | None = None):
+        self._volumes = list(volumes)
+        for k, v in enumerate(self._volumes):
+            if not torch.is_tensor(v) or v.dim() != 3 or not v.is_floating_point():
+                raise ValueError(f"TensorBank: volume {k} must be a floating-point tensor [D, H, W], got "
+                                 f"{tuple(v.shape) if torch.is_tensor(v) else type(v).__name__}")
+        self.names = list(names) if names is not None else [f"volume {k}" for k in range(len(self._volumes))]
+        if len(self.names) != len(self._volumes):
+            raise ValueError(f"TensorBank: {len(self.names)} names for {len(self._volumes)} volumes")
+
+    def __len__(self) -> int:
+        return len(self._volumes)
+
+    def name(self, k: int) -> str:
+        return self.names[k]
+
+    def volume(self, k: int) -> torch.Tensor:
+        return self._volumes[k]
+
+
 @dataclass(frozen=True)
 class Sample:
     """Where a dataset index points: which specimen, which view, mirrored or not."""
@@ -146,6 +169,64 @@ class XrayDataset(torch.utils.data.Dataset):
                     mirrored=s.mirrored, direction=d)
 
 
+class ViewDataset(torch.utils.data.Dataset):
+    """(x-ray, view-aligned volume) pairs at chosen views of a bank's volumes, each also mirrored
+    if the profile mirrors.
+
+    ``specimens [N]`` and ``directions [N, 3]`` list the views. The x-rays are ``xrays [N, S, S]``
+    when given (acquired by another model, e.g. ``xtomo.microct``, of the same specimens) and
+    the volumes' own Beer–Lambert x-rays otherwise; the targets always come from the bank's
+    volumes, resampled as in ``make_sample``. Items are dicts like ``XrayDataset``'s.
+    """
+
+    def __init__(self, bank, specimens: Sequence[int], directions: torch.Tensor, profile: Profile | str = "quick",
+                 xrays: torch.Tensor | None = None):
+        self.bank = bank
+        self.profile = get_profile(profile) if isinstance(profile, str) else profile
+        self.specimens = [int(k) for k in specimens]
+        self.directions = torch.as_tensor(directions, dtype=torch.float32).reshape(-1, 3)
+        if len(self.directions) != len(self.specimens):
+            raise ValueError(f"ViewDataset: {len(self.specimens)} specimens but {len(self.directions)} directions")
+        bad = sorted({k for k in self.specimens if not 0 <= k < len(bank)})
+        if bad:
+            raise ValueError(f"ViewDataset: specimen indices {bad} are outside the bank of {len(bank)}")
+        size = self.profile.xray_size
+        if xrays is not None and tuple(xrays.shape) != (len(self.specimens), size, size):
+            raise ValueError(f"ViewDataset: xrays must be [{len(self.specimens)}, {size}, {size}] (one per view "
+                             f"at the profile's x-ray size), got {tuple(xrays.shape)}")
+        self.xrays = xrays
+        self._mirrors = 2 if self.profile.mirror else 1
+
+    def __len__(self) -> int:
+        return len(self.specimens) * self._mirrors
+
+    def locate(self, index: int) -> tuple[int, bool]:
+        """(view, mirrored) of a dataset index."""
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for a dataset of {len(self)} samples")
+        view, mirrored = divmod(index % len(self), self._mirrors)
+        return view, bool(mirrored)
+
+    def __getitem__(self, index: int) -> dict:
+        view, mirrored = self.locate(index)
+        k, d = self.specimens[view], self.directions[view]
+        volume = self.bank.volume(k)
+        if self.xrays is None:
+            alpha, target = make_sample(volume, d, self.profile)
+        else:
+            alpha, target = self.xrays[view].float(), view_target(volume, d, self.profile)
+        if mirrored:
+            alpha, target = xray.mirror(alpha), xray.mirror(target)
+        return dict(xray=alpha[None], volume=target, specimen=k, view=view, mirrored=mirrored, direction=d)
+
+
+def _lateral(aligned: torch.Tensor, profile: Profile) -> torch.Tensor:
+    """An aligned stack marched at the x-ray's resolution, averaged down to the volume's."""
+    if profile.xray_size != profile.volume_size:
+        aligned = F.interpolate(aligned[None], size=(profile.volume_size,) * 2, mode="area")[0]
+    return aligned
+
+
 def make_sample(volume: torch.Tensor, direction: torch.Tensor, profile: Profile):
     """The x-ray (``xray_size``) and the view-aligned volume (``volume_size``) of one view.
 
@@ -154,10 +235,12 @@ def make_sample(volume: torch.Tensor, direction: torch.Tensor, profile: Profile)
     of 128^3 volumes).
     """
     aligned = xray.align(volume, direction, n_steps=profile.n_steps, size=profile.xray_size)
-    alpha = xray.composite(aligned, chi=profile.chi)
-    if profile.xray_size != profile.volume_size:
-        aligned = F.interpolate(aligned[None], size=(profile.volume_size,) * 2, mode="area")[0]
-    return alpha, aligned
+    return xray.composite(aligned, chi=profile.chi), _lateral(aligned, profile)
+
+
+def view_target(volume: torch.Tensor, direction: torch.Tensor, profile: Profile) -> torch.Tensor:
+    """The view-aligned volume of ``make_sample`` alone, for x-rays that come from elsewhere."""
+    return _lateral(xray.align(volume, direction, n_steps=profile.n_steps, size=profile.xray_size), profile)
 
 
 def aligned_truth(species: anatomy.Species, direction: torch.Tensor, profile: Profile, size: int,

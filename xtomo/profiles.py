@@ -37,6 +37,15 @@ class Profile:
     # evaluation (chapter 5)
     eval_samples: int = 64        # held-out samples every method is scored on (seeded subset)
     classical_samples: int = 3    # of those, how many the slow classical method also runs on
+    # the reality check with mice (chapter 8); the paper: 15 mice in a micro-CT, 12 for training,
+    # 3 for testing, 2,720 samples in all, the learning repeated
+    n_mice: int = 15
+    n_test_mice: int = 3
+    mouse_samples: int = 2_720    # samples over all mice, mirrors included (views spread evenly)
+    mouse_phantom_size: int = 256  # phantoms are x-rayed at this resolution, finer than the volumes
+    ct_angles: int = 360          # projections of each micro-CT scan
+    ct_arc: int = 360             # degrees the scanner turns (parallel beam: 180 or 360)
+    mouse_steps: int = 1000       # training steps on the mice
     extra: dict = field(default_factory=dict, compare=False)
 
     @property
@@ -60,7 +69,8 @@ class Profile:
 def _validated(p: Profile) -> Profile:
     ints = ("n_species", "n_val_species", "n_views", "volume_size", "xray_size", "gallery",
             "batch_size", "steps", "val_every", "val_samples", "checkpoint_every", "eval_samples",
-            "classical_samples")
+            "classical_samples", "n_mice", "n_test_mice", "mouse_samples", "mouse_phantom_size",
+            "ct_angles", "mouse_steps")
     for name in ints:
         value = getattr(p, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -69,6 +79,18 @@ def _validated(p: Profile) -> Profile:
         raise ValueError(
             f"profile {p.name!r}: n_val_species ({p.n_val_species}) must be smaller than "
             f"n_species ({p.n_species}) so that some species remain for training")
+    if p.n_test_mice >= p.n_mice:
+        raise ValueError(f"profile {p.name!r}: n_test_mice ({p.n_test_mice}) must be smaller than "
+                         f"n_mice ({p.n_mice}) so that some mice remain for training")
+    mirrors = 2 if p.mirror else 1
+    if p.mouse_samples % mirrors or p.mouse_samples < p.n_mice * mirrors:
+        raise ValueError(f"profile {p.name!r}: mouse_samples ({p.mouse_samples}) must be a multiple of "
+                         f"{mirrors} (the mirrors) with at least one view per mouse ({p.n_mice} mice)")
+    if p.mouse_phantom_size % p.volume_size:
+        raise ValueError(f"profile {p.name!r}: mouse_phantom_size ({p.mouse_phantom_size}) must be a "
+                         f"multiple of volume_size ({p.volume_size}), the micro-CT's detector")
+    if p.ct_arc not in (180, 360):
+        raise ValueError(f"profile {p.name!r}: ct_arc must be 180 or 360 degrees, got {p.ct_arc!r}")
     if p.volume_size < 8:
         raise ValueError(f"profile {p.name!r}: volume_size must be at least 8, got {p.volume_size}")
     if not (isinstance(p.chi, (int, float)) and p.chi > 0):
@@ -87,15 +109,18 @@ PROFILES: dict[str, Profile] = {
     for p in (
         Profile("smoke", n_species=12, n_val_species=3, n_views=8, mirror=True,
                 volume_size=32, xray_size=32, gallery=3, model="smoke", batch_size=4, steps=12,
-                val_every=6, val_samples=8, checkpoint_every=4, eval_samples=6, classical_samples=1),
+                val_every=6, val_samples=8, checkpoint_every=4, eval_samples=6, classical_samples=1,
+                n_mice=5, n_test_mice=2, mouse_samples=40, mouse_phantom_size=64, ct_angles=24, ct_arc=180,
+                mouse_steps=12),
         Profile("quick", n_species=175, n_val_species=20, n_views=1332, mirror=True,
                 volume_size=64, xray_size=128, gallery=6, model="quick", batch_size=8, steps=900,
                 val_every=100, val_samples=96, checkpoint_every=100, workers=1, eval_samples=120,
-                classical_samples=3),
+                classical_samples=3, mouse_samples=480, mouse_phantom_size=128, ct_angles=90, ct_arc=180,
+                mouse_steps=250),
         Profile("paper", n_species=175, n_val_species=20, n_views=1332, mirror=True,
                 volume_size=128, xray_size=256, gallery=8, model="paper", batch_size=32,
                 steps=150_000, val_every=2_000, val_samples=1_024, checkpoint_every=2_000, workers=8,
-                eval_samples=1_024, classical_samples=12),
+                eval_samples=1_024, classical_samples=12, mouse_steps=20_000),
     )
 }
 

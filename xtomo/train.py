@@ -159,12 +159,14 @@ def _write_log(path: Path, history: list[dict]) -> None:
 
 def train(profile: Profile | str = "quick", resume: bool = False, steps: int | None = None,
           minutes: float | None = None, out_dir: str | os.PathLike | None = None,
-          device: str | None = None, progress: bool = True) -> dict:
+          device: str | None = None, progress: bool = True, data: tuple | None = None) -> dict:
     """Train the profile's network; returns a summary (final step, losses, baseline, paths).
 
     ``steps`` overrides the profile's step count; ``minutes`` stops earlier once that much wall
     time has passed (the run then ends with a checkpoint and can be resumed). Writes
     ``checkpoint.pt`` and ``training_log.csv`` into ``out_dir`` (default: the profile's artifacts).
+    ``data`` = ``(train_set, val_set)`` trains on other pairs than the profile's crania (e.g. the
+    mice of chapter 8, ``xtomo.data.ViewDataset``); items must be shaped as the profile says.
     """
     from tqdm.auto import tqdm
 
@@ -182,7 +184,7 @@ def train(profile: Profile | str = "quick", resume: bool = False, steps: int | N
     out = Path(out_dir) if out_dir else artifacts_dir(p.name)
     ck_path, log_path = out / "checkpoint.pt", out / "training_log.csv"
 
-    train_set, val_set = datasets(p)
+    train_set, val_set = datasets(p) if data is None else data
     val_idx = validation_indices(p, len(val_set))
     model = build_model(p.model, seed=p.seed)
     if model.config.in_size != p.xray_size or model.config.slices != p.volume_size \
