@@ -256,3 +256,20 @@ def test_cuda_matches_cpu():
     cpu = xray.simulate(vols, dirs, n_steps=32)
     gpu = xray.simulate(vols.cuda(), dirs.cuda(), n_steps=32).cpu()
     assert torch.allclose(cpu, gpu, atol=1e-5)
+
+
+@pytest.mark.parametrize("bad,error,match", [
+    ([[0.5]], TypeError, "torch tensor or numpy array"),
+    (torch.ones(2, 2, dtype=torch.bool), ValueError, "real numbers"),
+    (torch.tensor([[0.5, float("nan")]]), ValueError, "NaN or inf"),
+    (torch.tensor([[0.5, 1.5]]), ValueError, r"transparency in \[0, 1\]"),
+])
+def test_check_alpha_names_what_was_wrong(bad, error, match):
+    with pytest.raises(error, match=f"the input: alpha.*{match}|the input: .*{match}"):
+        xray.check_alpha(bad, "the input")
+
+
+def test_check_alpha_accepts_numpy_and_integers():
+    import numpy as np
+    assert xray.check_alpha(np.full((2, 2), 0.5), "x").dtype == torch.float64
+    assert xray.check_alpha(torch.ones(2, 2, dtype=torch.int64), "x").dtype == torch.float32

@@ -94,7 +94,7 @@ import torch
 from tqdm.auto import tqdm
 
 from xtomo import fusion
-from xtomo.xray import CHI, align
+from xtomo.xray import CHI, align, check_alpha
 
 __all__ = ["DEFAULTS", "INITS", "reconstruct", "optimise", "extrude", "line_integrals", "sphere_mask"]
 
@@ -271,24 +271,13 @@ def reconstruct(alpha, direction, size: int | None = None, n_steps: int | None =
 # checks
 
 def _check_alpha(alpha, what):
-    if isinstance(alpha, np.ndarray):
-        alpha = torch.from_numpy(alpha)
-    if not torch.is_tensor(alpha):
-        raise TypeError(f"{what}: alpha (x-ray transparency) must be a torch tensor or numpy array, "
-                        f"got {type(alpha).__name__}")
-    if alpha.dtype == torch.bool or alpha.is_complex():
-        raise ValueError(f"{what}: alpha must hold real numbers, got {alpha.dtype}")
+    alpha = check_alpha(alpha, what)
     if alpha.dim() not in (2, 3):
         raise ValueError(f"{what}: alpha must be an x-ray [H, W] or a batch [B, H, W], "
                          f"got shape {tuple(alpha.shape)}")
     if min(alpha.shape[-2:]) < 2 or alpha.shape[0] < 1:
         raise ValueError(f"{what}: alpha is too small: shape {tuple(alpha.shape)} (at least 2 x 2 pixels)")
     alpha = alpha if alpha.dtype in (torch.float32, torch.float64) else alpha.float()
-    if not torch.isfinite(alpha).all():
-        raise ValueError(f"{what}: alpha holds NaN or inf")
-    if alpha.min() < 0 or alpha.max() > 1:
-        raise ValueError(f"{what}: alpha must be transparency in [0, 1], got values in "
-                         f"[{alpha.min():.4g}, {alpha.max():.4g}]")
     single = alpha.dim() == 2
     return (alpha[None] if single else alpha), single
 

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from xtomo.files import atomic_path
-from xtomo.xray import CHI, N_STEPS
+from xtomo.xray import CHI, N_STEPS, check_alpha
 
 __all__ = ["MAX_DENSITY", "POLICIES", "alpha_floor", "required_sum", "density_error",
            "paper_density_error", "first", "even", "proportional", "scaled", "fuse",
@@ -63,7 +63,7 @@ def required_sum(alpha, chi: float = CHI, n: int = N_STEPS) -> torch.Tensor:
     """
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ValueError(f"required_sum: n (slices per ray) must be a positive integer, got {n!r}")
-    return _required_sum(_check_alpha(alpha, "required_sum"), _check_chi(chi), n)
+    return _required_sum(check_alpha(alpha, "required_sum"), _check_chi(chi), n)
 
 
 def density_error(alpha, mu, chi: float = CHI) -> torch.Tensor:
@@ -346,14 +346,6 @@ def _tensor(x, name: str, what: str) -> torch.Tensor:
     return x
 
 
-def _check_alpha(alpha, what: str) -> torch.Tensor:
-    alpha = _tensor(alpha, "alpha (x-ray transparency)", what)
-    if alpha.numel() and (alpha.min() < 0 or alpha.max() > 1):
-        raise ValueError(f"{what}: alpha must be transparency in [0, 1], got values in "
-                         f"[{alpha.min():.4g}, {alpha.max():.4g}]")
-    return alpha
-
-
 def _check_mu(mu, what: str, name: str = "mu (predicted densities)") -> torch.Tensor:
     mu = _tensor(mu, name, what)
     if mu.dim() < 3:
@@ -365,7 +357,7 @@ def _check_mu(mu, what: str, name: str = "mu (predicted densities)") -> torch.Te
 
 
 def _check_pair(mu, alpha, what: str) -> tuple[torch.Tensor, torch.Tensor]:
-    mu, alpha = _check_mu(mu, what), _check_alpha(alpha, what)
+    mu, alpha = _check_mu(mu, what), check_alpha(alpha, what)
     expected = mu.shape[:-3] + mu.shape[-2:]
     if alpha.shape != expected:
         raise ValueError(f"{what}: alpha has shape {tuple(alpha.shape)} but the volume "
@@ -375,7 +367,7 @@ def _check_pair(mu, alpha, what: str) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _check_coarse(mu, alpha, what: str) -> tuple[torch.Tensor, torch.Tensor]:
     mu = _check_mu(mu, what, "mu_coarse")
-    alpha = _check_alpha(alpha, what)
+    alpha = check_alpha(alpha, what)
     if mu.dim() != 3:
         raise ValueError(f"{what}: mu_coarse must be [n, h, w], got shape {tuple(mu.shape)}")
     if alpha.dim() != 2:

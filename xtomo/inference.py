@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from . import fusion
-from .xray import CHI
+from .xray import CHI, check_alpha
 
 __all__ = ["reconstruct", "square", "to_network_input", "upsample", "prepare_radiograph"]
 
@@ -15,19 +15,13 @@ def square(alpha: torch.Tensor) -> torch.Tensor:
 
     Non-square images are padded, centred, with empty background (alpha = 1). Bad values fail.
     """
-    if not torch.is_tensor(alpha):
-        raise TypeError(f"x-ray must be a torch tensor, got {type(alpha).__name__}")
-    x = alpha.float()
+    x = check_alpha(alpha, "x-ray").float()
     if x.dim() == 2:
         x = x[None, None]
     elif x.dim() == 3:
         x = x[:, None]
     if x.dim() != 4 or x.shape[1] != 1:
         raise ValueError(f"x-ray must be [H, W], [B, H, W] or [B, 1, H, W], got shape {tuple(alpha.shape)}")
-    if not torch.isfinite(x).all():
-        raise ValueError("x-ray contains NaN or inf")
-    if x.min() < 0 or x.max() > 1:
-        raise ValueError(f"x-ray must be transparency in [0, 1], got values in [{x.min():.3g}, {x.max():.3g}]")
     h, w = x.shape[-2:]
     if h != w:
         side = max(h, w)

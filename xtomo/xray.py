@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 __all__ = [
     "CHI", "N_STEPS", "direction", "angles", "sample_directions", "view_class",
-    "align", "turn", "composite", "simulate", "mirror", "encode_gamma", "decode_gamma", "poisson_noise",
+    "check_alpha", "align", "turn", "composite", "simulate", "mirror", "encode_gamma", "decode_gamma", "poisson_noise",
 ]
 
 CHI = 10.0      # extinction coefficient, chosen by the paper for plausible contrast
@@ -84,6 +84,28 @@ def _check_directions(d) -> torch.Tensor:
     if (norm < 1e-6).any():
         raise ValueError("view direction must be non-zero")
     return d / norm[..., None]
+
+
+def check_alpha(alpha, what: str) -> torch.Tensor:
+    """``alpha`` as a floating-point tensor of transparency, or an error naming ``what`` was given:
+    the checks every consumer of x-rays shares (a tensor or numpy array of finite reals in [0, 1]);
+    shapes are the consumer's to check."""
+    import numpy as np
+
+    if isinstance(alpha, np.ndarray):
+        alpha = torch.from_numpy(alpha)
+    if not torch.is_tensor(alpha):
+        raise TypeError(f"{what}: alpha (x-ray transparency) must be a torch tensor or numpy array, "
+                        f"got {type(alpha).__name__}")
+    if alpha.dtype == torch.bool or alpha.is_complex():
+        raise ValueError(f"{what}: alpha must hold real numbers, got {alpha.dtype}")
+    alpha = alpha if alpha.is_floating_point() else alpha.float()
+    if not torch.isfinite(alpha).all():
+        raise ValueError(f"{what}: alpha holds NaN or inf")
+    if alpha.numel() and (alpha.min() < 0 or alpha.max() > 1):
+        raise ValueError(f"{what}: alpha must be transparency in [0, 1], got values in "
+                         f"[{alpha.min():.4g}, {alpha.max():.4g}]")
+    return alpha
 
 
 def _check_volume(volume) -> tuple[torch.Tensor, bool]:
