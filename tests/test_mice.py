@@ -112,3 +112,15 @@ def test_study_end_to_end_at_a_tiny_scale(tmp_path):
     assert {r["pair"] for r in again.resynthesis()} == {
         "acquired vs Beer–Lambert of the phantom", "acquired vs re-synthesised",
         "re-synthesised vs Beer–Lambert of the phantom"}
+
+
+def test_downsampled_phantom_keeps_mass_and_majority_labels(ph):
+    small = mice.downsample(ph, 2)
+    n = ph.density.shape[0] // 2
+    assert small.density.shape == (n, n, n) and small.tissue.dtype == torch.uint8
+    assert float(small.density.sum()) * 8 == pytest.approx(float(ph.density.sum()), rel=1e-5)
+    assert torch.allclose(small.soft + small.mineral, small.density, atol=1e-6)
+    assert set(small.tissue.unique().tolist()) <= set(range(len(mice.LABELS)))
+    assert float((small.tissue == mice.AIR).float().mean()) > 0.9
+    with pytest.raises(ValueError, match="factor"):
+        mice.downsample(ph, 3)

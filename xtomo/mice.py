@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from . import anatomy, sdf
 
-__all__ = ["TISSUE", "LABELS", "Mouse", "MousePhantom", "population", "phantom"]
+__all__ = ["TISSUE", "LABELS", "Mouse", "MousePhantom", "population", "phantom", "downsample"]
 
 #: Linear densities of the tissues at the reference energy (the book's units, bone ~0.35-1).
 TISSUE = dict(muscle=0.25, fat=0.19, skin=0.29, lung=0.07, gas=0.0, heart=0.27, liver=0.285,
@@ -428,3 +428,17 @@ def phantom(mouse: Mouse, size: int = 128, device="cpu") -> MousePhantom:
     tissue[(gas > 0.5) & (body > 0.5)] = GAS
     tissue[mineral > 0.15] = BONE
     return MousePhantom(density.contiguous(), soft.contiguous(), mineral.contiguous(), tissue)
+
+
+def downsample(ph: MousePhantom, factor: int) -> MousePhantom:
+    """A phantom averaged over blocks of ``factor``^3 voxels (what a coarser voxel holds); each
+    block's label is the tissue filling most of it."""
+    if not isinstance(factor, int) or factor < 1 or ph.density.shape[0] % factor:
+        raise ValueError(f"downsample: factor must be a positive integer dividing the phantom's "
+                         f"{ph.density.shape[0]} voxels, got {factor!r}")
+    if factor == 1:
+        return ph
+    pooled = F.avg_pool3d(torch.stack([ph.density, ph.soft, ph.mineral])[None], factor)[0]
+    votes = F.one_hot(ph.tissue.long(), len(LABELS)).permute(3, 0, 1, 2).float()
+    tissue = F.avg_pool3d(votes[None], factor)[0].argmax(0).to(torch.uint8)
+    return MousePhantom(pooled[0].contiguous(), pooled[1].contiguous(), pooled[2].contiguous(), tissue)

@@ -122,7 +122,7 @@ class MouseStudy:
         p, sc = self.p, self.scanner
         began = time.perf_counter()
         fine = mice.phantom(self.mice[k], p.mouse_phantom_size, device=self.device)
-        coarse = mice.phantom(self.mice[k], p.volume_size, device=self.device)
+        coarse = mice.downsample(fine, p.mouse_phantom_size // p.volume_size)
         t_phantom = time.perf_counter() - began
         began = time.perf_counter()
         acquisition = microct.scan(fine.soft, fine.mineral, sc, p.ct_angles, p.ct_arc, detector=p.volume_size,
@@ -302,6 +302,24 @@ class MouseStudy:
                 writer.writeheader()
                 writer.writerows(rows)
         return evaluation.read_csv(path)
+
+    def predict(self, index: int, training: str = "acquired") -> dict:
+        """Test sample ``index``: its acquired x-ray, our (fused) volume from the network trained
+        on ``training`` x-rays, and the reconstructed and the true view-aligned volumes."""
+        from .inference import reconstruct
+        from .train import load_checkpoint, model_from_checkpoint
+
+        if training not in TRAININGS:
+            raise ValueError(f"predict: training must be one of {TRAININGS}, got {training!r}")
+        model = model_from_checkpoint(load_checkpoint(self.dir / f"train-{training}" / "checkpoint.pt", self.p))
+        item = self.datasets("acquired", "reconstruction")[1][index]
+        alpha, size = item["xray"][0], self.p.volume_size
+        ours = reconstruct(alpha, model, fuse=True, chi=self.p.chi)
+        if ours.shape[-1] != size:
+            ours = F.interpolate(ours[None], size=(size, size), mode="area")[0]
+        return dict(xray=alpha, ours=ours, reconstruction=item["volume"],
+                    phantom=self.datasets("acquired", "phantom")[1][index]["volume"], mouse=item["specimen"],
+                    direction=item["direction"])
 
     def resynthesis(self) -> list[dict]:
         """Per test view: how far the acquired x-ray is from the Beer–Lambert x-ray of the
