@@ -373,11 +373,12 @@ def test_paper_reanalysis_known_values():
     assert one["percent"] == pytest.approx(46.296296, abs=1e-5) and one["shown_as"] == "rounded"
     assert one["p_two_sided"] == pytest.approx(sst.binomtest(125, 270).pvalue) == pytest.approx(0.2475, abs=1e-4)
     assert one["p_exactly_k"] == pytest.approx(sst.binom.pmf(125, 270, 0.5)) == pytest.approx(0.02318, abs=1e-5)
-    assert (540, 250) in rows                                    # 20 single images each
+    assert one["matches_reported"] == "P(X = k)"                 # the reported "p < .023" is no test
+    assert rows[(540, 250)]["matches_reported"] == "none"         # 20 single images each
     two = rows[(460, 231)]
     assert two["shown_as"] == "truncated"                        # 50.217...% reads 50.21 only when cut off
     assert two["p_two_sided"] == pytest.approx(sst.binomtest(231, 460).pvalue) == pytest.approx(0.9628, abs=1e-4)
-    assert two["p_exactly_k"] == pytest.approx(0.03702, abs=1e-5)
+    assert two["p_exactly_k"] == pytest.approx(0.03702, abs=1e-5) and two["matches_reported"] == "P(X = k)"
     assert analysis.matching_counts(50.21, 460, 2) == []         # no count of 460 rounds to 50.21 %
     assert analysis.matching_counts(50.21, 460, 2, "truncate") == [231]
     assert 10 not in analysis.attainable_trials(46, 50.21, 2) and 21 in analysis.attainable_trials(46, 50.21, 2)

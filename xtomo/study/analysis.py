@@ -114,11 +114,16 @@ def attainable_trials(participants: int, percent: float, decimals: int, up_to: i
     return [t for t in range(1, up_to + 1) if matching_counts(percent, participants * t, decimals, mode)]
 
 
+_QUANTITIES = {"p_two_sided": "two-sided test", "p_less": "one-sided test (less)",
+               "p_greater": "one-sided test (greater)", "p_exactly_k": "P(X = k)"}
+
+
 def paper_reanalysis() -> list[dict]:
     """For each study and reading of the trials per participant, every count of correct answers that
     the reported percentage can stand for (rounded or truncated), and what that count gives:
     the exact binomial test against 0.5 (two-sided, and one-sided each way) and the binomial
-    probability of exactly that count, ``P(X = k)``, which is not a p-value."""
+    probability of exactly that count, ``P(X = k)``, which is not a p-value. ``matches_reported``
+    names the quantities that, rounded to three decimals, give the reported p-value."""
     out = []
     for study, info in PAPER.items():
         for per, reading in info["trials"].items():
@@ -137,4 +142,7 @@ def paper_reanalysis() -> list[dict]:
                     p_greater=stats.binomial_test(k, n, alternative="greater").p,
                     p_exactly_k=float(_st.binom.pmf(k, n, 0.5)),
                     reported=info["reported"], reported_p=info["reported_p"]))
+                values = {name: out[-1][name] for name in _QUANTITIES}
+                out[-1]["matches_reported"] = ", ".join(
+                    _QUANTITIES[name] for name, value in values.items() if round(value, 3) == info["reported_p"]) or "none"
     return out

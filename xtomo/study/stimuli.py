@@ -26,7 +26,7 @@ from ..files import artifacts_dir, require_artifact
 from ..profiles import Profile, get_profile
 from .protocol import Pair, Stimulus
 
-__all__ = ["LABELS", "stretch", "iso_pairs", "xray_pairs", "crop", "pairs_figure"]
+__all__ = ["LABELS", "stretch", "iso_selection", "iso_pairs", "xray_pairs", "crop", "pairs_figure"]
 
 #: How the real and the fake image of each kind of study are called in figures.
 LABELS = {"iso": ("ground truth", "ours"), "xray": ("real radiograph", "synthetic x-ray")}
@@ -58,24 +58,14 @@ def stretch(opacity) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- study 1: iso renders
 
-def iso_pairs(profile: Profile | str = "quick", n: int = 10, train: int = 0, seed: int = 0,
-              size: int | None = None, out_dir: str | os.PathLike | None = None,
-              rows: list[dict] | None = None) -> dict[str, list[Pair]]:
-    """Study-1 pairs from chapter 5's ``evaluation.csv``: ``iso-best`` (our ``n`` lowest DSSIM, i.e.
-    highest SSIM, as in the paper), ``iso-random`` (a seeded draw of ``n`` evaluated samples) and
-    ``iso-train`` (up to ``train`` further samples, in neither set, for the machine observers).
-
-    Each pair is the truth's render (real) and ours (fake), ``size`` pixels square (default the
-    profile's x-ray size), from the x-ray's view at the iso-value of chapter 5.
-    """
-    p = _profile(profile)
+def iso_selection(rows: list[dict], n: int = 10, train: int = 0, seed: int = 0) -> dict[str, list[int]]:
+    """Which evaluation samples study 1 uses, from chapter 5's result rows: ``iso-best`` (our ``n``
+    lowest DSSIM, i.e. highest SSIM, as in the paper), ``iso-random`` (a seeded draw of ``n``) and
+    ``iso-train`` (up to ``train`` further samples, in neither set, for the machine observers)."""
     n, train, seed = _count(n, "n", 1), _count(train, "train"), _count(seed, "seed")
-    out = Path(out_dir) if out_dir else artifacts_dir(p.name)
-    if rows is None:
-        rows = evaluation.read_csv(require_artifact(out / "evaluation.csv", "chapter 5 (evaluation)"))
     dssim = evaluation.by_method(rows, "dssim").get("ours")
     if not dssim:
-        raise ValueError(f"{out / 'evaluation.csv'} has no rows of our method; rerun chapter 5 (evaluation)")
+        raise ValueError("the evaluation rows have no result of our method; rerun chapter 5 (evaluation)")
     samples = sorted(dssim)
     n = min(n, len(samples))
     best = sorted(samples, key=lambda s: (dssim[s], s))[:n]
@@ -83,18 +73,34 @@ def iso_pairs(profile: Profile | str = "quick", n: int = 10, train: int = 0, see
     drawn = sorted(rng.choice(samples, size=n, replace=False).tolist())
     rest = [s for s in samples if s not in set(best) | set(drawn)]
     extra = sorted(rng.choice(rest, size=min(train, len(rest)), replace=False).tolist()) if rest else []
-    needed = sorted(set(best) | set(drawn) | set(extra))
-    images = _iso_renders(needed, p, rows, out, size or p.xray_size)
+    return {"iso-best": best, "iso-random": drawn, "iso-train": extra}
+
+
+def iso_pairs(profile: Profile | str = "quick", n: int = 10, train: int = 0, seed: int = 0,
+              size: int | None = None, out_dir: str | os.PathLike | None = None,
+              rows: list[dict] | None = None) -> dict[str, list[Pair]]:
+    """Study-1 pairs for the samples of ``iso_selection`` (``iso-best``, ``iso-random``, ``iso-train``),
+    from chapter 5's ``evaluation.csv`` in the profile's artifacts (or ``rows``).
+
+    Each pair is the truth's render (real) and ours (fake), ``size`` pixels square (default the
+    profile's x-ray size), from the x-ray's view at the iso-value of chapter 5.
+    """
+    p = _profile(profile)
+    out = Path(out_dir) if out_dir else artifacts_dir(p.name)
+    if rows is None:
+        rows = evaluation.read_csv(require_artifact(out / "evaluation.csv", "chapter 5 (evaluation)"))
+    chosen = iso_selection(rows, n, train, seed)
+    images = _iso_renders(sorted(set().union(*chosen.values())), p, rows, out, size or p.xray_size)
     info = {int(r["sample"]): r for r in rows if r["method"] == "ours"}
 
     def pair(s: int) -> Pair:
-        what = f"evaluation sample {s} ({info[s]['species']}, {info[s]['view_class']} view; DSSIM {dssim[s]:.3f})"
+        r = info[s]
+        what = f"evaluation sample {s} ({r['species']}, {r['view_class']} view; DSSIM {float(r['dssim']):.3f})"
         truth, ours = images[s]
         return Pair(f"iso-s{s}", Stimulus(f"iso-s{s}-truth", truth, f"ground truth of {what}"),
                     Stimulus(f"iso-s{s}-ours", ours, f"our reconstruction of {what}"))
 
-    return {"iso-best": [pair(s) for s in best], "iso-random": [pair(s) for s in drawn],
-            "iso-train": [pair(s) for s in extra]}
+    return {key: [pair(s) for s in samples] for key, samples in chosen.items()}
 
 
 def _iso_renders(samples: list[int], p: Profile, rows: list[dict], out: Path, size: int,
