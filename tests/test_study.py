@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import csv
-import json
+import html
 import math
 import shutil
 import subprocess
@@ -224,6 +224,44 @@ def test_html_export_and_import_round_trip(tmp_path):
     with pytest.raises(ValueError, match="line 2: pair 'nope' is not a pair"):
         export.import_responses(bad, tmp_path / "other.csv", folder)
     assert not (tmp_path / "other.csv").exists()                  # nothing appended from a bad file
+
+
+_PROBE = """<script>
+document.getElementById("participant").value = "P03";
+document.getElementById("study").value = "xray";
+document.getElementById("start").click();
+let clicks = 0;
+function step() {
+  if (clicks < 3) { document.getElementById(clicks % 2 ? "choose-right" : "choose-left").click(); clicks++;
+                    setTimeout(step, 300); return; }
+  const pre = document.createElement("pre");
+  pre.id = "probe";
+  pre.textContent = toCSV(JSON.parse(localStorage.getItem("xtomo-study-rows") || "[]"));
+  document.body.appendChild(pre);
+}
+setTimeout(step, 300);
+</script></body>"""
+
+
+def test_the_exported_page_in_a_browser(tmp_path):
+    """Headless Chromium opens the page, a script clicks start and three answers, and the page's own
+    CSV (what its download button saves) imports into the log."""
+    browser = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
+    if browser is None:
+        pytest.skip("no Chromium to run the page in")
+    folder = tmp_path / "html"
+    index = export.export_html({"xray": make_pairs(4)}, folder)
+    index.write_text(index.read_text().replace("</body>", _PROBE))
+    run = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000",
+                          f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", index.as_uri()],
+                         capture_output=True, text=True, timeout=120)
+    dom = run.stdout
+    assert '<pre id="probe">' in dom, run.stderr[-2000:]
+    downloaded = tmp_path / "responses.csv"
+    downloaded.write_text(html.unescape(dom.split('<pre id="probe">')[1].split("</pre>")[0]))
+    rows = export.import_responses(downloaded, tmp_path / "log.csv", folder)
+    assert [r["chosen"] for r in rows] == ["left", "right", "left"] and {r["participant"] for r in rows} == {"P03"}
+    assert all(r["rt_s"] >= 0.15 for r in rows) and len({r["pair"] for r in rows}) == 3
 
 
 def test_import_names_bad_rows_from_any_source(tmp_path):

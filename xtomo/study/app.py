@@ -78,13 +78,13 @@ class StudyApp:
         self._show()
 
     def _show(self) -> None:
+        """Put the current trial's images on screen (its reaction-time clock starts here), or finish."""
         trial = self.session.current()
         if trial is None:
             self._finish()
             return
         self.left_image.value, self.right_image.value = trial.left.png(), trial.right.png()
         self.progress.description = f"{trial.index + 1} / {len(self.session.trials)}"
-        self.session.current()   # the images are on their way: the reaction-time clock runs from here
 
     def _answer(self, side: str) -> None:
         if self.session is None or self.session.done:
