@@ -246,7 +246,7 @@ setTimeout(step, 300);
 def test_the_exported_page_in_a_browser(tmp_path):
     """Headless Chromium opens the page, a script clicks start and three answers, and the page's own
     CSV (what its download button saves) imports into the log."""
-    browser = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
+    browser = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
     if browser is None:
         pytest.skip("no Chromium to run the page in")
     folder = tmp_path / "html"

@@ -223,7 +223,8 @@ def import_responses(csv_path: str | os.PathLike, log: ResponseLog | str | os.Pa
     manifest_path = Path(folder) / "studies.json"
     if not manifest_path.exists():
         raise FileNotFoundError(f"{manifest_path} is missing: pass the folder that export_html wrote")
-    manifest = {name: {p["id"]: (p["real"], p["fake"]) for p in s["pairs"]} for name, s in read_json(manifest_path).items()}
+    manifest = {name: {p["id"]: (p["real"], p["fake"]) for p in s["pairs"]}
+                for name, s in read_json(manifest_path).items()}
     rows = read_responses(csv_path)
     known = {r["session"] for r in log.rows()}
     errors, seen = [], set()
