@@ -1,0 +1,282 @@
+"""The built book in headless Chromium, with every host but 127.0.0.1 unreachable.
+
+Chapter 1 is built at the smoke profile and served locally; its ipyvolume widget must draw the
+volume, its figures and equations must load, and no request may leave 127.0.0.1. Chromium is
+driven over the DevTools protocol on a pipe (``--remote-debugging-pipe``), so no driver package
+and no downloaded browser is needed. A screenshot is kept in ``_build/test-artifacts/``.
+"""
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import functools
+import http.server
+import io
+import json
+import os
+import queue
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import numpy as np
+import pytest
+
+from xtomo import book
+from xtomo.files import atomic_path
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parent.parent
+SCREENSHOT = REPO / "_build" / "test-artifacts" / "browser.png"
+VIEWPORT = (1280, 1000)
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--enable-unsafe-swiftshader", "--disable-quic",
+    "--no-first-run", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--hide-scrollbars", f"--window-size={VIEWPORT[0]},{VIEWPORT[1]}",
+    # the machine is offline as far as the page can tell: only 127.0.0.1 resolves
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+]
+# the part of the volume's canvas that must differ from its background: a drawn skull fills ~25%
+MIN_DRAWN = 0.05
+# console errors that are not the book's own, each for a reason; any other error fails the test
+NOT_THE_BOOKS_ERRORS = (
+    "Identifier 'THEBE_JS_URL' has already been declared",  # jupyter-book 1.0.4 adds sphinx-thebe's
+    # settings script twice; thebe (live code on Binder) is off in this book
+    "Got invalid theme mode",  # pydata-sphinx-theme, on a first visit with no theme stored yet
+    "/favicon.ico",  # the browser asks every site for one; the book has none
+)
+# what the page reports once its widgets, figures and equations have settled
+PAGE_STATE = """(async () => {
+  if (window.MathJax && MathJax.startup) { await MathJax.startup.promise; }
+  const canvases = [...document.querySelectorAll(".cell_output canvas")];
+  const big = canvases.sort((a, b) => b.width * b.height - a.width * a.height)[0];
+  const box = big ? big.getBoundingClientRect() : null;
+  return {
+    canvas: big ? {x: box.x, y: box.y, width: box.width, height: box.height} : null,
+    widgets: document.querySelectorAll(".widget-slider, .jupyter-widgets").length,
+    images: [...document.images].map(i => ({src: i.src, complete: i.complete, width: i.naturalWidth})),
+    math: document.querySelectorAll("span.math, div.math").length,
+    typeset: document.querySelectorAll("mjx-container").length,
+  };
+})()"""
+
+
+def find_chromium() -> str | None:
+    """The Chromium (or Chrome) executable on PATH, if any."""
+    return next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
+
+
+def _above_9(fd: int) -> int:
+    """``fd`` moved to the lowest free descriptor above 9."""
+    moved = fcntl.fcntl(fd, fcntl.F_DUPFD, 10)
+    os.close(fd)
+    return moved
+
+
+class Chromium:
+    """Headless Chromium and a minimal DevTools-protocol client on its debugging pipe.
+
+    Chromium reads commands from its fd 3 and writes replies and events to fd 4, each a JSON
+    object followed by a NUL byte. Every event is kept in ``events`` for the test to inspect.
+    """
+
+    def __init__(self, executable: str, profile: Path):
+        to_browser, self._send = os.pipe()
+        self._receive, from_browser = os.pipe()
+        # bash puts the pipe ends on fds 3 and 4, where --remote-debugging-pipe expects them;
+        # from fds above 9, so that neither is itself 3 or 4 and clobbered by the other
+        to_browser, from_browser = (_above_9(fd) for fd in (to_browser, from_browser))
+        script = f'exec "$0" "$@" 3<&{to_browser} 4>&{from_browser} {to_browser}<&- {from_browser}>&-'
+        profile.mkdir(parents=True, exist_ok=True)
+        self.log = profile / "chromium.log"
+        with open(self.log, "wb") as log:
+            self.process = subprocess.Popen(
+                ["bash", "-c", script, executable, *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
+                 "--remote-debugging-pipe", "about:blank"],
+                pass_fds=(to_browser, from_browser), stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        os.close(to_browser)
+        os.close(from_browser)
+        self.events: list[dict] = []
+        self._replies: queue.Queue = queue.Queue()
+        self._next_id = 0
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        buffer = b""
+        with open(self._receive, "rb", buffering=0) as pipe:
+            while chunk := pipe.read(1 << 16):
+                *messages, buffer = (buffer + chunk).split(b"\0")
+                for message in map(json.loads, messages):
+                    (self._replies.put if "id" in message else self.events.append)(message)
+        self._replies.put(None)  # the browser went away
+
+    def send(self, method: str, params: dict | None = None, session: str | None = None,
+             timeout: float = 60) -> dict:
+        """Run one DevTools command and return its result; a protocol error raises."""
+        self._next_id += 1
+        message = {"id": self._next_id, "method": method, "params": params or {}}
+        if session:
+            message["sessionId"] = session
+        os.write(self._send, json.dumps(message).encode() + b"\0")
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                reply = self._replies.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise TimeoutError(f"Chromium did not answer {method} within {timeout} s") from None
+            if reply is None:
+                raise RuntimeError(f"Chromium exited during {method}; see {self.log}")
+            if reply["id"] == self._next_id:
+                if "error" in reply:
+                    raise RuntimeError(f"{method} failed: {reply['error']}")
+                return reply["result"]
+
+    def evaluate(self, session: str, expression: str):
+        """The JSON value of a JavaScript expression in the page (promises are awaited)."""
+        result = self.send("Runtime.evaluate", {"expression": expression, "awaitPromise": True,
+                                                "returnByValue": True}, session)
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"{expression[:60]}… raised {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    def close(self) -> None:
+        """Ask the browser to quit; kill it if it does not within 10 s."""
+        try:
+            self.send("Browser.close", timeout=10)
+        except (RuntimeError, TimeoutError, OSError):
+            pass  # it is gone already, or gets killed below
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        os.close(self._send)
+
+
+@contextlib.contextmanager
+def serve(folder: Path):
+    """Serve ``folder`` over HTTP on 127.0.0.1 at a free port; yield the base URL."""
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=folder))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@pytest.fixture
+def built_book(tmp_path):
+    """Chapter 1 at the smoke profile in a book with the repository's pages; its HTML folder."""
+    out = tmp_path / "_build"
+    try:
+        book.fetch_bundles(out / "vendor")
+    except book.BundleUnavailable as error:
+        pytest.skip(f"the book cannot bundle its JavaScript here: {error}")
+    return book.build_book("smoke", chapters=[1], out=out).parent
+
+
+def visit(chromium: Chromium, url: str, timeout: float = 120) -> tuple[dict, bytes]:
+    """Open ``url`` in a new tab and scroll to its volume; once that has drawn (or at
+    ``timeout``) and the page has had 2 s more to settle, return its state and a PNG of it."""
+    target = chromium.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+    session = chromium.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+    for domain in ("Page", "Runtime", "Network", "Log"):
+        chromium.send(f"{domain}.enable", session=session)
+    chromium.send("Emulation.setDeviceMetricsOverride", {"width": VIEWPORT[0], "height": VIEWPORT[1],
+                                                         "deviceScaleFactor": 1, "mobile": False}, session)
+    chromium.send("Page.navigate", {"url": url}, session)
+
+    def look() -> tuple[dict, bytes]:
+        chromium.evaluate(session, "document.querySelector('.cell_output canvas')"
+                                   "?.scrollIntoView({block: 'center'})")
+        state = chromium.evaluate(session, PAGE_STATE)
+        return state, base64.b64decode(chromium.send("Page.captureScreenshot", {"format": "png"},
+                                                     session)["data"])
+
+    deadline = time.monotonic() + timeout
+    state, png = look()
+    while not (state["canvas"] and drawn_fraction(png, state["canvas"]) > MIN_DRAWN):
+        if time.monotonic() > deadline:
+            return state, png
+        time.sleep(1)
+        state, png = look()
+    time.sleep(2)
+    return look()
+
+
+def drawn_fraction(png: bytes, box: dict) -> float:
+    """The fraction of the box's pixels that differ clearly from its most common colour."""
+    from PIL import Image
+
+    left, top = round(box["x"]), round(box["y"])
+    with Image.open(io.BytesIO(png)) as screenshot:
+        crop = screenshot.convert("RGB").crop((left, top, left + round(box["width"]),
+                                               top + round(box["height"])))
+    pixels = np.asarray(crop, dtype=np.int16).reshape(-1, 3)
+    if not len(pixels):
+        return 0.0
+    colours, counts = np.unique(pixels, axis=0, return_counts=True)
+    background = colours[counts.argmax()]
+    return float((np.abs(pixels - background).max(axis=1) > 24).mean())
+
+
+def console_errors(events: list[dict]) -> list[str]:
+    """Uncaught exceptions, console.error calls and error log entries, as text."""
+    errors = []
+    for event in events:
+        method, params = event["method"], event.get("params", {})
+        if method == "Runtime.exceptionThrown":
+            details = params["exceptionDetails"]
+            errors.append(details.get("exception", {}).get("description") or details["text"])
+        elif method == "Runtime.consoleAPICalled" and params["type"] in ("error", "assert"):
+            errors.append(" ".join(str(a.get("value", a.get("description", ""))) for a in params["args"]))
+        elif method == "Log.entryAdded" and params["entry"]["level"] == "error":
+            errors.append(f"{params['entry']['text']} ({params['entry'].get('url', '')})")
+    return errors
+
+
+def test_book_page_works_offline_in_chromium(built_book, tmp_path):
+    executable = find_chromium()
+    if executable is None:
+        pytest.skip("no Chromium on PATH (`make test` installs it on Debian: apt-get install chromium)")
+    start = time.perf_counter()
+    chromium = Chromium(executable, tmp_path / "chromium")
+    try:
+        with serve(built_book) as base:
+            page = f"{base}notebooks/01_data_simulation.html"
+            state, png = visit(chromium, page)
+    finally:
+        chromium.close()
+    with atomic_path(SCREENSHOT) as tmp:
+        tmp.write_bytes(png)
+    print(f"screenshot of {page}: {SCREENSHOT} ({time.perf_counter() - start:.0f} s in Chromium)")
+
+    requests = [e["params"]["request"]["url"] for e in chromium.events
+                if e["method"] == "Network.requestWillBeSent"]
+    remote = [url for url in requests if urlsplit(url).scheme not in ("data", "blob")
+              and urlsplit(url).hostname != "127.0.0.1"]
+    assert not remote, f"the page asked the internet for {remote}"
+    assert any("/_vendor/nbextensions/ipyvolume/" in url for url in requests), requests
+    failed = [e["params"] for e in chromium.events if e["method"] == "Network.loadingFailed"]
+    assert not failed, f"requests failed: {failed}"
+    errors = [error for error in console_errors(chromium.events)
+              if not any(known in error for known in NOT_THE_BOOKS_ERRORS)]
+    assert not errors, f"the page logged errors: {errors}"
+
+    assert state["canvas"], f"no ipyvolume canvas on {page} ({state['widgets']} widget elements)"
+    assert drawn_fraction(png, state["canvas"]) > MIN_DRAWN, f"the volume did not draw; see {SCREENSHOT}"
+    broken = [image["src"] for image in state["images"] if not (image["complete"] and image["width"])]
+    assert state["images"] and not broken, f"figures that did not load: {broken}"
+    assert state["typeset"] >= state["math"] > 0, f"the bundled MathJax did not typeset: {state}"
