@@ -19,8 +19,9 @@ from .render import cut
 
 __all__ = ["volume", "compare", "slices"]
 
-LEVELS = (0.12, 0.45, 0.8)         # soft tissue, bone, dense bone
-OPACITIES = (0.02, 0.12, 0.3)
+LEVELS = (0.2, 0.45, 0.8)          # thin bone, bone, dense bone
+OPACITIES = (0.1, 0.3, 0.6)
+WIDTH = 0.06                       # of each level's bump: narrow enough that empty space stays clear
 
 
 def _small(vol: torch.Tensor, max_size: int, what: str) -> np.ndarray:
@@ -57,7 +58,7 @@ def _transfer(levels: Sequence[float], opacities: Sequence[float]):
         raise ValueError(f"levels and opacities need three values each, got {levels!r} and {opacities!r}")
     values = {f"{k}{i + 1}": float(v) for k, vs in (("level", levels), ("opacity", opacities))
               for i, v in enumerate(vs)}
-    return ipv.transferfunction.TransferFunctionWidgetJs3(**values, width1=0.1, width2=0.1, width3=0.1)
+    return ipv.transferfunction.TransferFunctionWidgetJs3(**values, width1=WIDTH, width2=WIDTH, width3=WIDTH)
 
 
 def volume(vol: torch.Tensor, levels=LEVELS, opacities=OPACITIES, max_size: int = 64, width: int = 420,
@@ -69,7 +70,7 @@ def volume(vol: torch.Tensor, levels=LEVELS, opacities=OPACITIES, max_size: int 
     ipv.figure(width=width, height=height)
     with warnings.catch_warnings():  # ipyvolume normalises zero gradients of empty space to NaN
         warnings.simplefilter("ignore", RuntimeWarning)
-        ipv.volshow(data, level=list(levels), opacity=list(opacities), level_width=0.1,
+        ipv.volshow(data, level=list(levels), opacity=list(opacities), level_width=WIDTH,
                     data_min=0.0, data_max=1.0, controls=True)
     ipv.view(azimuth, elevation)
     ipv.style.box_off()
@@ -121,9 +122,11 @@ def compare(volumes: dict[str, torch.Tensor], levels=LEVELS, opacities=OPACITIES
     return widgets.VBox([widgets.HBox(panels), controls])
 
 
-def slices(vol: torch.Tensor, axis: int = 0, size: int = 256, vmax: float = 1.0, cmap: str = "gray"):
-    """A slice viewer: one pre-rendered PNG per slice along ``axis`` in a stack, chosen by a
-    slider linked in the browser, so it also works in the static book."""
+def slices(vol: torch.Tensor, axis: int = 0, size: int = 256, vmax: float = 1.0, cmap: str = "gray",
+           width: int = 320):
+    """A slice viewer: one pre-rendered PNG per slice along ``axis`` (``size`` pixels on its long
+    side, shown ``width`` pixels wide) in a stack, chosen by a slider linked in the browser, so it
+    also works in the static book."""
     import ipywidgets as widgets
     import matplotlib
 
@@ -143,7 +146,7 @@ def slices(vol: torch.Tensor, axis: int = 0, size: int = 256, vmax: float = 1.0,
     for rgb in (colours * 255).round().astype(np.uint8):
         buffer = io.BytesIO()
         imwrite(buffer, rgb, extension=".png")
-        images.append(widgets.Image(value=buffer.getvalue(), format="png"))
+        images.append(widgets.Image(value=buffer.getvalue(), format="png", width=width))
     view = widgets.Stack(images, selected_index=len(images) // 2)
     slider = widgets.IntSlider(value=len(images) // 2, min=0, max=len(images) - 1,
                                description=f"slice (axis {axis})")
