@@ -269,11 +269,12 @@ def linearize(integrals: torch.Tensor, scanner: Scanner) -> torch.Tensor:
 
 
 def reconstruct(acquisition: Scan, method: str = "sart", water_correction: bool = True, sweeps: int = 2,
-                window: str = "hann", progress: bool = False) -> torch.Tensor:
+                window: str = "hann", init: torch.Tensor | None = None, progress: bool = False) -> torch.Tensor:
     """The canonical volume ``[z, y, x]`` of a scan by classical tomography, slice by slice.
 
     ``method``: "fbp" (filtered back-projection with the ``window``ed ramp) or "sart" (``sweeps``
-    of SART started from that FBP). Line integrals are water-corrected first if asked.
+    of SART started from that FBP, or from ``init``, a canonical volume such as an FBP already
+    made). Line integrals are water-corrected first if asked.
     """
     if method not in ("fbp", "sart"):
         raise ValueError(f"reconstruct: method must be 'fbp' or 'sart', got {method!r}")
@@ -282,7 +283,10 @@ def reconstruct(acquisition: Scan, method: str = "sart", water_correction: bool 
         p = linearize(p, acquisition.scanner)
     n = p.shape[-1]
     sino = p * n                                                                # pixel units of the grid
-    volume = tomography.fbp(sino, acquisition.angles, window=window).clamp_min(0)
+    if init is not None and method == "sart":
+        volume = init.permute(1, 0, 2).to(sino)
+    else:
+        volume = tomography.fbp(sino, acquisition.angles, window=window).clamp_min(0)
     if method == "sart":
         volume = tomography.sart(sino, acquisition.angles, sweeps=sweeps, init=volume, progress=progress)
     return volume.permute(1, 0, 2).contiguous()

@@ -116,7 +116,7 @@ PROFILES: dict[str, Profile] = {
                 volume_size=64, xray_size=128, gallery=6, model="quick", batch_size=8, steps=900,
                 val_every=100, val_samples=96, checkpoint_every=100, workers=1, eval_samples=120,
                 classical_samples=3, mouse_samples=480, mouse_phantom_size=128, ct_angles=90, ct_arc=180,
-                mouse_steps=250),
+                mouse_steps=200),
         Profile("paper", n_species=175, n_val_species=20, n_views=1332, mirror=True,
                 volume_size=128, xray_size=256, gallery=8, model="paper", batch_size=32,
                 steps=150_000, val_every=2_000, val_samples=1_024, checkpoint_every=2_000, workers=8,

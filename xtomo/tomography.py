@@ -9,8 +9,9 @@ one in NumPy (``benchmarks/tomography_speed.py`` measures both).
 
 Geometry, in pixel units about the slice's centre (x along columns, y along rows, downwards):
 the projection at angle ``theta`` (degrees) and detector position ``t`` integrates the slice
-along the line ``x cos(theta) - y sin(theta) = t``, scikit-image's convention; detector bins lie
-at the pixel centres of a row. Slices are
+along the line ``x cos(theta) - y sin(theta) = t``, scikit-image's convention except that the
+centre is the slice's geometric centre (scikit-image turns about pixel ``N // 2``); detector bins
+lie at the pixel centres of a row. Slices are
 ``[S, N, N]``, sinograms ``[S, A, N]`` (slice, angle, detector bin). Values outside the inscribed
 circle are assumed to be zero, as in a scanner whose field of view holds the whole specimen.
 """
