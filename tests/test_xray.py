@@ -273,3 +273,13 @@ def test_check_alpha_accepts_numpy_and_integers():
     import numpy as np
     assert xray.check_alpha(np.full((2, 2), 0.5), "x").dtype == torch.float64
     assert xray.check_alpha(torch.ones(2, 2, dtype=torch.int64), "x").dtype == torch.float32
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_turn_and_cut_on_cuda_match_cpu():
+    from xtomo import render
+    torch.manual_seed(5)
+    v = torch.rand(24, 24, 24)
+    assert torch.allclose(xray.turn(v.cuda(), 20.0, 10.0).cpu(), xray.turn(v, 20.0, 10.0), atol=1e-5)
+    assert torch.allclose(render.cut(v.cuda(), (1, 0, -1), 0.1).cpu(), render.cut(v, (1, 0, -1), 0.1), atol=1e-6)
