@@ -47,7 +47,7 @@ def run(head: str, steps: int, samples: int, workers: int, base: Path) -> dict:
     out = base / f"{head}-{steps}"
     out.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
-    summary = train.train(p, steps=steps, out_dir=out, progress=False)
+    train.train(p, steps=steps, out_dir=out, progress=False)
     trained = time.perf_counter() - began
     paths = evaluation.evaluate(p, out_dir=out, progress=False)
     result = scored(head, steps, evaluation.read_csv(paths["results"]))

@@ -3,7 +3,6 @@ import numpy as np
 import pytest
 import torch
 
-from xtomo import data
 from xtomo.baselines import Match, SampleBank, thumbnail
 from xtomo.profiles import get_profile
 from xtomo.train import datasets
