@@ -52,7 +52,7 @@ def prepare_radiograph(alpha: torch.Tensor, box=None, air: float | None = 0.01,
     """
     if not torch.is_tensor(alpha) or alpha.dim() != 2:
         raise ValueError(f"prepare_radiograph: expected one x-ray [H, W], got {getattr(alpha, 'shape', alpha)!r}")
-    square(alpha)                                # the checks of every x-ray: transparency in [0, 1]
+    check_alpha(alpha, "prepare_radiograph")      # finite transparency in [0, 1]
     x, (h, w) = alpha.float(), alpha.shape
     if box is not None:
         top, left, side = (int(v) for v in box)
