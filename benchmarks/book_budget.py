@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/book_budget.py [--profile quick] [--write]
 
-Builds the book (``xtomo.book.build_book``: every chapter through papermill, then the HTML) with a
+Builds the book (``xtomo.publish.chapters.build_book``: every chapter through papermill, then the HTML) with a
 fresh, empty artifacts folder, so species volumes are generated and the network is trained as on a
 new machine, and reports each chapter's seconds (from ``timings.json``) against the budget: all
 chapters of ``quick`` within 30 minutes on 2 cores.
@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import json
 import os
 import sys
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -30,7 +30,7 @@ def main(argv=None) -> int:
     ap.add_argument("--profile", default="quick")
     ap.add_argument("--write", action="store_true", help=f"record the table in {RESULTS.name}")
     args = ap.parse_args(argv)
-    from xtomo.book import REPO_ROOT, build_book
+    from xtomo.publish.chapters import book_root, build_book
 
     idle_before = busy_cores()
     with tempfile.TemporaryDirectory(prefix="xtomo-budget-") as tmp:
@@ -38,7 +38,7 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         build_book(args.profile)
         whole = time.perf_counter() - t0
-    timings = json.loads((REPO_ROOT / "_build" / args.profile / "timings.json").read_text())
+    timings = json.loads((book_root() / "_build" / args.profile / "timings.json").read_text())
     rows = [(name, entry["seconds"]) for name, entry in sorted(timings["chapters"].items())]
     total = sum(s for _, s in rows)
     budget = BUDGET_MINUTES.get(args.profile)

@@ -1,6 +1,6 @@
-"""High-resolution fusion on this CPU: voxels/s and peak memory of ``xtomo.fusion.fuse_to_file``.
+"""High-resolution fusion on this CPU: voxels/s and peak memory of ``xtomo.imaging.fusion.fuse_to_file``.
 
-A procedural skull (``anatomy.skull(catalog(5)[0], 128)``) seen from one view gives the coarse
+A procedural skull (``crania.skull(catalog(5)[0], 128)``) seen from one view gives the coarse
 prediction: its view-aligned 128 x 128² volume, 15% too dense (a stand-in for a network's error).
 Its x-ray is simulated at 512² and upsampled bilinearly to each size, 512², 1024² and 2048²;
 every (size, policy) is fused into a temporary ``.nii`` by a fresh child process, which reports its
@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
-from xtomo import anatomy, fusion, xray  # noqa: E402
+from xtomo.imaging import fusion, xray  # noqa: E402
+from xtomo.specimens import crania
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, busy_cores, machine_line, update_section  # noqa: E402
@@ -62,7 +63,7 @@ def child(inputs: Path, size: int, policy: str, tile: int, out: Path) -> None:
 
 def make_inputs(path: Path) -> None:
     """The coarse prediction and the 512² x-ray of one skull view, saved for the children."""
-    volume = anatomy.skull(anatomy.catalog(5)[0], 128)
+    volume = crania.skull(crania.catalog(5)[0], 128)
     view = xray.direction(30, 20)
     mu = xray.align(volume, view, n_steps=SLICES) * OVERESTIMATE
     alpha = xray.simulate(volume, view, n_steps=SLICES, size=512)
@@ -88,7 +89,7 @@ def render(rows: list[dict], tile: int, machine: str) -> str:
         "## Fusion speed",
         "",
         f"Machine: {machine}  ",
-        f"Measured {when} by `python benchmarks/fusion_speed.py`: `xtomo.fusion.fuse_to_file` fusing a "
+        f"Measured {when} by `python benchmarks/fusion_speed.py`: `xtomo.imaging.fusion.fuse_to_file` fusing a "
         f"{SLICES}-slice 128² coarse prediction (a procedural skull view, {OVERESTIMATE:g}× too dense) "
         f"with its x-ray (simulated at 512², upsampled) into an uncompressed float32 `.nii`, "
         f"`tile={tile}` (blocks of about {tile}² pixels). One fresh process per row; *peak RSS* is "

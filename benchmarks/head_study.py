@@ -2,7 +2,7 @@
 
 For each variant (output head, training steps) the `quick` profile's network is trained from
 scratch with the profile's recipe (batch, learning rate, schedule, seed) into its own folder and
-then scored by ``xtomo.evaluation.evaluate`` on the same held-out samples, beside NN and ORACLE.
+then scored by ``xtomo.evaluation.scoring.evaluate`` on the same held-out samples, beside NN and ORACLE.
 The table gives mean L2 and DSSIM and the one-sided paired p-values of "ours is better".
 
     python benchmarks/head_study.py --samples 120                 # a GPU machine: minutes
@@ -31,7 +31,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
-from xtomo import data, evaluation, model, train  # noqa: E402
+from xtomo.data import datasets
+from xtomo.evaluation import scoring
+from xtomo.learning import model, train  # noqa: E402
 from xtomo.profiles import get_profile  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -49,8 +51,8 @@ def run(head: str, steps: int, samples: int, workers: int, base: Path) -> dict:
     began = time.perf_counter()
     train.train(p, steps=steps, out_dir=out, progress=False)
     trained = time.perf_counter() - began
-    paths = evaluation.evaluate(p, out_dir=out, progress=False)
-    result = scored(head, steps, evaluation.read_csv(paths["results"]))
+    paths = scoring.evaluate(p, out_dir=out, progress=False)
+    result = scored(head, steps, scoring.read_csv(paths["results"]))
     result["train_s"] = trained
     print(result, flush=True)
     return result
@@ -61,8 +63,8 @@ def scored(head: str, steps: int, rows: list[dict], log: list[dict] | None = Non
     result = dict(head=head, steps=steps, samples=len({r["sample"] for r in rows}),
                   train_s=float(log[-1]["seconds"]) if log else float("nan"))
     for metric in ("l2", "dssim"):
-        result[metric] = {r["method"]: r["mean"] for r in evaluation.summary(rows, metric)}
-        tests = {r["method"]: r for r in evaluation.paired_tests(rows, metric)}
+        result[metric] = {r["method"]: r["mean"] for r in scoring.summary(rows, metric)}
+        tests = {r["method"]: r for r in scoring.paired_tests(rows, metric)}
         result[f"{metric}_p"] = {m: tests[m]["p_less"] for m in ("nn", "oracle")}
     return result
 
@@ -74,7 +76,7 @@ def table(results: list[dict], machine: str, command: str) -> str:
         f"Machine: {machine}  ",
         f"Measured {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC by `{command}`: the `quick` recipe "
         "(batch 8, Adam 1e-3 cosine-decayed to a tenth over the run, seed 0) for the given steps, scored by "
-        "chapter 5's protocol (`xtomo.evaluation.evaluate`) on the first held-out samples of the evaluation "
+        "chapter 5's protocol (`xtomo.evaluation.scoring.evaluate`) on the first held-out samples of the evaluation "
         "subset. p: one-sided paired t-test of \"ours (fused) has the smaller error\".",
         "",
         "| head | steps | samples | ours L2 | NN L2 | ORACLE L2 | p vs NN | p vs ORACLE | ours DSSIM | NN DSSIM "
@@ -96,8 +98,8 @@ def report(paths: list[Path]) -> list[dict]:
     for path in paths:
         head, steps = path.name.split("-")[:2]
         log_path = path.with_name(f"{head}-{steps}-training_log.csv")
-        log = evaluation.read_csv(log_path) if log_path.exists() else None
-        results.append(scored(head, int(steps), evaluation.read_csv(path), log))
+        log = scoring.read_csv(log_path) if log_path.exists() else None
+        results.append(scored(head, int(steps), scoring.read_csv(path), log))
     return results
 
 
@@ -122,7 +124,7 @@ def main(argv=None) -> int:
         return 0
     base = args.out or Path(tempfile.mkdtemp(prefix="head-study-"))
     os.environ.setdefault("XTOMO_ARTIFACTS", str(base / "artifacts"))
-    data.simulate_collection("quick", progress=False)          # the species volumes, once
+    datasets.simulate_collection("quick", progress=False)          # the species volumes, once
     variants = [(v.split(":")[0], int(v.split(":")[1])) for v in args.variants.split(",")]
     results = [run(head, steps, args.samples, args.workers, base) for head, steps in variants]
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU"

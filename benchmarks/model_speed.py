@@ -1,4 +1,4 @@
-"""Speed of the 2D→3D network (``xtomo.model``) on this CPU: inference ms per x-ray, training samples/s.
+"""Speed of the 2D→3D network (``xtomo.learning.model``) on this CPU: inference ms per x-ray, training samples/s.
 
 For each preset: parameters, GMAC per x-ray, inference (batch 1, eval, ``no_grad``, median after
 warm-up) and training (Adam, L2 loss, median step time after warm-up). For the paper preset also
@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
-from xtomo.model import PRESETS, build_model, summary  # noqa: E402
+from xtomo.learning.model import PRESETS, build_model, summary  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, machine_line, update_section  # noqa: E402

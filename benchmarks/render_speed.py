@@ -1,6 +1,6 @@
-"""Speed of ``xtomo.render`` on this CPU: one 256² image of a 128³ procedural skull per mode.
+"""Speed of ``xtomo.imaging.render`` on this CPU: one 256² image of a 128³ procedural skull per mode.
 
-The skull is ``anatomy.skull(catalog(1)[0], 128)`` seen from azimuth 30, elevation 20 (128 ray
+The skull is ``crania.skull(catalog(1)[0], 128)`` seen from azimuth 30, elevation 20 (128 ray
 steps). Every mode (iso with ambient occlusion and SH lighting, DVR with the bone transfer and
 shading, MIP, x-ray, anaglyph) is timed from the canonical volume, camera resampling included:
 the median of several repeats after one warm-up. A repeat during which other processes took
@@ -29,7 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
-from xtomo import anatomy, render, xray  # noqa: E402
+from xtomo.imaging import render, xray  # noqa: E402
+from xtomo.specimens import crania
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, busy_cores, machine_line, update_section  # noqa: E402
@@ -46,7 +47,7 @@ def modes(volume: torch.Tensor, view: torch.Tensor) -> dict:
         "dvr (bone, shaded)": lambda: render.dvr(volume, view, "bone", size=IMAGE),
         "dvr (bone, unshaded)": lambda: render.dvr(volume, view, "bone", size=IMAGE, shading=0),
         "mip": lambda: render.mip(volume, view, size=IMAGE),
-        "xray": lambda: render.xray(volume, view, size=IMAGE),
+        "xray": lambda: render.radiograph(volume, view, size=IMAGE),
         "anaglyph (two iso renders)": lambda: render.anaglyph(volume, view, size=IMAGE),
     }
 
@@ -75,7 +76,7 @@ def report(rows: list[tuple[str, float, float]], machine: str, repeats: int) -> 
         "",
         f"Machine: {machine}  ",
         f"Measured {when} by `python benchmarks/render_speed.py`: one {IMAGE}² image of a {VOLUME}³ "
-        f"procedural skull (`anatomy.skull(catalog(1)[0], {VOLUME})`) from azimuth {VIEW[0]:g}, "
+        f"procedural skull (`crania.skull(catalog(1)[0], {VOLUME})`) from azimuth {VIEW[0]:g}, "
         f"elevation {VIEW[1]:g}, {VOLUME} ray steps, camera resampling (`xray.align`) included; "
         f"median of {repeats} repeats after a warm-up. *Others*: the most cores other processes "
         "took just before a kept repeat.",
@@ -109,7 +110,7 @@ def main(argv=None) -> int:
     repeats = 2 if args.quick else args.repeats
 
     machine = machine_line()
-    volume = anatomy.skull(anatomy.catalog(1)[0], VOLUME)
+    volume = crania.skull(crania.catalog(1)[0], VOLUME)
     view = xray.direction(*VIEW)
     rows = []
     with torch.inference_mode():

@@ -1,9 +1,9 @@
 """Data-generation throughput of xtomo on this CPU: samples/s, skull generation time, peak RSS.
 
 One sample is one x-ray plus its view-aligned volume, made exactly as the dataset makes it
-(``xtomo.data.make_sample``) for a stream of random view directions. Beside it: the same through a
+(``xtomo.data.datasets.make_sample``) for a stream of random view directions. Beside it: the same through a
 ``DataLoader`` with two workers, a plain single-pass trilinear 3-D ``grid_sample`` baseline,
-batched ``xtomo.xray.align``, and the one-off cost of a procedural skull volume.
+batched ``xtomo.imaging.xray.align``, and the one-off cost of a procedural skull volume.
 
     .venv/bin/python benchmarks/throughput.py            # full run (about 2 minutes on 2 cores)
     .venv/bin/python benchmarks/throughput.py --quick    # fewer repeats, shorter timing windows
@@ -32,8 +32,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
-from xtomo import anatomy, data, xray  # noqa: E402
+from xtomo.data import datasets
+from xtomo.imaging import xray  # noqa: E402
 from xtomo.profiles import get_profile  # noqa: E402
+from xtomo.specimens import crania
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, busy_cores, machine_line, update_section  # noqa: E402
@@ -204,10 +206,10 @@ def run_row(row: Row, fn) -> Row:
 def dataloader_rates(profile, min_time: float, repeats: int, extra: int, n_species: int = 4):
     """Samples/s of a shuffled DataLoader(batch 16, 2 workers) over a 4-species ProceduralBank."""
     with tempfile.TemporaryDirectory(prefix="xtomo-bench-") as cache:
-        bank = data.ProceduralBank(profile, cache_dir=cache)
+        bank = datasets.ProceduralBank(profile, cache_dir=cache)
         for k in range(n_species):  # pre-generate (and cache on disk) the canonical volumes
             bank.volume(k)
-        ds = data.XrayDataset(bank, specimens=range(n_species), profile=profile)
+        ds = datasets.XrayDataset(bank, specimens=range(n_species), profile=profile)
         loader = torch.utils.data.DataLoader(
             ds, batch_size=16, num_workers=2, shuffle=True,
             generator=torch.Generator().manual_seed(0))
@@ -268,7 +270,7 @@ def render(rows, skulls, baseline_rate, meta) -> str:
                      f"{fmt(1000 / m, 2)} | {ratio} | {fmt(r.others, 2)} | {r.note} |")
     lines += [
         "",
-        "| procedural skull volume (`xtomo.anatomy.skull`) | seconds per volume "
+        "| procedural skull volume (`xtomo.specimens.crania.skull`) | seconds per volume "
         f"(median of {meta['skull_species']} species) | min–max | others |",
         "|---|---:|---:|---:|",
     ]
@@ -375,7 +377,7 @@ def main(argv=None) -> int:
     DEADLINE[0] = time.monotonic() + (25 if args.quick else 110)  # then stop redoing windows
     extra = 2 if args.quick else 3
     rss_phases = []
-    species = anatomy.catalog(20)
+    species = crania.catalog(20)
     dirs = xray.sample_directions(4096, seed=1)  # the random-direction stream, cycled
     machine = machine_line()  # before the big allocations: lscpu is forked from this process
     print(f"{machine}\nmeasuring ({'quick' if args.quick else 'full'}) ...",
@@ -385,7 +387,7 @@ def main(argv=None) -> int:
               f"rates will be low", file=sys.stderr, flush=True)
 
     # 5. procedural skulls (first: the 64^3 and 128^3 ones are reused below)
-    anatomy.skull(species[0], 16)  # warm-up of the SDF code paths
+    crania.skull(species[0], 16)  # warm-up of the SDF code paths
     skulls, volumes = {}, {}
     for size in (32, 64, 128):
         try:
@@ -394,7 +396,7 @@ def main(argv=None) -> int:
                 for attempt in range(2):  # once more if other processes took the CPU
                     a = MONITOR.snapshot()
                     t0 = time.perf_counter()
-                    vol = anatomy.skull(species[k], size)
+                    vol = crania.skull(species[k], size)
                     elapsed = time.perf_counter() - t0
                     others = MONITOR.others(a, MONITOR.snapshot())
                     if not others > CONTENDED:
@@ -408,7 +410,7 @@ def main(argv=None) -> int:
         except Exception as exc:
             skulls[size] = f"{type(exc).__name__}: {exc}"[:160]
     for size in (64, 128):  # needed below even if the timing failed
-        volumes.setdefault(size, anatomy.skull(species[0], size))
+        volumes.setdefault(size, crania.skull(species[0], size))
     rss_phases.append(("skull generation", peak_rss_mib()[0]))
 
     # 1. make_sample, exactly as XrayDataset makes each item
@@ -421,7 +423,7 @@ def main(argv=None) -> int:
     for key, label, vs, xs, note in configs:
         prof = paper.replace(volume_size=vs, xray_size=xs)
         vol = volumes[vs]
-        step = lambda i, vol=vol, prof=prof: data.make_sample(vol, dirs[i % len(dirs)], prof)
+        step = lambda i, vol=vol, prof=prof: datasets.make_sample(vol, dirs[i % len(dirs)], prof)
         rows[key] = run_row(Row(label, f"{vs}³", f"{xs}²", note=note),
                             lambda step=step: timed_rate(step, 1, min_time, repeats, extra))
 

@@ -1,4 +1,4 @@
-"""Speed and accuracy of ``xtomo.tomography`` (batched torch) against scikit-image, slice by slice.
+"""Speed and accuracy of ``xtomo.imaging.tomography`` (batched torch) against scikit-image, slice by slice.
 
 A stack of slices across the long axis of a procedural mouse (``mice.phantom(population(1)[0],
 SIZE)``, the middle ``--slices`` slices) is projected at ``--angles`` angles over 180 degrees and
@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
-from xtomo import mice, tomography  # noqa: E402
+from xtomo.imaging import tomography  # noqa: E402
+from xtomo.specimens import mice
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, busy_cores, machine_line, update_section  # noqa: E402
@@ -102,7 +103,7 @@ def main(argv=None) -> int:
              f"{s} slices of {n}² across the long axis of a procedural mouse (density in [0, 1]), {a} parallel "
              f"projections over 180°; median of {args.repeats} repeats after a warm-up (other processes kept "
              f"{others:.2f} cores busy at the start). Ours: one batched call for the whole stack "
-             f"(`xtomo.tomography`); scikit-image {__import__('skimage').__version__}: a loop over the slices. "
+             f"(`xtomo.imaging.tomography`); scikit-image {__import__('skimage').__version__}: a loop over the slices. "
              "RMSE against the slices inside the field of view.", "",
              "| operation | ours (s) | scikit-image (s) | speed-up | ours RMSE | scikit-image RMSE |",
              "|---|---:|---:|---:|---:|---:|"]

@@ -3,48 +3,48 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from xtomo import anatomy
+from xtomo.specimens import crania
 
 
 @pytest.fixture(scope="module")
 def species():
-    return anatomy.catalog(175, seed=0)
+    return crania.catalog(175, seed=0)
 
 
 def test_catalog_spans_the_families_and_is_seeded(species):
     assert len(species) == 175
-    families = {f for o in anatomy.ORDERS.values() for f in o["families"]}
+    families = {f for o in crania.ORDERS.values() for f in o["families"]}
     assert {s.family for s in species} == families
     assert len({s.name for s in species}) == 175
-    again = anatomy.catalog(175, seed=0)
+    again = crania.catalog(175, seed=0)
     assert [s.params for s in again] == [s.params for s in species]
-    assert [s.params for s in anatomy.catalog(175, seed=1)] != [s.params for s in species]
+    assert [s.params for s in crania.catalog(175, seed=1)] != [s.params for s in species]
     # a small catalogue still spans several orders
-    assert len({s.order for s in anatomy.catalog(12)}) >= 5
+    assert len({s.order for s in crania.catalog(12)}) >= 5
 
 
 def test_split_holds_out_species(species):
-    train, val = anatomy.split(species, 20, seed=0)
+    train, val = crania.split(species, 20, seed=0)
     assert len(val) == 20 and len(train) == 155
     assert not set(train) & set(val)
     assert sorted(train + val) == list(range(175))
-    assert anatomy.split(species, 20, seed=0) == (train, val)
+    assert crania.split(species, 20, seed=0) == (train, val)
     with pytest.raises(ValueError, match="n_val"):
-        anatomy.split(species, 175)
+        crania.split(species, 175)
 
 
 def test_skull_is_deterministic_and_individuals_differ(species):
-    a = anatomy.skull(species[3], 32)
+    a = crania.skull(species[3], 32)
     assert a.dtype == torch.float32 and a.shape == (32, 32, 32)
-    assert torch.equal(a, anatomy.skull(species[3], 32))
-    assert not torch.equal(a, anatomy.skull(species[3], 32, individual_index=1))
-    assert not torch.equal(a, anatomy.skull(species[4], 32))
+    assert torch.equal(a, crania.skull(species[3], 32))
+    assert not torch.equal(a, crania.skull(species[3], 32, individual_index=1))
+    assert not torch.equal(a, crania.skull(species[4], 32))
 
 
 @pytest.mark.parametrize("k", [0, 5, 11, 17])
 def test_skull_inside_inscribed_sphere_and_in_range(species, k):
     n = 48
-    v = anatomy.skull(species[k], n)
+    v = crania.skull(species[k], n)
     assert 0 <= v.min() and v.max() <= 1
     t = (torch.arange(n) + 0.5) / n - 0.5
     z, y, x = torch.meshgrid(t, t, t, indexing="ij")
@@ -55,17 +55,17 @@ def test_skull_inside_inscribed_sphere_and_in_range(species, k):
 
 def test_same_anatomy_at_every_resolution(species):
     """A 128^3 skull averaged down to 64^3 is the 64^3 skull, up to anti-aliasing."""
-    fine = F.avg_pool3d(anatomy.skull(species[8], 128)[None, None], 2)[0, 0]
-    coarse = anatomy.skull(species[8], 64)
+    fine = F.avg_pool3d(crania.skull(species[8], 128)[None, None], 2)[0, 0]
+    coarse = crania.skull(species[8], 64)
     assert coarse.sum().item() == pytest.approx(fine.sum().item(), rel=0.08)
     corr = torch.corrcoef(torch.stack([fine.flatten(), coarse.flatten()]))[0, 1]
     assert corr > 0.95
     # below 64^3 voxels are box-filtered from 64^3, so the anatomy cannot drift
-    assert torch.allclose(anatomy.skull(species[8], 32), F.avg_pool3d(coarse[None, None], 2)[0, 0], atol=1e-6)
+    assert torch.allclose(crania.skull(species[8], 32), F.avg_pool3d(coarse[None, None], 2)[0, 0], atol=1e-6)
 
 
 def test_tissues_cortical_cancellous_teeth(species):
-    v = anatomy.skull(species[0], 96)
+    v = crania.skull(species[0], 96)
     bone = v[v > 0.05]
     assert (v > 0.97).sum() > 20                        # teeth, denser than bone
     assert ((bone > 0.6) & (bone < 0.9)).float().mean() > 0.05   # cortical shells
@@ -81,7 +81,7 @@ def test_canonical_orientation(species):
     t = (torch.arange(n) + 0.5) / n - 0.5
     z, y, x = torch.meshgrid(t, t, t, indexing="ij")
     for s in by_family.values():
-        v = anatomy.skull(s, n)
+        v = crania.skull(s, n)
         w = v / v.sum()
         teeth = (v > 0.97).float()
         assert teeth.sum() > 0, s.name
@@ -93,4 +93,4 @@ def test_canonical_orientation(species):
 
 def test_bad_size(species):
     with pytest.raises(ValueError, match="size"):
-        anatomy.skull(species[0], 4)
+        crania.skull(species[0], 4)

@@ -3,16 +3,16 @@ import numpy as np
 import pytest
 import torch
 
-from xtomo.baselines import Match, SampleBank, thumbnail
+from xtomo.learning.train import train_val_sets
+from xtomo.methods.baselines import Match, SampleBank, thumbnail
 from xtomo.profiles import get_profile
-from xtomo.train import datasets
 
 SMOKE = get_profile("smoke")
 
 
 @pytest.fixture(scope="module")
 def sets():
-    return datasets(SMOKE)
+    return train_val_sets(SMOKE)
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from xtomo import book
-from xtomo.book import ChapterFailed, build_book, run_chapter, typed_parameters
 from xtomo.cli import main
+from xtomo.publish import chapters
+from xtomo.publish.chapters import ChapterFailed, build_book, run_chapter, typed_parameters
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"  # a book root: notebooks/01_params, 02_figure
@@ -29,14 +29,14 @@ def outputs(notebook: Path) -> str:
 
 
 def test_chapters_are_found_in_order_and_named_by_number_stem_or_path():
-    assert [p.name for p in book.find_chapters(FIXTURES)] == ["01_params.ipynb", "02_figure.ipynb"]
+    assert [p.name for p in chapters.find_chapters(FIXTURES)] == ["01_params.ipynb", "02_figure.ipynb"]
     first = FIXTURES / "notebooks" / "01_params.ipynb"
     for name in ("1", "01", 1, "01_params", str(first)):
-        assert book.resolve_chapter(name, FIXTURES) == first
+        assert chapters.resolve_chapter(name, FIXTURES) == first
     with pytest.raises(ValueError, match=r"no chapter '9'.*1 = 01_params, 2 = 02_figure"):
-        book.resolve_chapter("9", FIXTURES)
+        chapters.resolve_chapter("9", FIXTURES)
     with pytest.raises(FileNotFoundError, match="no chapter notebook at"):
-        book.resolve_chapter("notebooks/99_missing.ipynb", FIXTURES)
+        chapters.resolve_chapter("notebooks/99_missing.ipynb", FIXTURES)
 
 
 def test_unknown_parameter_is_rejected_before_anything_runs(tmp_path):
@@ -97,7 +97,7 @@ def test_failing_chapter_names_cell_and_error_and_keeps_the_notebook(tmp_path):
 
 
 def test_build_stops_at_the_first_failing_chapter(tmp_path, monkeypatch):
-    monkeypatch.setattr(book, "fetch_bundles", lambda cache: {})  # no registry needed to fail
+    monkeypatch.setattr(chapters, "fetch_bundles", lambda cache: {})  # no registry needed to fail
     root = tmp_path / "root"
     (root / "notebooks").mkdir(parents=True)
     shutil.copy(FAILING, root / "notebooks" / "01_failing.ipynb")
@@ -142,13 +142,13 @@ def fake_npm(folder: Path, script: str) -> None:
 
 def test_bundles_without_npm_or_registry_are_unavailable(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(book.BundleUnavailable, match="npm is not installed"):
-        book.fetch_bundles(tmp_path / "cache")
+    with pytest.raises(chapters.BundleUnavailable, match="npm is not installed"):
+        chapters.fetch_bundles(tmp_path / "cache")
     fake_npm(tmp_path / "bin", "print('npm error code ENOTFOUND', file=sys.stderr); sys.exit(1)")
     monkeypatch.setenv("PATH", str(tmp_path / "bin"))
-    with pytest.raises(book.BundleUnavailable, match=r"`npm pack .*@.*` failed \(is the npm registry "
+    with pytest.raises(chapters.BundleUnavailable, match=r"`npm pack .*@.*` failed \(is the npm registry "
                                                      r"reachable\?\): npm error code ENOTFOUND"):
-        book.fetch_bundles(tmp_path / "cache")
+        chapters.fetch_bundles(tmp_path / "cache")
 
 
 def test_a_bundle_with_another_hash_is_refused_and_not_cached(tmp_path, monkeypatch):
@@ -161,25 +161,25 @@ with tarfile.open(folder / "fake.tgz", "w:gz") as tar:
 print(json.dumps([{"filename": "fake.tgz"}]))
 """)
     monkeypatch.setenv("PATH", str(tmp_path / "bin"))
-    with pytest.raises(book.BookError, match=r"npm gave @jupyter-widgets/html-manager@1\.0\.15 with "
+    with pytest.raises(chapters.BookError, match=r"npm gave @jupyter-widgets/html-manager@1\.0\.15 with "
                                              r"hash sha512-.*, not the pinned sha512-5thBIV6"):
-        book.fetch_bundles(tmp_path / "cache")
+        chapters.fetch_bundles(tmp_path / "cache")
     assert os.listdir(tmp_path / "cache") == []
 
 
 def test_widgets_the_book_cannot_serve_are_refused(tmp_path):
-    folders, modules = book._widget_modules()
+    folders, modules = chapters._widget_modules()
     assert modules["ipyvolume"] == "ipyvolume/index" and "three" in modules  # ipyvolume's stack
-    assert not book._HTML_MANAGER_MODULES & set(modules)  # html-manager brings its own
+    assert not chapters._HTML_MANAGER_MODULES & set(modules)  # html-manager brings its own
     nb = json.loads((FIXTURES / "notebooks" / "02_figure.ipynb").read_text())
     nb["metadata"]["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {
         "a": {"model_module": "@jupyter-widgets/controls", "state": {"_view_module": "ipyvolume"}},
         "b": {"model_module": "fancy-widgets", "state": {}}}}}
     chapter = tmp_path / "02_figure.ipynb"
     chapter.write_text(json.dumps(nb))
-    with pytest.raises(book.BookError, match="chapter 02_figure shows widgets of fancy-widgets, which "
+    with pytest.raises(chapters.BookError, match="chapter 02_figure shows widgets of fancy-widgets, which "
                                              "no installed nbextension provides"):
-        book._check_widget_modules([chapter], modules)
+        chapters._check_widget_modules([chapter], modules)
 
 
 @pytest.mark.slow
@@ -193,8 +193,8 @@ def test_book_builds_from_executed_fixture_chapters(tmp_path):
     shutil.copytree(FIXTURES / "notebooks", root / "notebooks")
     out = tmp_path / "_build"
     try:
-        book.fetch_bundles(out / "vendor")
-    except book.BundleUnavailable as error:
+        chapters.fetch_bundles(out / "vendor")
+    except chapters.BundleUnavailable as error:
         pytest.skip(f"the book cannot bundle its JavaScript here: {error}")
 
     index = build_book("smoke", root=root, out=out)
@@ -224,7 +224,7 @@ def test_book_builds_from_executed_fixture_chapters(tmp_path):
     # a warning (here an unknown citation) fails the build and leaves the previous book in place
     with open(root / "book" / "rerun.md", "a") as page:
         page.write("\nAs shown by {cite}`nobody1999`.\n")
-    with pytest.raises(book.BookFailed, match='could not find bibtex key "nobody1999"'):
+    with pytest.raises(chapters.BookFailed, match='could not find bibtex key "nobody1999"'):
         build_book("smoke", chapters=[1], root=root, out=out)
     assert (html / "notebooks" / "02_figure.html").read_text() == page2
     assert sorted(p.name for p in out.iterdir()) == ["html", "smoke", "vendor"]

@@ -1,12 +1,14 @@
 """Every chapter executes at the smoke profile, in order, with its figures and widgets in the output."""
 import json
 import os
+from pathlib import Path
 
 import pytest
 
-from xtomo.book import CHAPTERS, run_chapter
+from xtomo.publish.chapters import find_chapters, run_chapter
 
 pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -16,7 +18,7 @@ def executed(tmp_path_factory):
     old = os.environ.get("XTOMO_ARTIFACTS")
     os.environ["XTOMO_ARTIFACTS"] = str(root / "artifacts")
     try:
-        yield {c.stem: run_chapter(c, "smoke", out_dir=root / "notebooks") for c in CHAPTERS}, root / "artifacts"
+        yield {c.stem: run_chapter(c, "smoke", out_dir=root / "notebooks") for c in find_chapters(REPO)}, root / "artifacts"
     finally:
         if old is None:
             os.environ.pop("XTOMO_ARTIFACTS")
@@ -24,7 +26,7 @@ def executed(tmp_path_factory):
             os.environ["XTOMO_ARTIFACTS"] = old
 
 
-@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda c: c.stem)
+@pytest.mark.parametrize("chapter", find_chapters(REPO), ids=lambda c: c.stem)
 def test_chapter_executes_at_smoke(chapter, executed):
     paths, artifacts = executed
     nb = json.loads(paths[chapter.stem].read_text())

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from xtomo import classical, phantoms, xray
+from xtomo.imaging import xray
+from xtomo.methods import classical
+from xtomo.specimens import phantoms
 
 N = 24
 TOP, FRONT, SIDE = (0.0, 0.0, 1.0), (0.0, 1.0, 0.0), (1.0, 0.0, 0.0)
@@ -41,11 +43,11 @@ def asymmetry(v):
 @pytest.mark.parametrize("d", [TOP, OBLIQUE, (0.3, -0.5, 0.8)])
 def test_exact_result_reprojects_to_the_input_and_is_non_negative(d):
     truth, alpha = xray_of(balls(N, 1.0, 0.5), d)
-    out = classical.reconstruct(alpha, d)
+    out = classical.solve(alpha, d)
     assert out.shape == (N, N, N) and out.dtype == torch.float32
     assert (out >= 0).all()
     assert (xray.composite(out) - alpha).abs().max() < 1e-4
-    raw = classical.reconstruct(alpha, d, exact=False)
+    raw = classical.solve(alpha, d, exact=False)
     assert (raw >= 0).all() and (xray.composite(raw) - alpha).abs().max() > 1e-4  # fusion did work
 
 
@@ -61,7 +63,7 @@ def test_the_fit_converges_far_below_the_starting_residual():
     _, alpha = xray_of(balls(N), OBLIQUE)
     p = classical.line_integrals(alpha)
     history = []
-    out = classical.reconstruct(alpha, OBLIQUE, exact=False)
+    out = classical.solve(alpha, OBLIQUE, exact=False)
     classical.optimise(alpha, OBLIQUE, history=history)
     start = p.square().mean().sqrt().item()  # residual of the zero volume
     assert history[0] == pytest.approx(start, rel=1e-5)
@@ -86,24 +88,24 @@ def test_the_symmetry_term_makes_an_asymmetric_fit_symmetric_about_x():
 def test_symmetry_resolves_depth_for_oblique_views_but_not_for_side_views():
     vol = balls(N)
     truth, alpha = xray_of(vol, OBLIQUE)
-    with_sym = mse(classical.reconstruct(alpha, OBLIQUE), truth)
-    without = mse(classical.reconstruct(alpha, OBLIQUE, symmetry=0.0), truth)
+    with_sym = mse(classical.solve(alpha, OBLIQUE), truth)
+    without = mse(classical.solve(alpha, OBLIQUE, symmetry=0.0), truth)
     assert with_sym < 0.75 * without  # measured 0.65: the mirror image is a second view, 90 degrees away
     truth, alpha = xray_of(vol, SIDE)
-    with_sym = mse(classical.reconstruct(alpha, SIDE), truth)
-    without = mse(classical.reconstruct(alpha, SIDE, symmetry=0.0), truth)
+    with_sym = mse(classical.solve(alpha, SIDE), truth)
+    without = mse(classical.solve(alpha, SIDE, symmetry=0.0), truth)
     assert with_sym == pytest.approx(without, rel=0.02)  # the mirror maps each side ray onto itself
 
 
 def test_small_ball_from_the_top_beats_zeros_and_the_extrusion():
     n = 32
     truth, alpha = xray_of(phantoms.ball(n, 0.2), TOP, n)
-    rec = mse(classical.reconstruct(alpha, TOP), truth)
+    rec = mse(classical.solve(alpha, TOP), truth)
     extruded = mse(classical.extrude(alpha, n), truth)
     zeros = mse(torch.zeros_like(truth), truth)
     assert extruded < zeros
     assert rec < 0.9 * extruded  # measured 0.87; the smoothness prior does most of it
-    plain = mse(classical.reconstruct(alpha, TOP, symmetry=0.0, smoothness=0.0), truth)
+    plain = mse(classical.solve(alpha, TOP, symmetry=0.0, smoothness=0.0), truth)
     assert plain < extruded  # measured 0.99: the sphere alone shortens the chords a little
 
 
@@ -132,20 +134,20 @@ def test_prox_solves_each_mirror_pair_exactly():
 def test_deterministic_for_a_seed_and_batched_like_single_views():
     _, a1 = xray_of(balls(N), OBLIQUE)
     _, a2 = xray_of(balls(N, 1.0, 0.5), TOP)
-    one = classical.reconstruct(a1, OBLIQUE, iterations=30)
-    assert torch.equal(one, classical.reconstruct(a1, OBLIQUE, iterations=30))
+    one = classical.solve(a1, OBLIQUE, iterations=30)
+    assert torch.equal(one, classical.solve(a1, OBLIQUE, iterations=30))
     r0 = classical.optimise(a1, OBLIQUE, iterations=5, init="random", seed=0)
     assert torch.equal(r0, classical.optimise(a1, OBLIQUE, iterations=5, init="random", seed=0))
     assert not torch.equal(r0, classical.optimise(a1, OBLIQUE, iterations=5, init="random", seed=1))
-    both = classical.reconstruct(torch.stack([a1, a2]), torch.tensor([OBLIQUE, TOP]), iterations=30)
+    both = classical.solve(torch.stack([a1, a2]), torch.tensor([OBLIQUE, TOP]), iterations=30)
     assert both.shape == (2, N, N, N)
     assert (both[0] - one).abs().max() < 1e-4
-    assert (both[1] - classical.reconstruct(a2, TOP, iterations=30)).abs().max() < 1e-4
+    assert (both[1] - classical.solve(a2, TOP, iterations=30)).abs().max() < 1e-4
 
 
 def test_sizes_and_numpy_input():
     _, alpha = xray_of(balls(N), OBLIQUE)
-    out = classical.reconstruct(alpha.numpy(), np.array(OBLIQUE), size=16, n_steps=20, iterations=20)
+    out = classical.solve(alpha.numpy(), np.array(OBLIQUE), size=16, n_steps=20, iterations=20)
     assert out.shape == (20, N, N)
     assert (xray.composite(out) - alpha).abs().max() < 1e-4
     assert classical.optimise(alpha, OBLIQUE, size=16, iterations=2).shape == (16, 16, 16)
@@ -164,7 +166,7 @@ def test_sizes_and_numpy_input():
 ])
 def test_bad_alpha_is_rejected(alpha, message):
     with pytest.raises(ValueError, match=message):
-        classical.reconstruct(alpha, TOP, iterations=1)
+        classical.solve(alpha, TOP, iterations=1)
 
 
 @pytest.mark.parametrize("direction, message", [
@@ -175,7 +177,7 @@ def test_bad_alpha_is_rejected(alpha, message):
 ])
 def test_bad_direction_is_rejected(direction, message):
     with pytest.raises(ValueError, match=message):
-        classical.reconstruct(torch.ones(2, 8, 8), direction, iterations=1)
+        classical.solve(torch.ones(2, 8, 8), direction, iterations=1)
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -186,9 +188,9 @@ def test_bad_direction_is_rejected(direction, message):
 ])
 def test_bad_settings_are_rejected(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        classical.reconstruct(torch.ones(8, 8), TOP, **kwargs)
+        classical.solve(torch.ones(8, 8), TOP, **kwargs)
 
 
 def test_non_tensor_alpha_is_rejected():
     with pytest.raises(TypeError, match="alpha"):
-        classical.reconstruct([[1.0, 1.0], [1.0, 1.0]], TOP)
+        classical.solve([[1.0, 1.0], [1.0, 1.0]], TOP)

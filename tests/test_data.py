@@ -3,40 +3,41 @@ import numpy as np
 import pytest
 import torch
 
-from xtomo import data, xray
+from xtomo.data import datasets
+from xtomo.imaging import xray
 from xtomo.profiles import get_profile
 
 SMOKE = get_profile("smoke")
 
 
 def test_paper_counts():
-    c = data.counts("paper")
-    assert c["samples"] == data.PAPER_COUNTS["samples"] == 466_200
-    assert c["val_samples"] == data.PAPER_COUNTS["val_samples"] == 53_280
+    c = datasets.counts("paper")
+    assert c["samples"] == datasets.PAPER_COUNTS["samples"] == 466_200
+    assert c["val_samples"] == datasets.PAPER_COUNTS["val_samples"] == 53_280
     assert c["train_samples"] + c["val_samples"] == c["samples"]
 
 
 def test_dataset_items_deterministic_and_shaped():
-    bank = data.ProceduralBank(SMOKE)
-    ds = data.XrayDataset(bank, [0, 1], SMOKE)
+    bank = datasets.ProceduralBank(SMOKE)
+    ds = datasets.XrayDataset(bank, [0, 1], SMOKE)
     assert len(ds) == 2 * SMOKE.n_views * 2
     item = ds[5]
     assert item["xray"].shape == (1, SMOKE.xray_size, SMOKE.xray_size)
     assert item["volume"].shape == (SMOKE.volume_size,) * 3
     assert 0 < item["xray"].min() and item["xray"].max() <= 1
-    again = data.XrayDataset(data.ProceduralBank(SMOKE, cache_dir=None), [0, 1], SMOKE)[5]
+    again = datasets.XrayDataset(datasets.ProceduralBank(SMOKE, cache_dir=None), [0, 1], SMOKE)[5]
     assert torch.equal(item["xray"], again["xray"]) and torch.equal(item["volume"], again["volume"])
 
 
 def test_xray_is_the_composite_of_the_target_volume():
     """Where x-ray and volume share a resolution, the x-ray is exactly Eq. 1 of the target."""
-    bank = data.ProceduralBank(SMOKE, cache_dir=None)
-    item = data.XrayDataset(bank, [2], SMOKE)[3]
+    bank = datasets.ProceduralBank(SMOKE, cache_dir=None)
+    item = datasets.XrayDataset(bank, [2], SMOKE)[3]
     assert torch.allclose(item["xray"][0], xray.composite(item["volume"], SMOKE.chi), atol=1e-6)
 
 
 def test_mirrored_pairs():
-    ds = data.XrayDataset(data.ProceduralBank(SMOKE, cache_dir=None), [0], SMOKE)
+    ds = datasets.XrayDataset(datasets.ProceduralBank(SMOKE, cache_dir=None), [0], SMOKE)
     plain, mirrored = ds[6], ds[7]
     assert plain["view"] == mirrored["view"] and mirrored["mirrored"] and not plain["mirrored"]
     assert torch.equal(mirrored["xray"], plain["xray"].flip(-1))
@@ -45,7 +46,7 @@ def test_mirrored_pairs():
 
 def test_lateral_downsampling_keeps_the_paper_ratio():
     p = SMOKE.replace(volume_size=16, xray_size=32)
-    item = data.XrayDataset(data.ProceduralBank(p, cache_dir=None), [0], p)[0]
+    item = datasets.XrayDataset(datasets.ProceduralBank(p, cache_dir=None), [0], p)[0]
     assert item["xray"].shape == (1, 32, 32) and item["volume"].shape == (16, 16, 16)
     # the x-ray averaged down in optical depth is the composite of the target volume
     depth = -torch.log(item["xray"][0]) / p.chi
@@ -54,15 +55,15 @@ def test_lateral_downsampling_keeps_the_paper_ratio():
 
 
 def test_disk_cache_round_trip(tmp_path):
-    bank = data.ProceduralBank(SMOKE, cache_dir=tmp_path)
+    bank = datasets.ProceduralBank(SMOKE, cache_dir=tmp_path)
     v = bank.volume(1)
     files = list(tmp_path.glob("*.npy"))
     assert len(files) == 1
-    assert torch.equal(data.ProceduralBank(SMOKE, cache_dir=tmp_path).volume(1), v)
+    assert torch.equal(datasets.ProceduralBank(SMOKE, cache_dir=tmp_path).volume(1), v)
 
 
 def test_dataloader_workers_match_direct_access():
-    ds = data.XrayDataset(data.ProceduralBank(SMOKE), [0, 1], SMOKE)
+    ds = datasets.XrayDataset(datasets.ProceduralBank(SMOKE), [0, 1], SMOKE)
     loader = torch.utils.data.DataLoader(ds, batch_size=4, num_workers=2, shuffle=False)
     batch = next(iter(loader))
     for i in range(4):
@@ -71,7 +72,7 @@ def test_dataloader_workers_match_direct_access():
 
 
 def test_split_species_never_mix():
-    manifest = data.simulate_collection(SMOKE, progress=False)
+    manifest = datasets.simulate_collection(SMOKE, progress=False)
     assert len(manifest["val"]) == SMOKE.n_val_species
     assert not set(manifest["train"]) & set(manifest["val"])
     assert manifest["counts"]["samples"] == SMOKE.n_species * SMOKE.n_views * 2
@@ -84,11 +85,11 @@ def test_file_volumes_share_the_code_path(tmp_path):
     z, y, x = np.meshgrid(t, t, t, indexing="ij")
     ct = np.where(x**2 / 0.5 + y**2 + z**2 / 0.7 < 0.6, 1500.0, -1000.0).astype(np.float32)
     np.save(tmp_path / "ct.npy", ct)
-    bank = data.FileBank([tmp_path / "ct.npy"], size=n, hu_window=(150, 2000))
-    item = data.XrayDataset(bank, None, SMOKE.replace(volume_size=n, xray_size=n))[0]
+    bank = datasets.FileBank([tmp_path / "ct.npy"], size=n, hu_window=(150, 2000))
+    item = datasets.XrayDataset(bank, None, SMOKE.replace(volume_size=n, xray_size=n))[0]
     assert item["volume"].shape == (n, n, n) and item["xray"].min() < 0.9
 
 
 def test_bad_specimen_indices():
     with pytest.raises(ValueError, match="outside the bank"):
-        data.XrayDataset(data.ProceduralBank(SMOKE, cache_dir=None), [99], SMOKE)
+        datasets.XrayDataset(datasets.ProceduralBank(SMOKE, cache_dir=None), [99], SMOKE)

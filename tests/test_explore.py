@@ -4,7 +4,8 @@ import warnings
 import pytest
 import torch
 
-from xtomo import explore, phantoms
+from xtomo.specimens import phantoms
+from xtomo.viz import explore
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,7 @@ def test_compare_clip_cuts_every_volume_along_depth(balls):
 
 
 def test_slice_viewer_has_one_image_per_slice_linked_to_its_slider(balls):
-    viewer = explore.slices(balls["truth"], axis=1, size=64)
+    viewer = explore.slice_viewer(balls["truth"], axis=1, size=64)
     slider, stack = viewer.children
     assert len(stack.children) == 40 and stack.selected_index == 20 == slider.value
     assert stack.children[0].value[:8] == b"\x89PNG\r\n\x1a\n"
@@ -53,4 +54,4 @@ def test_explorers_reject_bad_input():
     with pytest.raises(ValueError, match="at least one"):
         explore.compare({})
     with pytest.raises(ValueError, match="axis"):
-        explore.slices(torch.zeros(4, 4, 4), axis=3)
+        explore.slice_viewer(torch.zeros(4, 4, 4), axis=3)

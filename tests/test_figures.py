@@ -7,7 +7,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from xtomo import figures  # noqa: E402
+from xtomo.viz import figures  # noqa: E402
 
 
 def test_labelled_grid_shows_grey_and_rgb_images_in_named_rows():

@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from xtomo import fusion
-from xtomo.io import load_volume, save_volume
-from xtomo.xray import composite
+from xtomo.data.io import load_volume, save_volume
+from xtomo.imaging import fusion
+from xtomo.imaging.xray import composite
 
 POLICIES = list(fusion.POLICIES)
 FLOOR = fusion.alpha_floor(10.0)

@@ -1,4 +1,4 @@
-"""xtomo.io: every format round-trips, geometry respects spacing, bad input fails clearly."""
+"""xtomo.data.io: every format round-trips, geometry respects spacing, bad input fails clearly."""
 from __future__ import annotations
 
 import re
@@ -11,16 +11,21 @@ import numpy as np
 import pytest
 import tifffile
 import torch
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
-from pydicom.uid import (ComputedRadiographyImageStorage, CTImageStorage, EnhancedCTImageStorage,
-                         ExplicitVRLittleEndian, generate_uid)
+from pydicom.uid import (
+    ComputedRadiographyImageStorage,
+    CTImageStorage,
+    EnhancedCTImageStorage,
+    ExplicitVRLittleEndian,
+    generate_uid,
+)
 
-from xtomo import realdata
-from xtomo.io import (FIT_RADIUS, HU_WINDOW, load_volume, load_xray, prepare_volume, save_volume,
-                      save_xray)
+from xtomo.data import realdata
+from xtomo.data.io import FIT_RADIUS, HU_WINDOW, load_volume, load_xray, prepare_volume, save_volume, save_xray
 
 DATA = realdata.data_dir()
 FETCH = "xtomo fetch-data"

@@ -6,10 +6,11 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from skimage.metrics import structural_similarity
 
-from xtomo import metrics
+from xtomo.evaluation import metrics
 
 
 def skimage_ssim(a, b, data_range=1.0):

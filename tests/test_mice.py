@@ -3,8 +3,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from xtomo import data, evaluation, mice, reality, xray
+from xtomo.data import datasets
+from xtomo.evaluation import reality, scoring
+from xtomo.imaging import xray
 from xtomo.profiles import get_profile
+from xtomo.specimens import mice
 
 
 @pytest.fixture(scope="module")
@@ -71,20 +74,20 @@ def test_same_anatomy_at_every_resolution(population):
 def test_view_dataset_takes_given_xrays_and_makes_the_same_targets():
     p = get_profile("smoke")
     vol = mice.phantom(mice.population(1)[0], p.volume_size).density
-    bank = data.TensorBank([vol])
+    bank = datasets.TensorBank([vol])
     dirs = xray.sample_directions(3, seed=4)
-    plain = data.ViewDataset(bank, [0, 0, 0], dirs, p)
+    plain = datasets.ViewDataset(bank, [0, 0, 0], dirs, p)
     given = torch.rand(3, p.xray_size, p.xray_size)
-    acquired = data.ViewDataset(bank, [0, 0, 0], dirs, p, xrays=given)
+    acquired = datasets.ViewDataset(bank, [0, 0, 0], dirs, p, xrays=given)
     assert len(plain) == 6
-    alpha, target = data.make_sample(vol, dirs[1], p)
+    alpha, target = datasets.make_sample(vol, dirs[1], p)
     assert torch.equal(plain[2]["xray"][0], alpha) and torch.equal(plain[2]["volume"], target)
     assert torch.equal(acquired[2]["volume"], target) and torch.equal(acquired[2]["xray"][0], given[1])
     assert torch.equal(acquired[3]["xray"][0], given[1].flip(-1)) and acquired[3]["mirrored"]
     with pytest.raises(ValueError, match="xrays must be"):
-        data.ViewDataset(bank, [0], dirs[:1], p, xrays=given)
+        datasets.ViewDataset(bank, [0], dirs[:1], p, xrays=given)
     with pytest.raises(ValueError, match="outside the bank"):
-        data.ViewDataset(bank, [1], dirs[:1], p)
+        datasets.ViewDataset(bank, [1], dirs[:1], p)
 
 
 def test_study_end_to_end_at_a_tiny_scale(tmp_path):
@@ -101,10 +104,10 @@ def test_study_end_to_end_at_a_tiny_scale(tmp_path):
     rows = study.score(k=2)
     assert {r["method"] for r in rows} == {"ours", "ours_resynthesised", "nn", "oracle"}
     for truth in reality.TRUTHS:
-        summary = evaluation.summary(reality.by_truth(rows, truth), "l2")
+        summary = scoring.summary(reality.by_truth(rows, truth), "l2")
         assert [r["method"] for r in summary] == ["ours", "nn", "oracle"]
     # ORACLE is the nearest training volume: never worse than NN in L2 on the same truth
-    table = evaluation.by_method(reality.by_truth(rows, "reconstruction"), "l2")
+    table = scoring.by_method(reality.by_truth(rows, "reconstruction"), "l2")
     assert all(table["oracle"][s] <= table["nn"][s] + 1e-9 for s in table["nn"])
     # a second study of the same settings reuses every cached result
     again = reality.MouseStudy(p, out_dir=tmp_path, progress=False, device="cpu")

@@ -4,7 +4,7 @@ import dataclasses
 import pytest
 import torch
 
-from xtomo.model import PRESETS, ModelConfig, UpsampleAdd, build_model, describe, draw, summary
+from xtomo.learning.model import PRESETS, ModelConfig, UpsampleAdd, build_model, describe, draw, footprint
 from xtomo.profiles import PROFILES
 
 PAPER_PARAMS, PAPER_GMAC = 4.1e6, 12.8  # released-architecture.md
@@ -17,7 +17,7 @@ def paper():
 
 @pytest.fixture(scope="module")
 def paper_summary(paper):
-    return summary(paper)
+    return footprint(paper)
 
 
 @pytest.mark.parametrize("name", ["smoke", "quick"])
@@ -73,8 +73,8 @@ def test_paper_describe_rows(paper):
 def test_describe_rows_add_up(name):
     model = build_model(name, seed=0)
     rows = describe(model)
-    assert sum(r["params"] for r in rows) == summary(model)["params"]
-    assert summary(model)["params"] == sum(p.numel() for p in model.parameters())
+    assert sum(r["params"] for r in rows) == footprint(model)["params"]
+    assert footprint(model)["params"] == sum(p.numel() for p in model.parameters())
     for a, b in zip(rows, rows[1:]):
         assert b["in_shape"] == a["out_shape"]
     assert model.training  # describe restores the mode
@@ -204,8 +204,8 @@ def test_projected_head_re_projects_to_its_input():
     """The projected head spreads exactly the density sum Beer–Lambert demands along each ray."""
     import dataclasses
 
-    from xtomo import xray
-    from xtomo.model import PRESETS, build_model
+    from xtomo.imaging import xray
+    from xtomo.learning.model import PRESETS, build_model
 
     for stride in (1, 2):
         config = dataclasses.replace(PRESETS["smoke"], head="projected", stride=stride)
@@ -221,7 +221,7 @@ def test_projected_head_re_projects_to_its_input():
 def test_unknown_head_is_rejected():
     import dataclasses
 
-    from xtomo.model import PRESETS
+    from xtomo.learning.model import PRESETS
 
     with pytest.raises(ValueError, match="head must be one of"):
         dataclasses.replace(PRESETS["smoke"], head="sigmoid")

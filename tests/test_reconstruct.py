@@ -8,10 +8,11 @@ import nibabel as nib
 import pytest
 import torch
 
-from xtomo import io, realdata, render, xray
-from xtomo.inference import prepare_radiograph
+from xtomo.data import io, realdata
+from xtomo.imaging import render, xray
+from xtomo.learning.inference import prepare_radiograph
+from xtomo.learning.train import train
 from xtomo.profiles import get_profile
-from xtomo.train import train
 
 SMOKE = get_profile("smoke")
 

@@ -1,4 +1,4 @@
-"""The renderer (xtomo.render): geometry, lighting, occlusion and compositing against closed forms."""
+"""The renderer (xtomo.imaging.render): geometry, lighting, occlusion and compositing against closed forms."""
 import math
 
 import imageio.v3 as iio
@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from xtomo import cli, phantoms, render, xray
+from xtomo import cli
+from xtomo.imaging import render, xray
+from xtomo.specimens import phantoms
 
 N = 48
 R = 0.3
@@ -178,10 +180,10 @@ def test_dvr_named_transfers_give_colour_images(sphere):
 def test_xray_resynthesis_equals_simulate(sphere):
     volume = sphere * 0.5 + phantoms.ball(N, 0.1, 0.5, centre=(0.15, -0.1, 0.05))
     d = xray.direction(70.0, 15.0)
-    assert torch.allclose(render.xray(volume, d, size=40, n_steps=64),
+    assert torch.allclose(render.radiograph(volume, d, size=40, n_steps=64),
                           xray.simulate(volume, d, n_steps=64, size=40), atol=1e-6)
     aligned = xray.align(volume, d, n_steps=N)
-    assert torch.allclose(render.xray(aligned), xray.composite(aligned), atol=1e-6)
+    assert torch.allclose(render.radiograph(aligned), xray.composite(aligned), atol=1e-6)
 
 
 def test_anaglyph_has_parallax_and_red_is_the_left_eye():
@@ -250,7 +252,7 @@ def test_batched_renders_equal_single_renders(sphere):
     other = phantoms.ball(N, 0.2, 0.8, centre=(0.1, 0.05, -0.1))
     volumes = torch.stack([sphere, other])
     views = xray.direction(torch.tensor([30.0, 200.0]), torch.tensor([20.0, 60.0]))
-    for mode in (render.iso, render.dvr, render.mip, render.xray):
+    for mode in (render.iso, render.dvr, render.mip, render.radiograph):
         batch = mode(volumes, views)
         for i in range(2):
             assert torch.allclose(batch[i], mode(volumes[i], views[i]), atol=1e-5), mode.__name__
@@ -258,13 +260,11 @@ def test_batched_renders_equal_single_renders(sphere):
     assert torch.allclose(stereo[1], render.anaglyph(other, views[1]), atol=1e-5)
 
 
-def test_view_aligned_input_and_the_old_names(sphere):
+def test_view_aligned_input_passes_through_to_camera(sphere):
     d = xray.direction(30.0, 20.0)
     aligned = xray.align(sphere, d, n_steps=N)
     assert torch.equal(render.to_camera(aligned), aligned)
     assert torch.allclose(render.to_camera(sphere, d), aligned)
-    assert torch.allclose(render.shade_aligned(aligned, 0.5), render.iso(aligned, None, 0.5))
-    assert torch.allclose(render.iso_surface(sphere, d, 0.5, None, N), render.iso(sphere, d, 0.5))
     assert render.to_camera(aligned, size=24, n_steps=16).shape == (16, 24, 24)
 
 

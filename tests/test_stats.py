@@ -6,11 +6,11 @@ from dataclasses import FrozenInstanceError
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats as sst
 
-from xtomo import stats
-
+from xtomo.evaluation import stats
 
 # ----------------------------------------------------------------------------- mean_ci
 

@@ -13,12 +13,21 @@ import numpy as np
 import pytest
 from scipy import stats as sst
 
-from xtomo import evaluation, realdata, stats
+from xtomo.data import realdata
+from xtomo.evaluation import scoring, stats
 from xtomo.profiles import get_profile
 from xtomo.study import analysis, export, stimuli
 from xtomo.study.app import StudyApp
-from xtomo.study.protocol import (FIELDS, Pair, ResponseLog, Session, Stimulus, read_responses, schedule,
-                                  validate_participant)
+from xtomo.study.protocol import (
+    FIELDS,
+    Pair,
+    ResponseLog,
+    Session,
+    Stimulus,
+    read_responses,
+    schedule,
+    validate_participant,
+)
 
 SMOKE = get_profile("smoke")
 
@@ -309,8 +318,8 @@ def test_xray_pairs_keep_trials_and_training_apart():
             assert p.real.image.shape == (SMOKE.xray_size,) * 2 and np.array_equal(p.real.image, q.real.image)
     assert all("half 1" in p.real.source for p in sets["xray"])
     assert all("half 2" in p.real.source for p in sets["xray-train"])
-    from xtomo.train import datasets
-    train_set, val_set = datasets(SMOKE)
+    from xtomo.learning.train import train_val_sets
+    train_set, val_set = train_val_sets(SMOKE)
     val_names = {val_set.bank.name(s) for s in val_set.specimens}
     train_names = {train_set.bank.name(s) for s in train_set.specimens}
     assert all(any(n in p.fake.source for n in val_names) for p in sets["xray"])
@@ -318,15 +327,15 @@ def test_xray_pairs_keep_trials_and_training_apart():
 
 
 def test_iso_pairs_from_chapter_5(tmp_path):
-    from xtomo.train import train
+    from xtomo.learning.train import train
     out = tmp_path / "smoke"
     with pytest.raises(FileNotFoundError, match="chapter 5"):
         stimuli.iso_pairs(SMOKE, out_dir=out)
     train(SMOKE, out_dir=out, progress=False)
-    evaluation.evaluate(SMOKE, out_dir=out, k=4, chunk=4, progress=False)
+    scoring.evaluate(SMOKE, out_dir=out, k=4, chunk=4, progress=False)
     sets = stimuli.iso_pairs(SMOKE, n=2, train=10, seed=0, out_dir=out)
-    rows = evaluation.read_csv(out / "evaluation.csv")
-    dssim = evaluation.by_method(rows, "dssim")["ours"]
+    rows = scoring.read_csv(out / "evaluation.csv")
+    dssim = scoring.by_method(rows, "dssim")["ours"]
     assert [p.id for p in sets["iso-best"]] == [f"iso-s{s}" for s in sorted(dssim, key=dssim.get)[:2]]
     used = {p.id for p in sets["iso-best"] + sets["iso-random"]}
     assert len(sets["iso-random"]) == 2 and not used & {p.id for p in sets["iso-train"]}

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from xtomo import tomography as T
+from xtomo.imaging import tomography as T
 
 N = 64
 C = torch.arange(N, dtype=torch.float32) - (N - 1) / 2

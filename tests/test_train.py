@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from xtomo import io, xray
-from xtomo.inference import square
+from xtomo.data import io
+from xtomo.imaging import xray
+from xtomo.learning.inference import square
+from xtomo.learning.train import CheckpointError, load_checkpoint, model_from_checkpoint, step_indices, train
 from xtomo.profiles import get_profile
-from xtomo.train import CheckpointError, load_checkpoint, model_from_checkpoint, step_indices, train
 
 SMOKE = get_profile("smoke")
 

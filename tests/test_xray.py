@@ -3,10 +3,11 @@ import math
 
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from xtomo import xray
-from xtomo.phantoms import ball, ball_xray
+from xtomo.imaging import xray
+from xtomo.specimens.phantoms import ball, ball_xray
 
 N = 64
 
@@ -278,7 +279,7 @@ def test_check_alpha_accepts_numpy_and_integers():
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_turn_and_cut_on_cuda_match_cpu():
-    from xtomo import render
+    from xtomo.imaging import render
     torch.manual_seed(5)
     v = torch.rand(24, 24, 24)
     assert torch.allclose(xray.turn(v.cuda(), 20.0, 10.0).cpu(), xray.turn(v, 20.0, 10.0), atol=1e-5)

@@ -1,18 +1,38 @@
 """xtomo: single-image tomography (Henzler et al., 2018) as a library and an executable book.
 
-Modules: ``xray`` (Beer–Lambert forward model), ``anatomy`` (procedural crania), ``io`` (real
-volumes and radiographs), ``data`` (the on-the-fly dataset), ``model`` (the 2D→3D network),
-``train`` (training and checkpoints), ``fusion`` (exact re-projection at any resolution),
-``inference`` (``reconstruct``: x-ray to volume), ``render``, ``figures`` and ``explore``
-(pictures and interactive views), ``metrics``, ``stats``, ``baselines``, ``classical`` and
-``evaluation`` (chapter 5), ``realdata`` (real files to fetch), ``study`` (the 2AFC user
-studies), ``mice``, ``microct``, ``tomography`` and ``reality`` (the reality check with mice),
-``profiles`` (every scale setting), ``book`` and ``cli`` (the book and the ``xtomo`` command).
+The front door, the calls a user starts with::
+
+    xtomo.load_volume(path, size=128)      # a CT volume from NIfTI, DICOM, TIFF, npy/npz, video
+    xtomo.simulate(volume, direction)      # its Beer–Lambert x-ray (alpha, linear units)
+    xtomo.align(volume, direction)         # the volume in that x-ray's camera frame, depth first
+    xtomo.load_xray(path, gamma=None)      # a radiograph as alpha
+    xtomo.load_model(checkpoint)           # a trained network (a checkpoint file, or a profile's)
+    xtomo.reconstruct(alpha, model)        # x-ray in, fused volume out: re-projects exactly
+    xtomo.get_profile("quick")             # every scale setting of a profile
+
+The subpackages follow the book's pipeline, each using only those before it:
+``specimens`` (procedural crania, mice, phantoms) → ``imaging`` (x-rays, fusion, micro-CT,
+tomography, renders) → ``data`` (files, real data, training pairs) → ``learning`` (network,
+training, inference) → ``methods`` (NN, ORACLE, classical) → ``evaluation`` (metrics, statistics,
+chapter 5's protocol, chapter 8's reality check) → ``study`` (the 2AFC user studies) → ``viz``
+(figures, explorers) → ``publish`` (chapters and the book). ``profiles`` and ``files`` serve all;
+``cli`` is the ``xtomo`` command.
 """
 __version__ = "0.1.0"
 
-from . import anatomy, data, fusion, io, profiles, xray  # noqa: E402
-from .inference import reconstruct  # noqa: E402
-from .profiles import get_profile  # noqa: E402
+from xtomo._lazy import submodules  # noqa: E402
+from xtomo.data.io import load_volume, load_xray  # noqa: E402
+from xtomo.imaging.xray import align, simulate  # noqa: E402
+from xtomo.learning.inference import reconstruct  # noqa: E402
+from xtomo.learning.train import load_model  # noqa: E402
+from xtomo.profiles import get_profile  # noqa: E402
 
-__all__ = ["anatomy", "data", "fusion", "io", "profiles", "xray", "reconstruct", "get_profile", "__version__"]
+SUBPACKAGES = ["specimens", "imaging", "data", "learning", "methods", "evaluation", "study", "viz", "publish",
+               "profiles", "files", "cli"]
+__all__ = ["simulate", "align", "load_volume", "load_xray", "load_model", "reconstruct", "get_profile",
+           "__version__", *SUBPACKAGES]
+__getattr__, _dir = submodules(__name__, SUBPACKAGES)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(__all__) | set(globals()))

@@ -1,6 +1,6 @@
 """``python -m xtomo``: the same command line as ``xtomo``."""
 import sys
 
-from .cli import main
+from xtomo.cli import main
 
 sys.exit(main())

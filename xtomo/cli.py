@@ -10,9 +10,9 @@ import argparse
 import math
 import os
 import sys
-from typing import Callable
+from collections.abc import Callable
 
-from .profiles import PROFILES
+from xtomo.profiles import PROFILES
 
 __all__ = ["main", "command", "arg"]
 
@@ -54,8 +54,8 @@ def _key_values(items: list[str]) -> dict[str, str]:
 @command(PROFILE, arg("--seed", type=int, default=None, help="override the profile's seed"))
 def simulate(args) -> None:
     """Build the species volumes and the train/validation split; print the counts."""
-    from .data import simulate_collection
-    from .profiles import get_profile
+    from xtomo.data.datasets import simulate_collection
+    from xtomo.profiles import get_profile
 
     overrides = {} if args.seed is None else {"seed": args.seed}
     manifest = simulate_collection(get_profile(args.profile, **overrides), progress=sys.stderr.isatty())
@@ -84,7 +84,7 @@ def simulate(args) -> None:
          arg("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if present)"))
 def train(args) -> None:
     """Train the network of a profile; torchrun-compatible (torchrun --nproc-per-node N -m xtomo train)."""
-    from .train import train as run
+    from xtomo.learning.train import train as run
 
     summary = run(args.profile, resume=args.resume, steps=args.steps, minutes=args.minutes,
                   out_dir=args.out, device=args.device, progress=sys.stderr.isatty())
@@ -118,10 +118,12 @@ def _box(text: str) -> tuple[int, int, int]:
              help="also write a preview: the x-ray and iso-surfaces from three views"))
 def reconstruct(args) -> None:
     """Reconstruct a view-aligned density volume from one x-ray (fused to its full resolution)."""
-    from . import fusion, io
-    from . import render as rendering
-    from .inference import prepare_radiograph, reconstruct as infer, square, to_network_input
-    from .train import load_checkpoint, model_from_checkpoint
+    from xtomo.data import io
+    from xtomo.imaging import fusion
+    from xtomo.imaging import render as rendering
+    from xtomo.learning.inference import prepare_radiograph, square, to_network_input
+    from xtomo.learning.inference import reconstruct as infer
+    from xtomo.learning.train import load_checkpoint, model_from_checkpoint
 
     if args.policy not in fusion.POLICIES:
         raise ValueError(f"unknown fusion policy {args.policy!r}; choose one of {sorted(fusion.POLICIES)}")
@@ -182,8 +184,9 @@ def _view(text: str) -> tuple[float, float]:
          arg("--out", required=True, metavar="PNG", help="image file to write (.png)"))
 def render(args) -> None:
     """Render a volume from a view as a PNG: x-ray, iso-surface, DVR, MIP or anaglyph."""
-    from . import io, xray
-    from . import render as rendering
+    from xtomo.data import io
+    from xtomo.imaging import render as rendering
+    from xtomo.imaging import xray
 
     az, el = _view(args.view)
     if args.size < 2 or args.volume_size < 2:
@@ -202,7 +205,7 @@ def render(args) -> None:
 @command()
 def fetch_data(args) -> None:
     """Fetch the real CT volume and radiographs used by the tests and chapters (data/real/)."""
-    from .realdata import data_dir, fetch
+    from xtomo.data.realdata import data_dir, fetch
 
     fetch()
     print(data_dir())
@@ -212,7 +215,7 @@ def fetch_data(args) -> None:
          PROFILE, PARAMETER)
 def run(args) -> None:
     """Execute one chapter with papermill into _build/<profile>/notebooks/."""
-    from .book import run_chapter
+    from xtomo.publish.chapters import run_chapter
 
     path = run_chapter(args.chapter, args.profile, _key_values(args.parameters),
                        progress_bar=sys.stderr.isatty())
@@ -222,7 +225,7 @@ def run(args) -> None:
 @command(PROFILE)
 def book(args) -> None:
     """Execute every chapter in order, then build the HTML book into _build/html/."""
-    from .book import build_book
+    from xtomo.publish.chapters import build_book
 
     print(build_book(args.profile, progress_bar=sys.stderr.isatty()))
 
@@ -247,7 +250,7 @@ def _error(error: Exception, status: int) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv``, run the subcommand; exit status 2 for bad input, 1 for a failed chapter/book."""
-    from .book import BookError
+    from xtomo.publish.chapters import BookError
 
     args = _parser().parse_args(argv)
     try:

@@ -2,15 +2,21 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_path", "write_json", "read_json", "artifacts_dir", "require_artifact"]
+__all__ = ["atomic_path", "umask", "write_json", "read_json", "artifacts_dir", "require_artifact"]
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+
+@functools.cache
+def umask() -> int:
+    """The process's file-creation mask (read once, when first needed, and restored at once)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
@@ -27,7 +33,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None):
                                dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes files private; give them the usual mode
+    os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes files private; give them the usual mode
     try:
         yield tmp
         os.replace(tmp, path)

@@ -26,7 +26,7 @@ class Profile:
     seed: int = 0
     gallery: int = 6          # species shown in chapter 1's gallery
     # training (chapter 3); the paper trained 150,000 iterations with an L2 loss
-    model: str = "quick"      # network preset in xtomo.model.PRESETS
+    model: str = "quick"      # network preset in xtomo.learning.model.PRESETS
     batch_size: int = 8
     lr: float = 1e-3          # Adam, cosine-decayed to a tenth over the run
     steps: int = 1000
@@ -61,7 +61,7 @@ class Profile:
     def samples_per_species(self) -> int:
         return self.n_views * (2 if self.mirror else 1)
 
-    def replace(self, **changes) -> "Profile":
+    def replace(self, **changes) -> Profile:
         """A copy with some fields changed, validated like the originals."""
         return _validated(dataclasses.replace(self, **changes))
 

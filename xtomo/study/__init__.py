@@ -14,8 +14,17 @@ think is real. The package is split by idea:
 - ``analysis``: proportions, exact tests, the participant-level test, power, and the
   re-analysis of the paper's reported numbers.
 """
-from .protocol import (FIELDS, Pair, ResponseLog, Session, Stimulus, Trial, read_responses, schedule,
-                       validate_participant)
+from .protocol import (
+                       FIELDS,
+                       Pair,
+                       ResponseLog,
+                       Session,
+                       Stimulus,
+                       Trial,
+                       read_responses,
+                       schedule,
+                       validate_participant,
+)
 
 __all__ = ["FIELDS", "Pair", "ResponseLog", "Session", "Stimulus", "Trial", "read_responses", "schedule",
            "validate_participant"]

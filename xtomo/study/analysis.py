@@ -13,7 +13,7 @@ from collections import defaultdict
 import numpy as np
 from scipy import stats as _st
 
-from .. import stats
+from xtomo.evaluation import stats
 
 __all__ = ["PAPER", "pooled", "per_participant", "participant_level", "power_curve", "participants_needed",
            "matching_counts", "attainable_trials", "paper_reanalysis"]

@@ -9,7 +9,8 @@ from __future__ import annotations
 import html
 import os
 
-from .. import stats
+from xtomo.evaluation import stats
+
 from .protocol import QUESTIONS, ResponseLog, Session, _pairs, validate_study
 
 __all__ = ["StudyApp"]

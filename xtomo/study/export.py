@@ -13,7 +13,8 @@ import json
 import os
 from pathlib import Path
 
-from ..files import atomic_path, read_json, write_json
+from xtomo.files import atomic_path, read_json, write_json
+
 from .protocol import FIELDS, QUESTIONS, ResponseLog, _pairs, read_responses, validate_study
 
 __all__ = ["export_html", "import_responses"]

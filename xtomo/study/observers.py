@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..files import atomic_path
+from xtomo.files import atomic_path
+
 from .protocol import Pair, ResponseLog, Session
 
 __all__ = ["FEATURES", "features", "StatisticObserver", "CNNObserver", "fit", "answer", "run_all"]
@@ -89,7 +90,7 @@ class StatisticObserver:
         self.kind, self.shrinkage, self.name = kind, shrinkage, f"stat-{kind}"
         self.weights = None
 
-    def fit(self, pairs) -> "StatisticObserver":
+    def fit(self, pairs) -> StatisticObserver:
         real, fake = (features(images, self.kind) for images in _training(pairs))
         both = np.concatenate([real, fake])
         self.mean, self.scale = both.mean(0), both.std(0)
@@ -140,7 +141,7 @@ class CNNObserver:
         return F.interpolate(x, size=(self.pixels, self.pixels), mode="bilinear", antialias=True,
                              align_corners=False)
 
-    def fit(self, pairs) -> "CNNObserver":
+    def fit(self, pairs) -> CNNObserver:
         real, fake = _training(pairs)
         x = self._input(np.concatenate([real, fake]))
         y = torch.cat([torch.ones(len(real)), torch.zeros(len(fake))])

@@ -33,7 +33,7 @@ seeded noise instead. All tensors live on ``alpha``'s device.
 
 :func:`reconstruct` returns the VIEW-ALIGNED volume ``align(v, direction, n_steps, (H, W))``,
 ``[n_steps, H, W]`` (n_steps defaults to S), comparable with the network's output; with
-``exact=True`` it is fused with the x-ray (``xtomo.fusion.fuse``) so that it re-projects to
+``exact=True`` it is fused with the x-ray (``xtomo.imaging.fusion.fuse``) so that it re-projects to
 ``alpha`` exactly. A batch ``[B, H, W]`` with ``[B, 3]`` (or one) directions is solved at once.
 
 **Assumptions.** The method is told what the network is not: the view direction, the
@@ -62,7 +62,7 @@ with the right line integrals explains the x-ray, and the priors choose among th
   flat to one peaking inside the chord. That helps views near the axes a little and costs
   oblique views a little (it blurs what the second view resolves).
 
-**Defaults** (:data:`DEFAULTS`), chosen on procedural 64^3 skulls (``xtomo.anatomy``) by the
+**Defaults** (:data:`DEFAULTS`), chosen on procedural 64^3 skulls (``xtomo.specimens.crania``) by the
 volume MSE of the fused result against the view-aligned truth: ``symmetry = 100`` (weights
 from 1 to 1e4 gave the same errors: the procedural crania are symmetric but for their texture;
 use 0 for a specimen that is not), ``smoothness = 1e-5`` (over 30 random views of three skulls
@@ -93,10 +93,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from xtomo import fusion
-from xtomo.xray import CHI, align, check_alpha
+from xtomo.imaging import fusion
+from xtomo.imaging.xray import CHI, align, check_alpha
 
-__all__ = ["DEFAULTS", "INITS", "reconstruct", "optimise", "extrude", "line_integrals", "sphere_mask"]
+__all__ = ["DEFAULTS", "INITS", "solve", "optimise", "extrude", "line_integrals", "sphere_mask"]
 
 DEFAULTS = dict(iterations=100, sparsity=0.0, symmetry=100.0, smoothness=1e-5, lr=1.0)
 """Default weights and solver settings of :func:`reconstruct` (see the module's documentation)."""
@@ -108,7 +108,7 @@ INITS = ("zeros", "random")
 def line_integrals(alpha, chi: float = CHI) -> torch.Tensor:
     """``p = -ln(alpha) / chi``, the line integral ``dt * sum mu`` that each pixel demands.
 
-    Alpha below ``xtomo.fusion.alpha_floor(chi)`` (0 included) counts as the floor, as in fusion.
+    Alpha below ``xtomo.imaging.fusion.alpha_floor(chi)`` (0 included) counts as the floor, as in fusion.
     Accepts ``[H, W]`` or ``[B, H, W]`` and returns the same shape.
     """
     alpha, single = _check_alpha(alpha, "line_integrals")
@@ -237,7 +237,7 @@ def _prox(z: torch.Tensor, kappa: torch.Tensor) -> torch.Tensor:
     return torch.where(inside, mean + half, face)
 
 
-def reconstruct(alpha, direction, size: int | None = None, n_steps: int | None = None,
+def solve(alpha, direction, size: int | None = None, n_steps: int | None = None,
                 chi: float = CHI, iterations: int = DEFAULTS["iterations"],
                 sparsity: float = DEFAULTS["sparsity"], symmetry: float = DEFAULTS["symmetry"],
                 smoothness: float = DEFAULTS["smoothness"], lr: float = DEFAULTS["lr"], seed: int = 0,
@@ -247,18 +247,18 @@ def reconstruct(alpha, direction, size: int | None = None, n_steps: int | None =
 
     Solves :func:`optimise` (same arguments) and resamples its canonical volume into the
     camera frame of ``direction``: depth first, front to back, laterally the x-ray's pixels.
-    With ``exact=True`` the result is fused with ``alpha`` (``xtomo.fusion.fuse`` with
+    With ``exact=True`` the result is fused with ``alpha`` (``xtomo.imaging.fusion.fuse`` with
     ``policy``) so that ``xray.composite(out, chi)`` equals ``alpha`` (raised to the alpha floor);
     with ``exact=False`` it is the optimiser's own fit. Never negative.
     """
     if policy not in fusion.POLICIES:
-        raise ValueError(f"classical.reconstruct: policy must be one of {', '.join(fusion.POLICIES)}, "
+        raise ValueError(f"classical.solve: policy must be one of {', '.join(fusion.POLICIES)}, "
                          f"got {policy!r}")
     v = optimise(alpha, direction, size=size, n_steps=n_steps, chi=chi, iterations=iterations,
                  sparsity=sparsity, symmetry=symmetry, smoothness=smoothness, lr=lr, seed=seed,
                  init=init, radius=radius, progress=progress)
-    a, single = _check_alpha(alpha, "classical.reconstruct")
-    dirs = _check_direction(direction, a.shape[0], "classical.reconstruct").to(a.device, a.dtype)
+    a, single = _check_alpha(alpha, "classical.solve")
+    dirs = _check_direction(direction, a.shape[0], "classical.solve").to(a.device, a.dtype)
     s = v.shape[-1]
     n = s if n_steps is None else n_steps
     out = align(v if not single else v[None], dirs, n_steps=n, size=tuple(a.shape[-2:]))

@@ -4,7 +4,7 @@ NN returns the training volume whose x-ray is nearest (L2) to the input; ORACLE 
 design and returns the training volume nearest to the ground truth, an upper bound on any
 method that memorises the training set. Neither needs the training volumes stored: the bank
 keeps every training x-ray as a small thumbnail, and a search ranks coarse candidates first,
-then regenerates the best ``k`` at full size (``xtomo.data.make_sample``) and picks the exact
+then regenerates the best ``k`` at full size (``xtomo.data.datasets.make_sample``) and picks the exact
 winner among them. ORACLE's coarse volumes are regenerated on the fly, specimen by specimen.
 Mirrored training samples are searched by mirroring the query instead.
 """
@@ -18,9 +18,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import xray
-from .data import XrayDataset, make_sample
-from .files import atomic_path
+from xtomo.data.datasets import XrayDataset, make_sample
+from xtomo.files import atomic_path
+from xtomo.imaging import xray
 
 __all__ = ["Match", "SampleBank", "thumbnail"]
 
@@ -108,7 +108,7 @@ class SampleBank:
                 vols.append(_coarse_volume(aligned, self.volume_side))
         return torch.cat(xrays), (torch.cat(vols) if volumes else None)
 
-    def build(self, cache: str | Path | None = None) -> "SampleBank":
+    def build(self, cache: str | Path | None = None) -> SampleBank:
         """Make every thumbnail (or read them from ``cache``, an ``.npy`` file, if it matches)."""
         from tqdm.auto import tqdm
 

@@ -18,11 +18,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from . import classical, metrics, render, stats, xray
-from .baselines import SampleBank
-from .files import artifacts_dir, atomic_path, require_artifact, write_json
-from .inference import reconstruct
-from .profiles import Profile, get_profile
+from xtomo.evaluation import metrics, stats
+from xtomo.files import artifacts_dir, atomic_path, require_artifact, write_json
+from xtomo.imaging import render, xray
+from xtomo.learning.inference import reconstruct
+from xtomo.methods import classical
+from xtomo.methods.baselines import SampleBank
+from xtomo.profiles import Profile, get_profile
 
 __all__ = ["METHODS", "PAPER", "SLICE_COUNTS", "evaluation_indices", "evaluate", "score", "depth_resampled",
            "read_csv", "by_method", "summary", "paired_tests", "volumes_of", "beside_paper"]
@@ -87,7 +89,7 @@ def evaluate(profile: Profile | str = "quick", checkpoint: str | os.PathLike | N
     """
     from tqdm.auto import tqdm
 
-    from .train import datasets, load_checkpoint, model_from_checkpoint
+    from xtomo.learning.train import load_checkpoint, model_from_checkpoint, train_val_sets
 
     p = get_profile(profile) if isinstance(profile, str) else profile
     out = Path(out_dir) if out_dir else artifacts_dir(p.name)
@@ -95,7 +97,7 @@ def evaluate(profile: Profile | str = "quick", checkpoint: str | os.PathLike | N
         out / "checkpoint.pt", "chapter 3 (training) makes it")
     ck = load_checkpoint(ck_path, p)
     model = model_from_checkpoint(ck)
-    train_set, val_set = datasets(p)
+    train_set, val_set = train_val_sets(p)
     indices = evaluation_indices(p, len(val_set))
     paths = dict(results=out / "evaluation.csv", slices=out / "slice_count.csv", info=out / "evaluation.json")
     stamp = dict(profile=p.name, step=ck["step"], samples=len(indices), k=k, level=LEVEL,
@@ -138,7 +140,7 @@ def evaluate(profile: Profile | str = "quick", checkpoint: str | os.PathLike | N
 
 def _resume(paths: dict, stamp: dict) -> tuple[list[dict], list[dict]]:
     """Rows of an earlier run with the same settings, or nothing."""
-    from .files import read_json
+    from xtomo.files import read_json
 
     if not (paths["info"].exists() and paths["results"].exists() and paths["slices"].exists()):
         return [], []
@@ -166,7 +168,7 @@ def _ours(alpha: torch.Tensor, model, size: int) -> dict:
 
 def _classical(alpha, direction, truth, p):
     small = F.interpolate(alpha[None, None], size=truth.shape[-2:], mode="area")[0, 0]
-    return _timed(classical.reconstruct, small, direction, size=truth.shape[-1], n_steps=truth.shape[0],
+    return _timed(classical.solve, small, direction, size=truth.shape[-1], n_steps=truth.shape[0],
                   chi=p.chi, seed=p.seed)
 
 
@@ -237,14 +239,14 @@ def volumes_of(samples: list[int], profile: Profile | str = "quick", rows: list[
                out_dir: str | os.PathLike | None = None) -> dict:
     """For chosen evaluation samples: their x-rays and the volumes of ours (fused), NN, ORACLE
     and the truth, regenerated from the results (NN and ORACLE from their recorded matches)."""
-    from .baselines import Match
-    from .train import datasets, load_checkpoint, model_from_checkpoint
+    from xtomo.learning.train import load_checkpoint, model_from_checkpoint, train_val_sets
+    from xtomo.methods.baselines import Match
 
     p = get_profile(profile) if isinstance(profile, str) else profile
     out = Path(out_dir) if out_dir else artifacts_dir(p.name)
     rows = rows if rows is not None else read_csv(require_artifact(out / "evaluation.csv", "chapter 5 makes it"))
     model = model_from_checkpoint(load_checkpoint(require_artifact(out / "checkpoint.pt", "chapter 3 makes it"), p))
-    train_set, val_set = datasets(p)
+    train_set, val_set = train_val_sets(p)
     bank = SampleBank(train_set, progress=False)
     found = {(int(r["sample"]), r["method"]): r["match"] for r in rows}
     result = dict(xrays=[], ours=[], nn=[], oracle=[], truth=[])

@@ -9,27 +9,27 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 
-from . import xray as _xr  # the module; `xray` below is the render mode
-from .files import atomic_path
+from xtomo.files import atomic_path
+from xtomo.imaging import xray
 
 __all__ = [
-    "MODES", "TRANSFERS", "DEFAULT_VIEW", "LEVEL", "AO_SCALES", "studio", "key_light", "DEFAULT_ENV",
+    "MODES", "TRANSFERS", "DEFAULT_VIEW", "LEVEL", "AO_SCALES", "studio", "key_light",
     "to_camera", "cut", "Surface", "surface", "sh_coefficients", "irradiance", "ambient_occlusion",
-    "iso", "dvr", "mip", "xray", "anaglyph", "wiggle", "preview", "image", "colorize", "save_png", "save_gif",
-    "iso_surface", "shade_aligned",
+    "iso", "dvr", "mip", "radiograph", "anaglyph", "wiggle", "preview", "image", "colorize", "save_png", "save_gif",
 ]
 
 MODES = ("xray", "iso", "dvr", "mip", "anaglyph")
 DEFAULT_VIEW = (30.0, 20.0)   # azimuth, elevation in degrees: a pleasing oblique view
 LEVEL = 0.1                   # iso level: the paper's surfaces for its 2D metric
 AO_SCALES = (0.0125, 0.025, 0.05, 0.1)   # ambient-occlusion radii, fractions of the cube
-REF_STEPS = _xr.N_STEPS      # transfer-function opacities are per 1/128 of the cube
+REF_STEPS = xray.N_STEPS      # transfer-function opacities are per 1/128 of the cube
 IVORY = (1.0, 0.93, 0.80)
 
 # ---------------------------------------------------------------------------------------------
@@ -46,7 +46,7 @@ def _size(size, default) -> tuple[int, int]:
 def _camera(volume, view, size, n_steps) -> tuple[torch.Tensor, bool, int]:
     """Camera-frame volume ``[B, n, rows, cols]``, whether the input was a single volume, and the
     input's resolution (voxels along its shortest axis)."""
-    vol, single = _xr._check_volume(volume)
+    vol, single = xray._check_volume(volume)
     if n_steps is not None and (not isinstance(n_steps, int) or n_steps < 2):
         raise ValueError(f"render: n_steps must be an integer >= 2, got {n_steps!r}")
     if view is None:
@@ -55,11 +55,11 @@ def _camera(volume, view, size, n_steps) -> tuple[torch.Tensor, bool, int]:
         if shape != tuple(vol.shape[1:]):
             vol = F.interpolate(vol[:, None], size=shape, mode="trilinear", align_corners=False)[:, 0]
         return vol, single, resolution
-    dirs = _xr._check_directions(view).reshape(-1, 3)
+    dirs = xray._check_directions(view).reshape(-1, 3)
     if dirs.shape[0] > 1 and vol.shape[0] == 1:     # one volume, several views
         vol, single = vol.expand(dirs.shape[0], *vol.shape[1:]), False
     size = None if size is None else _size(size, None)
-    return _xr.align(vol, dirs, n_steps=n_steps or vol.shape[1], size=size), single, min(vol.shape[1:])
+    return xray.align(vol, dirs, n_steps=n_steps or vol.shape[1], size=size), single, min(vol.shape[1:])
 
 
 def to_camera(volume: torch.Tensor, view=None, size=None, n_steps: int | None = None) -> torch.Tensor:
@@ -81,7 +81,7 @@ def cut(volume: torch.Tensor, normal, offset: float = 0.0) -> torch.Tensor:
     ``normal=(0, 0, -1)`` removes the front). The cut edge is one voxel soft, so iso-surfaces of
     the cut face come out flat instead of staircased.
     """
-    vol, single = _xr._check_volume(volume)
+    vol, single = xray._check_volume(volume)
     n = torch.as_tensor(normal, dtype=vol.dtype).reshape(-1)
     if n.numel() != 3 or not torch.isfinite(n).all() or float(n.norm()) == 0:
         raise ValueError(f"cut: normal must be a non-zero 3-vector (x, y, z), got {normal!r}")
@@ -167,7 +167,6 @@ def studio(d: torch.Tensor) -> torch.Tensor:
     return sky + ground + key
 
 
-DEFAULT_ENV = studio
 
 
 def key_light(direction=(0.6, 0.3, 0.75), strength: float = 12.0, sky: float = 0.25) -> Callable:
@@ -194,7 +193,7 @@ def _sh_basis(d: torch.Tensor) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=32)
-def sh_coefficients(environment: Callable = DEFAULT_ENV, resolution: int = 96) -> torch.Tensor:
+def sh_coefficients(environment: Callable = studio, resolution: int = 96) -> torch.Tensor:
     """Projection ``L_lm`` (float64 ``[9]``, order (0,0), (1,-1), (1,0), (1,1), (2,-2) ... (2,2))
     of an environment ``direction [..., 3] -> radiance [...]`` onto the SH basis, by midpoint
     quadrature on a ``resolution x 2 resolution`` (theta, phi) grid; cached per environment."""
@@ -209,7 +208,7 @@ def sh_coefficients(environment: Callable = DEFAULT_ENV, resolution: int = 96) -
     return (radiance[..., None] * _sh_basis(d) * weight[..., None]).sum((0, 1))
 
 
-def irradiance(normal: torch.Tensor, environment: Callable = DEFAULT_ENV) -> torch.Tensor:
+def irradiance(normal: torch.Tensor, environment: Callable = studio) -> torch.Tensor:
     """Irradiance ``E(n)`` at unit normals ``[..., 3]`` under ``environment``, from its nine SH
     coefficients in the closed quadratic form of Ramamoorthi & Hanrahan (2001, Eq. 12).
 
@@ -307,7 +306,7 @@ def _shade(a, level, resolution, environment, ao, specular, shininess, albedo, d
 
 
 def iso(volume: torch.Tensor, view=None, level: float = LEVEL, size=None, n_steps: int | None = None,
-        environment: Callable = DEFAULT_ENV, ao: float = 0.9, specular: float = 0.3,
+        environment: Callable = studio, ao: float = 0.9, specular: float = 0.3,
         shininess: float = 40.0, albedo: float = 0.95, depth_cue: float = 0.15,
         ao_scales=AO_SCALES) -> torch.Tensor:
     """Iso-surface ray casting, grey ``[rows, cols]`` (``[B, ...]``) in [0, 1], background 0.
@@ -379,7 +378,7 @@ def _mix_to(rgb: torch.Tensor, colour, t: torch.Tensor) -> torch.Tensor:
 
 #: Named transfer functions: density -> (rgb [..., 3], opacity per 1/128 of the cube [...]).
 TRANSFERS: dict[str, Callable] = {"bone": _bone, "skin-bone": _skin_bone, "rainbow": _rainbow,
-                                  "colourful": _rainbow, "colorful": _rainbow}
+                                  "colourful": _rainbow}
 
 
 def _integrals(transfer: Callable, lo: float, hi: float, like: torch.Tensor, k: int = 1024):
@@ -414,7 +413,7 @@ def _lighting(a: torch.Tensor, resolution: int, environment, shading: float) -> 
 
 def dvr(volume: torch.Tensor, view=None, transfer="bone", size=None, n_steps: int | None = None,
         background=(0.0, 0.0, 0.0), shading: float = 0.6,
-        environment: Callable = DEFAULT_ENV) -> torch.Tensor:
+        environment: Callable = studio) -> torch.Tensor:
     """Emission-absorption direct volume rendering, RGB ``[3, rows, cols]`` (``[B, 3, ...]``).
 
     ``transfer`` (a name in ``TRANSFERS`` or a callable ``density -> (rgb [..., 3], opacity)``,
@@ -471,14 +470,14 @@ def mip(volume: torch.Tensor, view=None, size=None, n_steps: int | None = None) 
     return out[0] if single else out
 
 
-def xray(volume: torch.Tensor, view=None, chi: float = _xr.CHI, size=None,
+def radiograph(volume: torch.Tensor, view=None, chi: float = xray.CHI, size=None,
                n_steps: int | None = None) -> torch.Tensor:
-    """The x-ray from any view: transparency alpha ``[rows, cols]``, as ``xtomo.xray.simulate`` returns.
+    """The x-ray from any view: transparency alpha ``[rows, cols]``, as ``xtomo.imaging.xray.simulate`` returns.
 
     Show (and ``image``/``save_png`` write) opacity ``1 - alpha``, bone bright.
     """
     a, single, _ = _camera(volume, view, size, n_steps)
-    out = _xr.composite(a, chi=chi)
+    out = xray.composite(a, chi=chi)
     return out[0] if single else out
 
 
@@ -494,12 +493,12 @@ def anaglyph(volume: torch.Tensor, view=None, separation: float = 4.0, level: fl
     """
     half = float(separation) / 2
     if view is None:
-        eyes = [_xr.turn(volume, -half), _xr.turn(volume, half)]
+        eyes = [xray.turn(volume, -half), xray.turn(volume, half)]
         left, right = (iso(eye, None, level, size, n_steps, **shading) for eye in eyes)
     else:
-        az, el = _xr.angles(view)
-        left = iso(volume, _xr.direction(az - half, el), level, size, n_steps, **shading)
-        right = iso(volume, _xr.direction(az + half, el), level, size, n_steps, **shading)
+        az, el = xray.angles(view)
+        left = iso(volume, xray.direction(az - half, el), level, size, n_steps, **shading)
+        right = iso(volume, xray.direction(az + half, el), level, size, n_steps, **shading)
     return torch.stack([left, right, right], dim=-3)
 
 
@@ -515,22 +514,9 @@ def wiggle(volume: torch.Tensor, view=None, angle: float = 5.0, frames: int = 12
         raise ValueError(f"wiggle: frames must be an integer >= 2, got {frames!r}")
     swings = [float(angle) * math.sin(2 * math.pi * k / frames) for k in range(frames)]
     if view is None:
-        return torch.stack([image(_xr.turn(volume, a), mode, None, **options) for a in swings])
-    az, el = _xr.angles(view)
-    return torch.stack([image(volume, mode, _xr.direction(az + a, el), **options) for a in swings])
-
-
-# Compatibility: the names that figures and notebooks call.
-
-def shade_aligned(aligned: torch.Tensor, level: float = LEVEL, **shading) -> torch.Tensor:
-    """Shaded iso-surface of a view-aligned volume ``[D, rows, cols]`` seen from its front (``iso``)."""
-    return iso(aligned, None, level, **shading)
-
-
-def iso_surface(volume: torch.Tensor, direction: torch.Tensor, level: float = LEVEL, size=None,
-                n_steps: int | None = None, **shading) -> torch.Tensor:
-    """Shaded iso-surface of ``volume`` seen along ``direction`` (``iso``)."""
-    return iso(volume, direction, level, size, n_steps, **shading)
+        return torch.stack([image(xray.turn(volume, a), mode, None, **options) for a in swings])
+    az, el = xray.angles(view)
+    return torch.stack([image(volume, mode, xray.direction(az + a, el), **options) for a in swings])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -544,7 +530,7 @@ def image(volume: torch.Tensor, mode: str = "iso", view=None, size=None, level: 
     if mode not in MODES:
         raise ValueError(f"unknown render mode {mode!r}; choose one of {', '.join(MODES)}")
     if mode == "xray":
-        return 1 - xray(volume, view, size=size, n_steps=n_steps)
+        return 1 - radiograph(volume, view, size=size, n_steps=n_steps)
     if mode == "iso":
         return colorize(iso(volume, view, level, size, n_steps), "ivory")
     if mode == "dvr":
@@ -562,14 +548,14 @@ def preview(aligned: torch.Tensor, alpha: torch.Tensor | None = None, size: int 
     """One RGB strip ``[3, size, k * size]`` to check a reconstruction at a glance: its x-ray
     (if given), then ivory iso-surfaces of the view-aligned volume from the three
     ``PREVIEW_TURNS`` of its camera (the x-ray's own view, turned to the side, from above)."""
-    vol, single = _xr._check_volume(aligned)
+    vol, single = xray._check_volume(aligned)
     if not single:
         raise ValueError(f"preview: expected one view-aligned volume [D, H, W], got shape {tuple(aligned.shape)}")
     panels = [] if alpha is None else [
         colorize(1 - F.interpolate(torch.as_tensor(alpha, dtype=torch.float32).reshape(1, 1, *alpha.shape[-2:]),
                                    size=(size, size), mode="area")[0, 0], "gray")]
     for az, el in PREVIEW_TURNS.values():
-        panels.append(image(_xr.turn(vol[0], az, el), "iso", None, size=size, level=level))
+        panels.append(image(xray.turn(vol[0], az, el), "iso", None, size=size, level=level))
     return torch.cat(panels, dim=-1).clamp(0, 1)
 
 
@@ -587,8 +573,8 @@ def save_png(image: torch.Tensor, path, cmap: str | None = None) -> Path:
 
     ``cmap`` colours a grey image (see ``colorize``). Values outside [0, 1] are an error.
     """
-    import numpy as np
     import imageio.v3 as iio
+    import numpy as np
 
     path = Path(path)
     if path.suffix.lower() != ".png":
@@ -611,8 +597,8 @@ def save_png(image: torch.Tensor, path, cmap: str | None = None) -> Path:
 def save_gif(frames: torch.Tensor, path, fps: float = 12.0) -> Path:
     """Write frames ``[N, H, W]`` (grey) or ``[N, 3, H, W]`` (RGB) in [0, 1] as a looping GIF,
     atomically."""
-    import numpy as np
     import imageio.v3 as iio
+    import numpy as np
 
     path = Path(path)
     if path.suffix.lower() != ".gif":

@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .fusion import alpha_floor
+from xtomo.imaging.fusion import alpha_floor
 
-__all__ = ["ModelConfig", "PRESETS", "XrayToVolume", "build_model", "describe", "summary", "draw"]
+__all__ = ["ModelConfig", "PRESETS", "XrayToVolume", "build_model", "describe", "footprint", "draw"]
 
 
 HEADS = ("linear", "projected")
@@ -284,7 +284,7 @@ class XrayToVolume(nn.Module):
         depth = -alpha.float().clamp_min(alpha_floor(c.chi)).log() * (c.slices / c.chi)
         return F.avg_pool2d(depth, c.stride) if c.stride > 1 else depth
 
-    def fuse_for_inference(self, channels_last: bool = True) -> "XrayToVolume":
+    def fuse_for_inference(self, channels_last: bool = True) -> XrayToVolume:
         """An eval-mode copy with every batch norm folded into its convolution (same outputs).
 
         By default also channels_last, which oneDNN runs faster on CPU; a plain [B, 1, n, n] input
@@ -359,7 +359,7 @@ def describe(model: XrayToVolume) -> list[dict]:
     return rows
 
 
-def summary(model: XrayToVolume) -> dict:
+def footprint(model: XrayToVolume) -> dict:
     """Totals: parameters, MACs and GMAC per x-ray, convolutions, additions, blocks, shapes."""
     return _totals(model, describe(model))
 

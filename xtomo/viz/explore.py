@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import io
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .render import cut
+from xtomo.imaging.render import cut
 
-__all__ = ["volume", "compare", "slices"]
+__all__ = ["volume", "compare", "slice_viewer"]
 
 LEVELS = (0.2, 0.45, 0.8)          # thin bone, bone, dense bone
 OPACITIES = (0.1, 0.3, 0.6)
@@ -122,7 +122,7 @@ def compare(volumes: dict[str, torch.Tensor], levels=LEVELS, opacities=OPACITIES
     return widgets.VBox([widgets.HBox(panels), controls])
 
 
-def slices(vol: torch.Tensor, axis: int = 0, size: int = 256, vmax: float = 1.0, cmap: str = "gray",
+def slice_viewer(vol: torch.Tensor, axis: int = 0, size: int = 256, vmax: float = 1.0, cmap: str = "gray",
            width: int = 320):
     """A slice viewer: one pre-rendered PNG per slice along ``axis`` (``size`` pixels on its long
     side, shown ``width`` pixels wide) in a stack, chosen by a slider linked in the browser, so it
@@ -131,9 +131,9 @@ def slices(vol: torch.Tensor, axis: int = 0, size: int = 256, vmax: float = 1.0,
     import matplotlib
 
     if not torch.is_tensor(vol) or vol.dim() != 3:
-        raise ValueError(f"explore.slices needs a [D, H, W] volume tensor, got {getattr(vol, 'shape', vol)!r}")
+        raise ValueError(f"explore.slice_viewer needs a [D, H, W] volume tensor, got {getattr(vol, 'shape', vol)!r}")
     if axis not in (0, 1, 2):
-        raise ValueError(f"explore.slices: axis must be 0, 1 or 2, got {axis!r}")
+        raise ValueError(f"explore.slice_viewer: axis must be 0, 1 or 2, got {axis!r}")
     from imageio.v3 import imwrite
 
     stack = vol.detach().float().cpu().movedim(axis, 0)

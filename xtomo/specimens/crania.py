@@ -6,7 +6,7 @@ rodents with large incisors, long-faced ungulates, ...). An individual of a spec
 sex, size and fine detail. ``skull`` turns a (species, individual, seed) into a density volume
 at any resolution, built from signed distance fields and anti-aliased by a one-voxel ramp.
 
-Canonical anatomical frame, shared with ``xtomo.xray``: +x is the animal's left-right axis,
+Canonical anatomical frame, shared with ``xtomo.imaging.xray``: +x is the animal's left-right axis,
 +y points forward (the snout), +z points up (dorsal). A view from +z is a top view, from +y a
 front view, from +-x a side view. Every specimen lies inside the cube's inscribed sphere.
 """
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import sdf
+from xtomo.specimens import sdf
 
 __all__ = ["ORDERS", "Species", "catalog", "split", "skull", "DENSITY"]
 
@@ -443,11 +443,11 @@ def skull(species: Species, size: int = 128, individual_index: int = 0, seed: in
     return vol.contiguous()
 
 
-# --------------------------------------------------------------------------- skulls for xtomo.mice
+# --------------------------------------------------------------------------- skulls for xtomo.specimens.mice
 
 def family_template(family: str) -> Species:
     """The template species of a family: its order's and family's mean proportions, unjittered
-    (``"Muridae"`` is the house mouse whose whole-body phantoms ``xtomo.mice`` builds)."""
+    (``"Muridae"`` is the house mouse whose whole-body phantoms ``xtomo.specimens.mice`` builds)."""
     for order, spec in ORDERS.items():
         if family in spec["families"]:
             params = {**_BASE, **spec["base"], **spec["families"][family]}

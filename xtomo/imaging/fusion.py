@@ -2,7 +2,7 @@
 full-resolution x-ray by handing each ray's density error back to its slices.
 
 Per pixel, with n slices, ``dt = 1 / n`` and the input transparency alpha, Beer–Lambert
-(``xtomo.xray.composite``) demands the optical mass ``S = sum_i mu_i = -ln(alpha) / (chi dt)``.
+(``xtomo.imaging.xray.composite``) demands the optical mass ``S = sum_i mu_i = -ln(alpha) / (chi dt)``.
 The prediction carries ``sum_i mu_i``; the *density error* ``Delta = sum_i mu_i - S`` is what a
 policy removes (Delta > 0: too dense) or adds (Delta < 0). Every policy here returns densities
 that are never negative and sum to ``S`` exactly, so ``composite(fused) == alpha`` (alpha
@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from xtomo.files import atomic_path
-from xtomo.xray import CHI, N_STEPS, check_alpha
+from xtomo.imaging.xray import CHI, N_STEPS, check_alpha
 
 __all__ = ["MAX_DENSITY", "POLICIES", "alpha_floor", "required_sum", "density_error",
            "paper_density_error", "first", "even", "proportional", "scaled", "fuse",
@@ -221,7 +221,7 @@ def fuse_to_file(mu_coarse, alpha_full, path, tile: int = 256, chi: float = CHI,
 
     Blocks are whole rows holding about ``tile * tile`` pixels each, so memory is bounded by
     ``n * tile**2`` voxels whatever the image size. Each block's rows are sampled on the global
-    grid, so blocks join seamlessly. The file has the layout of ``xtomo.io.save_volume`` (float32,
+    grid, so blocks join seamlessly. The file has the layout of ``xtomo.data.io.save_volume`` (float32,
     x fastest, unit-cube affine): ``load_volume(path, fit=False)`` and nibabel read it as such.
     ``.nii`` is written in place, one positioned write per depth slice and block (no memory map,
     so written pages never count as this process's memory); ``.nii.gz`` is not seekable, so it
@@ -300,7 +300,7 @@ def _stream_nifti(path: Path, mu, alpha, tile, chi, policy, progress) -> None:
 def _nifti_header(n: int, H: int, W: int) -> bytes:
     """The 352 header bytes of a float32 ``(x, y, z) = (W, H, n)`` NIfTI-1 file on the unit cube.
 
-    Same geometry as ``xtomo.io.save_volume``: voxel sizes 1/side, positive diagonal affine
+    Same geometry as ``xtomo.data.io.save_volume``: voxel sizes 1/side, positive diagonal affine
     centred on 0. The data follow at byte 352, x fastest, float32 in native byte order (as the header).
     """
     import nibabel as nib

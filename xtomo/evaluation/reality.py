@@ -4,7 +4,7 @@ Henzler et al. (2018) scanned 15 mice in their micro-CT, reconstructed volumes b
 tomography, split them 12 / 3 into training and test mice, made 2,720 samples, trained the same
 network and compared it with NN and ORACLE (their Fig. 16); then they re-synthesised x-rays from
 the volumes and trained on those instead (Fig. 15). ``MouseStudy`` does the same with the
-procedural mice of ``xtomo.mice`` and the scanner of ``xtomo.microct``, whose x-rays follow a
+procedural mice of ``xtomo.specimens.mice`` and the scanner of ``xtomo.imaging.microct``, whose x-rays follow a
 more physical model than the network's Beer–Lambert training model; unlike the paper it can
 also score everything against the true phantoms, which a real scan never reveals.
 
@@ -24,11 +24,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from . import data, evaluation, mice, microct, stats, xray
-from .files import artifacts_dir, atomic_path, read_json, write_json
-from .profiles import Profile, get_profile
+from xtomo.data import datasets
+from xtomo.evaluation import scoring, stats
+from xtomo.files import artifacts_dir, atomic_path, read_json, write_json
+from xtomo.imaging import microct, xray
+from xtomo.profiles import Profile, get_profile
+from xtomo.specimens import mice
 
-__all__ = ["TRAININGS", "TRUTHS", "RECONSTRUCTIONS", "MouseStudy", "split", "views", "scanner", "tissue_errors",
+__all__ = ["TRAININGS", "TRUTHS", "RECONSTRUCTIONS", "MouseStudy", "mouse_split", "views", "scanner", "tissue_errors",
            "by_truth", "training_tests"]
 
 #: X-rays a network is trained on: acquired by the scanner, or re-synthesised (Beer–Lambert)
@@ -44,7 +47,7 @@ _FIELDS = ["sample", "mouse", "view", "mirrored", "truth", "method", "l2", "dssi
 _VERSION = 2   # bump when the cached files' meaning changes
 
 
-def split(p: Profile) -> tuple[list[int], list[int]]:
+def mouse_split(p: Profile) -> tuple[list[int], list[int]]:
     """Training and test mice (the paper: 12 and 3 of 15), seeded."""
     g = torch.Generator().manual_seed(p.seed + 8)
     perm = torch.randperm(p.n_mice, generator=g).tolist()
@@ -101,7 +104,7 @@ class MouseStudy:
         self.dir = Path(out_dir) if out_dir else artifacts_dir(self.p.name) / "mice"
         self.mice = mice.population(self.p.n_mice, seed=self.p.seed)
         self.scanner = scanner(self.p)
-        self.train_ids, self.test_ids = split(self.p)
+        self.train_ids, self.test_ids = mouse_split(self.p)
         self.specimens, self.directions = views(self.p)
         self.records: dict[int, dict] = {}
 
@@ -132,10 +135,10 @@ class MouseStudy:
                       seconds=dict(phantom=t_phantom, scan=t_scan),
                       sinogram=acquisition.alpha[p.volume_size // 2].cpu())
         began = time.perf_counter()
-        fbp = microct.reconstruct(acquisition, "fbp")
+        fbp = microct.reconstruct_scan(acquisition, "fbp")
         record["seconds"]["fbp"] = time.perf_counter() - began
         began = time.perf_counter()
-        record["sart"] = microct.reconstruct(acquisition, "sart", init=fbp).cpu()
+        record["sart"] = microct.reconstruct_scan(acquisition, "sart", init=fbp).cpu()
         record["seconds"]["sart"] = time.perf_counter() - began + record["seconds"]["fbp"]  # SART starts from FBP
         record["fbp"] = fbp.cpu()
         mine = [i for i, s in enumerate(self.specimens) if s == k]
@@ -169,7 +172,7 @@ class MouseStudy:
         self.records[k] = record
         return record
 
-    def acquire(self) -> "MouseStudy":
+    def acquire(self) -> MouseStudy:
         """Make (or load) every mouse's record, with a progress bar."""
         from tqdm.auto import tqdm
 
@@ -214,12 +217,12 @@ class MouseStudy:
             raise ValueError(f"datasets: training must be one of {TRAININGS} and truth one of {TRUTHS}, "
                              f"got {training!r} and {truth!r}")
         kind = self.reconstruction if truth == "reconstruction" else "truth"
-        bank = data.TensorBank(self.volumes(kind), [m.name for m in self.mice])
+        bank = datasets.TensorBank(self.volumes(kind), [m.name for m in self.mice])
         acquired = self.xrays("acquired")
         out = []
         for ids, x in ((self.train_ids, training), (self.test_ids, "acquired")):
             rows = [i for i, s in enumerate(self.specimens) if s in ids]
-            out.append(data.ViewDataset(bank, [self.specimens[i] for i in rows], self.directions[rows], self.p,
+            out.append(datasets.ViewDataset(bank, [self.specimens[i] for i in rows], self.directions[rows], self.p,
                                         xrays=acquired[rows] if x == "acquired" else None))
         return tuple(out)
 
@@ -241,9 +244,9 @@ class MouseStudy:
         return False
 
     def train(self, training: str = "acquired", steps: int | None = None) -> dict:
-        """Train the profile's network on the training mice (``xtomo.train.train``), resuming
+        """Train the profile's network on the training mice (``xtomo.learning.train.train``), resuming
         a finished or interrupted run of the same settings."""
-        from . import train as training_module
+        from xtomo.learning import train as training_module
 
         folder = self.dir / f"train-{training}"
         steps = steps or self.p.mouse_steps
@@ -264,8 +267,8 @@ class MouseStudy:
         test samples, against the reconstructions and the phantoms; cached in ``scores.csv``."""
         from tqdm.auto import tqdm
 
-        from .inference import reconstruct
-        from .train import load_checkpoint, model_from_checkpoint
+        from xtomo.learning.inference import reconstruct
+        from xtomo.learning.train import load_checkpoint, model_from_checkpoint
 
         models, steps = {}, {}
         for training in TRAININGS:
@@ -276,7 +279,7 @@ class MouseStudy:
         folder = self.dir / "scores"
         path = folder / "scores.csv"
         if self._fresh(folder, stamp) and path.exists():
-            return evaluation.read_csv(path)
+            return scoring.read_csv(path)
         train_sets = {t: self.datasets("acquired", t)[0] for t in TRUTHS}
         test_sets = {t: self.datasets("acquired", t)[1] for t in TRUTHS}
         indices = self.test_indices(len(test_sets["reconstruction"]))
@@ -303,13 +306,13 @@ class MouseStudy:
                 writer = csv.DictWriter(fh, fieldnames=_FIELDS)
                 writer.writeheader()
                 writer.writerows(rows)
-        return evaluation.read_csv(path)
+        return scoring.read_csv(path)
 
     def predict(self, index: int, training: str = "acquired") -> dict:
         """Test sample ``index``: its acquired x-ray, our (fused) volume from the network trained
         on ``training`` x-rays, and the reconstructed and the true view-aligned volumes."""
-        from .inference import reconstruct
-        from .train import load_checkpoint, model_from_checkpoint
+        from xtomo.learning.inference import reconstruct
+        from xtomo.learning.train import load_checkpoint, model_from_checkpoint
 
         if training not in TRAININGS:
             raise ValueError(f"predict: training must be one of {TRAININGS}, got {training!r}")
@@ -332,7 +335,7 @@ class MouseStudy:
         for k in self.test_ids:
             r = self.record(k)
             for j, i in enumerate(r["views"]):
-                resynthesised = data.make_sample(volumes[k], self.directions[i], self.p)[0]
+                resynthesised = datasets.make_sample(volumes[k], self.directions[i], self.p)[0]
                 pairs = {"acquired vs Beer–Lambert of the phantom": (r["acquired"][j], r["beer_lambert"][j]),
                          "acquired vs re-synthesised": (r["acquired"][j], resynthesised),
                          "re-synthesised vs Beer–Lambert of the phantom": (resynthesised, r["beer_lambert"][j])}
@@ -342,20 +345,21 @@ class MouseStudy:
 
 
 def _scores(volumes: dict, truth: torch.Tensor) -> dict:
-    """Chapter 5's metrics (``evaluation.score``: volume L2, DSSIM of iso-surface renders from the
+    """Chapter 5's metrics (``scoring.score``: volume L2, DSSIM of iso-surface renders from the
     x-ray's view, PSNR) of several view-aligned volumes against one truth, rendered in one batch."""
-    from . import metrics, render
+    from xtomo.evaluation import metrics
+    from xtomo.imaging import render
 
     names = list(volumes)
     stack = torch.stack([volumes[n] for n in names])
-    images = render.iso(torch.cat([stack, truth[None]]), level=evaluation.LEVEL)
+    images = render.iso(torch.cat([stack, truth[None]]), level=scoring.LEVEL)
     truths = truth.expand_as(stack)
     l2, psnr = metrics.l2(stack, truths), metrics.psnr(stack.clamp(0, 1), truths)
     dssim = metrics.dssim(images[:-1], images[-1:].expand_as(images[:-1]))
     return {n: dict(l2=float(l2[i]), dssim=float(dssim[i]), psnr=float(psnr[i])) for i, n in enumerate(names)}
 
 
-def _inputs(dataset: data.ViewDataset, indices: list[int]) -> torch.Tensor:
+def _inputs(dataset: datasets.ViewDataset, indices: list[int]) -> torch.Tensor:
     """The x-rays ``[Q, S, S]`` of some samples of a dataset with stored x-rays (mirrored as due)."""
     out = []
     for i in indices:
@@ -365,7 +369,7 @@ def _inputs(dataset: data.ViewDataset, indices: list[int]) -> torch.Tensor:
     return torch.stack(out)
 
 
-def _nearest_xrays(queries: torch.Tensor, train_set: data.ViewDataset, chunk: int = 64) -> list[int]:
+def _nearest_xrays(queries: torch.Tensor, train_set: datasets.ViewDataset, chunk: int = 64) -> list[int]:
     """NN: per query x-ray, the index in ``train_set`` whose x-ray (mirrors included) is L2-nearest."""
     entries = train_set.xrays.float().flatten(1)
     mirrors = train_set.profile.mirror
@@ -379,7 +383,7 @@ def _nearest_xrays(queries: torch.Tensor, train_set: data.ViewDataset, chunk: in
     return out
 
 
-def _nearest_volumes(test_set: data.ViewDataset, indices: list[int], train_set: data.ViewDataset, k: int = 8,
+def _nearest_volumes(test_set: datasets.ViewDataset, indices: list[int], train_set: datasets.ViewDataset, k: int = 8,
                      coarse: int = 16, progress: bool = True) -> list[int]:
     """ORACLE: per test sample, the index in ``train_set`` whose volume is L2-nearest to the
     sample's true volume, ranked on ``coarse``^3 averages and decided among the best ``k`` at
@@ -407,7 +411,7 @@ def _nearest_volumes(test_set: data.ViewDataset, indices: list[int], train_set: 
 
 
 def by_truth(rows: list[dict], truth: str) -> list[dict]:
-    """The rows scored against one truth, for ``evaluation.summary`` and ``paired_tests``."""
+    """The rows scored against one truth, for ``scoring.summary`` and ``paired_tests``."""
     if truth not in TRUTHS:
         raise ValueError(f"by_truth: truth must be one of {TRUTHS}, got {truth!r}")
     return [r for r in rows if r["truth"] == truth]

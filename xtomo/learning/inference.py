@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from . import fusion
-from .xray import CHI, check_alpha
+from xtomo.imaging import fusion
+from xtomo.imaging.xray import CHI, check_alpha
 
 __all__ = ["reconstruct", "square", "to_network_input", "upsample", "prepare_radiograph"]
 
@@ -92,7 +92,7 @@ def reconstruct(alpha: torch.Tensor, model, fuse: bool = True, chi: float = CHI,
     The network infers a coarse volume at its own resolution (the paper's Sec. 4.1); its output
     layer is linear, so values that dip below zero are set to zero (density cannot be negative).
     With ``fuse`` the volume is then upsampled to the x-ray's full (squared) resolution and fused
-    with it (Sec. 4.2, ``xtomo.fusion``), so that it re-projects exactly to the x-ray.
+    with it (Sec. 4.2, ``xtomo.imaging.fusion``), so that it re-projects exactly to the x-ray.
     """
     single = alpha.dim() == 2
     device = next(model.parameters()).device

@@ -9,17 +9,18 @@ from __future__ import annotations
 import os
 import platform
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import anatomy, xray
-from .files import artifacts_dir, atomic_path, write_json
-from .profiles import Profile, get_profile
+from xtomo.files import artifacts_dir, atomic_path, write_json
+from xtomo.imaging import xray
+from xtomo.profiles import Profile, get_profile
+from xtomo.specimens import crania
 
 __all__ = ["PAPER_COUNTS", "ProceduralBank", "FileBank", "TensorBank", "XrayDataset", "ViewDataset",
            "make_sample", "view_target", "aligned_truth", "counts", "simulate_collection"]
@@ -35,7 +36,7 @@ class ProceduralBank:
     def __init__(self, profile: Profile | str = "quick", cache_dir: str | os.PathLike | None = "auto",
                  memory_items: int = 8):
         self.profile = get_profile(profile) if isinstance(profile, str) else profile
-        self.species = anatomy.catalog(self.profile.n_species, seed=self.profile.seed)
+        self.species = crania.catalog(self.profile.n_species, seed=self.profile.seed)
         if cache_dir == "auto":
             cache_dir = artifacts_dir(self.profile.name) / "volumes"
         self.cache_dir = Path(cache_dir) if cache_dir else None
@@ -61,7 +62,7 @@ class ProceduralBank:
         if path is not None and path.exists():
             vol = torch.from_numpy(np.load(path))
         else:
-            vol = anatomy.skull(self.species[k], self.profile.volume_size, seed=self.profile.seed)
+            vol = crania.skull(self.species[k], self.profile.volume_size, seed=self.profile.seed)
             if path is not None:
                 with atomic_path(path) as tmp:
                     with open(tmp, "wb") as fh:
@@ -73,10 +74,10 @@ class ProceduralBank:
 
 
 class FileBank:
-    """Canonical volumes read from CT files (any format ``xtomo.io.load_volume`` reads)."""
+    """Canonical volumes read from CT files (any format ``xtomo.data.io.load_volume`` reads)."""
 
     def __init__(self, paths: Sequence[str | os.PathLike], size: int = 128, **load_kwargs):
-        from . import io  # local import: io pulls in the file-format readers
+        from xtomo.data import io  # local import: io pulls in the file-format readers
         self.paths = [Path(p) for p in paths]
         self._volumes = [io.load_volume(p, size=size, **load_kwargs) for p in self.paths]
 
@@ -174,7 +175,7 @@ class ViewDataset(torch.utils.data.Dataset):
     if the profile mirrors.
 
     ``specimens [N]`` and ``directions [N, 3]`` list the views. The x-rays are ``xrays [N, S, S]``
-    when given (acquired by another model, e.g. ``xtomo.microct``, of the same specimens) and
+    when given (acquired by another model, e.g. ``xtomo.imaging.microct``, of the same specimens) and
     the volumes' own Beer–Lambert x-rays otherwise; the targets always come from the bank's
     volumes, resampled as in ``make_sample``. Items are dicts like ``XrayDataset``'s.
     """
@@ -243,7 +244,7 @@ def view_target(volume: torch.Tensor, direction: torch.Tensor, profile: Profile)
     return _lateral(xray.align(volume, direction, n_steps=profile.n_steps, size=profile.xray_size), profile)
 
 
-def aligned_truth(species: anatomy.Species, direction: torch.Tensor, profile: Profile, size: int,
+def aligned_truth(species: crania.Species, direction: torch.Tensor, profile: Profile, size: int,
                   resolution: int, mirrored: bool = False) -> torch.Tensor:
     """Ground truth of a view at another resolution: the skull generated at ``resolution``^3,
     aligned to ``direction`` with the profile's slice count and ``size``^2 laterally.
@@ -251,7 +252,7 @@ def aligned_truth(species: anatomy.Species, direction: torch.Tensor, profile: Pr
     The procedural crania exist at any resolution, so a reconstruction can be held against a
     truth sharper than anything the network was trained on.
     """
-    fine = anatomy.skull(species, resolution, seed=profile.seed)
+    fine = crania.skull(species, resolution, seed=profile.seed)
     truth = xray.align(fine, direction, n_steps=profile.n_steps, size=size)
     return xray.mirror(truth) if mirrored else truth
 
@@ -276,7 +277,7 @@ def simulate_collection(profile: Profile | str = "quick", progress: bool = True)
 
     p = get_profile(profile) if isinstance(profile, str) else profile
     bank = ProceduralBank(p)
-    train, val = anatomy.split(bank.species, p.n_val_species, seed=p.seed)
+    train, val = crania.split(bank.species, p.n_val_species, seed=p.seed)
     for k in tqdm(range(len(bank)), desc=f"species volumes ({p.name}, {p.volume_size}^3)",
                   disable=not progress):
         bank.volume(k)

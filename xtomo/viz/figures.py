@@ -5,13 +5,13 @@ X-rays are shown as opacity ``1 - alpha`` (bone bright), as radiographs are.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from . import render, xray
+from xtomo.imaging import render, xray
 
 __all__ = ["image_grid", "labelled_grid", "specimen_views", "hemisphere", "slices", "reconstructions", "training_curves",
            "error_means", "error_distributions", "method_grid", "grouped_means", "METHOD_COLOURS"]
@@ -91,7 +91,7 @@ def specimen_views(volumes: Sequence[torch.Tensor], names: Sequence[str], views=
         for ax, view in zip(row, views):
             alpha = xray.simulate(vol, xray.direction(*VIEWS[view]), chi=chi, n_steps=n)
             ax.imshow(_as_image(1 - alpha), cmap="gray", vmin=0, vmax=1)
-        shade = render.iso_surface(vol, xray.direction(*VIEWS[render_view]), level=level, size=2 * n)
+        shade = render.iso(vol, xray.direction(*VIEWS[render_view]), level=level, size=2 * n)
         row[-1].imshow(_as_image(shade), cmap="bone", vmin=0, vmax=1)
         row[0].set_ylabel(name, fontsize=8)
         for ax in row:
@@ -148,8 +148,8 @@ def reconstructions(xrays, predicted, truth, names, level: float = 0.1, novel=(5
     d = xray.direction(*novel)
     for row, x, pred, gt, name in zip(axes, xrays, predicted, truth, names):
         k = pred.shape[0] // 2
-        images = [1 - x, render.shade_aligned(pred, level), render.shade_aligned(gt, level),
-                  render.iso_surface(pred, d, level), render.iso_surface(gt, d, level), pred[k], gt[k]]
+        images = [1 - x, render.iso(pred, None, level), render.iso(gt, None, level),
+                  render.iso(pred, d, level), render.iso(gt, d, level), pred[k], gt[k]]
         for ax, image, cmap in zip(row, images, ["gray", "bone", "bone", "bone", "bone", "gray", "gray"]):
             ax.imshow(_as_image(image), cmap=cmap, vmin=0, vmax=1 if cmap == "bone" or ax is row[0] else 0.8)
             ax.set_xticks([])
@@ -242,7 +242,7 @@ def method_grid(xrays, volumes: dict[str, Sequence[torch.Tensor]], novel=(55.0, 
 
 def grouped_means(groups: dict[str, dict[str, Sequence[float]]], metric_label: str, ax=None):
     """Mean and 95% CI of an error per group (x axis) and method (colour), e.g. per view class."""
-    from . import stats
+    from xtomo.evaluation import stats
 
     if ax is None:
         _, ax = plt.subplots(figsize=(5.2, 2.8))

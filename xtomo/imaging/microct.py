@@ -1,6 +1,6 @@
 """A simulated micro-CT: x-rays with more physics than the book's training model.
 
-The network of the book learns from Beer–Lambert x-rays of one energy (``xtomo.xray``):
+The network of the book learns from Beer–Lambert x-rays of one energy (``xtomo.imaging.xray``):
 ``alpha = exp(-chi * integral of mu)``. A real scanner differs, and this module makes those
 differences, so that chapter 8 can learn from x-rays that are not made by its own model:
 
@@ -23,7 +23,7 @@ energy and no detector effects, the model is exactly Beer–Lambert (a test chec
 
 Two geometries: ``radiograph`` looks along any view direction (``xray.align``'s camera, as the
 training x-rays do), ``scan`` turns the specimen about the scanner's axis (the mouse's long axis,
-+y) for classical tomography (``xtomo.tomography``), parallel beam, slice by slice.
++y) for classical tomography (``xtomo.imaging.tomography``), parallel beam, slice by slice.
 """
 from __future__ import annotations
 
@@ -34,11 +34,11 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from . import tomography, xray
+from xtomo.imaging import tomography, xray
 
 __all__ = ["MASS_ATTENUATION", "ENERGIES", "Scanner", "Scan", "spectrum", "reference_energy",
-           "relative_attenuation", "transmission", "detect", "radiograph", "scan", "line_integrals",
-           "linearize", "reconstruct", "effective_attenuation", "difference"]
+           "relative_attenuation", "transmission", "detect", "radiograph", "scan", "log_transform",
+           "linearize", "reconstruct_scan", "effective_attenuation", "difference"]
 
 #: Energies (keV) of the tabulated mass attenuation coefficients (cm^2/g, with coherent scattering)
 #: of NIST's X-ray mass attenuation tables (Hubbell & Seltzer 2004).
@@ -91,7 +91,7 @@ class Scanner:
             raise ValueError(f"Scanner: energy must lie within the tables' {ENERGIES[0]:g}-{ENERGIES[-1]:g} keV, "
                              f"got {self.energy!r}")
 
-    def ideal(self) -> "Scanner":
+    def ideal(self) -> Scanner:
         """The same tube and energies with a perfect detector: no noise, blur or scatter."""
         return replace(self, photons=None, blur=0.0, scatter=0.0)
 
@@ -249,7 +249,7 @@ def scan(soft: torch.Tensor, mineral: torch.Tensor, scanner: Scanner, n_angles: 
     return Scan(alpha.contiguous(), angles, scanner)
 
 
-def line_integrals(alpha: torch.Tensor, scanner: Scanner) -> torch.Tensor:
+def log_transform(alpha: torch.Tensor, scanner: Scanner) -> torch.Tensor:
     """``-ln(alpha) / chi``: density line integrals (cube units) as a scanner takes them, with
     transparencies floored at half a photon (a dead-dark pixel would give infinity)."""
     floor = 0.5 / scanner.photons if scanner.photons is not None else 1e-9
@@ -261,14 +261,14 @@ def linearize(integrals: torch.Tensor, scanner: Scanner) -> torch.Tensor:
     integral that would have given it, through the scanner's own water curve (as scanners do
     before reconstruction; it removes soft tissue's cupping but not bone's streaks)."""
     lengths = torch.linspace(0, 4, 2049, dtype=torch.float64, device=integrals.device)  # soft tissue, cube units
-    measured = line_integrals(transmission(lengths, torch.zeros_like(lengths), scanner.ideal()), scanner)
+    measured = log_transform(transmission(lengths, torch.zeros_like(lengths), scanner.ideal()), scanner)
     x = integrals.double().clamp(float(measured[0]), float(measured[-1])).contiguous()
     i = torch.searchsorted(measured, x).clamp(1, len(lengths) - 1)
     t = (x - measured[i - 1]) / (measured[i] - measured[i - 1]).clamp_min(1e-12)
     return (lengths[i - 1] + t * (lengths[i] - lengths[i - 1])).to(integrals.dtype)
 
 
-def reconstruct(acquisition: Scan, method: str = "sart", water_correction: bool = True, sweeps: int = 2,
+def reconstruct_scan(acquisition: Scan, method: str = "sart", water_correction: bool = True, sweeps: int = 2,
                 window: str = "hann", init: torch.Tensor | None = None, progress: bool = False) -> torch.Tensor:
     """The canonical volume ``[z, y, x]`` of a scan by classical tomography, slice by slice.
 
@@ -277,8 +277,8 @@ def reconstruct(acquisition: Scan, method: str = "sart", water_correction: bool 
     made). Line integrals are water-corrected first if asked.
     """
     if method not in ("fbp", "sart"):
-        raise ValueError(f"reconstruct: method must be 'fbp' or 'sart', got {method!r}")
-    p = line_integrals(acquisition.alpha, acquisition.scanner)
+        raise ValueError(f"reconstruct_scan: method must be 'fbp' or 'sart', got {method!r}")
+    p = log_transform(acquisition.alpha, acquisition.scanner)
     if water_correction:
         p = linearize(p, acquisition.scanner)
     n = p.shape[-1]

@@ -1,9 +1,9 @@
 """Procedural whole-body mice: the specimens of the reality check (chapter 8, the paper's Sec. 5.6).
 
 Henzler et al. (2018) scanned 15 mice in a micro-CT. Here a mouse is built like the crania of
-``xtomo.anatomy``, from signed distance fields, at any resolution and deterministically from a
+``xtomo.specimens.crania``, from signed distance fields, at any resolution and deterministically from a
 seed: skin over a layer of fat over muscle, lungs full of air, heart, liver, kidneys, bladder and
-gas in the gut; and a skeleton: a murid skull from ``xtomo.anatomy``, a spine of vertebrae along
+gas in the gut; and a skeleton: a murid skull from ``xtomo.specimens.crania``, a spine of vertebrae along
 a curved line, ribs and sternum, shoulder blades and collar bones, the pelvis, and the bones of
 the four limbs down to the digits. Individuals differ in size, girth, proportions and posture
 (head nodded and turned, back arched, body bent sideways and rolled a little, legs tucked or
@@ -11,9 +11,9 @@ stretched, tail curled to one side or the other).
 
 Besides the density (the book's convention: float32 in [0, 1], the mouse inside the cube's
 inscribed sphere) a phantom keeps its two materials apart, soft tissue and bone mineral, because
-a polychromatic x-ray (``xtomo.microct``) attenuates them differently; and a label per voxel.
+a polychromatic x-ray (``xtomo.imaging.microct``) attenuates them differently; and a label per voxel.
 
-Frame as in ``xtomo.anatomy``: +x left-right, +y forward (the nose), +z up (the back). Lengths
+Frame as in ``xtomo.specimens.crania``: +x left-right, +y forward (the nose), +z up (the back). Lengths
 inside this module are "mouse units": the nose-to-rump length of a typical mouse is about 1.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import anatomy, sdf
+from xtomo.specimens import crania, sdf
 
 __all__ = ["TISSUE", "LABELS", "Mouse", "MousePhantom", "population", "phantom", "downsample"]
 
@@ -38,7 +38,6 @@ TISSUE = dict(muscle=0.25, fat=0.19, skin=0.29, lung=0.07, gas=0.0, heart=0.27, 
 LABELS = ("air", "soft tissue", "lung", "gas", "bone")
 AIR, SOFT, LUNG, GAS, BONE = range(len(LABELS))
 
-MUS = anatomy.family_template("Muridae")   # the skull every mouse carries, varied per individual
 _FIT_RADIUS = 0.46        # as for the crania: specimens fill the inscribed sphere up to this radius
 _MIN_EVALUATION = 64      # coarser phantoms are box-filtered from this resolution
 _CORTEX = 0.003           # cortical bone thickness, mouse units
@@ -83,7 +82,7 @@ def population(n: int = 15, seed: int = 0) -> list[Mouse]:
             tail_side=float(r.choice([-1.0, 1.0])), tail_curl=float(r.uniform(0.55, 1.0)),
             cortical=float(TISSUE["cortical"] * r.uniform(0.92, 1.08)),
             texture_seed=int(r.integers(0, 2**31 - 1)),
-            skull=anatomy.individual(MUS, i + 1, seed),
+            skull=crania.individual(crania.family_template("Muridae"), i + 1, seed),  # a mouse skull each
         )
         mice.append(Mouse(i, f"mouse {i + 1:02d}", p))
     return mice
@@ -384,11 +383,11 @@ def _mouse(p: dict, grid: sdf.Coords, voxel: float) -> dict:
     cortex = (2 - (-bones).clamp_min(0) / _CORTEX).clamp(0, 1)
     bone = sdf.occupancy(bones, voxel) * (TISSUE["marrow"] + (p["cortical"] - TISSUE["marrow"]) * cortex)
     (sc, sr), sk = plan["skull"], p["skull"]
-    local_centre, local_radius = anatomy.cranium_sphere(sk)
+    local_centre, local_radius = crania.cranium_sphere(sk)
     k = local_radius / sr                    # skull units per mouse unit
 
     def skull(q):
-        return anatomy.cranium(sk, tuple((q[i] - sc[i]) * k + local_centre[i] for i in range(3)), voxel * k)
+        return crania.cranium(sk, tuple((q[i] - sc[i]) * k + local_centre[i] for i in range(3)), voxel * k)
 
     got = canvas.evaluate([c - sr for c in sc], [c + sr for c in sc], skull, head=True)
     if got is not None:

@@ -1,0 +1,9 @@
+"""Evaluation: how well a reconstruction matches the truth, and how sure we are.
+
+``metrics`` (L2, PSNR, SSIM/DSSIM), ``stats`` (intervals and tests), ``scoring`` (chapter 5's
+protocol: every method on held-out samples), ``reality`` (chapter 8's check with mice).
+"""
+from xtomo._lazy import submodules
+
+__all__ = ["metrics", "stats", "scoring", "reality"]
+__getattr__, __dir__ = submodules(__name__, __all__)

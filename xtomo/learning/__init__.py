@@ -1,0 +1,9 @@
+"""Learning: the 2D→3D network, its training and its use.
+
+``model`` (the hourglass that reads depth as feature channels), ``train`` (training, validation,
+checkpoints), ``inference`` (x-ray in, fused volume out).
+"""
+from xtomo._lazy import submodules
+
+__all__ = ["model", "train", "inference"]
+__getattr__, __dir__ = submodules(__name__, __all__)
