@@ -19,8 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, busy_cores, machine_line, update_section  # noqa: E402
+from _common import RESULTS, busy_cores, machine_line, update_section
 
 BUDGET_MINUTES = {"smoke": 5, "quick": 30}
 

@@ -25,16 +25,10 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from _common import RESULTS, busy_cores, machine_line, update_section
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run from a checkout without installing
-    sys.path.insert(0, str(ROOT))
-
-from xtomo.imaging import fusion, xray  # noqa: E402
+from xtomo.imaging import fusion, xray
 from xtomo.specimens import crania
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, busy_cores, machine_line, update_section  # noqa: E402
 
 SLICES = 128
 OVERESTIMATE = 1.15

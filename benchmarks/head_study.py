@@ -26,18 +26,12 @@ import time
 from pathlib import Path
 
 import torch
-
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run from a checkout without installing
-    sys.path.insert(0, str(ROOT))
+from _common import RESULTS, machine_line, update_section
 
 from xtomo.data import datasets
 from xtomo.evaluation import scoring
-from xtomo.learning import model, train  # noqa: E402
-from xtomo.profiles import get_profile  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, machine_line, update_section  # noqa: E402
+from xtomo.learning import model, train
+from xtomo.profiles import get_profile
 
 VARIANTS = (("projected", 900), ("linear", 900), ("linear", 3000))
 

@@ -16,21 +16,14 @@ import contextlib
 import datetime as _dt
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from _common import RESULTS, machine_line, update_section
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run from a checkout without installing
-    sys.path.insert(0, str(ROOT))
-
-from xtomo.learning.model import PRESETS, build_model, summary  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, machine_line, update_section  # noqa: E402
+from xtomo.learning.model import PRESETS, build_model, footprint
 
 TARGET_MS = 250.0  # paper preset inference per x-ray on this CPU, from the issue
 TRAIN_BATCH = {"paper": 2, "quick": 8, "smoke": 16}
@@ -177,7 +170,7 @@ def main(argv=None):
     out("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
     paper = None
     for name in PRESETS:
-        c, s = PRESETS[name], summary(build_model(name))
+        c, s = PRESETS[name], footprint(build_model(name))
         infer_repeats = {"paper": 12, "quick": 30, "smoke": 100}[name] // reps
         ms = {k: 1e3 * v for k, v in median_seconds(inference_variants(name, every=name == "paper"),
                                                      warmup=2, repeats=infer_repeats).items()}

@@ -21,19 +21,12 @@ import datetime as _dt
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
+from _common import RESULTS, busy_cores, machine_line, update_section
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run from a checkout without installing
-    sys.path.insert(0, str(ROOT))
-
-from xtomo.imaging import render, xray  # noqa: E402
+from xtomo.imaging import render, xray
 from xtomo.specimens import crania
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, busy_cores, machine_line, update_section  # noqa: E402
 
 VOLUME, IMAGE, VIEW = 128, 256, (30.0, 20.0)
 BUSY = 0.25   # cores other processes may take during a kept repeat

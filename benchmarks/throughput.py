@@ -27,18 +27,12 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run from a checkout without installing
-    sys.path.insert(0, str(ROOT))
+from _common import RESULTS, busy_cores, machine_line, update_section
 
 from xtomo.data import datasets
-from xtomo.imaging import xray  # noqa: E402
-from xtomo.profiles import get_profile  # noqa: E402
+from xtomo.imaging import xray
+from xtomo.profiles import get_profile
 from xtomo.specimens import crania
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, busy_cores, machine_line, update_section  # noqa: E402
 
 TARGET = 30.0         # samples/s at 128^3 on 2 cores, from the issue
 ISSUE_BASELINE = 7.0  # what the issue quotes for plain trilinear resampling
@@ -126,7 +120,7 @@ def measure(run_window, repeats: int, extra: int) -> tuple[list[float], float]:
     contended ones are kept; the second value is the most cores others took in a kept window.
     """
     done = []
-    for w in range(repeats + extra):
+    for _ in range(repeats + extra):
         a = MONITOR.snapshot()
         samples, elapsed = run_window()
         done.append((samples / elapsed, MONITOR.others(a, MONITOR.snapshot())))
@@ -225,7 +219,7 @@ def dataloader_rates(profile, min_time: float, repeats: int, extra: int, n_speci
 
             return measure(window, repeats, extra)
         finally:
-            del it  # shut the workers down before the cache folder goes
+            it = None  # shut the workers down before the cache folder goes
 
 
 # --------------------------------------------------------------------------- machine
@@ -393,7 +387,7 @@ def main(argv=None) -> int:
         try:
             times, worst = [], []
             for k in range(n_skull):
-                for attempt in range(2):  # once more if other processes took the CPU
+                for _attempt in range(2):  # once more if other processes took the CPU
                     a = MONITOR.snapshot()
                     t0 = time.perf_counter()
                     vol = crania.skull(species[k], size)

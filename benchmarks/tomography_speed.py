@@ -21,20 +21,13 @@ import datetime as _dt
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
+from _common import RESULTS, busy_cores, machine_line, update_section
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run from a checkout without installing
-    sys.path.insert(0, str(ROOT))
-
-from xtomo.imaging import tomography  # noqa: E402
+from xtomo.imaging import tomography
 from xtomo.specimens import mice
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, busy_cores, machine_line, update_section  # noqa: E402
 
 
 def timed(fn, repeats: int):
@@ -89,9 +82,10 @@ def main(argv=None) -> int:
             out.append(x)
         return out
 
-    theirs = {sweeps: timed(lambda: sk_sart(sweeps), max(1, args.repeats // 2)) for sweeps in (1, 2)}
+    theirs = {sweeps: timed(lambda s=sweeps: sk_sart(s), max(1, args.repeats // 2)) for sweeps in (1, 2)}
     for sweeps, relaxation in ((1, 0.15), (2, 0.15), (2, 1.0)):
-        t_ours, rec = timed(lambda: tomography.sart(sino, angles, sweeps=sweeps, relaxation=relaxation), args.repeats)
+        t_ours, rec = timed(lambda s=sweeps, r=relaxation: tomography.sart(sino, angles, sweeps=s, relaxation=r),
+                            args.repeats)
         t_sk, rec_sk = theirs[sweeps]
         rows.append((f"SART, {sweeps} sweep{'s' if sweeps > 1 else ''} from zero, relaxation ours {relaxation:g} / "
                      "scikit-image 0.15", t_ours, t_sk, rmse(rec), rmse(rec_sk)))
@@ -112,7 +106,8 @@ def main(argv=None) -> int:
         lines.append(f"| {name} | {ours:.3f} | {theirs:.3f} | {theirs / ours:.1f}× | {err} |")
     lines += ["", "Both SARTs visit the angles in golden-ratio order, one projection per update. At the same nominal "
               "relaxation scikit-image's update moves further per sweep than ours (its normalisation differs), so "
-              "the last row also gives ours a relaxation of 1 (these projections are noise-free); the book's reconstructions (chapter 8) start SART from an FBP instead, at relaxation 0.25, because "
+              "the last row also gives ours a relaxation of 1 (these projections are noise-free); the book's "
+              "reconstructions (chapter 8) start SART from an FBP instead, at relaxation 0.25, because "
               "their projections are noisy."]
     section = "\n".join(lines)
     print(section)
