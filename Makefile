@@ -1,6 +1,7 @@
 # make install: the virtualenv .venv with this package, its book and test extras (once; again
 #               only when pyproject.toml or constraints.txt change)
-# make test:    fetch the optional real data (skipped offline), then run pytest
+# make test:    lint with ruff (a lint error fails the target), fetch the optional real data
+#               (skipped offline), then run pytest
 # make book:    execute every chapter and build the HTML book into _build/html/ (PROFILE=quick);
 #               the book serves its own JavaScript (fetched once with npm into _build/vendor/)
 # make clean:   remove build outputs (_build/); keeps .venv and the chapters' artifacts/
@@ -33,6 +34,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $@
 
 test: install
+	$(VENV)/bin/ruff check .
 	$(call need,npm chromium)
 	$(VENV)/bin/xtomo fetch-data
 	$(VENV)/bin/python -m pytest

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/book_budget.py [--profile quick] [--write]
 
-Builds the book (``xtomo.publish.chapters.build_book``: every chapter through papermill, then the HTML) with a
+Builds the book (``xtomo.publish.website.build_book``: every chapter through papermill, then the HTML) with a
 fresh, empty artifacts folder, so species volumes are generated and the network is trained as on a
 new machine, and reports each chapter's seconds (from ``timings.json``) against the budget: all
 chapters of ``quick`` within 30 minutes on 2 cores.
@@ -29,7 +29,8 @@ def main(argv=None) -> int:
     ap.add_argument("--profile", default="quick")
     ap.add_argument("--write", action="store_true", help=f"record the table in {RESULTS.name}")
     args = ap.parse_args(argv)
-    from xtomo.publish.chapters import book_root, build_book
+    from xtomo.publish.chapters import book_root
+    from xtomo.publish.website import build_book
 
     idle_before = busy_cores()
     with tempfile.TemporaryDirectory(prefix="xtomo-budget-") as tmp:

@@ -30,6 +30,7 @@ from _common import RESULTS, machine_line, update_section
 
 from xtomo.data import datasets
 from xtomo.evaluation import scoring
+from xtomo.files import read_csv
 from xtomo.learning import model, train
 from xtomo.profiles import get_profile
 
@@ -46,7 +47,7 @@ def run(head: str, steps: int, samples: int, workers: int, base: Path) -> dict:
     train.train(p, steps=steps, out_dir=out, progress=False)
     trained = time.perf_counter() - began
     paths = scoring.evaluate(p, out_dir=out, progress=False)
-    result = scored(head, steps, scoring.read_csv(paths["results"]))
+    result = scored(head, steps, read_csv(paths["results"]))
     result["train_s"] = trained
     print(result, flush=True)
     return result
@@ -92,8 +93,8 @@ def report(paths: list[Path]) -> list[dict]:
     for path in paths:
         head, steps = path.name.split("-")[:2]
         log_path = path.with_name(f"{head}-{steps}-training_log.csv")
-        log = scoring.read_csv(log_path) if log_path.exists() else None
-        results.append(scored(head, int(steps), scoring.read_csv(path), log))
+        log = read_csv(log_path) if log_path.exists() else None
+        results.append(scored(head, int(steps), read_csv(path), log))
     return results
 
 

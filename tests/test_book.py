@@ -1,4 +1,5 @@
-"""The book pipeline on the fixture chapters in tests/fixtures: papermill runs, errors, the CLI, the HTML."""
+"""The book pipeline on the fixture chapters in tests/fixtures: papermill runs, errors, the CLI, the HTML,
+the staged chapters' parameters line and the API reference page."""
 from __future__ import annotations
 
 import json
@@ -12,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
+import xtomo
 from xtomo.cli import main
-from xtomo.publish import chapters
-from xtomo.publish.chapters import ChapterFailed, build_book, run_chapter, typed_parameters
+from xtomo.publish import apidoc, chapters, vendor, website
+from xtomo.publish.chapters import ChapterFailed, run_chapter, typed_parameters
+from xtomo.publish.website import build_book
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"  # a book root: notebooks/01_params, 02_figure
@@ -78,6 +81,24 @@ def test_successful_run_is_atomic_typed_and_timed(tmp_path):
     assert entry["profile"] == "smoke" and entry["parameters"] == {"seed": 3, "flag": True}
     assert entry["platform"] and entry["cpus"] >= 1 and entry["date"]
 
+    # staged for jupyter-book: papermill's injected cell is hidden, one line in its place names
+    # the parameters the run used
+    staged = website.stage_notebook(executed, tmp_path / "source" / "notebooks" / executed.name)
+    cells = json.loads(staged.read_text())["cells"]
+    tags = [cell["metadata"].get("tags", []) for cell in cells]
+    injected = [i for i, t in enumerate(tags) if "injected-parameters" in t]
+    assert len(injected) == 1 and "remove-cell" in tags[injected[0]]
+    line = cells[injected[0] - 1]
+    assert line["cell_type"] == "markdown" and tags[injected[0] - 1] == [website.BUILT_WITH]
+    assert "".join(line["source"]) == "Built with: profile=smoke, flag=True, seed=3"  # as papermill records them
+    assert len(cells) == len(json.loads(executed.read_text())["cells"]) + 1  # nothing else changed
+    assert "parameters" in tags[injected[0] - 2]  # the defaults stay visible above
+
+
+def test_the_built_with_line_reads_literally():
+    line = website.built_with({"seed": 1, "profile": "paper", "label": "a_b*c", "expr": "$x$ {doc}`y`"})
+    assert line == r"Built with: profile=paper, seed=1, label=a\_b\*c, expr=\$x\$ \{doc\}\`y\`"
+
 
 def test_failing_chapter_names_cell_and_error_and_keeps_the_notebook(tmp_path):
     out = tmp_path / "nb"
@@ -97,7 +118,7 @@ def test_failing_chapter_names_cell_and_error_and_keeps_the_notebook(tmp_path):
 
 
 def test_build_stops_at_the_first_failing_chapter(tmp_path, monkeypatch):
-    monkeypatch.setattr(chapters, "fetch_bundles", lambda cache: {})  # no registry needed to fail
+    monkeypatch.setattr(vendor, "fetch_bundles", lambda cache: {})  # no registry needed to fail
     root = tmp_path / "root"
     (root / "notebooks").mkdir(parents=True)
     shutil.copy(FAILING, root / "notebooks" / "01_failing.ipynb")
@@ -142,13 +163,13 @@ def fake_npm(folder: Path, script: str) -> None:
 
 def test_bundles_without_npm_or_registry_are_unavailable(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(chapters.BundleUnavailable, match="npm is not installed"):
-        chapters.fetch_bundles(tmp_path / "cache")
+    with pytest.raises(vendor.BundleUnavailable, match="npm is not installed"):
+        vendor.fetch_bundles(tmp_path / "cache")
     fake_npm(tmp_path / "bin", "print('npm error code ENOTFOUND', file=sys.stderr); sys.exit(1)")
     monkeypatch.setenv("PATH", str(tmp_path / "bin"))
-    with pytest.raises(chapters.BundleUnavailable, match=r"`npm pack .*@.*` failed \(is the npm registry "
+    with pytest.raises(vendor.BundleUnavailable, match=r"`npm pack .*@.*` failed \(is the npm registry "
                                                      r"reachable\?\): npm error code ENOTFOUND"):
-        chapters.fetch_bundles(tmp_path / "cache")
+        vendor.fetch_bundles(tmp_path / "cache")
 
 
 def test_a_bundle_with_another_hash_is_refused_and_not_cached(tmp_path, monkeypatch):
@@ -163,14 +184,14 @@ print(json.dumps([{"filename": "fake.tgz"}]))
     monkeypatch.setenv("PATH", str(tmp_path / "bin"))
     with pytest.raises(chapters.BookError, match=r"npm gave @jupyter-widgets/html-manager@1\.0\.15 with "
                                              r"hash sha512-.*, not the pinned sha512-5thBIV6"):
-        chapters.fetch_bundles(tmp_path / "cache")
+        vendor.fetch_bundles(tmp_path / "cache")
     assert os.listdir(tmp_path / "cache") == []
 
 
 def test_widgets_the_book_cannot_serve_are_refused(tmp_path):
-    folders, modules = chapters._widget_modules()
+    folders, modules = vendor.widget_modules()
     assert modules["ipyvolume"] == "ipyvolume/index" and "three" in modules  # ipyvolume's stack
-    assert not chapters._HTML_MANAGER_MODULES & set(modules)  # html-manager brings its own
+    assert not vendor._HTML_MANAGER_MODULES & set(modules)  # html-manager brings its own
     nb = json.loads((FIXTURES / "notebooks" / "02_figure.ipynb").read_text())
     nb["metadata"]["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {
         "a": {"model_module": "@jupyter-widgets/controls", "state": {"_view_module": "ipyvolume"}},
@@ -179,7 +200,7 @@ def test_widgets_the_book_cannot_serve_are_refused(tmp_path):
     chapter.write_text(json.dumps(nb))
     with pytest.raises(chapters.BookError, match="chapter 02_figure shows widgets of fancy-widgets, which "
                                              "no installed nbextension provides"):
-        chapters._check_widget_modules([chapter], modules)
+        vendor.check_widget_modules([chapter], modules)
 
 
 @pytest.mark.slow
@@ -193,8 +214,8 @@ def test_book_builds_from_executed_fixture_chapters(tmp_path):
     shutil.copytree(FIXTURES / "notebooks", root / "notebooks")
     out = tmp_path / "_build"
     try:
-        chapters.fetch_bundles(out / "vendor")
-    except chapters.BundleUnavailable as error:
+        vendor.fetch_bundles(out / "vendor")
+    except vendor.BundleUnavailable as error:
         pytest.skip(f"the book cannot bundle its JavaScript here: {error}")
 
     index = build_book("smoke", root=root, out=out)
@@ -212,6 +233,11 @@ def test_book_builds_from_executed_fixture_chapters(tmp_path):
         assert (html / "_vendor" / bundled).is_file(), bundled
     page1 = (html / "notebooks" / "01_params.html").read_text()
     assert "FIXTURE-OUTPUT profile=smoke seed=0 scale=1.5 flag=False label=" in page1  # the output
+    # papermill's injected cell is not shown; one line says what the build used
+    assert "tag_parameters" in page1 and "tag_injected-parameters" not in page1 and "# Parameters" not in page1
+    assert "<p>Built with: profile=smoke</p>" in page1
+    api = (html / "book" / "api.html").read_text()  # the API reference, written by autodoc
+    assert 'id="xtomo.simulate"' in api and 'id="xtomo.imaging.xray.simulate"' in api
     page2 = (html / "notebooks" / "02_figure.html").read_text()
     images = [part.split('"')[0] for part in page2.split('src="../_images/')[1:]]
     assert any(name.endswith(".png") and (html / "_images" / name).is_file() for name in images)
@@ -224,7 +250,24 @@ def test_book_builds_from_executed_fixture_chapters(tmp_path):
     # a warning (here an unknown citation) fails the build and leaves the previous book in place
     with open(root / "book" / "rerun.md", "a") as page:
         page.write("\nAs shown by {cite}`nobody1999`.\n")
-    with pytest.raises(chapters.BookFailed, match='could not find bibtex key "nobody1999"'):
+    with pytest.raises(website.BookFailed, match='could not find bibtex key "nobody1999"'):
         build_book("smoke", chapters=[1], root=root, out=out)
     assert (html / "notebooks" / "02_figure.html").read_text() == page2
     assert sorted(p.name for p in out.iterdir()) == ["html", "smoke", "vendor"]
+
+
+def test_the_api_page_documents_every_module_of_every_subpackage():
+    """book/api.md names, in pipeline order, the front door, each subpackage and the modules of its
+    ``__all__``, then the shared modules; and the table of contents holds it."""
+    page = (REPO / "book" / "api.md").read_text()
+    assert page == apidoc.api_page(), "book/api.md is out of date: run `.venv/bin/python -m xtomo.publish.apidoc`"
+    listed = re.findall(r"^\.\. automodule:: (\S+)$", page, flags=re.M)
+    packages, shared = ["xtomo"], []
+    for name in xtomo.SUBPACKAGES:
+        module = getattr(xtomo, name)
+        if hasattr(module, "__path__"):
+            packages += [f"xtomo.{name}"] + [f"xtomo.{name}.{member}" for member in module.__all__]
+        else:
+            shared.append(f"xtomo.{name}")
+    assert listed == packages + shared
+    assert "- file: book/api\n" in (REPO / "_toc.yml").read_text()

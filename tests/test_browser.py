@@ -29,7 +29,7 @@ import numpy as np
 import pytest
 
 from xtomo.files import atomic_path
-from xtomo.publish import chapters
+from xtomo.publish import vendor, website
 
 pytestmark = pytest.mark.slow
 
@@ -190,13 +190,13 @@ def built_book(tmp_path_factory):
     repository's pages; its HTML folder."""
     out = tmp_path_factory.mktemp("book") / "_build"
     try:
-        chapters.fetch_bundles(out / "vendor")
-    except chapters.BundleUnavailable as error:
+        vendor.fetch_bundles(out / "vendor")
+    except vendor.BundleUnavailable as error:
         pytest.skip(f"the book cannot bundle its JavaScript here: {error}")
     old = os.environ.get("XTOMO_ARTIFACTS")
     os.environ["XTOMO_ARTIFACTS"] = str(out.parent / "artifacts")
     try:
-        return chapters.build_book("smoke", chapters=[1, 3, 6], out=out).parent
+        return website.build_book("smoke", chapters=[1, 3, 6], out=out).parent
     finally:
         if old is None:
             os.environ.pop("XTOMO_ARTIFACTS")

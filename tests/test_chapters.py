@@ -18,7 +18,8 @@ def executed(tmp_path_factory):
     old = os.environ.get("XTOMO_ARTIFACTS")
     os.environ["XTOMO_ARTIFACTS"] = str(root / "artifacts")
     try:
-        yield {c.stem: run_chapter(c, "smoke", out_dir=root / "notebooks") for c in find_chapters(REPO)}, root / "artifacts"
+        executed = {c.stem: run_chapter(c, "smoke", out_dir=root / "notebooks") for c in find_chapters(REPO)}
+        yield executed, root / "artifacts"
     finally:
         if old is None:
             os.environ.pop("XTOMO_ARTIFACTS")

@@ -171,7 +171,7 @@ def test_bad_alpha_is_rejected(alpha, message):
 
 @pytest.mark.parametrize("direction, message", [
     ((0.0, 0.0, 0.0), "non-zero"),
-    ((1.0, 0.0), r"\[3\]"),
+    ((1.0, 0.0), "3 components"),
     ((math.nan, 0.0, 1.0), "NaN"),
     (torch.ones(3, 3), "3 directions for 2 x-rays"),
 ])

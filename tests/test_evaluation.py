@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from xtomo.evaluation import scoring
+from xtomo.files import read_csv
 from xtomo.learning.train import train
 from xtomo.profiles import get_profile
 
@@ -19,7 +20,7 @@ def evaluated(tmp_path_factory):
 
 def test_every_method_on_every_sample(evaluated):
     _, paths = evaluated
-    rows = scoring.read_csv(paths["results"])
+    rows = read_csv(paths["results"])
     samples = {int(r["sample"]) for r in rows}
     assert len(samples) == SMOKE.eval_samples
     by = scoring.by_method(rows, "l2")
@@ -28,7 +29,7 @@ def test_every_method_on_every_sample(evaluated):
     assert len(by["classical"]) == SMOKE.classical_samples
     assert all(float(r["l2"]) >= 0 and 0 <= float(r["dssim"]) <= 1 for r in rows)
     assert all(r["match"].count("/") == 2 for r in rows if r["method"] in ("nn", "oracle"))
-    slices = scoring.read_csv(paths["slices"])
+    slices = read_csv(paths["slices"])
     assert {int(r["slices"]) for r in slices} == {8, 16, 32}           # 64 > the smoke volume's 32 slices
     assert len(slices) == 3 * SMOKE.eval_samples
 
@@ -36,7 +37,7 @@ def test_every_method_on_every_sample(evaluated):
 def test_recorded_scores_can_be_reproduced(evaluated):
     """The NN row's L2 equals the L2 of the regenerated match against the regenerated truth."""
     out, paths = evaluated
-    rows = scoring.read_csv(paths["results"])
+    rows = read_csv(paths["results"])
     first = int(rows[0]["sample"])
     vols = scoring.volumes_of([first], SMOKE, rows, out_dir=out)
     truth = vols["truth"][0]
@@ -59,14 +60,14 @@ def test_an_interrupted_run_completes(evaluated, tmp_path):
     out, paths = evaluated
     for name in ("checkpoint.pt", "evaluation.json", "xray_bank.npy"):
         (tmp_path / name).write_bytes((out / name).read_bytes())
-    rows = scoring.read_csv(paths["results"])
+    rows = read_csv(paths["results"])
     kept = {int(r["sample"]) for r in rows[:5]}
     lines = paths["results"].read_text().splitlines()
-    (tmp_path / "evaluation.csv").write_text("\n".join(lines[:1] + [l for l, r in zip(lines[1:], rows)
+    (tmp_path / "evaluation.csv").write_text("\n".join(lines[:1] + [line for line, r in zip(lines[1:], rows)
                                                                     if int(r["sample"]) in kept]) + "\n")
     (tmp_path / "slice_count.csv").write_text(paths["slices"].read_text())
     scoring.evaluate(SMOKE, out_dir=tmp_path, k=4, chunk=4, progress=False)
-    again = scoring.read_csv(tmp_path / "evaluation.csv")
+    again = read_csv(tmp_path / "evaluation.csv")
     key = lambda r: (int(r["sample"]), r["method"])
     ref = {key(r): r for r in rows}
     assert {key(r) for r in again} == set(ref)
@@ -116,3 +117,100 @@ def test_beside_paper_ratios():
     l2, dssim = scoring.beside_paper(rows)
     assert l2["metric"] == "l2" and l2["ours / NN"] == pytest.approx(1.0) and l2["ours / ORACLE"] == pytest.approx(0.5)
     assert dssim["paper: ours / NN"] == pytest.approx(0.097 / 0.109)
+
+
+# --- tables and verdicts, on small synthetic rows (as read from evaluation.csv: strings) -----------
+
+def _rows():
+    """Four samples, every method; classical on samples 0 and 1 only; views top, top, side, side."""
+    values = {"ours": [1.0, 2.0, 3.0, 4.0], "ours_unfused": [1.5, 2.5, 3.0, 5.0], "nn": [2.0, 2.5, 4.5, 5.0],
+              "oracle": [1.0, 2.5, 2.0, 4.5], "classical": [3.0, 4.5]}
+    rows = []
+    for method, v in values.items():
+        for s, value in enumerate(v):
+            rows.append(dict(sample=str(s), method=method, l2=str(value), dssim=str(value / 10), seconds="2.5",
+                             view_class="top" if s < 2 else "side"))
+    return rows
+
+
+def test_verdicts_in_words():
+    better = dict(method="nn", label="NN", n=4, ratio=0.7, p=0.004, p_less=0.002)
+    assert scoring.verdict(better) == "ours is better at p < .01"
+    assert scoring.verdict(dict(better, p_less=0.02)) == "ours is not better at p < .01"
+    assert scoring.verdict(dict(better, p_less=0.02), alpha=0.05) == "ours is better at p < .05"
+    assert scoring.verdict(dict(better, ratio=1.1)) == "ours is not better at p < .01"
+    assert scoring.verdict(dict(better, p=float("nan")), 0.05, "two") == "no significant difference"
+    assert scoring.verdict(dict(better, p=0.2), 0.05, "two") == "no significant difference"
+    assert scoring.verdict(better, 0.05, "two") == "significantly smaller error"
+    assert scoring.verdict(dict(better, ratio=1.3), 0.05, "two") == "significantly larger error"
+    with pytest.raises(ValueError, match="sided"):
+        scoring.verdict(better, sided="greater")
+    line = scoring.verdict_line(better, "L2")
+    assert line == "* L2: ours / NN = 0.700, one-sided paired p = 0.002 (n = 4) — **ours is better at p < .01**"
+    two = dict(truth="phantom", n=4.0, ratio=1.25, p=0.01)              # a row of reality.training_tests
+    assert scoring.verdict_line(two, "L2, phantoms", 0.05, "two") == \
+        "* L2, phantoms: **significantly larger error** (ratio 1.250, two-sided paired p = 0.01, n = 4)"
+
+
+def test_verdicts_of_paired_tests_pick_methods():
+    tests = scoring.paired_tests(_rows(), "l2")
+    assert [t["method"] for t in tests] == ["ours_unfused", "nn", "oracle", "classical"]
+    lines = scoring.verdicts(tests, "L2", methods=("nn", "oracle"))
+    assert len(lines) == 2 and lines[0].startswith("* L2: ours / NN = ") and "ORACLE" in lines[1]
+    assert len(scoring.verdicts(tests, "L2")) == 4
+
+
+def test_summary_table_per_metric_and_per_group():
+    rows = _rows()
+    table = scoring.summary_table(rows)
+    assert list(table.index) == [scoring.METHODS[m] for m in scoring.METHODS]
+    assert list(table.columns.get_level_values(0).unique()) == list(scoring.METRIC_LABELS.values())
+    l2 = scoring.METRIC_LABELS["l2"]
+    assert table.loc["ours (fused)", (l2, "mean")] == pytest.approx(2.5)
+    assert table.loc["NN", (l2, "n")] == 4
+    ci = {r["method"]: r for r in scoring.summary(rows, "l2")}["nn"]
+    assert table.loc["NN", (l2, "low")] == ci["low"] and table.loc["NN", (l2, "high")] == ci["high"]
+    grouped = scoring.summary_table({"a": rows, "b": rows[:8]}, {"l2": "L2"})
+    assert grouped.columns.nlevels == 3 and set(grouped.columns.get_level_values(0)) == {"a", "b"}
+    assert grouped.loc["ours (fused)", ("b", "L2", "mean")] == pytest.approx(2.5)
+    assert grouped[("b", "L2", "mean")].isna().sum() == 3          # b holds ours and ours_unfused only
+
+
+def test_tests_fusion_and_paper_tables():
+    rows = _rows()
+    tests = scoring.tests_table(rows, {"l2": "L2"})
+    assert list(tests.index) == ["ours, no fusion", "NN", "ORACLE", "classical (WENGER-like)"]
+    assert list(tests["L2"].columns) == ["n", "ours", "method", "ours / method", "t", "p", "p (ours smaller)"]
+    assert tests.loc["NN", ("L2", "ours / method")] == pytest.approx(10 / 14)
+    fusion = scoring.fusion_table(rows)
+    assert list(fusion.index) == list(scoring.METRIC_LABELS.values())
+    assert list(fusion.columns) == ["n", "fused", "not fused", "fused / not fused", "result"]
+    assert fusion["fused / not fused"].iloc[0] == pytest.approx(10 / 12)
+    paper = scoring.beside_paper_table(rows)
+    assert list(paper.columns) == list(scoring.METRIC_LABELS.values())
+    assert paper.loc["ours / NN", scoring.METRIC_LABELS["l2"]] == pytest.approx(10 / 14)
+
+
+def test_classical_slice_and_view_tables():
+    rows = _rows()
+    ran, seconds, frame = scoring.classical_comparison(rows)
+    assert ran == 2 and seconds == pytest.approx(2.5)
+    assert frame.loc["NN", "L2"] == pytest.approx(2.25)
+    assert frame.loc["classical (WENGER-like)", "DSSIM"] == pytest.approx(0.375)
+    assert scoring.classical_comparison([r for r in rows if r["method"] != "classical"])[0] == 0
+    slices = [dict(sample=str(s), view_class="top", slices=str(k), dssim=str(s / 10 + k / 100), l2="0.1")
+              for s in range(3) for k in (8, 16)]
+    table = scoring.slice_table(slices)
+    assert list(table.index) == [8, 16] and list(table.columns) == ["count", "mean", "sem"]
+    assert table.loc[8, "count"] == 3 and table.loc[16, "mean"] == pytest.approx(0.26)
+    groups = scoring.by_view(rows, "l2")
+    assert list(groups) == ["top", "side"] and groups["side"]["nn"] == [4.5, 5.0]
+    views = scoring.view_table(rows)
+    assert views.loc["top", ("l2", "mean")] == pytest.approx(1.5) and views.loc["side", ("dssim", "count")] == 2
+
+
+def test_read_results_names_the_chapter_that_makes_them(tmp_path):
+    with pytest.raises(FileNotFoundError, match="chapter 5"):
+        scoring.read_results(SMOKE, out_dir=tmp_path)
+    (tmp_path / "evaluation.csv").write_text("sample,method,l2\n0,ours,0.5\n")
+    assert scoring.read_results("smoke", out_dir=tmp_path) == [dict(sample="0", method="ours", l2="0.5")]

@@ -27,3 +27,44 @@ def test_labelled_grid_rejects_rows_longer_than_the_titles():
         figures.labelled_grid({"ours": [torch.rand(4, 4)] * 3}, ["a", "b"])
     with pytest.raises(ValueError, match="at least one"):
         figures.labelled_grid({}, ["a"])
+
+
+def test_opacity_and_show_xray_draw_one_minus_alpha_on_a_fixed_range():
+    alpha = torch.tensor([[1.0, 0.25], [0.5, 0.0]])
+    assert torch.equal(figures.opacity(alpha), 1 - alpha)
+    assert np.array_equal(figures.opacity(alpha.numpy()), 1 - alpha.numpy())
+    fig, ax = matplotlib.pyplot.subplots()
+    image = figures.show_xray(alpha, ax, title="x-ray")
+    assert np.allclose(image.get_array(), [[0.0, 0.75], [0.5, 1.0]])
+    assert image.get_clim() == (0, 1) and image.get_cmap().name == "bone" and ax.get_title() == "x-ray"
+    assert figures.show_xray(alpha, cmap="gray").get_cmap().name == "gray"
+    matplotlib.pyplot.close("all")
+
+
+def _rows():
+    return [dict(sample=str(s), method=m, l2=str(v * (s + 1)), dssim=str(v / 10))
+            for s in range(3) for m, v in (("ours", 1.0), ("nn", 1.5), ("oracle", 1.2))]
+
+
+def test_method_errors_and_error_means_grid_lay_out_one_panel_per_metric_and_group():
+    fig = figures.method_errors(_rows())
+    assert len(fig.axes) == 4
+    assert fig.axes[1].get_xlabel().startswith("mean DSSIM")          # means above, distributions below
+    assert fig.axes[2].get_ylabel() == "share of samples with smaller error"
+    fig = figures.error_means_grid({"first": _rows(), "second": _rows()[:6]}, {"l2": "L2"})
+    assert [ax.get_title() for ax in fig.axes] == ["first", "second"]
+    assert len(fig.axes[1].patches) == 3                                  # one bar per method
+    matplotlib.pyplot.close("all")
+
+
+def test_slice_counts_and_paired_scatter():
+    import pandas as pd
+
+    table = pd.DataFrame({"count": [3, 3], "mean": [0.02, 0.01], "sem": [0.005, 0.002]},
+                         index=pd.Index([8, 16], name="slices"))
+    ax = figures.slice_counts(table)
+    assert ax.get_xscale() == "log" and [t.get_text() for t in ax.get_xticklabels()] == ["8", "16"]
+    ax = figures.paired_scatter({0: 1.0, 1: 3.0}, {0: 0.5, 1: 2.0}, "before", "after")
+    assert np.allclose(ax.collections[0].get_offsets(), [[1.0, 0.5], [3.0, 2.0]])
+    assert ax.lines[0].get_xdata()[-1] == 3.0 and ax.get_xlabel() == "before"
+    matplotlib.pyplot.close("all")

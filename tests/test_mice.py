@@ -27,9 +27,9 @@ def test_population_is_seeded_and_individuals_differ(population):
     a = mice.phantom(population[1], 32)
     assert torch.equal(a.density, mice.phantom(population[1], 32).density)
     assert not torch.equal(a.density, mice.phantom(population[2], 32).density)
-    with pytest.raises(ValueError, match="positive integer"):
+    with pytest.raises(ValueError, match="population: n must be an integer >= 1"):
         mice.population(0)
-    with pytest.raises(ValueError, match="size"):
+    with pytest.raises(ValueError, match="phantom: size must be an integer >= 8"):
         mice.phantom(population[0], 4)
 
 

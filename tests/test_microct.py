@@ -23,7 +23,7 @@ def test_monochromatic_ideal_scanner_is_beer_lambert():
     soft, mineral = slab_volume()
     d = xray.direction(40.0, 35.0)
     mono = M.Scanner(monochromatic=True).ideal()
-    alpha = M.radiograph(soft, mineral, d, mono, n_steps=32)
+    alpha = M.expose(soft, mineral, d, mono, n_steps=32)
     expected = xray.simulate(soft + mineral, d, n_steps=32)
     assert torch.allclose(alpha, expected, atol=1e-6)
 
@@ -81,7 +81,7 @@ def test_detector_noise_scatter_and_blur():
 def test_acquisition_differs_from_beer_lambert_measurably():
     soft, mineral = slab_volume()
     d = xray.direction(0.0, 90.0)
-    real = M.radiograph(soft, mineral, d, M.Scanner(), n_steps=32)
+    real = M.expose(soft, mineral, d, M.Scanner(), n_steps=32)
     model = xray.simulate(soft + mineral, d, n_steps=32)
     diff = M.difference(real, model)
     assert diff["relative"] > 0.01 and diff["psnr"] < 60

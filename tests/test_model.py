@@ -4,10 +4,11 @@ import dataclasses
 import pytest
 import torch
 
-from xtomo.learning.model import PRESETS, ModelConfig, UpsampleAdd, build_model, describe, draw, footprint
+from xtomo.learning.model import PRESETS, ModelConfig, UpsampleAdd, build_model, describe, footprint
 from xtomo.profiles import PROFILES
+from xtomo.viz.architecture import draw
 
-PAPER_PARAMS, PAPER_GMAC = 4.1e6, 12.8  # released-architecture.md
+PAPER_PARAMS, PAPER_GMAC = 4.1e6, 12.8  # the released network's figures: book/architecture-reference.md
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,7 @@ def test_presets_fit_their_profiles(name):
 
 
 def test_paper_matches_released_counts(paper_summary):
-    """Released table: ~4.1 M parameters, ~12.8 GMAC, 68 convolutions, 25 residual additions."""
+    """book/architecture-reference.md: ~4.1 M parameters, ~12.8 GMAC, 68 convolutions, 25 additions."""
     s = paper_summary
     assert abs(s["params"] - PAPER_PARAMS) / PAPER_PARAMS < 0.02
     assert abs(s["gmac"] - PAPER_GMAC) / PAPER_GMAC < 0.10
@@ -159,16 +160,26 @@ def test_upsampling_is_fixed():
     (dict(in_size=250), "divisible by 2\\*\\*levels"),
     (dict(in_size=255), "not divisible by stride"),
     (dict(levels=8), "smallest map would be 0.5"),
-    (dict(width=0), "width must be a positive integer"),
+    (dict(width=0), "width must be an integer >= 1"),
     (dict(width=255), "width must be even"),
-    (dict(stem_width=-8), "stem_width must be a positive integer"),
-    (dict(slices=1.5), "slices must be a positive integer"),
-    (dict(stride=3), "stride must be 1 or 2"),
-    (dict(bottom_units=-1), "bottom_units must be a non-negative integer"),
+    (dict(stem_width=-8), "stem_width must be an integer >= 1"),
+    (dict(slices=1.5), "slices must be an integer >= 1"),
+    (dict(stride=3), "stride must be one of 1, 2"),
+    (dict(stride=True), "stride must be an integer"),
+    (dict(chi=0.0), "chi must be a finite number > 0"),
+    (dict(bottom_units=-1), "bottom_units must be an integer >= 0"),
 ])
 def test_bad_configs_raise(changes, message):
     with pytest.raises(ValueError, match=message):
         dataclasses.replace(PRESETS["paper"], **changes)
+
+
+def test_numpy_integers_are_kept_as_plain_ints():
+    """Checkpoints store the config; ``weights_only`` loading accepts plain ints, not numpy scalars."""
+    import numpy as np
+
+    config = dataclasses.replace(PRESETS["smoke"], width=np.int64(16), stride=np.int32(1))
+    assert config == PRESETS["smoke"] and type(config.width) is int and type(config.stride) is int
 
 
 def test_unknown_preset_raises():

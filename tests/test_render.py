@@ -1,4 +1,5 @@
-"""The renderer (xtomo.imaging.render): geometry, lighting, occlusion and compositing against closed forms."""
+"""The renderer (xtomo.imaging.render) and its light (xtomo.imaging.shading): geometry, lighting, occlusion
+and compositing against closed forms."""
 import math
 
 import imageio.v3 as iio
@@ -7,7 +8,7 @@ import pytest
 import torch
 
 from xtomo import cli
-from xtomo.imaging import render, xray
+from xtomo.imaging import render, shading, xray
 from xtomo.specimens import phantoms
 
 N = 48
@@ -43,7 +44,7 @@ def test_sphere_iso_is_a_disc_of_area_pi_r_squared(sphere):
 
 def test_sphere_normals_point_out_of_the_sphere(sphere):
     aligned = render.to_camera(sphere, xray.direction(-60.0, 50.0))
-    surf = render.surface(aligned[None], level=0.5)
+    surf = shading.surface(aligned[None], level=0.5)
     x, y = camera_coords(N)
     rho2 = x**2 + y**2
     inner = rho2 < (0.85 * R) ** 2
@@ -61,7 +62,7 @@ def test_centre_of_a_sphere_faces_the_viewer(sphere):
     environment makes the centre the brightest pixel."""
     plain = dict(ao=0.0, specular=0.0, depth_cue=0.0, albedo=1.0, level=0.5)
     image = render.iso(sphere, xray.direction(10.0, 30.0), **plain)
-    expected = render.irradiance(torch.tensor([0.0, 0.0, 1.0])) / math.pi
+    expected = shading.irradiance(torch.tensor([0.0, 0.0, 1.0])) / math.pi
     centre = image[N // 2 - 1:N // 2 + 1, N // 2 - 1:N // 2 + 1]
     assert centre.mean().item() == pytest.approx(expected.item(), rel=0.02)
 
@@ -80,7 +81,7 @@ def test_sh_irradiance_of_a_constant_environment_is_pi_l():
     def constant(d):
         return torch.full(d.shape[:-1], 0.7, dtype=d.dtype)
 
-    assert torch.allclose(render.irradiance(normals, constant), torch.full((200,), 0.7 * math.pi), rtol=1e-3)
+    assert torch.allclose(shading.irradiance(normals, constant), torch.full((200,), 0.7 * math.pi), rtol=1e-3)
 
 
 def test_sh_irradiance_of_a_band_limited_environment_is_exact():
@@ -91,11 +92,11 @@ def test_sh_irradiance_of_a_band_limited_environment_is_exact():
 
     n = torch.nn.functional.normalize(torch.randn(100, 3, generator=torch.Generator().manual_seed(1)), dim=-1)
     expected = math.pi * (0.5 + 0.2 * n[:, 2] + 0.05 * n[:, 0] * n[:, 1])
-    assert torch.allclose(render.irradiance(n, environment), expected, rtol=2e-3)
+    assert torch.allclose(shading.irradiance(n, environment), expected, rtol=2e-3)
 
 
 def test_default_environment_is_brighter_above_than_below():
-    up, down = render.irradiance(torch.tensor([[0.0, 1.0, 0.0], [0.0, -1.0, 0.0]]))
+    up, down = shading.irradiance(torch.tensor([[0.0, 1.0, 0.0], [0.0, -1.0, 0.0]]))
     assert up > 3 * down > 0
 
 
@@ -109,8 +110,8 @@ def bowl(sphere):
 
 def centre_openness(volume: torch.Tensor) -> float:
     aligned = render.to_camera(volume, xray.direction(0.0, 90.0))[None]
-    surf = render.surface(aligned, 0.5)
-    openness = render.ambient_occlusion(aligned, surf, 0.5)
+    surf = shading.surface(aligned, 0.5)
+    openness = shading.ambient_occlusion(aligned, surf, 0.5)
     return openness[0, N // 2 - 2:N // 2 + 2, N // 2 - 2:N // 2 + 2].mean().item()
 
 
@@ -222,7 +223,7 @@ def test_cut_empties_the_half_space_and_keeps_the_rest(sphere):
 def test_key_light_brightens_the_side_it_comes_from():
     env = render.key_light((1.0, 0.0, 0.0))
     normals = torch.tensor([[1.0, 0.0, 0.0], [-1.0, 0.0, 0.0]])
-    lit, dark = render.irradiance(normals, env)
+    lit, dark = shading.irradiance(normals, env)
     assert lit > 3 * dark
     with pytest.raises(ValueError, match="direction"):
         render.key_light((0, 0, 0))

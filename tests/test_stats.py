@@ -170,7 +170,8 @@ def test_power_increases_with_n_at_a_fixed_critical_value_and_with_the_effect(n,
     With the same critical value, one more trial can only add successes, so power cannot fall.
     And a larger true proportion never lowers the power (for two-sided, with p0 = 0.5).
     """
-    now, more = stats.binomial_power(n, p1, alternative=alternative), stats.binomial_power(n + 1, p1, alternative=alternative)
+    now = stats.binomial_power(n, p1, alternative=alternative)
+    more = stats.binomial_power(n + 1, p1, alternative=alternative)
     if more.reject_at_least == now.reject_at_least and more.reject_at_most == now.reject_at_most:
         assert more.power >= now.power - 1e-12
     assert stats.binomial_power(n, min(1.0, p1 + step), alternative=alternative).power >= now.power - 1e-12

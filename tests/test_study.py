@@ -15,6 +15,7 @@ from scipy import stats as sst
 
 from xtomo.data import realdata
 from xtomo.evaluation import scoring, stats
+from xtomo.files import read_csv
 from xtomo.profiles import get_profile
 from xtomo.study import analysis, export, stimuli
 from xtomo.study.app import StudyApp
@@ -334,7 +335,7 @@ def test_iso_pairs_from_chapter_5(tmp_path):
     train(SMOKE, out_dir=out, progress=False)
     scoring.evaluate(SMOKE, out_dir=out, k=4, chunk=4, progress=False)
     sets = stimuli.iso_pairs(SMOKE, n=2, train=10, seed=0, out_dir=out)
-    rows = scoring.read_csv(out / "evaluation.csv")
+    rows = read_csv(out / "evaluation.csv")
     dssim = scoring.by_method(rows, "dssim")["ours"]
     assert [p.id for p in sets["iso-best"]] == [f"iso-s{s}" for s in sorted(dssim, key=dssim.get)[:2]]
     used = {p.id for p in sets["iso-best"] + sets["iso-random"]}

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from xtomo.data import io
+from xtomo.files import read_csv
 from xtomo.imaging import xray
 from xtomo.learning.inference import square
 from xtomo.learning.train import CheckpointError, load_checkpoint, model_from_checkpoint, step_indices, train
@@ -40,6 +41,9 @@ def test_training_writes_checkpoint_and_log(trained):
     lines = (out / "training_log.csv").read_text().splitlines()
     assert lines[0] == "step,samples,train_l2,val_l2,lr,seconds"
     assert len(lines) == 1 + SMOKE.steps // SMOKE.val_every
+    log = read_csv(out / "training_log.csv")  # the log is the checkpoint's history, as text
+    assert log == [{k: str(v) for k, v in h.items()} for h in ck["history"]]
+    assert not [p for p in out.iterdir() if ".part" in p.name]  # written atomically: no temporary left
 
 
 def test_time_budget_stops_with_a_checkpoint(tmp_path):

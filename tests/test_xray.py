@@ -6,6 +6,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import xtomo._checks as checks
 from xtomo.imaging import xray
 from xtomo.specimens.phantoms import ball, ball_xray
 
@@ -153,7 +154,8 @@ def test_mirror_is_the_xray_of_the_mirrored_specimen():
     torch.manual_seed(2)
     vol = torch.rand(32, 32, 32) * ball(32, 0.45)
     top = xray.direction(0, 90)
-    assert torch.allclose(xray.simulate(vol.flip(-1), top, n_steps=32), xray.mirror(xray.simulate(vol, top, n_steps=32)))
+    mirrored = xray.simulate(vol.flip(-1), top, n_steps=32)
+    assert torch.allclose(mirrored, xray.mirror(xray.simulate(vol, top, n_steps=32)))
 
 
 def test_batch_equals_single():
@@ -170,7 +172,8 @@ def test_directions_uniform_on_hemisphere():
     assert torch.allclose(d.norm(dim=1), torch.ones(4000), atol=1e-5)
     assert (d[:, 2] >= 0).all()
     # z uniform in [0, 1) (equal area); azimuth uniform: compare quartiles
-    assert torch.quantile(d[:, 2], torch.tensor([0.25, 0.5, 0.75])).sub(torch.tensor([0.25, 0.5, 0.75])).abs().max() < 0.03
+    quartiles = torch.tensor([0.25, 0.5, 0.75])
+    assert torch.quantile(d[:, 2], quartiles).sub(quartiles).abs().max() < 0.03
     az, el = xray.angles(d)
     assert torch.quantile(az, torch.tensor([0.25, 0.5, 0.75])).sub(torch.tensor([-90.0, 0.0, 90.0])).abs().max() < 10
     assert torch.equal(d, xray.sample_directions(4000, seed=7))
@@ -265,15 +268,15 @@ def test_cuda_matches_cpu():
     (torch.tensor([[0.5, float("nan")]]), ValueError, "NaN or inf"),
     (torch.tensor([[0.5, 1.5]]), ValueError, r"transparency in \[0, 1\]"),
 ])
-def test_check_alpha_names_what_was_wrong(bad, error, match):
+def test_the_xray_check_names_what_was_wrong(bad, error, match):
     with pytest.raises(error, match=f"the input: alpha.*{match}|the input: .*{match}"):
-        xray.check_alpha(bad, "the input")
+        checks.alpha(bad, "the input")
 
 
-def test_check_alpha_accepts_numpy_and_integers():
+def test_the_xray_check_accepts_numpy_and_integers():
     import numpy as np
-    assert xray.check_alpha(np.full((2, 2), 0.5), "x").dtype == torch.float64
-    assert xray.check_alpha(torch.ones(2, 2, dtype=torch.int64), "x").dtype == torch.float32
+    assert checks.alpha(np.full((2, 2), 0.5), "x").dtype == torch.float64
+    assert checks.alpha(torch.ones(2, 2, dtype=torch.int64), "x").dtype == torch.float32
 
 
 @pytest.mark.gpu

@@ -70,8 +70,8 @@ def choice(value, name: str, options, what: str | None = None):
     return value
 
 
-def tensor(x, name: str, what: str | None = None) -> torch.Tensor:
-    """``x`` (a tensor or numpy array of finite reals) as a floating-point tensor."""
+def tensor(x, name: str, what: str | None = None, nonnegative: bool = False) -> torch.Tensor:
+    """``x`` (a tensor or numpy array of finite reals, none below 0 if ``nonnegative``) as a floating-point tensor."""
     if isinstance(x, np.ndarray):
         x = torch.from_numpy(x)
     if not torch.is_tensor(x):
@@ -81,6 +81,8 @@ def tensor(x, name: str, what: str | None = None) -> torch.Tensor:
     x = x if x.is_floating_point() else x.float()
     if not torch.isfinite(x).all():
         raise ValueError(f"{_prefix(what)}{name} holds NaN or inf")
+    if nonnegative and x.numel() and x.min() < 0:
+        raise ValueError(f"{_prefix(what)}{name} must be non-negative, got minimum {x.min().item()!r}")
     return x
 
 
@@ -93,22 +95,23 @@ def alpha(x, what: str | None = None) -> torch.Tensor:
     return x
 
 
-def directions(d, what: str | None = None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """View directions ``[..., 3]`` (x, y, z) as unit vectors."""
+def directions(d, what: str | None = None, dtype: torch.dtype = torch.float32,
+               name: str = "view direction") -> torch.Tensor:
+    """Directions ``[..., 3]`` (x, y, z; views by default, or the ``name``d light or plane normal) as unit vectors."""
     if isinstance(d, np.ndarray):
         d = torch.from_numpy(d)
     try:
         d = torch.as_tensor(d, dtype=dtype)
     except (TypeError, ValueError, RuntimeError):
-        raise TypeError(f"{_prefix(what)}view direction must be a 3-vector (x, y, z), got {d!r}") from None
+        raise TypeError(f"{_prefix(what)}{name} must be a 3-vector (x, y, z), got {d!r}") from None
     if d.shape[-1:] != (3,):
-        raise ValueError(f"{_prefix(what)}view direction must have 3 components (x, y, z), "
+        raise ValueError(f"{_prefix(what)}{name} must have 3 components (x, y, z), "
                          f"got shape {tuple(d.shape)}")
     if not torch.isfinite(d).all():
-        raise ValueError(f"{_prefix(what)}view direction contains NaN or inf")
+        raise ValueError(f"{_prefix(what)}{name} contains NaN or inf")
     norm = d.norm(dim=-1)
     if (norm < 1e-6).any():
-        raise ValueError(f"{_prefix(what)}view direction must be non-zero")
+        raise ValueError(f"{_prefix(what)}{name} must be non-zero")
     return d / norm[..., None]
 
 

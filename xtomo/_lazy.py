@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import importlib
 
+__all__ = ["submodules"]
+
 
 def submodules(package: str, names: list[str]):
     """``__getattr__`` and ``__dir__`` for ``package`` that import ``package.NAME`` when first asked."""

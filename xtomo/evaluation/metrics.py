@@ -6,9 +6,9 @@ call and later x-ray→CT work can be compared in its usual units.
 """
 from __future__ import annotations
 
-import math
-
 import torch
+
+import xtomo._checks as checks
 
 __all__ = ["mse", "l2", "rmse", "psnr", "ssim", "ssim3d", "dssim", "dssim3d", "gaussian_window"]
 
@@ -30,16 +30,6 @@ def _pair(a, b, ndim: int, names=("pred", "truth")) -> tuple[torch.Tensor, torch
             raise ValueError(f"{name} contains NaN or infinite values")
     dtype = torch.promote_types(torch.promote_types(a.dtype, b.dtype), torch.float32)
     return a.to(dtype), b.to(dtype)
-
-
-def _positive(value, name: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = math.nan
-    if not (math.isfinite(number) and number > 0):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return number
 
 
 def mse(pred, truth, ndim: int = 3) -> torch.Tensor:
@@ -64,15 +54,16 @@ def rmse(pred, truth, ndim: int = 3) -> torch.Tensor:
 
 def psnr(pred, truth, data_range: float = 1.0, ndim: int = 3) -> torch.Tensor:
     """Peak signal-to-noise ratio in dB, ``10 log10(data_range² / mse)``; ``+inf`` for identical inputs."""
-    data_range = _positive(data_range, "data_range")
+    data_range = checks.positive(data_range, "data_range")
     return 10.0 * torch.log10(data_range ** 2 / mse(pred, truth, ndim))
 
 
 def gaussian_window(window: int = 11, sigma: float = 1.5, dtype=torch.float64, device=None) -> torch.Tensor:
     """The 1-D Gaussian of ``window`` taps (odd), summing to one, as scipy.ndimage builds it."""
-    if not (isinstance(window, int) and window >= 1 and window % 2 == 1):
+    window = checks.integer(window, "window", minimum=1)
+    if window % 2 == 0:
         raise ValueError(f"window must be a positive odd integer, got {window!r}")
-    sigma = _positive(sigma, "sigma")
+    sigma = checks.positive(sigma, "sigma")
     x = torch.arange(window, dtype=torch.float64) - (window - 1) / 2
     g = torch.exp(-0.5 * (x / sigma) ** 2)
     return (g / g.sum()).to(dtype=dtype, device=device)
@@ -97,7 +88,7 @@ def _blur_valid(x: torch.Tensor, g: torch.Tensor, ndim: int) -> torch.Tensor:
 def _ssim(a, b, ndim, data_range, window, sigma, k1, k2) -> torch.Tensor:
     """Mean SSIM (Wang et al. 2004) over the valid region of the last ``ndim`` axes, per leading item."""
     a, b = _pair(a, b, ndim, names=("a", "b"))
-    data_range = _positive(data_range, "data_range")
+    data_range = checks.positive(data_range, "data_range")
     g = gaussian_window(window, sigma, dtype=a.dtype, device=a.device)
     spatial = a.shape[-ndim:]
     if min(spatial) < window:

@@ -8,13 +8,14 @@ procedural mice of ``xtomo.specimens.mice`` and the scanner of ``xtomo.imaging.m
 more physical model than the network's Beer–Lambert training model; unlike the paper it can
 also score everything against the true phantoms, which a real scan never reveals.
 
-Every step is cached under ``artifacts/<profile>/mice`` (a file per mouse, a checkpoint per
-training, a CSV of scores), stamped with the settings that made it, so a rerun reuses what
-still matches and redoes only the rest.
+The stages: acquisition and tomography (``MouseScans``: per mouse a phantom, a micro-CT scan, its
+FBP and SART reconstructions and the x-rays of its views), then training and scoring against NN
+and ORACLE (``MouseStudy``), then the analysis of the scores. Every step is cached under
+``artifacts/<profile>/mice`` (a file per mouse, a checkpoint per training, a CSV of scores),
+stamped with the settings that made it, so a rerun reuses what still matches and redoes only the rest.
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
 import math
 import os
@@ -24,15 +25,19 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+import xtomo._checks as checks
 from xtomo.data import datasets
-from xtomo.evaluation import scoring, stats
-from xtomo.files import artifacts_dir, atomic_path, read_json, write_json
-from xtomo.imaging import microct, xray
+from xtomo.evaluation import metrics, scoring, stats
+from xtomo.files import artifacts_dir, atomic_path, read_csv, read_json, write_csv, write_json
+from xtomo.imaging import microct, render, xray
+from xtomo.learning.inference import reconstruct
+from xtomo.learning.train import load_checkpoint, model_from_checkpoint
+from xtomo.learning.train import train as train_network
 from xtomo.profiles import Profile, get_profile
 from xtomo.specimens import mice
 
-__all__ = ["TRAININGS", "TRUTHS", "RECONSTRUCTIONS", "MouseStudy", "mouse_split", "views", "scanner", "tissue_errors",
-           "by_truth", "training_tests"]
+__all__ = ["TRAININGS", "TRUTHS", "RECONSTRUCTIONS", "SCORE_FIELDS", "MouseScans", "MouseStudy", "mouse_split",
+           "views", "scanner", "tissue_errors", "scan_mouse", "view_xrays", "by_truth", "training_tests"]
 
 #: X-rays a network is trained on: acquired by the scanner, or re-synthesised (Beer–Lambert)
 #: from the reconstructed volumes.
@@ -42,8 +47,9 @@ TRAININGS = ("acquired", "resynthesised")
 TRUTHS = ("reconstruction", "phantom")
 #: Classical reconstructions kept per mouse.
 RECONSTRUCTIONS = ("fbp", "sart")
+#: Columns of ``scores.csv``: one row per test sample, truth and method.
+SCORE_FIELDS = ["sample", "mouse", "view", "mirrored", "truth", "method", "l2", "dssim", "psnr"]
 
-_FIELDS = ["sample", "mouse", "view", "mirrored", "truth", "method", "l2", "dssim", "psnr"]
 _VERSION = 2   # bump when the cached files' meaning changes
 
 
@@ -87,76 +93,77 @@ def tissue_errors(volume: torch.Tensor, truth: torch.Tensor, tissue: torch.Tenso
     return rows
 
 
-class MouseStudy:
-    """The mice, their scans and reconstructions, the trainings and the scores of one profile.
+# ---------------------------------------------------------------------- acquisition and tomography
 
-    ``reconstruction`` ("sart" or "fbp") chooses the classical volumes the network learns from
-    and is scored against, as the paper used its scanner's reconstructions.
-    """
+def scan_mouse(mouse: mice.Mouse, k: int, p: Profile, sc: microct.Scanner, device) -> tuple[mice.MousePhantom, dict]:
+    """Mouse ``k``'s phantom at ``mouse_phantom_size``, and what a scan of it gives: the phantom at
+    ``volume_size`` (``truth``, ``tissue``), the middle slice's sinogram, the FBP and SART
+    reconstructions, and the ``seconds`` each stage took (SART's include the FBP it starts from)."""
+    began = time.perf_counter()
+    fine = mice.phantom(mouse, p.mouse_phantom_size, device=device)
+    coarse = mice.downsample(fine, p.mouse_phantom_size // p.volume_size)
+    t_phantom = time.perf_counter() - began
+    began = time.perf_counter()
+    acquisition = microct.scan(fine.soft, fine.mineral, sc, p.ct_angles, p.ct_arc, detector=p.volume_size,
+                               seed=p.seed * 7_919 + k)
+    t_scan = time.perf_counter() - began
+    record = dict(truth=coarse.density.cpu(), tissue=coarse.tissue.cpu(), seconds=dict(phantom=t_phantom, scan=t_scan),
+                  sinogram=acquisition.alpha[p.volume_size // 2].cpu())
+    began = time.perf_counter()
+    fbp = microct.reconstruct_scan(acquisition, "fbp")
+    record["seconds"]["fbp"] = time.perf_counter() - began
+    began = time.perf_counter()
+    record["sart"] = microct.reconstruct_scan(acquisition, "sart", init=fbp).cpu()
+    record["seconds"]["sart"] = time.perf_counter() - began + record["seconds"]["fbp"]
+    record["fbp"] = fbp.cpu()
+    return fine, record
 
-    def __init__(self, profile: Profile | str = "quick", reconstruction: str = "sart",
-                 out_dir: str | os.PathLike | None = None, progress: bool = True, device: str | None = None):
-        if reconstruction not in RECONSTRUCTIONS:
-            raise ValueError(f"MouseStudy: reconstruction must be one of {RECONSTRUCTIONS}, got {reconstruction!r}")
-        self.p = get_profile(profile) if isinstance(profile, str) else profile
-        self.reconstruction, self.progress = reconstruction, progress
+
+def view_xrays(fine: mice.MousePhantom, directions: torch.Tensor, indices: list[int], p: Profile,
+               sc: microct.Scanner) -> tuple[torch.Tensor, torch.Tensor]:
+    """The x-rays ``[N, S, S]`` of a phantom from the views ``indices`` of ``directions``: acquired by
+    the scanner (its noise seeded per view) and the Beer–Lambert x-rays of its density."""
+    acquired, beer_lambert = [], []
+    for i in indices:
+        d = directions[i]
+        acquired.append(microct.expose(fine.soft, fine.mineral, d, sc, size=p.xray_size,
+                                           seed=p.seed * 1_000_003 + i).cpu())
+        beer_lambert.append(xray.simulate(fine.density, d, chi=p.chi, n_steps=p.mouse_phantom_size,
+                                          size=p.xray_size).cpu())
+    return torch.stack(acquired), torch.stack(beer_lambert)
+
+
+class MouseScans:
+    """The acquisition and tomography of one profile's mice: per mouse a record of its phantom,
+    scan, reconstructions and view x-rays, made once and cached in ``out_dir``."""
+
+    def __init__(self, p: Profile, out_dir: Path, progress: bool = True, device: str | None = None):
+        self.p, self.dir, self.progress = p, Path(out_dir), progress
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.dir = Path(out_dir) if out_dir else artifacts_dir(self.p.name) / "mice"
-        self.mice = mice.population(self.p.n_mice, seed=self.p.seed)
-        self.scanner = scanner(self.p)
-        self.train_ids, self.test_ids = mouse_split(self.p)
-        self.specimens, self.directions = views(self.p)
+        self.mice = mice.population(p.n_mice, seed=p.seed)
+        self.scanner = scanner(p)
+        self.train_ids, self.test_ids = mouse_split(p)
+        self.specimens, self.directions = views(p)
         self.records: dict[int, dict] = {}
-
-    # ------------------------------------------------------------------ acquisition and tomography
 
     def stamp(self) -> dict:
         """The settings every cached file depends on."""
-        p = self.p
         keep = ("seed", "n_mice", "mouse_samples", "mirror", "mouse_phantom_size", "volume_size", "xray_size",
                 "ct_angles", "ct_arc", "chi")
-        return dict({k: getattr(p, k) for k in keep}, scanner=dataclasses.asdict(self.scanner), version=_VERSION)
-
-    def _path(self, k: int) -> Path:
-        return self.dir / f"mouse{k:02d}.pt"
+        return dict({k: getattr(self.p, k) for k in keep}, scanner=dataclasses.asdict(self.scanner), version=_VERSION)
 
     def _make_record(self, k: int) -> dict:
-        """Phantom, scan, reconstructions and recorded x-rays of mouse ``k``."""
-        p, sc = self.p, self.scanner
-        began = time.perf_counter()
-        fine = mice.phantom(self.mice[k], p.mouse_phantom_size, device=self.device)
-        coarse = mice.downsample(fine, p.mouse_phantom_size // p.volume_size)
-        t_phantom = time.perf_counter() - began
-        began = time.perf_counter()
-        acquisition = microct.scan(fine.soft, fine.mineral, sc, p.ct_angles, p.ct_arc, detector=p.volume_size,
-                                   seed=p.seed * 7_919 + k)
-        t_scan = time.perf_counter() - began
-        record = dict(stamp=self.stamp(), truth=coarse.density.cpu(), tissue=coarse.tissue.cpu(),
-                      seconds=dict(phantom=t_phantom, scan=t_scan),
-                      sinogram=acquisition.alpha[p.volume_size // 2].cpu())
-        began = time.perf_counter()
-        fbp = microct.reconstruct_scan(acquisition, "fbp")
-        record["seconds"]["fbp"] = time.perf_counter() - began
-        began = time.perf_counter()
-        record["sart"] = microct.reconstruct_scan(acquisition, "sart", init=fbp).cpu()
-        record["seconds"]["sart"] = time.perf_counter() - began + record["seconds"]["fbp"]  # SART starts from FBP
-        record["fbp"] = fbp.cpu()
+        """Phantom, scan, reconstructions and the x-rays of every view of mouse ``k``."""
+        fine, scanned = scan_mouse(self.mice[k], k, self.p, self.scanner, self.device)
         mine = [i for i, s in enumerate(self.specimens) if s == k]
-        acquired, beer_lambert = [], []
-        for i in mine:
-            d = self.directions[i]
-            acquired.append(microct.radiograph(fine.soft, fine.mineral, d, sc, size=p.xray_size,
-                                               seed=p.seed * 1_000_003 + i).cpu())
-            beer_lambert.append(xray.simulate(fine.density, d, chi=p.chi, n_steps=p.mouse_phantom_size,
-                                              size=p.xray_size).cpu())
-        record.update(views=mine, acquired=torch.stack(acquired), beer_lambert=torch.stack(beer_lambert))
-        return record
+        acquired, beer_lambert = view_xrays(fine, self.directions, mine, self.p, self.scanner)
+        return dict(stamp=self.stamp(), **scanned, views=mine, acquired=acquired, beer_lambert=beer_lambert)
 
     def record(self, k: int) -> dict:
         """Mouse ``k``'s record, from memory, from its cache file if the stamp matches, or made."""
         if k in self.records:
             return self.records[k]
-        path = self._path(k)
+        path = self.dir / f"mouse{k:02d}.pt"
         record = None
         if path.exists():
             try:
@@ -172,7 +179,7 @@ class MouseStudy:
         self.records[k] = record
         return record
 
-    def acquire(self) -> MouseStudy:
+    def acquire(self) -> MouseScans:
         """Make (or load) every mouse's record, with a progress bar."""
         from tqdm.auto import tqdm
 
@@ -183,8 +190,7 @@ class MouseStudy:
 
     def xrays(self, kind: str = "acquired") -> torch.Tensor:
         """Every view's x-ray ``[N, S, S]``: "acquired" by the scanner or "beer_lambert" of the phantom."""
-        if kind not in ("acquired", "beer_lambert"):
-            raise ValueError(f"xrays: kind must be 'acquired' or 'beer_lambert', got {kind!r}")
+        checks.choice(kind, "kind", ("acquired", "beer_lambert"), what="xrays")
         out = torch.empty(len(self.specimens), self.p.xray_size, self.p.xray_size)
         for k in range(self.p.n_mice):
             r = self.record(k)
@@ -193,8 +199,7 @@ class MouseStudy:
 
     def volumes(self, kind: str) -> list[torch.Tensor]:
         """Every mouse's canonical volume at ``volume_size``: "fbp", "sart" or "truth" (the phantom)."""
-        if kind not in (*RECONSTRUCTIONS, "truth"):
-            raise ValueError(f"volumes: kind must be one of {(*RECONSTRUCTIONS, 'truth')}, got {kind!r}")
+        checks.choice(kind, "kind", (*RECONSTRUCTIONS, "truth"), what="volumes")
         return [self.record(k)[kind] for k in range(self.p.n_mice)]
 
     def reconstruction_errors(self) -> list[dict]:
@@ -207,15 +212,40 @@ class MouseStudy:
                     rows.append(dict(mouse=k, method=method, seconds=r["seconds"][method], **row))
         return rows
 
-    # ------------------------------------------------------------------ datasets and training
+
+# ---------------------------------------------------------------------- training and scoring
+
+def _fresh(folder: Path, stamp: dict) -> bool:
+    """Whether ``folder`` holds results of ``stamp``; if not, its old results are removed."""
+    path = folder / "stamp.json"
+    if path.exists() and read_json(path) == stamp:
+        return True
+    for name in ("checkpoint.pt", "training_log.csv", "scores.csv"):
+        (folder / name).unlink(missing_ok=True)
+    write_json(path, stamp)
+    return False
+
+
+class MouseStudy(MouseScans):
+    """The mice, their scans and reconstructions (``MouseScans``), the trainings and the scores of
+    one profile.
+
+    ``reconstruction`` ("sart" or "fbp") chooses the classical volumes the network learns from
+    and is scored against, as the paper used its scanner's reconstructions.
+    """
+
+    def __init__(self, profile: Profile | str = "quick", reconstruction: str = "sart",
+                 out_dir: str | os.PathLike | None = None, progress: bool = True, device: str | None = None):
+        self.reconstruction = checks.choice(reconstruction, "reconstruction", RECONSTRUCTIONS, what="MouseStudy")
+        p = get_profile(profile)
+        super().__init__(p, Path(out_dir) if out_dir else artifacts_dir(p.name) / "mice", progress, device)
 
     def datasets(self, training: str = "acquired", truth: str = "reconstruction") -> tuple:
         """Training and test ``ViewDataset``s: x-rays acquired (or re-synthesised from the
         reconstructions, ``training="resynthesised"``), targets from the reconstructions (or from
         the phantoms, ``truth="phantom"``). Test sets always hold the acquired x-rays."""
-        if training not in TRAININGS or truth not in TRUTHS:
-            raise ValueError(f"datasets: training must be one of {TRAININGS} and truth one of {TRUTHS}, "
-                             f"got {training!r} and {truth!r}")
+        checks.choice(training, "training", TRAININGS, what="datasets")
+        checks.choice(truth, "truth", TRUTHS, what="datasets")
         kind = self.reconstruction if truth == "reconstruction" else "truth"
         bank = datasets.TensorBank(self.volumes(kind), [m.name for m in self.mice])
         acquired = self.xrays("acquired")
@@ -223,7 +253,7 @@ class MouseStudy:
         for ids, x in ((self.train_ids, training), (self.test_ids, "acquired")):
             rows = [i for i, s in enumerate(self.specimens) if s in ids]
             out.append(datasets.ViewDataset(bank, [self.specimens[i] for i in rows], self.directions[rows], self.p,
-                                        xrays=acquired[rows] if x == "acquired" else None))
+                                            xrays=acquired[rows] if x == "acquired" else None))
         return tuple(out)
 
     def counts(self) -> dict:
@@ -233,29 +263,27 @@ class MouseStudy:
                     train_samples=len(train), test_samples=len(test), samples=len(train) + len(test),
                     paper=dict(mice=15, train_mice=12, test_mice=3, samples=2_720))
 
-    def _fresh(self, folder: Path, stamp: dict) -> bool:
-        """Whether ``folder`` holds results of ``stamp``; if not, its old results are removed."""
-        path = folder / "stamp.json"
-        if path.exists() and read_json(path) == stamp:
-            return True
-        for name in ("checkpoint.pt", "training_log.csv", "scores.csv"):
-            (folder / name).unlink(missing_ok=True)
-        write_json(path, stamp)
-        return False
-
     def train(self, training: str = "acquired", steps: int | None = None) -> dict:
         """Train the profile's network on the training mice (``xtomo.learning.train.train``), resuming
         a finished or interrupted run of the same settings."""
-        from xtomo.learning import train as training_module
-
         folder = self.dir / f"train-{training}"
         steps = steps or self.p.mouse_steps
         stamp = dict(self.stamp(), training=training, reconstruction=self.reconstruction, steps=steps)
-        fresh = self._fresh(folder, stamp)
-        return training_module.train(self.p, resume=fresh, steps=steps, out_dir=folder, progress=self.progress,
-                                     data=self.datasets(training), device=self.device)
+        resume = _fresh(folder, stamp)
+        return train_network(self.p, resume=resume, steps=steps, out_dir=folder, progress=self.progress,
+                             data=self.datasets(training), device=self.device)
 
-    # ------------------------------------------------------------------ scoring
+    def network(self, training: str = "acquired") -> tuple:
+        """The network trained on ``training`` x-rays (from its checkpoint) and the step it reached."""
+        checks.choice(training, "training", TRAININGS, what="network")
+        ck = load_checkpoint(self.dir / f"train-{training}" / "checkpoint.pt", self.p)
+        return model_from_checkpoint(ck), ck["step"]
+
+    def ours(self, alpha: torch.Tensor, model) -> torch.Tensor:
+        """A network's fused volume of an x-ray, averaged down to ``volume_size`` if finer."""
+        size = self.p.volume_size
+        v = reconstruct(alpha, model, fuse=True, chi=self.p.chi)
+        return F.interpolate(v[None], size=(size, size), mode="area")[0] if v.shape[-1] != size else v
 
     def test_indices(self, n: int) -> list[int]:
         """The seeded subset of at most ``eval_samples`` test samples every method is scored on."""
@@ -265,34 +293,32 @@ class MouseStudy:
     def score(self, k: int = 4) -> list[dict]:
         """Scores of ours (trained on acquired and on re-synthesised x-rays), NN and ORACLE on the
         test samples, against the reconstructions and the phantoms; cached in ``scores.csv``."""
-        from tqdm.auto import tqdm
-
-        from xtomo.learning.inference import reconstruct
-        from xtomo.learning.train import load_checkpoint, model_from_checkpoint
-
         models, steps = {}, {}
         for training in TRAININGS:
-            ck = load_checkpoint(self.dir / f"train-{training}" / "checkpoint.pt", self.p)
-            models[training], steps[training] = model_from_checkpoint(ck), ck["step"]
+            models[training], steps[training] = self.network(training)
         stamp = dict(self.stamp(), reconstruction=self.reconstruction, steps=steps, k=k,
                      eval_samples=self.p.eval_samples)
         folder = self.dir / "scores"
         path = folder / "scores.csv"
-        if self._fresh(folder, stamp) and path.exists():
-            return scoring.read_csv(path)
-        train_sets = {t: self.datasets("acquired", t)[0] for t in TRUTHS}
-        test_sets = {t: self.datasets("acquired", t)[1] for t in TRUTHS}
+        if _fresh(folder, stamp) and path.exists():
+            return read_csv(path)
+        write_csv(path, self._score_rows(models, k), SCORE_FIELDS)
+        return read_csv(path)
+
+    def _score_rows(self, models: dict, k: int) -> list[dict]:
+        """Every method on every scored test sample, against both truths: a row each."""
+        from tqdm.auto import tqdm
+
+        sets = {t: self.datasets("acquired", t) for t in TRUTHS}
+        train_sets, test_sets = ({t: pair[i] for t, pair in sets.items()} for i in (0, 1))
         indices = self.test_indices(len(test_sets["reconstruction"]))
         nn = _nearest_xrays(_inputs(test_sets["reconstruction"], indices), train_sets["reconstruction"])
         oracle = {t: _nearest_volumes(test_sets[t], indices, train_sets[t], k=k, progress=self.progress)
                   for t in TRUTHS}
-        size, rows = self.p.volume_size, []
+        rows = []
         for j, index in enumerate(tqdm(indices, desc="scoring test x-rays", unit="x-ray", disable=not self.progress)):
             alpha = test_sets["reconstruction"][index]["xray"][0]
-            ours = {}
-            for training, model in models.items():
-                v = reconstruct(alpha, model, fuse=True, chi=self.p.chi)
-                ours[training] = F.interpolate(v[None], size=(size, size), mode="area")[0] if v.shape[-1] != size else v
+            ours = {training: self.ours(alpha, model) for training, model in models.items()}
             for t in TRUTHS:
                 item = test_sets[t][index]
                 volumes = {"ours": ours["acquired"], "ours_resynthesised": ours["resynthesised"],
@@ -301,28 +327,16 @@ class MouseStudy:
                             truth=t)
                 for method, s in _scores(volumes, item["volume"]).items():
                     rows.append(dict(base, method=method, **s))
-        with atomic_path(path) as tmp:
-            with open(tmp, "w", newline="") as fh:
-                writer = csv.DictWriter(fh, fieldnames=_FIELDS)
-                writer.writeheader()
-                writer.writerows(rows)
-        return scoring.read_csv(path)
+        return rows
 
     def predict(self, index: int, training: str = "acquired") -> dict:
         """Test sample ``index``: its acquired x-ray, our (fused) volume from the network trained
         on ``training`` x-rays, and the reconstructed and the true view-aligned volumes."""
-        from xtomo.learning.inference import reconstruct
-        from xtomo.learning.train import load_checkpoint, model_from_checkpoint
-
-        if training not in TRAININGS:
-            raise ValueError(f"predict: training must be one of {TRAININGS}, got {training!r}")
-        model = model_from_checkpoint(load_checkpoint(self.dir / f"train-{training}" / "checkpoint.pt", self.p))
+        checks.choice(training, "training", TRAININGS, what="predict")
+        model = self.network(training)[0]
         item = self.datasets("acquired", "reconstruction")[1][index]
-        alpha, size = item["xray"][0], self.p.volume_size
-        ours = reconstruct(alpha, model, fuse=True, chi=self.p.chi)
-        if ours.shape[-1] != size:
-            ours = F.interpolate(ours[None], size=(size, size), mode="area")[0]
-        return dict(xray=alpha, ours=ours, reconstruction=item["volume"],
+        alpha = item["xray"][0]
+        return dict(xray=alpha, ours=self.ours(alpha, model), reconstruction=item["volume"],
                     phantom=self.datasets("acquired", "phantom")[1][index]["volume"], mouse=item["specimen"],
                     direction=item["direction"])
 
@@ -344,12 +358,11 @@ class MouseStudy:
         return rows
 
 
+# ---------------------------------------------------------------------- baselines and metrics
+
 def _scores(volumes: dict, truth: torch.Tensor) -> dict:
     """Chapter 5's metrics (``scoring.score``: volume L2, DSSIM of iso-surface renders from the
     x-ray's view, PSNR) of several view-aligned volumes against one truth, rendered in one batch."""
-    from xtomo.evaluation import metrics
-    from xtomo.imaging import render
-
     names = list(volumes)
     stack = torch.stack([volumes[n] for n in names])
     images = render.iso(torch.cat([stack, truth[None]]), level=scoring.LEVEL)
@@ -386,7 +399,7 @@ def _nearest_xrays(queries: torch.Tensor, train_set: datasets.ViewDataset, chunk
 def _nearest_volumes(test_set: datasets.ViewDataset, indices: list[int], train_set: datasets.ViewDataset, k: int = 8,
                      coarse: int = 16, progress: bool = True) -> list[int]:
     """ORACLE: per test sample, the index in ``train_set`` whose volume is L2-nearest to the
-    sample's true volume, ranked on ``coarse``^3 averages and decided among the best ``k`` at
+    sample's true volume, ranked on ``coarse^3`` averages and decided among the best ``k`` at
     full size. Volumes are regenerated as needed, never all held at once."""
     from tqdm.auto import tqdm
 
@@ -410,10 +423,11 @@ def _nearest_volumes(test_set: datasets.ViewDataset, indices: list[int], train_s
     return out
 
 
+# ---------------------------------------------------------------------- analysis
+
 def by_truth(rows: list[dict], truth: str) -> list[dict]:
     """The rows scored against one truth, for ``scoring.summary`` and ``paired_tests``."""
-    if truth not in TRUTHS:
-        raise ValueError(f"by_truth: truth must be one of {TRUTHS}, got {truth!r}")
+    checks.choice(truth, "truth", TRUTHS, what="by_truth")
     return [r for r in rows if r["truth"] == truth]
 
 

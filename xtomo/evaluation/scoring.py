@@ -6,28 +6,34 @@ Both of the paper's metrics are kept per sample: the volume L2 (mean squared vox
 DSSIM between iso-surface renders from the x-ray's view; PSNR and 3-D SSIM are kept too. The
 slice-count study of Sec. 5.3 is run on the same samples. Results go to CSV files in the
 profile's artifacts, rewritten atomically after every chunk, so an interrupted run resumes.
+
+The chapters read the results through the tables here (``summary_table``, ``tests_table``,
+``fusion_table``, ``beside_paper_table``, ``classical_comparison``, ``slice_table``,
+``view_table``: pandas DataFrames) and put paired tests into words with ``verdicts``.
 """
 from __future__ import annotations
 
-import csv
 import math
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from xtomo.evaluation import metrics, stats
-from xtomo.files import artifacts_dir, atomic_path, require_artifact, write_json
+from xtomo.files import artifacts_dir, read_csv, require_artifact, write_csv, write_json
 from xtomo.imaging import render, xray
 from xtomo.learning.inference import reconstruct
 from xtomo.methods import classical
 from xtomo.methods.baselines import SampleBank
 from xtomo.profiles import Profile, get_profile
 
-__all__ = ["METHODS", "PAPER", "SLICE_COUNTS", "evaluation_indices", "evaluate", "score", "depth_resampled",
-           "read_csv", "by_method", "summary", "paired_tests", "volumes_of", "beside_paper"]
+__all__ = ["METHODS", "METRIC_LABELS", "PAPER", "SLICE_COUNTS", "VIEW_CLASSES", "evaluation_indices", "evaluate",
+           "score", "depth_resampled", "read_results", "by_method", "summary", "paired_tests",
+           "volumes_of", "beside_paper", "verdict", "verdict_line", "verdicts", "summary_table", "tests_table",
+           "fusion_table", "beside_paper_table", "classical_comparison", "slice_table", "by_view", "view_table"]
 
 #: Method keys in the order tables and plots show them, with their labels.
 METHODS = {"ours": "ours (fused)", "ours_unfused": "ours, no fusion", "nn": "NN", "oracle": "ORACLE",
@@ -36,6 +42,9 @@ METHODS = {"ours": "ours (fused)", "ours_unfused": "ours, no fusion", "nn": "NN"
 #: Means reported by Henzler et al. (2018, Sec. 5.3) on their UTCT validation set.
 PAPER = {"l2": {"ours": 0.051, "nn": 0.067, "oracle": 0.060},
          "dssim": {"ours": 0.097, "nn": 0.109, "oracle": 0.110}}
+
+#: The paper's two metrics, with the labels tables and figures give them.
+METRIC_LABELS = {"l2": "L2 (mean squared voxel error)", "dssim": "DSSIM of iso-surface renders"}
 
 SLICE_COUNTS = (8, 16, 32, 64)
 LEVEL = 0.1      # iso-value of the canonical renders (the paper's renders use one iso-value too)
@@ -65,17 +74,11 @@ def depth_resampled(volume: torch.Tensor, slices: int) -> torch.Tensor:
     return F.interpolate(low, size=volume.shape, mode="trilinear", align_corners=False)[0, 0]
 
 
-def read_csv(path: str | os.PathLike) -> list[dict]:
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
-
-
-def _write_csv(path: Path, rows: list[dict], fields: list[str]) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=fields)
-            writer.writeheader()
-            writer.writerows(rows)
+def read_results(profile: Profile | str = "quick", out_dir: str | os.PathLike | None = None) -> list[dict]:
+    """The per-sample results rows that ``evaluate`` (chapter 5) left in the profile's artifacts."""
+    p = get_profile(profile)
+    out = Path(out_dir) if out_dir else artifacts_dir(p.name)
+    return read_csv(require_artifact(out / "evaluation.csv", "chapter 5 (evaluation)"))
 
 
 def evaluate(profile: Profile | str = "quick", checkpoint: str | os.PathLike | None = None, k: int = 16,
@@ -91,10 +94,10 @@ def evaluate(profile: Profile | str = "quick", checkpoint: str | os.PathLike | N
 
     from xtomo.learning.train import load_checkpoint, model_from_checkpoint, train_val_sets
 
-    p = get_profile(profile) if isinstance(profile, str) else profile
+    p = get_profile(profile)
     out = Path(out_dir) if out_dir else artifacts_dir(p.name)
     ck_path = Path(checkpoint) if checkpoint else require_artifact(
-        out / "checkpoint.pt", "chapter 3 (training) makes it")
+        out / "checkpoint.pt", "chapter 3 (training)")
     ck = load_checkpoint(ck_path, p)
     model = model_from_checkpoint(ck)
     train_set, val_set = train_val_sets(p)
@@ -130,8 +133,8 @@ def evaluate(profile: Profile | str = "quick", checkpoint: str | os.PathLike | N
                                  match=f"{match.specimen}/{match.view}/{int(match.mirrored)}" if match else ""))
             slice_rows += _slice_study(index, base["view_class"], volumes["ours_unfused"][0])
             bar.update()
-        _write_csv(paths["results"], rows, _FIELDS)
-        _write_csv(paths["slices"], slice_rows, _SLICE_FIELDS)
+        write_csv(paths["results"], rows, _FIELDS)
+        write_csv(paths["slices"], slice_rows, _SLICE_FIELDS)
         write_json(paths["info"], dict(stamp, bank_bytes=bank.nbytes, full_bytes=bank.full_nbytes(),
                                        bank_samples=len(bank), thumb=bank.thumb))
     bar.close()
@@ -242,10 +245,10 @@ def volumes_of(samples: list[int], profile: Profile | str = "quick", rows: list[
     from xtomo.learning.train import load_checkpoint, model_from_checkpoint, train_val_sets
     from xtomo.methods.baselines import Match
 
-    p = get_profile(profile) if isinstance(profile, str) else profile
+    p = get_profile(profile)
     out = Path(out_dir) if out_dir else artifacts_dir(p.name)
-    rows = rows if rows is not None else read_csv(require_artifact(out / "evaluation.csv", "chapter 5 makes it"))
-    model = model_from_checkpoint(load_checkpoint(require_artifact(out / "checkpoint.pt", "chapter 3 makes it"), p))
+    rows = rows if rows is not None else read_results(p, out)
+    model = model_from_checkpoint(load_checkpoint(require_artifact(out / "checkpoint.pt", "chapter 3 (training)"), p))
     train_set, val_set = train_val_sets(p)
     bank = SampleBank(train_set, progress=False)
     found = {(int(r["sample"]), r["method"]): r["match"] for r in rows}
@@ -274,3 +277,147 @@ def beside_paper(rows: list[dict]) -> list[dict]:
                     "paper: ours / NN": paper["ours"] / paper["nn"],
                     "paper: ours / ORACLE": paper["ours"] / paper["oracle"]})
     return out
+
+
+# --- The chapters' tables and verdicts: paired tests in words, results as DataFrames -------------
+
+def _level(alpha: float) -> str:
+    """``0.01`` as ".01", the way the book writes significance levels."""
+    text = f"{alpha:g}"
+    return text[1:] if text.startswith("0.") else text
+
+
+def verdict(test: dict, alpha: float = 0.01, sided: str = "less") -> str:
+    """A paired test in words, from a row of ``paired_tests`` or of ``reality.training_tests``.
+
+    ``sided="less"``: is the first method's error (ours) the smaller one, its ``ratio`` of means
+    below 1 at one-sided ``p_less < alpha``? ``sided="two"``: do the two errors differ at
+    two-sided ``p < alpha``, and which way (a NaN p-value is no difference)?
+    """
+    if sided == "less":
+        better = test["ratio"] < 1 and test["p_less"] < alpha
+        return f"ours is {'' if better else 'not '}better at p < {_level(alpha)}"
+    if sided != "two":
+        raise ValueError(f"verdict: sided must be 'less' or 'two', got {sided!r}")
+    if not test["p"] < alpha:
+        return "no significant difference"
+    return "significantly smaller error" if test["ratio"] < 1 else "significantly larger error"
+
+
+def verdict_line(test: dict, context: str, alpha: float = 0.01, sided: str = "less") -> str:
+    """One Markdown bullet: ``context``, the ratio of means, the paired p-value, n and the verdict."""
+    words = verdict(test, alpha, sided)
+    if sided == "less":
+        return (f"* {context}: ours / {test['label']} = {test['ratio']:.3f}, one-sided paired p = "
+                f"{test['p_less']:.2g} (n = {int(test['n'])}) — **{words}**")
+    return (f"* {context}: **{words}** (ratio {test['ratio']:.3f}, two-sided paired p = {test['p']:.2g}, "
+            f"n = {int(test['n'])})")
+
+
+def verdicts(tests, context: str, alpha: float = 0.01, sided: str = "less",
+             methods: Sequence[str] | None = None) -> list[str]:
+    """``verdict_line`` of every test (of ``methods`` only, when given), all under one ``context``
+    such as the metric's label."""
+    return [verdict_line(t, context, alpha, sided) for t in tests if methods is None or t["method"] in methods]
+
+
+def _summary_frame(rows: list[dict], metric: str, level: float):
+    import pandas as pd
+
+    return pd.DataFrame(summary(rows, metric, level)).set_index("label")[["n", "mean", "low", "high"]]
+
+
+def summary_table(rows: list[dict] | dict[str, list[dict]], metrics: dict[str, str] | None = None,
+                  level: float = 0.95):
+    """Means with their confidence intervals per method (rows, by label) and metric (columns:
+    ``metrics`` maps a metric to its label, under which n, mean, low, high stand; default
+    ``METRIC_LABELS``).
+
+    ``rows`` may be a dict of named groups of rows (e.g. per truth): each then gets an outer
+    column level of its own, ``(group, metric label, statistic)``.
+    """
+    import pandas as pd
+
+    metrics = metrics or METRIC_LABELS
+    if isinstance(rows, dict):
+        return pd.concat({(group, label): _summary_frame(part, m, level)
+                          for group, part in rows.items() for m, label in metrics.items()}, axis=1)
+    return pd.concat({label: _summary_frame(rows, m, level) for m, label in metrics.items()}, axis=1)
+
+
+def tests_table(rows: list[dict], metrics: dict[str, str] | None = None):
+    """``paired_tests`` of ours against every other method (rows, by label), per metric (columns)."""
+    import pandas as pd
+
+    metrics = metrics or METRIC_LABELS
+    names = {"other": "method", "ratio": "ours / method", "p_less": "p (ours smaller)"}
+    return pd.concat({label: pd.DataFrame(paired_tests(rows, m)).set_index("label")
+                      [["n", "ours", "other", "ratio", "t", "p", "p_less"]].rename(columns=names)
+                      for m, label in metrics.items()}, axis=1)
+
+
+def fusion_table(rows: list[dict], metrics: dict[str, str] | None = None):
+    """Fusion on against off, paired on the same samples: one row per metric (by its label)."""
+    import pandas as pd
+
+    metrics = metrics or METRIC_LABELS
+    tests = pd.DataFrame([dict(metric=label, **{k: v for k, v in r.items() if k != "label"})
+                          for m, label in metrics.items() for r in paired_tests(rows, m)
+                          if r["method"] == "ours_unfused"]).set_index("metric")
+    return tests[["n", "ours", "other", "ratio", "result"]].rename(
+        columns={"ours": "fused", "other": "not fused", "ratio": "fused / not fused"})
+
+
+def beside_paper_table(rows: list[dict], metrics: dict[str, str] | None = None):
+    """``beside_paper`` as a table: one column per metric (by its label), means and ratios as rows."""
+    import pandas as pd
+
+    return pd.DataFrame(beside_paper(rows)).set_index("metric").rename(index=metrics or METRIC_LABELS).T
+
+
+def classical_comparison(rows: list[dict]) -> tuple[int, float, object]:
+    """Every method on the samples the classical method ran on: ``(samples, seconds, table)``,
+    the mean seconds it took per sample, and a table of mean L2 and DSSIM per method label."""
+    import pandas as pd
+
+    table, dssim = by_method(rows, "l2"), by_method(rows, "dssim")
+    ran = sorted(table.get("classical", {}))
+    frame = pd.DataFrame({METHODS[m]: {"L2": sum(table[m][s] for s in ran) / len(ran),
+                                       "DSSIM": sum(dssim[m][s] for s in ran) / len(ran)}
+                          for m in table if ran}).T
+    seconds = sum(float(r["seconds"]) for r in rows if r["method"] == "classical") / max(len(ran), 1)
+    return len(ran), seconds, frame
+
+
+def slice_table(slice_rows: list[dict]):
+    """The slice-count study: per number of depth slices kept, count, mean and standard error of
+    the DSSIM against the full output."""
+    import pandas as pd
+
+    frame = pd.DataFrame(slice_rows).astype({"slices": int, "dssim": float, "l2": float})
+    return frame.groupby("slices")["dssim"].agg(["count", "mean", "sem"])
+
+
+VIEW_CLASSES = ("top", "front", "side", "other")
+
+
+def by_view(rows: list[dict], metric: str = "dssim", methods: Sequence[str] = ("ours", "nn", "oracle")) -> dict:
+    """``{view class: {method: [values]}}`` of one metric, for ``figures.grouped_means``; view
+    classes without samples are left out."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows).astype({metric: float})
+    groups = {}
+    for view in VIEW_CLASSES:
+        part = frame[frame.view_class == view]
+        if len(part):
+            groups[view] = {m: part[part.method == m][metric].tolist() for m in methods}
+    return groups
+
+
+def view_table(rows: list[dict], method: str = "ours"):
+    """Count and mean of L2 and DSSIM per view class, for one method."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows).astype({"l2": float, "dssim": float})
+    return frame[frame.method == method].groupby("view_class")[["l2", "dssim"]].agg(["count", "mean"])

@@ -7,11 +7,12 @@ same way (APA-like: "t(95) = -4.21, p = 4.6e-05") and bad input fails loudly ins
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats as _st
+
+import xtomo._checks as checks
 
 __all__ = ["MeanCI", "PairedT", "Wilcoxon", "ProportionCI", "BinomialTest", "Power", "SampleSize",
            "mean_ci", "paired_t", "wilcoxon", "proportion_ci", "binomial_test", "binomial_power",
@@ -33,6 +34,7 @@ def _pval(p: float) -> str:
 
 
 def _pct(level: float) -> str:
+    """A confidence level as a percentage: 95%."""
     return f"{100 * level:g}%"
 
 
@@ -49,35 +51,29 @@ def _sample(values, name: str) -> np.ndarray:
 
 
 def _paired(a, b) -> tuple[np.ndarray, np.ndarray]:
+    """Two samples of one length (see ``_sample``), paired by position."""
     a, b = _sample(a, "a"), _sample(b, "b")
     if a.size != b.size:
         raise ValueError(f"paired samples must have the same length, got {a.size} and {b.size}")
     return a, b
 
 
+def _open_unit(p: float, name: str) -> float:
+    """A confidence level, a null proportion, a test's alpha: a number in the open interval (0, 1)."""
+    value = checks.number(p, name)
+    if not 0 < value < 1:
+        raise ValueError(f"{name} must lie strictly between 0 and 1, got {p!r}")
+    return value
+
+
 def _level(level: float) -> float:
-    if not 0 < level < 1:
-        raise ValueError(f"level must lie strictly between 0 and 1, got {level!r}")
-    return float(level)
-
-
-def _probability(p: float, name: str, open_interval: bool = True) -> float:
-    ok = 0 < p < 1 if open_interval else 0 <= p <= 1
-    if not ok:
-        raise ValueError(f"{name} must lie {'strictly ' if open_interval else ''}between 0 and 1, got {p!r}")
-    return float(p)
-
-
-def _count(k, name: str, low: int = 0) -> int:
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {k!r}")
-    return int(k)
+    """A confidence level, strictly between 0 and 1."""
+    return _open_unit(level, "level")
 
 
 def _alternative(alternative: str) -> str:
-    if alternative not in ALTERNATIVES:
-        raise ValueError(f"alternative must be one of {ALTERNATIVES}, got {alternative!r}")
-    return alternative
+    """One of ``ALTERNATIVES``."""
+    return checks.choice(alternative, "alternative", ALTERNATIVES)
 
 
 def _ratio(num: float, den: float) -> float:
@@ -173,6 +169,7 @@ class Wilcoxon:
 
 
 def _rank_biserial(d: np.ndarray) -> float:
+    """The matched-pairs rank-biserial correlation of the nonzero differences ``d`` (NaN if none)."""
     d = d[d != 0]
     if d.size == 0:
         return math.nan
@@ -214,8 +211,9 @@ class ProportionCI:
 
 
 def _counts(k, n) -> tuple[int, int]:
-    n = _count(n, "n", low=1)
-    k = _count(k, "k")
+    """``k`` successes of ``n`` trials: integers with 0 <= k <= n and n >= 1."""
+    n = checks.integer(n, "n", minimum=1)
+    k = checks.integer(k, "k", minimum=0)
     if k > n:
         raise ValueError(f"k must not exceed n, got k = {k}, n = {n}")
     return k, n
@@ -259,7 +257,7 @@ def binomial_test(k: int, n: int, p: float = 0.5, alternative: str = "two-sided"
                   level: float = 0.95) -> BinomialTest:
     """Exact binomial test (``scipy.stats.binomtest``) with its Clopper–Pearson interval."""
     k, n = _counts(k, n)
-    p0, alternative, level = _probability(p, "p"), _alternative(alternative), _level(level)
+    p0, alternative, level = _open_unit(p, "p"), _alternative(alternative), _level(level)
     res = _st.binomtest(k, n, p0, alternative=alternative)
     ci = res.proportion_ci(confidence_level=level, method="exact")
     return BinomialTest(k, n, k / n, p0, alternative, float(res.pvalue), float(ci.low), float(ci.high), level)
@@ -328,9 +326,9 @@ def binomial_power(n: int, p1: float = 0.6, p0: float = 0.5, alpha: float = 0.05
     at most alpha; the power is the binomial probability of that region under p1, summed term by
     term. No normal approximation. The power is not monotone in n (a discrete sawtooth).
     """
-    n = _count(n, "n", low=1)
-    p1, p0 = _probability(p1, "p1", open_interval=False), _probability(p0, "p0")
-    alpha, alternative = _probability(alpha, "alpha"), _alternative(alternative)
+    n = checks.integer(n, "n", minimum=1)
+    p1, p0 = checks.probability(p1, "p1"), _open_unit(p0, "p0")
+    alpha, alternative = _open_unit(alpha, "alpha"), _alternative(alternative)
     k = np.arange(n + 1)
     reject = _pvalues(n, p0, alternative) <= alpha
     below, above = k[reject & (k < n * p0)], k[reject & (k > n * p0)]
@@ -367,10 +365,10 @@ def participants_for_power(p1: float = 0.6, power: float = 0.8, trials_per_parti
     participants are needed (a mixed model or a design effect). Because exact power is a sawtooth in
     n, a slightly larger m can fall just below the target again; the returned m is the first to reach it.
     """
-    target = _probability(power, "power")
-    per = _count(trials_per_participant, "trials_per_participant", low=1)
-    limit = _count(max_participants, "max_participants", low=1)
-    alternative, p1 = _alternative(alternative), _probability(p1, "p1", open_interval=False)
+    target = _open_unit(power, "power")
+    per = checks.integer(trials_per_participant, "trials_per_participant", minimum=1)
+    limit = checks.integer(max_participants, "max_participants", minimum=1)
+    alternative, p1 = _alternative(alternative), checks.probability(p1, "p1")
     if (alternative == "greater" and p1 <= p0) or (alternative == "less" and p1 >= p0) or p1 == p0:
         raise ValueError(f"no number of trials gives power against p1 = {p1} with a {alternative} test of p0 = {p0}")
     for m in range(1, limit + 1):
@@ -431,7 +429,7 @@ def participant_test(correct, trials, p0: float = 0.5, level: float = 0.95) -> P
         raise ValueError(f"a participant-level test needs at least 2 participants, got {k.size}")
     for ki, ni in zip(k.tolist(), n.tolist()):
         _counts(ki, ni)
-    p0, level = _probability(p0, "p0"), _level(level)
+    p0, level = _open_unit(p0, "p0"), _level(level)
     k, n = k.astype(float), n.astype(float)
     rates = k / n
     constant = np.full_like(rates, p0)
@@ -455,5 +453,5 @@ def participant_test(correct, trials, p0: float = 0.5, level: float = 0.95) -> P
 def design_effect(trials_per_participant: int, icc: float) -> float:
     """Kish's design effect ``1 + (m - 1) * icc``: how many times more trials nested in participants
     (m each, intra-class correlation icc) a study needs than independent trials for the same precision."""
-    m = _count(trials_per_participant, "trials_per_participant", low=1)
-    return 1 + (m - 1) * _probability(icc, "icc", open_interval=False)
+    m = checks.integer(trials_per_participant, "trials_per_participant", minimum=1)
+    return 1 + (m - 1) * checks.probability(icc, "icc")

@@ -2,9 +2,10 @@
 
 ``xray`` (Beer–Lambert x-rays, views, alignment), ``fusion`` (exact re-projection at any
 resolution), ``microct`` (a polychromatic scanner with scatter, noise and blur), ``tomography``
-(radon, FBP, SART), ``render`` (iso-surfaces, DVR, MIP, anaglyphs: the pictures metrics compare).
+(radon, FBP, SART), ``render`` (iso-surfaces, DVR, MIP, anaglyphs: the pictures metrics compare),
+``shading`` (the surfaces, environment lighting and ambient occlusion that ``render`` uses).
 """
 from xtomo._lazy import submodules
 
-__all__ = ["xray", "fusion", "microct", "tomography", "render"]
+__all__ = ["xray", "fusion", "microct", "tomography", "render", "shading"]
 __getattr__, __dir__ = submodules(__name__, __all__)

@@ -36,8 +36,9 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+import xtomo._checks as checks
 from xtomo.files import atomic_path
-from xtomo.imaging.xray import CHI, N_STEPS, check_alpha
+from xtomo.imaging.xray import CHI, N_STEPS
 
 __all__ = ["MAX_DENSITY", "POLICIES", "alpha_floor", "required_sum", "density_error",
            "paper_density_error", "first", "even", "proportional", "scaled", "fuse",
@@ -53,7 +54,7 @@ def alpha_floor(chi: float = CHI) -> float:
     Darker pixels, alpha = 0 above all (infinite optical depth: a saturated detector, never
     physical), are read as this floor, so a ray never needs more than ``n * MAX_DENSITY``.
     """
-    return math.exp(-_check_chi(chi) * MAX_DENSITY)
+    return math.exp(-_chi(chi, "alpha_floor") * MAX_DENSITY)
 
 
 def required_sum(alpha, chi: float = CHI, n: int = N_STEPS) -> torch.Tensor:
@@ -61,9 +62,8 @@ def required_sum(alpha, chi: float = CHI, n: int = N_STEPS) -> torch.Tensor:
 
     Alpha below :func:`alpha_floor` (0 included) counts as the floor.
     """
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"required_sum: n (slices per ray) must be a positive integer, got {n!r}")
-    return _required_sum(check_alpha(alpha, "required_sum"), _check_chi(chi), n)
+    n = checks.integer(n, "n (slices per ray)", minimum=1, what="required_sum")
+    return _required_sum(checks.alpha(alpha, "required_sum"), _chi(chi, "required_sum"), n)
 
 
 def density_error(alpha, mu, chi: float = CHI) -> torch.Tensor:
@@ -74,7 +74,7 @@ def density_error(alpha, mu, chi: float = CHI) -> torch.Tensor:
     with ``Delta_alpha = alpha_pred - alpha``; positive when the prediction is too dense.
     """
     mu, alpha = _check_pair(mu, alpha, "density_error")
-    return mu.sum(-3) - _required_sum(alpha, _check_chi(chi), mu.shape[-3])
+    return mu.sum(-3) - _required_sum(alpha, _chi(chi, "density_error"), mu.shape[-3])
 
 
 def paper_density_error(alpha, mu, chi: float = CHI) -> torch.Tensor:
@@ -86,7 +86,7 @@ def paper_density_error(alpha, mu, chi: float = CHI) -> torch.Tensor:
     on a bone ray with alpha_pred = 0.1 the paper's error is about ten times too small.
     """
     mu, alpha = _check_pair(mu, alpha, "paper_density_error")
-    chi, n = _check_chi(chi), mu.shape[-3]
+    chi, n = _chi(chi, "paper_density_error"), mu.shape[-3]
     predicted = torch.exp(-chi / n * mu.sum(-3))
     return torch.log1p(alpha.clamp_min(alpha_floor(chi)) - predicted) * (n / chi)
 
@@ -199,7 +199,7 @@ def fuse(mu, alpha, chi: float = CHI, policy: str = "proportional", beta: float 
     names one of :data:`POLICIES`; ``beta`` is the sharpness of ``proportional`` and ``scaled``.
     """
     mu, alpha = _check_pair(mu, alpha, "fuse")
-    return _fuse(mu, alpha, _check_chi(chi), _policy(policy, beta))
+    return _fuse(mu, alpha, _chi(chi, "fuse"), _policy(policy, beta, "fuse"))
 
 
 def fuse_upsampled(mu_coarse, alpha_full, chi: float = CHI, policy: str = "proportional",
@@ -211,8 +211,8 @@ def fuse_upsampled(mu_coarse, alpha_full, chi: float = CHI, policy: str = "propo
     Depth stays n. Holds the whole result in memory; see :func:`fuse_to_file` for large images.
     """
     mu, alpha = _check_coarse(mu_coarse, alpha_full, "fuse_upsampled")
-    return _fuse(_upsample_rows(mu, alpha.shape, 0, alpha.shape[0]), alpha, _check_chi(chi),
-                 _policy(policy, beta))
+    return _fuse(_upsample_rows(mu, alpha.shape, 0, alpha.shape[0]), alpha, _chi(chi, "fuse_upsampled"),
+                 _policy(policy, beta, "fuse_upsampled"))
 
 
 def fuse_to_file(mu_coarse, alpha_full, path, tile: int = 256, chi: float = CHI,
@@ -231,9 +231,8 @@ def fuse_to_file(mu_coarse, alpha_full, path, tile: int = 256, chi: float = CHI,
     path = Path(path)
     if not path.name.lower().endswith((".nii", ".nii.gz")):
         raise ValueError(f"fuse_to_file: {path}: expected a .nii or .nii.gz path")
-    if not isinstance(tile, int) or isinstance(tile, bool) or tile < 1:
-        raise ValueError(f"fuse_to_file: tile must be a positive integer, got {tile!r}")
-    chi, fn = _check_chi(chi), _policy(policy, beta)
+    tile = checks.integer(tile, "tile", minimum=1, what="fuse_to_file")
+    chi, fn = _chi(chi, "fuse_to_file"), _policy(policy, beta, "fuse_to_file")
     with atomic_path(path) as tmp:
         if path.name.lower().endswith(".nii"):
             _stream_nifti(tmp, mu, alpha, tile, chi, fn, progress)
@@ -317,47 +316,24 @@ def _nifti_header(n: int, H: int, W: int) -> bytes:
 # ---------------------------------------------------------------------------------------------
 # checks: bad input is named, never clipped
 
-def _check_chi(chi) -> float:
-    if isinstance(chi, bool) or not isinstance(chi, (int, float)) or not math.isfinite(chi) or chi <= 0:
-        raise ValueError(f"chi (extinction coefficient) must be a positive finite number, got {chi!r}")
-    return float(chi)
+def _chi(chi, what: str) -> float:
+    return checks.positive(chi, "chi (extinction coefficient)", what)
 
 
-def _policy(policy, beta):
+def _policy(policy, beta, what: str):
     """The policy function for a name, with ``beta`` bound where the policy has one."""
-    if policy not in POLICIES:
-        raise ValueError(f"policy must be one of {', '.join(POLICIES)}, got {policy!r}")
-    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not math.isfinite(beta) or beta < 0:
-        raise ValueError(f"beta (sharpness) must be a finite number >= 0, got {beta!r}")
-    return functools.partial(POLICIES[policy], beta=float(beta)) if policy in ("proportional", "scaled") \
+    checks.choice(policy, "policy", POLICIES, what)
+    beta = checks.nonnegative(beta, "beta (sharpness)", what)
+    return functools.partial(POLICIES[policy], beta=beta) if policy in ("proportional", "scaled") \
         else POLICIES[policy]
 
 
-def _tensor(x, name: str, what: str) -> torch.Tensor:
-    if isinstance(x, np.ndarray):
-        x = torch.from_numpy(x)
-    if not torch.is_tensor(x):
-        raise TypeError(f"{what}: {name} must be a torch tensor or numpy array, got {type(x).__name__}")
-    if x.dtype == torch.bool or x.is_complex():
-        raise ValueError(f"{what}: {name} must hold real numbers, got {x.dtype}")
-    x = x if x.is_floating_point() else x.float()
-    if not torch.isfinite(x).all():
-        raise ValueError(f"{what}: {name} holds NaN or inf")
-    return x
-
-
-def _check_mu(mu, what: str, name: str = "mu (predicted densities)") -> torch.Tensor:
-    mu = _tensor(mu, name, what)
-    if mu.dim() < 3:
-        raise ValueError(f"{what}: {name} must be a view-aligned volume [..., n, H, W], "
-                         f"got shape {tuple(mu.shape)}")
-    if mu.numel() and mu.min() < 0:
-        raise ValueError(f"{what}: {name} must be non-negative, got minimum {mu.min():.4g}")
-    return mu
-
-
 def _check_pair(mu, alpha, what: str) -> tuple[torch.Tensor, torch.Tensor]:
-    mu, alpha = _check_mu(mu, what), check_alpha(alpha, what)
+    mu = checks.tensor(mu, "mu (predicted densities)", what, nonnegative=True)
+    if mu.dim() < 3:
+        raise ValueError(f"{what}: mu (predicted densities) must be a view-aligned volume [..., n, H, W], "
+                         f"got shape {tuple(mu.shape)}")
+    alpha = checks.alpha(alpha, what)
     expected = mu.shape[:-3] + mu.shape[-2:]
     if alpha.shape != expected:
         raise ValueError(f"{what}: alpha has shape {tuple(alpha.shape)} but the volume "
@@ -366,8 +342,8 @@ def _check_pair(mu, alpha, what: str) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _check_coarse(mu, alpha, what: str) -> tuple[torch.Tensor, torch.Tensor]:
-    mu = _check_mu(mu, what, "mu_coarse")
-    alpha = check_alpha(alpha, what)
+    mu = checks.tensor(mu, "mu_coarse", what, nonnegative=True)
+    alpha = checks.alpha(alpha, what)
     if mu.dim() != 3:
         raise ValueError(f"{what}: mu_coarse must be [n, h, w], got shape {tuple(mu.shape)}")
     if alpha.dim() != 2:

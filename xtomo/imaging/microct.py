@@ -21,7 +21,7 @@ density at the **reference energy**, the one at which the spectrum's mean water 
 reached (its effective energy for thin soft tissue). With a monochromatic spectrum at that
 energy and no detector effects, the model is exactly Beer–Lambert (a test checks it).
 
-Two geometries: ``radiograph`` looks along any view direction (``xray.align``'s camera, as the
+Two geometries: ``expose`` looks along any view direction (``xray.align``'s camera, as the
 training x-rays do), ``scan`` turns the specimen about the scanner's axis (the mouse's long axis,
 +y) for classical tomography (``xtomo.imaging.tomography``), parallel beam, slice by slice.
 """
@@ -34,10 +34,11 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+import xtomo._checks as checks
 from xtomo.imaging import tomography, xray
 
 __all__ = ["MASS_ATTENUATION", "ENERGIES", "Scanner", "Scan", "spectrum", "reference_energy",
-           "relative_attenuation", "transmission", "detect", "radiograph", "scan", "log_transform",
+           "relative_attenuation", "transmission", "detect", "expose", "scan", "log_transform",
            "linearize", "reconstruct_scan", "effective_attenuation", "difference"]
 
 #: Energies (keV) of the tabulated mass attenuation coefficients (cm^2/g, with coherent scattering)
@@ -74,22 +75,16 @@ class Scanner:
     energy: float | None = None
 
     def __post_init__(self):
-        if not ENERGIES[0] + 5 <= self.kvp <= ENERGIES[-1]:
-            raise ValueError(f"Scanner: kvp must lie within [{ENERGIES[0] + 5:g}, {ENERGIES[-1]:g}] keV "
-                             f"(the attenuation tables), got {self.kvp!r}")
-        if self.filter_mm < 0 or not isinstance(self.bins, int) or self.bins < 1:
-            raise ValueError(f"Scanner: filter_mm must be >= 0 and bins a positive integer, "
-                             f"got {self.filter_mm!r} and {self.bins!r}")
-        if self.photons is not None and not self.photons > 0:
-            raise ValueError(f"Scanner: photons must be positive or None (no noise), got {self.photons!r}")
+        checks.number(self.kvp, "kvp (keV, within the attenuation tables)", ENERGIES[0] + 5, ENERGIES[-1], "Scanner")
+        checks.nonnegative(self.filter_mm, "filter_mm", "Scanner")
+        checks.integer(self.bins, "bins", minimum=1, what="Scanner")
+        if self.photons is not None:
+            checks.positive(self.photons, "photons (None: no noise)", "Scanner")
         for name in ("blur", "scatter", "scatter_width"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"Scanner: {name} must be non-negative, got {getattr(self, name)!r}")
-        if not self.chi > 0:
-            raise ValueError(f"Scanner: chi must be positive, got {self.chi!r}")
-        if self.energy is not None and not ENERGIES[0] <= self.energy <= ENERGIES[-1]:
-            raise ValueError(f"Scanner: energy must lie within the tables' {ENERGIES[0]:g}-{ENERGIES[-1]:g} keV, "
-                             f"got {self.energy!r}")
+            checks.nonnegative(getattr(self, name), name, "Scanner")
+        checks.positive(self.chi, "chi", "Scanner")
+        if self.energy is not None:
+            checks.number(self.energy, "energy (keV, within the tables)", ENERGIES[0], ENERGIES[-1], "Scanner")
 
     def ideal(self) -> Scanner:
         """The same tube and energies with a perfect detector: no noise, blur or scatter."""
@@ -193,12 +188,12 @@ def detect(primary: torch.Tensor, scanner: Scanner, seed: int = 0) -> torch.Tens
     return _gaussian(signal, scanner.blur)
 
 
-def radiograph(soft: torch.Tensor, mineral: torch.Tensor, direction, scanner: Scanner, size: int | None = None,
-               n_steps: int | None = None, seed: int = 0) -> torch.Tensor:
+def expose(soft: torch.Tensor, mineral: torch.Tensor, direction, scanner: Scanner, size: int | None = None,
+           n_steps: int | None = None, seed: int = 0) -> torch.Tensor:
     """The recorded x-ray (transparency, ``[size, size]``) of a two-material specimen along a view
     direction, in ``xray.align``'s camera; clamped to [0, 1] like any transparency image."""
     if soft.shape != mineral.shape or soft.dim() != 3:
-        raise ValueError(f"radiograph: soft and mineral must be volumes [D, H, W] of one shape, "
+        raise ValueError(f"expose: soft and mineral must be volumes [D, H, W] of one shape, "
                          f"got {tuple(soft.shape)} and {tuple(mineral.shape)}")
     n_steps = n_steps or soft.shape[0]
     d = torch.as_tensor(direction, dtype=torch.float32).reshape(1, 3).expand(2, 3)

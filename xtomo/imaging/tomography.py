@@ -22,6 +22,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+import xtomo._checks as checks
+
 __all__ = ["WINDOWS", "scan_angles", "circle", "radon", "backproject", "ramp_filter", "fbp", "sart",
            "golden_order"]
 
@@ -33,8 +35,7 @@ _CHUNK = 1 << 24   # samples per grid_sample call: bounds the memory of a chunk 
 
 def scan_angles(n: int, arc: float = 180.0) -> torch.Tensor:
     """``n`` equally spaced projection angles in degrees over ``arc`` (180 or 360), from 0."""
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"scan_angles: n must be a positive integer, got {n!r}")
+    n = checks.integer(n, "n", minimum=1, what="scan_angles")
     if arc not in (180, 360):
         raise ValueError(f"scan_angles: arc must be 180 or 360 degrees for parallel beams, got {arc!r}")
     return torch.arange(n, dtype=torch.float64) * (arc / n)
@@ -163,7 +164,8 @@ def fbp(sino: torch.Tensor, angles, window: str = "ram-lak", size: int | None = 
     or 360 degrees (the discrete form of the inverse radon transform, Kak & Slaney 1988)."""
     q = _sinogram(sino, angles)
     a = q.shape[1]
-    return backproject(ramp_filter(q, window), angles, size) * (math.pi / (2 * a)) * circle(size or q.shape[-1], q.device)
+    mask = circle(size or q.shape[-1], q.device)
+    return backproject(ramp_filter(q, window), angles, size) * (math.pi / (2 * a)) * mask
 
 
 def golden_order(n: int) -> list[int]:
@@ -191,13 +193,10 @@ def sart(sino: torch.Tensor, angles, sweeps: int = 2, relaxation: float = 0.25, 
 
     q = _sinogram(sino, angles)
     s, a, n = q.shape
-    if not isinstance(sweeps, int) or sweeps < 1:
-        raise ValueError(f"sart: sweeps must be a positive integer, got {sweeps!r}")
+    sweeps = checks.integer(sweeps, "sweeps", minimum=1, what="sart")
     if not 0 < relaxation < 2:
         raise ValueError(f"sart: relaxation must lie in (0, 2), got {relaxation!r}")
-    subsets = a if subsets is None else subsets
-    if not isinstance(subsets, int) or not 1 <= subsets <= a:
-        raise ValueError(f"sart: subsets must be an integer from 1 to the {a} angles, got {subsets!r}")
+    subsets = a if subsets is None else checks.integer(subsets, "subsets (of the angles)", 1, a, "sart")
     angles = torch.as_tensor(angles, dtype=torch.float64).reshape(-1)
     mask = circle(n, q.device).to(q.dtype)
     lengths = radon(mask[None], angles)[0]                                   # [A, N] ray lengths

@@ -18,9 +18,11 @@ import math
 import torch
 import torch.nn.functional as F
 
+import xtomo._checks as checks
+
 __all__ = [
     "CHI", "N_STEPS", "direction", "angles", "sample_directions", "view_class",
-    "check_alpha", "align", "turn", "composite", "simulate", "mirror", "encode_gamma", "decode_gamma", "poisson_noise",
+    "align", "turn", "composite", "simulate", "mirror", "encode_gamma", "decode_gamma", "poisson_noise",
 ]
 
 CHI = 10.0      # extinction coefficient, chosen by the paper for plausible contrast
@@ -42,7 +44,7 @@ def direction(azimuth, elevation) -> torch.Tensor:
 
 def angles(d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Azimuth and elevation in degrees of view vectors ``[..., 3]`` (inverse of ``direction``)."""
-    d = _check_directions(d)
+    d = checks.directions(d, "angles")
     az = torch.rad2deg(torch.atan2(d[..., 1], d[..., 0]))
     el = torch.rad2deg(torch.asin(d[..., 2].clamp(-1, 1)))
     return az, el
@@ -55,8 +57,7 @@ def sample_directions(n: int, seed: int = 0) -> torch.Tensor:
     Archimedes' hat-box theorem. Only one hemisphere is needed because an x-ray along ``d``
     equals the x-ray along ``-d`` mirrored (see chapter 1).
     """
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(f"sample_directions: n must be a positive integer, got {n!r}")
+    n = checks.integer(n, "n", minimum=1, what="sample_directions")
     g = torch.Generator().manual_seed(int(seed))
     z = torch.rand(n, generator=g, dtype=torch.float64)
     phi = torch.rand(n, generator=g, dtype=torch.float64) * (2 * math.pi)
@@ -66,60 +67,12 @@ def sample_directions(n: int, seed: int = 0) -> torch.Tensor:
 
 def view_class(d: torch.Tensor, cone_deg: float = 30.0) -> list[str]:
     """Label views 'top', 'front', 'side' or 'other' (within ``cone_deg`` of +z, +-y, +-x)."""
-    d = _check_directions(d).reshape(-1, 3).double()
+    d = checks.directions(d, "view_class").reshape(-1, 3).double()
     c = math.cos(math.radians(cone_deg))
     labels = []
     for x, y, z in d.abs().tolist():
         labels.append("top" if z >= c else "front" if y >= c else "side" if x >= c else "other")
     return labels
-
-
-def _check_directions(d) -> torch.Tensor:
-    d = torch.as_tensor(d, dtype=torch.float32)
-    if d.shape[-1:] != (3,):
-        raise ValueError(f"view direction must have 3 components (x, y, z), got shape {tuple(d.shape)}")
-    if not torch.isfinite(d).all():
-        raise ValueError("view direction contains NaN or inf")
-    norm = d.norm(dim=-1)
-    if (norm < 1e-6).any():
-        raise ValueError("view direction must be non-zero")
-    return d / norm[..., None]
-
-
-def check_alpha(alpha, what: str) -> torch.Tensor:
-    """``alpha`` as a floating-point tensor of transparency, or an error naming ``what`` was given:
-    the checks every consumer of x-rays shares (a tensor or numpy array of finite reals in [0, 1]);
-    shapes are the consumer's to check."""
-    import numpy as np
-
-    if isinstance(alpha, np.ndarray):
-        alpha = torch.from_numpy(alpha)
-    if not torch.is_tensor(alpha):
-        raise TypeError(f"{what}: alpha (x-ray transparency) must be a torch tensor or numpy array, "
-                        f"got {type(alpha).__name__}")
-    if alpha.dtype == torch.bool or alpha.is_complex():
-        raise ValueError(f"{what}: alpha must hold real numbers, got {alpha.dtype}")
-    alpha = alpha if alpha.is_floating_point() else alpha.float()
-    if not torch.isfinite(alpha).all():
-        raise ValueError(f"{what}: alpha holds NaN or inf")
-    if alpha.numel() and (alpha.min() < 0 or alpha.max() > 1):
-        raise ValueError(f"{what}: alpha must be transparency in [0, 1], got values in "
-                         f"[{alpha.min():.4g}, {alpha.max():.4g}]")
-    return alpha
-
-
-def _check_volume(volume) -> tuple[torch.Tensor, bool]:
-    """``[B, D, H, W]`` float volume and whether a batch axis was added."""
-    if not torch.is_tensor(volume):
-        raise TypeError(f"volume must be a torch tensor, got {type(volume).__name__}")
-    if volume.dim() not in (3, 4):
-        raise ValueError(f"volume must be [D, H, W] or [B, D, H, W], got shape {tuple(volume.shape)}")
-    if not volume.is_floating_point():
-        raise ValueError(f"volume must be floating point, got {volume.dtype}")
-    if min(volume.shape[-3:]) < 2:
-        raise ValueError(f"volume is too small along an axis: shape {tuple(volume.shape)}")
-    single = volume.dim() == 3
-    return (volume[None] if single else volume), single
 
 
 def _rotation_grid(cos, sin, out_rows: int, out_cols: int) -> torch.Tensor:
@@ -146,15 +99,14 @@ def align(volume: torch.Tensor, direction: torch.Tensor, n_steps: int = N_STEPS,
     directions. Sampling is bilinear per pass, zero outside the cube; no prefilter is applied,
     so ask for at most the volume's resolution to avoid aliasing.
     """
-    vol, single = _check_volume(volume)
+    vol, single = checks.volume(volume, "align")
     b, d_in, h_in, w_in = vol.shape
-    dirs = _check_directions(direction).to(vol.device).reshape(-1, 3)
+    dirs = checks.directions(direction, "align").to(vol.device).reshape(-1, 3)
     if dirs.shape[0] == 1 and b > 1:
         dirs = dirs.expand(b, 3)
     if dirs.shape[0] != b:
         raise ValueError(f"align: {dirs.shape[0]} directions for a batch of {b} volumes")
-    if not isinstance(n_steps, int) or n_steps < 1:
-        raise ValueError(f"align: n_steps must be a positive integer, got {n_steps!r}")
+    n_steps = checks.integer(n_steps, "n_steps", minimum=1, what="align")
     rows, cols = (h_in, w_in) if size is None else (size, size) if isinstance(size, int) else size
     dirs = dirs.to(vol.dtype)
     # R = Rz(azimuth) Ry(polar) Rz(90 deg): camera (right, up, back) -> world.
@@ -187,7 +139,7 @@ def turn(aligned: torch.Tensor, azimuth: float = 0.0, elevation: float = 0.0) ->
     ``composite`` apply unchanged: this is how a reconstruction, which only exists in its x-ray's
     frame, is seen from new viewpoints. Trilinear, zero outside the cube.
     """
-    vol, single = _check_volume(aligned)
+    vol, single = checks.volume(aligned, "turn")
     a, e = math.radians(float(azimuth)), math.radians(float(elevation))
     ca, sa, ce, se = math.cos(a), math.sin(a), math.cos(e), math.sin(e)
     # normalised (x right, y down, z away from the viewer): world = R_az @ R_el @ camera

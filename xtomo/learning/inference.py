@@ -4,8 +4,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+import xtomo._checks as checks
 from xtomo.imaging import fusion
-from xtomo.imaging.xray import CHI, check_alpha
+from xtomo.imaging.xray import CHI
 
 __all__ = ["reconstruct", "square", "to_network_input", "upsample", "prepare_radiograph"]
 
@@ -15,7 +16,7 @@ def square(alpha: torch.Tensor) -> torch.Tensor:
 
     Non-square images are padded, centred, with empty background (alpha = 1). Bad values fail.
     """
-    x = check_alpha(alpha, "x-ray").float()
+    x = checks.alpha(alpha, "x-ray").float()
     if x.dim() == 2:
         x = x[None, None]
     elif x.dim() == 3:
@@ -50,24 +51,25 @@ def prepare_radiograph(alpha: torch.Tensor, box=None, air: float | None = 0.01,
     (a scanner's offset and window cannot be known, so this is an estimate). ``vignette`` fades
     the opacity to zero outside the inscribed disc, where the training specimens never reach.
     """
+    what = "prepare_radiograph"
     if not torch.is_tensor(alpha) or alpha.dim() != 2:
-        raise ValueError(f"prepare_radiograph: expected one x-ray [H, W], got {getattr(alpha, 'shape', alpha)!r}")
-    check_alpha(alpha, "prepare_radiograph")      # finite transparency in [0, 1]
+        raise ValueError(f"{what}: expected one x-ray [H, W], got {getattr(alpha, 'shape', alpha)!r}")
+    checks.alpha(alpha, what)      # finite transparency in [0, 1]
     x, (h, w) = alpha.float(), alpha.shape
     if box is not None:
         top, left, side = (int(v) for v in box)
         if side < 2 or top < 0 or left < 0 or top + side > h or left + side > w:
-            raise ValueError(f"prepare_radiograph: box (top, left, side) = {tuple(box)} does not fit "
+            raise ValueError(f"{what}: box (top, left, side) = {tuple(box)} does not fit "
                              f"in the {h} x {w} image")
         x = x[top:top + side, left:left + side]
     opacity = 1 - x
     if air is not None:
         if not 0 <= air < 1:
-            raise ValueError(f"prepare_radiograph: air must be a fraction in [0, 1), got {air!r}")
+            raise ValueError(f"{what}: air must be a fraction in [0, 1), got {air!r}")
         sample = opacity.flatten()[:: max(1, opacity.numel() // 1_000_000)]
         floor = float(torch.quantile(sample, air))
         if floor >= 1:
-            raise ValueError("prepare_radiograph: the image has no air: every pixel is fully opaque")
+            raise ValueError(f"{what}: the image has no air: every pixel is fully opaque")
         opacity = ((opacity - floor) / (1 - floor)).clamp(0, 1)
     opacity = 1 - square(1 - opacity)[0, 0]      # padded with air to a square
     if vignette:

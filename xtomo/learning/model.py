@@ -1,9 +1,10 @@
 """The 2D→3D network of Henzler et al. (2018): one x-ray in, a view-aligned density volume out.
 
-The ``paper`` preset is the network the authors released (``hourglass256x128x128``, see
-``released-architecture.md``): a stem at half resolution, one hourglass of bottleneck residual
-units with 2×2 max pooling down to 8², fixed bilinear upsampling back up with additive skips, and
-a 1×1 head whose output channels are the depth slices of the volume (depth as channels, Sec. 4.1).
+The ``paper`` preset is the network the authors released (``hourglass256x128x128``; its figures
+are in ``book/architecture-reference.md``): a stem at half resolution, one hourglass of
+bottleneck residual units with 2×2 max pooling down to 8², fixed bilinear upsampling back up with
+additive skips, and a 1×1 head whose output channels are the depth slices of the volume (depth as
+channels, Sec. 4.1).
 
 Skip connections, as read from the released table: the skip at each resolution is the feature map
 the down path has there just before it is pooled (res6's output at 128², the last unit of a level
@@ -13,7 +14,6 @@ only reading that gives the table's 68 convolutions, 25 residual additions and ~
 from __future__ import annotations
 
 import copy
-import math
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -21,9 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import xtomo._checks as checks
 from xtomo.imaging.fusion import alpha_floor
 
-__all__ = ["ModelConfig", "PRESETS", "XrayToVolume", "build_model", "describe", "footprint", "draw"]
+__all__ = ["ModelConfig", "PRESETS", "XrayToVolume", "build_model", "describe", "footprint"]
 
 
 HEADS = ("linear", "projected")
@@ -46,20 +47,16 @@ class ModelConfig:
     chi: float = 10.0         # extinction coefficient the "projected" head assumes (Eq. 1)
 
     def __post_init__(self):
+        """Fail on a size that cannot build the network; keep integers plain (checkpoints store them)."""
+        what = "ModelConfig"
         for name in ("in_size", "slices", "width", "stem_width", "levels"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"ModelConfig: {name} must be a positive integer, got {value!r}")
+            object.__setattr__(self, name, checks.integer(getattr(self, name), name, minimum=1, what=what))
         for name in ("units_per_level", "bottom_units", "up_units"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"ModelConfig: {name} must be a non-negative integer, got {value!r}")
-        if self.head not in HEADS:
-            raise ValueError(f"ModelConfig: head must be one of {HEADS}, got {self.head!r}")
-        if not (isinstance(self.chi, (int, float)) and self.chi > 0):
-            raise ValueError(f"ModelConfig: chi must be a positive number, got {self.chi!r}")
-        if self.stride not in (1, 2) or isinstance(self.stride, bool):
-            raise ValueError(f"ModelConfig: stride must be 1 or 2, got {self.stride!r}")
+            object.__setattr__(self, name, checks.integer(getattr(self, name), name, minimum=0, what=what))
+        checks.choice(self.head, "head", HEADS, what=what)
+        checks.positive(self.chi, "chi", what=what)
+        stride = checks.integer(self.stride, "stride", what=what)
+        object.__setattr__(self, "stride", checks.choice(stride, "stride", (1, 2), what=what))
         if self.width % 2:
             raise ValueError(f"ModelConfig: width must be even (its units narrow to width / 2), "
                              f"got {self.width}")
@@ -359,13 +356,10 @@ def describe(model: XrayToVolume) -> list[dict]:
     return rows
 
 
-def footprint(model: XrayToVolume) -> dict:
-    """Totals: parameters, MACs and GMAC per x-ray, convolutions, additions, blocks, shapes."""
-    return _totals(model, describe(model))
-
-
-def _totals(model: XrayToVolume, rows: list[dict]) -> dict:
-    """``summary`` from rows already described (so ``draw`` needs one dummy pass, not two)."""
+def footprint(model: XrayToVolume, rows: list[dict] | None = None) -> dict:
+    """Totals: parameters, MACs and GMAC per x-ray, convolutions, additions, blocks, shapes
+    (from ``rows`` of ``describe(model)`` when already made, which saves its dummy pass)."""
+    rows = describe(model) if rows is None else rows
     residual_adds = sum(r["kind"] == "residual" for r in rows)
     skip_adds = sum(r["kind"] == "upsample" for r in rows)
     macs = sum(r["macs"] for r in rows)
@@ -374,87 +368,3 @@ def _totals(model: XrayToVolume, rows: list[dict]) -> dict:
                 additions=residual_adds + skip_adds,
                 blocks=len(rows),
                 in_shape=rows[0]["in_shape"], out_shape=rows[-1]["out_shape"])
-
-
-# --------------------------------------------------------------------------- drawing
-
-#: Fill colour per block kind, after the paper's Fig. 4 (grey before, orange/blue around, pink after).
-KIND_COLOURS = {"stem": "#9e9e9e", "residual": "#f4a261", "pool": "#e76f51",
-                "upsample": "#4a90d9", "head": "#e58fb5"}
-
-
-def draw(model: XrayToVolume, ax=None):
-    """The architecture drawn from ``describe(model)``; returns the figure.
-
-    Boxes in execution order: height ∝ spatial resolution, width ∝ log2(channels), colour by kind;
-    arrows for the flow, curved lines from each skip's source to the upsampling that adds it.
-    """
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import FancyArrowPatch, PathPatch, Rectangle
-    from matplotlib.path import Path as MplPath
-
-    rows = describe(model)
-    total = _totals(model, rows)
-    top_res = max(r["out_shape"][-1] for r in rows)
-    tall, per_bit, gap = 3.0, 0.1, 0.35
-
-    xs, x = [], 0.0
-    for r in rows:
-        w = per_bit * math.log2(max(r["out_shape"][0], 2))
-        h = tall * r["out_shape"][-1] / top_res
-        xs.append((x, w, h))
-        x += w + gap
-    # Skips: innermost first, each arc above the blocks it spans and above the arcs inside it.
-    index = {r["name"]: i for i, r in enumerate(rows)}
-    links = sorted(((index[r["skip_from"]], i) for i, r in enumerate(rows) if "skip_from" in r),
-                   key=lambda ab: ab[1] - ab[0])
-    peak_of = {}
-    for a, b in links:
-        inner = [p for (a2, b2), p in peak_of.items() if a <= a2 and b2 <= b]
-        peak_of[(a, b)] = max([xs[k][2] / 2 for k in range(a, b + 1)] + inner) + 0.45
-    labels = []
-    for i, r in enumerate(rows):  # the block's own name; its output shape where that changes
-        c, n, _ = r["out_shape"]
-        new_shape = i == 0 or r["out_shape"] != rows[i - 1]["out_shape"]
-        labels.append(r["name"].rsplit(".", 1)[-1] + (f"  {c}×{n}²" if new_shape else ""))
-    left, right = -gap - 1.8, x + 1.6
-    scale = max(0.42, 9.0 / (right - left))  # inches per data unit when we make the figure
-    label_depth = 0.3 + max(map(len, labels)) * 0.055 / scale  # 7 pt text, rotated
-    bottom, top = -tall / 2 - label_depth, max(peak_of.values(), default=tall / 2) + 1.0
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(scale * (right - left), scale * (top - bottom) + 0.4))
-    fig = ax.figure
-
-    for r, label, (x0, w, h) in zip(rows, labels, xs):
-        ax.add_patch(Rectangle((x0, -h / 2), w, h, facecolor=KIND_COLOURS[r["kind"]],
-                               edgecolor="#333333", linewidth=0.6, zorder=3))
-        ax.text(x0 + w / 2, -tall / 2 - 0.15, label, rotation=90, ha="center", va="top", fontsize=7)
-    for (x0, w, _), (x1, _, _) in zip(xs, xs[1:]):
-        ax.add_patch(FancyArrowPatch((x0 + w, 0), (x1, 0), arrowstyle="-|>", mutation_scale=7,
-                                     linewidth=0.7, color="#333333", shrinkA=0, shrinkB=0, zorder=4))
-    for (a, b), peak in peak_of.items():
-        xa, wa, ha = xs[a]
-        xb, wb, hb = xs[b]
-        p0, p3 = (xa + wa / 2, ha / 2), (xb + wb / 2, hb / 2)
-        ctrl = peak + (peak - max(p0[1], p3[1])) / 3  # a cubic Bézier reaches 3/4 of its controls
-        path = MplPath([p0, (p0[0], ctrl), (p3[0], ctrl), p3],
-                       [MplPath.MOVETO, MplPath.CURVE4, MplPath.CURVE4, MplPath.CURVE4])
-        ax.add_patch(PathPatch(path, facecolor="none", edgecolor=KIND_COLOURS["upsample"],
-                               linewidth=1.1, linestyle="--", zorder=2))
-
-    c_in, n_in, _ = rows[0]["in_shape"]
-    c_out, n_out, _ = rows[-1]["out_shape"]
-    ax.text(-gap, 0, f"x-ray\n{c_in}×{n_in}²", ha="right", va="center", fontsize=8)
-    ax.text(x, 0, f"volume\n{c_out}×{n_out}²", ha="left", va="center", fontsize=8)
-    handles = [Rectangle((0, 0), 1, 1, facecolor=col, edgecolor="#333333") for col in KIND_COLOURS.values()]
-    handles.append(plt.Line2D([], [], color=KIND_COLOURS["upsample"], linestyle="--"))
-    ax.legend(handles, [*KIND_COLOURS, "skip"], loc="upper left", fontsize=7, ncol=6, frameon=False,
-              bbox_to_anchor=(0, 1.0))
-    ax.set_xlim(left, right)
-    ax.set_ylim(bottom, top)
-    ax.set_aspect("equal")
-    ax.axis("off")
-    ax.set_title(f"{type(model).__name__}: {total['params']:,} parameters, "
-                 f"{total['gmac']:.3g} GMAC per x-ray, {total['convs']} convolutions", fontsize=9)
-    fig.tight_layout()
-    return fig

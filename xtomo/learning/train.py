@@ -8,7 +8,6 @@ only rank 0 validates and writes.
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
 import math
 import os
@@ -21,10 +20,11 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+import xtomo._checks as checks
 from xtomo import __version__
 from xtomo.data.datasets import ProceduralBank, XrayDataset
-from xtomo.files import artifacts_dir, atomic_path, require_artifact
-from xtomo.learning.model import ModelConfig, build_model
+from xtomo.files import artifacts_dir, atomic_path, require_artifact, write_csv
+from xtomo.learning.model import ModelConfig, XrayToVolume, build_model
 from xtomo.profiles import PROFILES, Profile, get_profile
 from xtomo.specimens import crania
 
@@ -81,6 +81,7 @@ def validation_indices(p: Profile, n: int) -> list[int]:
 
 
 def _batches(dataset, indices, batch_size):
+    """(x-rays, volumes) of the given samples, stacked ``batch_size`` at a time, in order."""
     for i in range(0, len(indices), batch_size):
         items = [dataset[j] for j in indices[i:i + batch_size]]
         yield torch.stack([it["xray"] for it in items]), torch.stack([it["volume"] for it in items])
@@ -160,12 +161,28 @@ def load_model(checkpoint: str | os.PathLike | Profile, fused: bool = True):
     return model_from_checkpoint(load_checkpoint(checkpoint), fused=fused)
 
 
-def _write_log(path: Path, history: list[dict]) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=["step", "samples", "train_l2", "val_l2", "lr", "seconds"])
-            writer.writeheader()
-            writer.writerows(history)
+#: Columns of ``training_log.csv``: one row per validation.
+LOG_FIELDS = ["step", "samples", "train_l2", "val_l2", "lr", "seconds"]
+
+
+@dataclasses.dataclass
+class _Run:
+    """A training run: where it runs, its network, optimiser and schedule, and what it carries from
+    step to step into its checkpoint (the step reached, the log, the baseline, the losses since the
+    last log)."""
+
+    p: Profile
+    total: int
+    rank: int
+    world: int
+    device: torch.device
+    model: XrayToVolume
+    optimiser: torch.optim.Optimizer
+    schedule: torch.optim.lr_scheduler.LambdaLR
+    step: int = 0
+    history: list = dataclasses.field(default_factory=list)
+    baseline: float | None = None
+    running: list = dataclasses.field(default_factory=list)
 
 
 def train(profile: Profile | str = "quick", resume: bool = False, steps: int | None = None,
@@ -179,104 +196,130 @@ def train(profile: Profile | str = "quick", resume: bool = False, steps: int | N
     ``data`` = ``(train_set, val_set)`` trains on other pairs than the profile's crania (e.g. the
     mice of chapter 8, ``xtomo.data.datasets.ViewDataset``); items must be shaped as the profile says.
     """
-    from tqdm.auto import tqdm
-
-    p = get_profile(profile) if isinstance(profile, str) else profile
-    total = steps if steps is not None else p.steps
-    if not isinstance(total, int) or total < 1:
-        raise ValueError(f"train: steps must be a positive integer, got {total!r}")
+    p = get_profile(profile)
+    total = checks.integer(steps if steps is not None else p.steps, "steps", minimum=1, what="train")
     rank, world = _distributed()
     if p.batch_size % world:
         raise ValueError(f"train: batch size {p.batch_size} must divide among {world} processes")
-    if device is None:
-        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
-    device = torch.device(device)
-    cuda = device.type == "cuda"
+    device = _device(device)
     out = Path(out_dir) if out_dir else artifacts_dir(p.name)
     ck_path, log_path = out / "checkpoint.pt", out / "training_log.csv"
-
     train_set, val_set = train_val_sets(p) if data is None else data
     val_idx = validation_indices(p, len(val_set))
+    run = _start(p, total, rank, world, device, ck_path if resume else None)
+    if run.baseline is None:
+        run.baseline = mean_volume_l2(train_set, val_set, val_idx, min(256, len(train_set)), p.seed)[1]
+    last_val = _loop(run, train_set, (val_set, val_idx), minutes, progress, (ck_path, log_path))
+    if world > 1:
+        _check_in_sync(run.model)
+        dist.barrier()
+    return dict(step=run.step, total_steps=total, val_l2=last_val, baseline_l2=run.baseline, checkpoint=ck_path,
+                log=log_path, history=run.history, world_size=world)
+
+
+def _device(device: str | None) -> torch.device:
+    """``device``, or this process's GPU when there is one (``LOCAL_RANK`` under torchrun), else the CPU."""
+    if device is None:
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
+    return torch.device(device)
+
+
+def _start(p: Profile, total: int, rank: int, world: int, device: torch.device, resume_from: Path | None) -> _Run:
+    """A new run of the profile's network on ``device``, or the run saved at ``resume_from`` if it exists.
+
+    The learning rate decays along a cosine from ``p.lr`` to a tenth of it over ``total`` steps.
+    """
     model = build_model(p.model, seed=p.seed)
-    if model.config.in_size != p.xray_size or model.config.slices != p.volume_size \
-            or model.config.out_size != p.volume_size:
-        raise ValueError(f"profile {p.name!r}: model preset {p.model!r} maps {model.config.in_size}^2 to "
-                         f"{model.config.slices}x{model.config.out_size}^2, but the data are "
+    c = model.config
+    if c.in_size != p.xray_size or c.slices != p.volume_size or c.out_size != p.volume_size:
+        raise ValueError(f"profile {p.name!r}: model preset {p.model!r} maps {c.in_size}^2 to "
+                         f"{c.slices}x{c.out_size}^2, but the data are "
                          f"{p.xray_size}^2 x-rays and {p.volume_size}^3 volumes")
     model.to(device, memory_format=torch.channels_last)  # faster on CPUs (oneDNN) and GPUs alike
     optimiser = torch.optim.Adam(model.parameters(), lr=p.lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimiser, lambda s: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
-    start, history, baseline, running = 0, [], None, []
-    if resume and ck_path.exists():
-        ck = load_checkpoint(ck_path, p)
+    run = _Run(p, total, rank, world, device, model, optimiser, schedule)
+    if resume_from is not None and resume_from.exists():
+        ck = load_checkpoint(resume_from, p)
         model.load_state_dict(ck["model"])
         optimiser.load_state_dict(ck["optimiser"])
         schedule.load_state_dict(ck["schedule"])
-        start, history, baseline = ck["step"], ck["history"], ck["baseline_l2"]
-        running = ck["running"]
-    if baseline is None:
-        baseline = mean_volume_l2(train_set, val_set, val_idx, min(256, len(train_set)), p.seed)[1]
-    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+        run.step, run.history, run.baseline, run.running = ck["step"], ck["history"], ck["baseline_l2"], ck["running"]
+    return run
 
-    def save(step, val):
-        if rank:
-            return
-        state = dict(model=model.state_dict(), optimiser=optimiser.state_dict(), schedule=schedule.state_dict(),
-                     step=step, history=history, baseline_l2=baseline, val_l2=val, total_steps=total,
-                     model_config=dataclasses.asdict(model.config), profile=_plain(p), seed=p.seed,
-                     code_version=code_version(), world_size=world, running=running)
-        with atomic_path(ck_path) as tmp:
-            torch.save(state, tmp)
-        _write_log(log_path, history)
 
+def _loop(run: _Run, train_set, validation: tuple, minutes: float | None, progress: bool,
+          paths: tuple[Path, Path]) -> float | None:
+    """Train from ``run.step`` to ``run.total`` (or until ``minutes`` have passed), validating every
+    ``val_every`` steps and saving every ``checkpoint_every`` steps and at the end, to ``paths``
+    (checkpoint, log); returns the last validation L2.
+
+    Each rank takes its share of every batch (``_Steps``); only rank 0 validates and saves.
+    """
+    from tqdm.auto import tqdm
+
+    p, rank, world, device = run.p, run.rank, run.world, run.device
+    net = torch.nn.parallel.DistributedDataParallel(run.model) if world > 1 else run.model
     loader = torch.utils.data.DataLoader(
-        train_set, batch_sampler=_Steps(p.seed, start, total, p.batch_size, len(train_set), rank, world),
+        train_set, batch_sampler=_Steps(p.seed, run.step, run.total, p.batch_size, len(train_set), rank, world),
         num_workers=p.workers, persistent_workers=False)
-    bar = tqdm(total=total, initial=start, desc=f"training {p.model}", unit="step",
+    bar = tqdm(total=run.total, initial=run.step, desc=f"training {p.model}", unit="step",
                disable=not progress or rank != 0)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext()
-    began, seen, last_val = time.perf_counter(), 0, history[-1]["val_l2"] if history else None
-    step = start
-    model.train()
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+    began, seen, last_val = time.perf_counter(), 0, run.history[-1]["val_l2"] if run.history else None
+    run.model.train()
     for batch in loader:
-        x, y = batch["xray"].to(device, non_blocking=True), batch["volume"].to(device, non_blocking=True)
-        x = x.contiguous(memory_format=torch.channels_last)
-        with autocast:
-            loss = F.mse_loss(net(x).float(), y)
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
-        schedule.step()
-        step += 1
-        running.append(loss.item())
-        seen += x.shape[0] * world
+        seen += _step(run, net, batch, autocast) * world
         elapsed = time.perf_counter() - began
-        bar.set_postfix(loss=f"{running[-1]:.4f}", samples_s=f"{seen / elapsed:.1f}")
+        bar.set_postfix(loss=f"{run.running[-1]:.4f}", samples_s=f"{seen / elapsed:.1f}")
         bar.update()
         out_of_time = minutes is not None and elapsed > 60 * minutes
-        if step % p.val_every == 0 or step == total or out_of_time:
+        if run.step % p.val_every == 0 or run.step == run.total or out_of_time:
             if rank == 0:
-                last_val = validation_l2(model, val_set, val_idx, p.batch_size, device)
-            history.append(dict(step=step, samples=step * p.batch_size, train_l2=sum(running) / len(running),
-                                val_l2=last_val, lr=schedule.get_last_lr()[0],
-                                seconds=round(elapsed, 2)))
-            running = []
-        if step % p.checkpoint_every == 0 or step == total or out_of_time:
-            save(step, last_val)
+                last_val = validation_l2(run.model, *validation, p.batch_size, device)
+            _log(run, last_val, elapsed)
+        if (run.step % p.checkpoint_every == 0 or run.step == run.total or out_of_time) and rank == 0:
+            _save(run, last_val, *paths)
         if out_of_time:
             break
     bar.close()
-    if world > 1:
-        _check_in_sync(model)
-        dist.barrier()
-    return dict(step=step, total_steps=total, val_l2=last_val, baseline_l2=baseline, checkpoint=ck_path,
-                log=log_path, history=history, world_size=world)
+    return last_val
 
 
-def _plain(p: Profile) -> dict:
-    """A profile as plain types (``weights_only`` loading accepts nothing else)."""
-    return {k: v for k, v in dataclasses.asdict(p).items() if k != "extra"}
+def _step(run: _Run, net, batch: dict, autocast) -> int:
+    """One optimisation step on a batch (L2 between voxels); the number of samples it held."""
+    x, y = batch["xray"].to(run.device, non_blocking=True), batch["volume"].to(run.device, non_blocking=True)
+    x = x.contiguous(memory_format=torch.channels_last)
+    with autocast:
+        loss = F.mse_loss(net(x).float(), y)
+    run.optimiser.zero_grad(set_to_none=True)
+    loss.backward()
+    run.optimiser.step()
+    run.schedule.step()
+    run.step += 1
+    run.running.append(loss.item())
+    return x.shape[0]
+
+
+def _log(run: _Run, val: float | None, elapsed: float) -> None:
+    """Close a logging interval: its mean training loss, the validation L2 and the learning rate."""
+    run.history.append(dict(step=run.step, samples=run.step * run.p.batch_size,
+                            train_l2=sum(run.running) / len(run.running), val_l2=val,
+                            lr=run.schedule.get_last_lr()[0], seconds=round(elapsed, 2)))
+    run.running = []
+
+
+def _save(run: _Run, val: float | None, ck_path: Path, log_path: Path) -> None:
+    """The checkpoint (everything a resumed run needs) and the training log, both written atomically."""
+    state = dict(model=run.model.state_dict(), optimiser=run.optimiser.state_dict(),
+                 schedule=run.schedule.state_dict(), step=run.step, history=run.history, baseline_l2=run.baseline,
+                 val_l2=val, total_steps=run.total, model_config=dataclasses.asdict(run.model.config),
+                 profile=dataclasses.asdict(run.p), seed=run.p.seed, code_version=code_version(),
+                 world_size=run.world, running=run.running)
+    with atomic_path(ck_path) as tmp:
+        torch.save(state, tmp)
+    write_csv(log_path, run.history, LOG_FIELDS)
 
 
 def _check_in_sync(model) -> None:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+import xtomo._checks as checks
 from xtomo.data.datasets import XrayDataset, make_sample
 from xtomo.files import atomic_path
 from xtomo.imaging import xray
@@ -43,7 +44,7 @@ def thumbnail(alpha: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def _coarse_volume(volume: torch.Tensor, size: int) -> torch.Tensor:
-    """View-aligned volumes ``[..., D, H, W]`` averaged down to ``size``^3."""
+    """View-aligned volumes ``[..., D, H, W]`` averaged down to ``size^3``."""
     lead = volume.shape[:-3]
     v = volume.reshape(-1, 1, *volume.shape[-3:]).float()
     return F.adaptive_avg_pool3d(v, size).reshape(*lead, size, size, size)
@@ -63,8 +64,7 @@ class SampleBank:
                  progress: bool = True):
         if not isinstance(dataset, XrayDataset):
             raise TypeError(f"SampleBank needs an XrayDataset, got {type(dataset).__name__}")
-        if not isinstance(thumb, int) or thumb < 2:
-            raise ValueError(f"SampleBank: thumb must be an integer of at least 2, got {thumb!r}")
+        thumb = checks.integer(thumb, "thumb", minimum=2, what="SampleBank")
         self.dataset, self.thumb, self.chunk, self.progress = dataset, thumb, chunk, progress
         self.oversample = oversample
         self.volume_side = max(2, thumb // 2)   # ORACLE's coarse volumes: (thumb / 2)^3 voxels
@@ -191,8 +191,7 @@ class _Top:
     """The ``k`` smallest scores seen so far per query, streamed over chunks of entries."""
 
     def __init__(self, queries: int, k: int):
-        if not isinstance(k, int) or k < 1:
-            raise ValueError(f"k must be a positive integer, got {k!r}")
+        k = checks.integer(k, "k", minimum=1)
         self.k = k
         self.scores = torch.empty(queries, 0)
         self.index = torch.empty(queries, 0, dtype=torch.long)

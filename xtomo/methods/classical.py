@@ -31,7 +31,7 @@ symmetry weight that makes the term nearly a hard constraint does not slow the s
 Started from zero the result does not depend on ``seed``; ``init="random"`` starts from
 seeded noise instead. All tensors live on ``alpha``'s device.
 
-:func:`reconstruct` returns the VIEW-ALIGNED volume ``align(v, direction, n_steps, (H, W))``,
+:func:`solve` returns the VIEW-ALIGNED volume ``align(v, direction, n_steps, (H, W))``,
 ``[n_steps, H, W]`` (n_steps defaults to S), comparable with the network's output; with
 ``exact=True`` it is fused with the x-ray (``xtomo.imaging.fusion.fuse``) so that it re-projects to
 ``alpha`` exactly. A batch ``[B, H, W]`` with ``[B, 3]`` (or one) directions is solved at once.
@@ -62,44 +62,28 @@ with the right line integrals explains the x-ray, and the priors choose among th
   flat to one peaking inside the chord. That helps views near the axes a little and costs
   oblique views a little (it blurs what the second view resolves).
 
-**Defaults** (:data:`DEFAULTS`), chosen on procedural 64^3 skulls (``xtomo.specimens.crania``) by the
-volume MSE of the fused result against the view-aligned truth: ``symmetry = 100`` (weights
-from 1 to 1e4 gave the same errors: the procedural crania are symmetric but for their texture;
-use 0 for a specimen that is not), ``smoothness = 1e-5`` (over 30 random views of three skulls
-the mean MSE was 0.662 of the extrusion's, against 0.675 without it), ``sparsity = 0`` (see
-above), ``iterations = 100`` (80, 150 and 400 agreed within 0.5 %), ``lr = 1`` (the guaranteed step).
-
-**Measured** (3 procedural skulls, ``catalog(175)`` species 0, 60, 120, at 64^3; x-ray
-``composite(align(vol, d, 64, 64))``; volume MSE x 1e-3 against that view-aligned truth; fused
-result; "plain" is ``symmetry = smoothness = 0``, the sphere-limited extrusion)::
-
-    view                       zeros   extrusion   plain   classical   classical / extrusion
-    front (0, 1, 0)            7.86      5.99      5.91      5.56          0.93
-    top (0, 0, 1)              7.86      6.57      6.43      6.07          0.92
-    side (1, 0, 0)             7.86      6.67      6.53      6.17          0.93
-    azimuth 45, elevation 30   6.28      5.11      5.00      2.97          0.58
-    30 random views            6.24      5.12       -        3.39          0.66
-
-Cost: one 64^3 reconstruction (100 iterations, ~17 ms each) took 1.7 s (at most 2.6 s) on
-one thread of a 2-core CPU that was also running a training job. With two threads on the
-same busy machine it took 10 to 60 s, the threads waiting for each other: call
-``torch.set_num_threads(1)`` when the cores are shared. The cost grows with S^3.
+**Defaults** (:data:`DEFAULTS`) were chosen on procedural 64^3 skulls (``xtomo.specimens.crania``)
+by the volume MSE of the fused result against the view-aligned truth: the symmetry weight barely
+matters over a wide range (the procedural crania are symmetric but for their texture; use 0 for a
+specimen that is not), a slight smoothness helps on average, sparsity stays 0 (see above), and
+more iterations change little. Those measurements, against the zero volume and the extrusion,
+and the solver's cost are in ``benchmarks/RESULTS.md``. The cost grows with S^3; on a CPU shared
+with other work, call ``torch.set_num_threads(1)`` (threads waiting for each other cost more
+than they gain).
 """
 from __future__ import annotations
 
-import math
-
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+import xtomo._checks as checks
 from xtomo.imaging import fusion
-from xtomo.imaging.xray import CHI, align, check_alpha
+from xtomo.imaging.xray import CHI, align
 
 __all__ = ["DEFAULTS", "INITS", "solve", "optimise", "extrude", "line_integrals", "sphere_mask"]
 
 DEFAULTS = dict(iterations=100, sparsity=0.0, symmetry=100.0, smoothness=1e-5, lr=1.0)
-"""Default weights and solver settings of :func:`reconstruct` (see the module's documentation)."""
+"""Default weights and solver settings of :func:`solve` (see the module's documentation)."""
 
 INITS = ("zeros", "random")
 """Starting volumes: zeros (the minimum-norm path; the default) or seeded uniform noise."""
@@ -111,8 +95,8 @@ def line_integrals(alpha, chi: float = CHI) -> torch.Tensor:
     Alpha below ``xtomo.imaging.fusion.alpha_floor(chi)`` (0 included) counts as the floor, as in fusion.
     Accepts ``[H, W]`` or ``[B, H, W]`` and returns the same shape.
     """
-    alpha, single = _check_alpha(alpha, "line_integrals")
-    chi = _check_positive(chi, "chi (extinction coefficient)", "line_integrals")
+    alpha, single = _xrays(alpha, "line_integrals")
+    chi = checks.positive(chi, "chi (extinction coefficient)", "line_integrals")
     p = alpha.clamp_min(fusion.alpha_floor(chi)).log() * (-1.0 / chi)
     return p[0] if single else p
 
@@ -125,8 +109,8 @@ def extrude(alpha, n_steps: int | None = None, chi: float = CHI) -> torch.Tensor
     to ``alpha`` exactly and is the minimum-norm volume that does, if nothing is known of the
     specimen's extent.
     """
-    alpha, single = _check_alpha(alpha, "extrude")
-    n = alpha.shape[-1] if n_steps is None else _check_int(n_steps, "n_steps", "extrude", 1)
+    alpha, single = _xrays(alpha, "extrude")
+    n = alpha.shape[-1] if n_steps is None else checks.integer(n_steps, "n_steps", minimum=1, what="extrude")
     p = line_integrals(alpha, chi)
     out = p.unsqueeze(-3).expand(-1, n, -1, -1).contiguous()
     return out[0] if single else out
@@ -134,7 +118,7 @@ def extrude(alpha, n_steps: int | None = None, chi: float = CHI) -> torch.Tensor
 
 def sphere_mask(size: int, radius: float = 0.5, device=None, dtype=torch.float32) -> torch.Tensor:
     """``[size]^3`` indicator (0 or 1) of the voxels whose centres lie within ``radius`` of the centre."""
-    size = _check_int(size, "size", "sphere_mask", 2)
+    size = checks.integer(size, "size", minimum=2, what="sphere_mask")
     t = (torch.arange(size, device=device, dtype=torch.float64) + 0.5) / size - 0.5
     r2 = t[:, None, None] ** 2 + t[None, :, None] ** 2 + t[None, None, :] ** 2
     return (r2 <= radius * radius).to(dtype)
@@ -157,35 +141,63 @@ def optimise(alpha, direction, size: int | None = None, n_steps: int | None = No
     residual of the line integrals at each iteration's gradient point is appended to it.
     """
     what = "classical.optimise"
-    alpha, single = _check_alpha(alpha, what)
+    alpha, single = _xrays(alpha, what)
     b, rows, cols = alpha.shape
-    dirs = _check_direction(direction, b, what).to(alpha.device, alpha.dtype)
-    s = max(rows, cols) if size is None else _check_int(size, "size", what, 2)
-    n = s if n_steps is None else _check_int(n_steps, "n_steps", what, 1)
-    chi = _check_positive(chi, "chi (extinction coefficient)", what)
-    iterations = _check_int(iterations, "iterations", what, 0)
-    sparsity = _check_weight(sparsity, "sparsity", what)
-    symmetry = _check_weight(symmetry, "symmetry", what)
-    smoothness = _check_weight(smoothness, "smoothness", what)
-    lr = _check_positive(lr, "lr", what)
-    if init not in INITS:
-        raise ValueError(f"{what}: init must be one of {', '.join(INITS)}, got {init!r}")
-    radius = _check_positive(radius, "radius", what)
+    dirs = _views(direction, b, what).to(alpha.device, alpha.dtype)
+    s = max(rows, cols) if size is None else checks.integer(size, "size", minimum=2, what=what)
+    n = s if n_steps is None else checks.integer(n_steps, "n_steps", minimum=1, what=what)
+    chi = checks.positive(chi, "chi (extinction coefficient)", what)
+    iterations = checks.integer(iterations, "iterations", minimum=0, what=what)
+    sparsity = checks.nonnegative(sparsity, "sparsity (weight)", what)
+    symmetry = checks.nonnegative(symmetry, "symmetry (weight)", what)
+    smoothness = checks.nonnegative(smoothness, "smoothness (weight)", what)
+    lr = checks.positive(lr, "lr", what)
+    checks.choice(init, "init", INITS, what)
+    radius = checks.positive(radius, "radius", what)
 
     p = line_integrals(alpha, chi)
     mask = sphere_mask(s, radius, alpha.device, alpha.dtype)
-    npix, nvox = rows * cols, s ** 3
 
     def project(v):
         return align(v * mask, dirs, n_steps=n, size=(rows, cols)).sum(-3) / n
 
-    # Safe step: for a matrix with non-negative entries ||A||^2 <= max row sum * max column sum.
+    step = _step(project, mask, b, rows * cols, smoothness, lr)
+    x = _start(init, seed, p, mask, b)
+    weights = dict(sparsity=sparsity, symmetry=symmetry, smoothness=smoothness)
+    x = _fista(x, project, p, mask, step, weights, iterations, progress, history)
+    return x[0] if single else x
+
+
+def _step(project, mask, b: int, npix: int, smoothness: float, lr: float) -> torch.Tensor:
+    """The guaranteed step ``lr / L`` per x-ray ``[B, 1, 1, 1]``, L bounding the Lipschitz constant of
+    the data and smoothness terms; for a matrix with non-negative entries
+    ``||A||^2 <= max row sum * max column sum`` (one projection and its transpose)."""
+    s = mask.shape[-1]
     ones = mask.expand(b, s, s, s).clone().requires_grad_(True)
     row_sums = project(ones)
     col_sums, = torch.autograd.grad(row_sums, ones, torch.ones_like(row_sums))
     lipschitz = row_sums.detach().amax((-2, -1)) * col_sums.amax((-3, -2, -1)) / npix + 12 * smoothness / s
-    step = (lr / lipschitz.clamp_min(1e-30)).view(b, 1, 1, 1)
-    kappa = step * symmetry / nvox
+    return (lr / lipschitz.clamp_min(1e-30)).view(b, 1, 1, 1)
+
+
+def _start(init: str, seed: int, p: torch.Tensor, mask: torch.Tensor, b: int) -> torch.Tensor:
+    """The starting volume ``[B, S, S, S]``: zeros, or seeded uniform noise in the sphere, up to twice the mean
+    line integral."""
+    s = mask.shape[-1]
+    if init == "zeros":
+        return torch.zeros(b, s, s, s, dtype=p.dtype, device=p.device)
+    gen = torch.Generator().manual_seed(int(seed))
+    x = torch.rand(b, s, s, s, generator=gen, dtype=torch.float64).to(p.device, p.dtype)
+    return x * (2 * p.mean((-2, -1))).view(b, 1, 1, 1) * mask
+
+
+def _fista(x, project, p, mask, step, weights: dict, iterations: int, progress: bool,
+           history: list | None) -> torch.Tensor:
+    """FISTA with adaptive restart from ``x``: gradient steps on the data and smoothness terms, then the
+    exact proximal map of symmetry and ``v >= 0`` (:func:`_prox`); the L1 term is a constant gradient."""
+    b, s, npix = x.shape[0], mask.shape[-1], p.shape[-2] * p.shape[-1]
+    nvox, smoothness = s ** 3, weights["smoothness"]
+    kappa = step * weights["symmetry"] / nvox
 
     def smooth_part(v):
         r = project(v) - p
@@ -195,13 +207,7 @@ def optimise(alpha, direction, size: int | None = None, n_steps: int | None = No
             f = f + 0.5 * smoothness * s * s * g / nvox
         return f, r
 
-    if init == "zeros":
-        x = torch.zeros(b, s, s, s, dtype=alpha.dtype, device=alpha.device)
-    else:
-        gen = torch.Generator().manual_seed(int(seed))
-        x = torch.rand(b, s, s, s, generator=gen, dtype=torch.float64).to(alpha.device, alpha.dtype)
-        x = x * (2 * p.mean((-2, -1))).view(b, 1, 1, 1) * mask
-    y, t = x, torch.ones(b, 1, 1, 1, dtype=alpha.dtype, device=alpha.device)
+    y, t = x, torch.ones(b, 1, 1, 1, dtype=x.dtype, device=x.device)
     for _ in tqdm(range(iterations), desc="classical", unit="it", disable=not progress):
         y = y.detach().requires_grad_(True)
         f, r = smooth_part(y)
@@ -209,15 +215,14 @@ def optimise(alpha, direction, size: int | None = None, n_steps: int | None = No
         if history is not None:
             history.append(r.detach().square().mean().sqrt().item())
         with torch.no_grad():
-            x_new = _prox(y - step * (grad + sparsity / nvox), kappa).mul_(mask)
+            x_new = _prox(y - step * (grad + weights["sparsity"] / nvox), kappa).mul_(mask)
             # adaptive restart (O'Donoghue & Candes 2015): drop the momentum once it points uphill
             uphill = ((y - x_new) * (x_new - x)).sum((-3, -2, -1), keepdim=True) > 0
             t = torch.where(uphill, torch.ones_like(t), t)
             t_new = (1 + torch.sqrt(1 + 4 * t * t)) / 2
             y = x_new + ((t - 1) / t_new) * (x_new - x)
             x, t = x_new, t_new
-    x = x.detach()
-    return x[0] if single else x
+    return x.detach()
 
 
 def _prox(z: torch.Tensor, kappa: torch.Tensor) -> torch.Tensor:
@@ -238,11 +243,11 @@ def _prox(z: torch.Tensor, kappa: torch.Tensor) -> torch.Tensor:
 
 
 def solve(alpha, direction, size: int | None = None, n_steps: int | None = None,
-                chi: float = CHI, iterations: int = DEFAULTS["iterations"],
-                sparsity: float = DEFAULTS["sparsity"], symmetry: float = DEFAULTS["symmetry"],
-                smoothness: float = DEFAULTS["smoothness"], lr: float = DEFAULTS["lr"], seed: int = 0,
-                progress: bool = False, exact: bool = True, policy: str = "proportional",
-                init: str = "zeros", radius: float = 0.5) -> torch.Tensor:
+          chi: float = CHI, iterations: int = DEFAULTS["iterations"],
+          sparsity: float = DEFAULTS["sparsity"], symmetry: float = DEFAULTS["symmetry"],
+          smoothness: float = DEFAULTS["smoothness"], lr: float = DEFAULTS["lr"], seed: int = 0,
+          progress: bool = False, exact: bool = True, policy: str = "proportional",
+          init: str = "zeros", radius: float = 0.5) -> torch.Tensor:
     """The view-aligned volume ``[n_steps, H, W]`` (``[B, n_steps, H, W]``) reconstructed from an x-ray.
 
     Solves :func:`optimise` (same arguments) and resamples its canonical volume into the
@@ -251,14 +256,12 @@ def solve(alpha, direction, size: int | None = None, n_steps: int | None = None,
     ``policy``) so that ``xray.composite(out, chi)`` equals ``alpha`` (raised to the alpha floor);
     with ``exact=False`` it is the optimiser's own fit. Never negative.
     """
-    if policy not in fusion.POLICIES:
-        raise ValueError(f"classical.solve: policy must be one of {', '.join(fusion.POLICIES)}, "
-                         f"got {policy!r}")
+    checks.choice(policy, "policy", fusion.POLICIES, "classical.solve")
     v = optimise(alpha, direction, size=size, n_steps=n_steps, chi=chi, iterations=iterations,
                  sparsity=sparsity, symmetry=symmetry, smoothness=smoothness, lr=lr, seed=seed,
                  init=init, radius=radius, progress=progress)
-    a, single = _check_alpha(alpha, "classical.solve")
-    dirs = _check_direction(direction, a.shape[0], "classical.solve").to(a.device, a.dtype)
+    a, single = _xrays(alpha, "classical.solve")
+    dirs = _views(direction, a.shape[0], "classical.solve").to(a.device, a.dtype)
     s = v.shape[-1]
     n = s if n_steps is None else n_steps
     out = align(v if not single else v[None], dirs, n_steps=n, size=tuple(a.shape[-2:]))
@@ -268,10 +271,11 @@ def solve(alpha, direction, size: int | None = None, n_steps: int | None = None,
 
 
 # ---------------------------------------------------------------------------------------------
-# checks
+# inputs
 
-def _check_alpha(alpha, what):
-    alpha = check_alpha(alpha, what)
+def _xrays(alpha, what: str) -> tuple[torch.Tensor, bool]:
+    """``alpha`` as a batch ``[B, H, W]`` (float32 or float64) of x-rays, and whether it was one x-ray."""
+    alpha = checks.alpha(alpha, what)
     if alpha.dim() not in (2, 3):
         raise ValueError(f"{what}: alpha must be an x-ray [H, W] or a batch [B, H, W], "
                          f"got shape {tuple(alpha.shape)}")
@@ -282,41 +286,11 @@ def _check_alpha(alpha, what):
     return (alpha[None] if single else alpha), single
 
 
-def _check_direction(direction, b, what):
-    if isinstance(direction, np.ndarray):
-        direction = torch.from_numpy(direction)
-    try:
-        d = torch.as_tensor(direction, dtype=torch.float64)
-    except (TypeError, ValueError, RuntimeError):
-        raise TypeError(f"{what}: direction must be a 3-vector (x, y, z), got {direction!r}") from None
-    if d.dim() not in (1, 2) or d.shape[-1] != 3:
-        raise ValueError(f"{what}: direction must be [3] or [B, 3] (x, y, z), got shape {tuple(d.shape)}")
-    d = d.reshape(-1, 3)
+def _views(direction, b: int, what: str) -> torch.Tensor:
+    """Unit view vectors ``[B, 3]`` (float64), one per x-ray; a single direction serves the whole batch."""
+    d = checks.directions(direction, what, torch.float64).reshape(-1, 3)
     if d.shape[0] == 1 and b > 1:
         d = d.expand(b, 3)
     if d.shape[0] != b:
         raise ValueError(f"{what}: {d.shape[0]} directions for {b} x-rays")
-    if not torch.isfinite(d).all():
-        raise ValueError(f"{what}: direction holds NaN or inf")
-    norm = d.norm(dim=-1, keepdim=True)
-    if (norm < 1e-6).any():
-        raise ValueError(f"{what}: direction must be a non-zero vector")
-    return d / norm
-
-
-def _check_int(x, name, what, minimum):
-    if isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x < minimum:
-        raise ValueError(f"{what}: {name} must be an integer >= {minimum}, got {x!r}")
-    return int(x)
-
-
-def _check_positive(x, name, what):
-    if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x) or x <= 0:
-        raise ValueError(f"{what}: {name} must be a positive finite number, got {x!r}")
-    return float(x)
-
-
-def _check_weight(x, name, what):
-    if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x) or x < 0:
-        raise ValueError(f"{what}: {name} (weight) must be a finite number >= 0, got {x!r}")
-    return float(x)
+    return d

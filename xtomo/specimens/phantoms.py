@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import torch
 
+from xtomo._checks import integer, number, positive
+
 __all__ = ["ball", "ball_xray"]
 
 
@@ -11,11 +13,12 @@ def ball(size: int, radius: float, density: float = 1.0, centre=(0.0, 0.0, 0.0),
     """A uniform ball ``[size]^3`` with partial-volume voxels (exact along z).
 
     Each voxel holds ``density`` times the fraction of it inside the ball: the chord's overlap
-    with the voxel along z, averaged over ``supersample``^2 sub-columns across x and y. Seen
+    with the voxel along z, averaged over ``supersample^2`` sub-columns across x and y. Seen
     from the top it therefore integrates to the pixel-averaged chord exactly.
     """
-    if not 0 < radius <= 0.5:
-        raise ValueError(f"ball: radius must be in (0, 0.5] to fit the unit cube, got {radius}")
+    size = integer(size, "size", minimum=1, what="ball")
+    supersample = integer(supersample, "supersample", minimum=1, what="ball")
+    radius = number(radius, "radius (to fit the unit cube)", above=0, maximum=0.5, what="ball")
     n, h = size * supersample, 1.0 / size
     t = (torch.arange(n, dtype=torch.float64) + 0.5) / n - 0.5
     y, x = torch.meshgrid(t - centre[1], t - centre[0], indexing="ij")
@@ -34,6 +37,9 @@ def ball_xray(size: int, radius: float, density: float = 1.0, chi: float = 10.0,
     With ``supersample`` > 1 the chord is averaged over each pixel's footprint first, which is
     what a partial-volume ball integrates to.
     """
+    size = integer(size, "size", minimum=1, what="ball_xray")
+    supersample = integer(supersample, "supersample", minimum=1, what="ball_xray")
+    radius = positive(radius, "radius", what="ball_xray")
     n = size * supersample
     t = (torch.arange(n, dtype=torch.float64) + 0.5) / n - 0.5
     v, u = torch.meshgrid(t, t, indexing="ij")

@@ -3,13 +3,24 @@
 Every function takes coordinates ``p = (x, y, z)`` as a tuple of same-shaped tensors and returns
 the signed distance (negative inside). Distances are exact for spheres, capsules and planes and
 close (a lower bound, good enough for anti-aliasing a one-voxel ramp) for ellipsoids and cones.
+``fit`` and ``sample`` place a specimen in the unit cube and sample it at any resolution.
 """
 from __future__ import annotations
+
+import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
 Coords = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+__all__ = ["FIT_RADIUS", "MIN_EVALUATION", "grid", "ellipsoid", "capsule", "polyline", "shell", "smooth_union",
+           "subtract", "occupancy", "lattice_noise", "region", "add_part", "capsule_box", "ellipsoid_box",
+           "bounding_sphere", "sample"]
+
+FIT_RADIUS = 0.46  #: specimens fill the cube's inscribed sphere (radius 0.5) up to this radius
+MIN_EVALUATION = 64  #: coarser volumes are box-filtered from a grid at least this fine
 
 
 def grid(size: int, device="cpu") -> Coords:
@@ -77,7 +88,7 @@ def occupancy(d: torch.Tensor, voxel: float) -> torch.Tensor:
 def lattice_noise(p: Coords, cells: int, seed: int, scale: float = 1.0) -> torch.Tensor:
     """Smooth value noise in [-1, 1], a function of position alone (identical at any resolution).
 
-    Random values on a ``cells``^3 lattice over the cube ``[-scale, scale]^3``, interpolated
+    Random values on a ``cells^3`` lattice over the cube ``[-scale, scale]^3``, interpolated
     trilinearly at ``p``.
     """
     g = torch.Generator().manual_seed(int(seed))
@@ -130,4 +141,37 @@ def capsule_box(points, radius: float, squash=(1.0, 1.0, 1.0)):
 
 
 def ellipsoid_box(centre, radii):
+    """Bounding box ``(lo, hi)`` of an axis-aligned ellipsoid."""
     return [c - r for c, r in zip(centre, radii)], [c + r for c, r in zip(centre, radii)]
+
+
+def bounding_sphere(inside: Callable[[Coords], torch.Tensor], n: int, extent: float,
+                    what: str) -> tuple[torch.Tensor, float]:
+    """Centre ``[3]`` and radius of a sphere that holds the solid ``inside(coords)`` (a boolean grid),
+    found on an ``n^3`` grid over ``[-extent, extent]^3`` and padded by one of its cells."""
+    t = torch.linspace(-extent, extent, n)
+    z, y, x = torch.meshgrid(t, t, t, indexing="ij")
+    occupied = inside((x, y, z))
+    pts = torch.stack([x[occupied], y[occupied], z[occupied]], dim=1)
+    if len(pts) == 0:
+        raise RuntimeError(f"procedural {what} came out empty; its proportions are degenerate")
+    centre = (pts.amin(0) + pts.amax(0)) / 2
+    return centre, (pts - centre).norm(dim=1).max().item() + 2 * extent / n
+
+
+def sample(evaluate: Callable[[Coords, float], torch.Tensor], size: int, centre, scale: float,
+           device="cpu") -> torch.Tensor:
+    """Fields ``evaluate(coords, voxel)`` ``[C, n, n, n]`` of a specimen sampled at ``size^3``, the cube
+    mapped to local coordinates ``centre + scale * cube`` and ``voxel`` the grid's spacing in them.
+
+    Below ``MIN_EVALUATION^3``, where walls get thinner than a voxel and the one-voxel ramp would
+    thicken them, the fields are evaluated on a grid at least that fine and box-averaged down, so
+    the anatomy is the same at every resolution.
+    """
+    ss = math.ceil(MIN_EVALUATION / size)
+    x, y, z = grid(size * ss, device=device)
+    local = (x * scale + centre[0], y * scale + centre[1], z * scale + centre[2])
+    fields = evaluate(local, scale / (size * ss))
+    if ss > 1:
+        fields = F.avg_pool3d(fields[None], ss)[0]
+    return fields

@@ -12,19 +12,9 @@ think is real. The package is split by idea:
 - ``app``: the ipywidgets app; ``export``: the same study as a folder of PNGs and a plain HTML
   page, and the importer of its answers;
 - ``analysis``: proportions, exact tests, the participant-level test, power, and the
-  re-analysis of the paper's reported numbers.
+  re-analysis of the paper's reported numbers; ``plots``: their figures.
 """
-from .protocol import (
-                       FIELDS,
-                       Pair,
-                       ResponseLog,
-                       Session,
-                       Stimulus,
-                       Trial,
-                       read_responses,
-                       schedule,
-                       validate_participant,
-)
+from xtomo._lazy import submodules
 
-__all__ = ["FIELDS", "Pair", "ResponseLog", "Session", "Stimulus", "Trial", "read_responses", "schedule",
-           "validate_participant"]
+__all__ = ["protocol", "stimuli", "observers", "app", "export", "analysis", "plots"]
+__getattr__, __dir__ = submodules(__name__, __all__)

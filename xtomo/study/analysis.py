@@ -142,6 +142,7 @@ def paper_reanalysis() -> list[dict]:
                     p_greater=stats.binomial_test(k, n, alternative="greater").p,
                     p_exactly_k=float(_st.binom.pmf(k, n, 0.5)),
                     reported=info["reported"], reported_p=info["reported_p"]))
-                matches = [label for name, label in _QUANTITIES.items() if round(out[-1][name], 3) == info["reported_p"]]
+                matches = [label for name, label in _QUANTITIES.items()
+                           if round(out[-1][name], 3) == info["reported_p"]]
                 out[-1]["matches_reported"] = ", ".join(matches) or "none"
     return out

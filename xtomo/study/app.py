@@ -11,7 +11,7 @@ import os
 
 from xtomo.evaluation import stats
 
-from .protocol import QUESTIONS, ResponseLog, Session, _pairs, validate_study
+from .protocol import QUESTIONS, ResponseLog, Session, validate_pairs, validate_study
 
 __all__ = ["StudyApp"]
 
@@ -31,7 +31,8 @@ class StudyApp:
 
         if not studies:
             raise ValueError("StudyApp needs at least one study: {name: pairs}")
-        self.studies = {validate_study(name): _pairs(pairs, f"study {name!r}") for name, pairs in studies.items()}
+        self.studies = {validate_study(name): validate_pairs(pairs, f"study {name!r}")
+                        for name, pairs in studies.items()}
         self.log = log if isinstance(log, ResponseLog) else ResponseLog(log)
         self.seed, self.min_rt = seed, float(min_rt)
         self.session: Session | None = None

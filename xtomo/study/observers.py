@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from xtomo import _checks as checks
 from xtomo.files import atomic_path
 
 from .protocol import Pair, ResponseLog, Session
@@ -74,7 +75,8 @@ def features(images, kind: str) -> np.ndarray:
 def _training(pairs) -> tuple[np.ndarray, np.ndarray]:
     pairs = list(pairs)
     if len(pairs) < 2 or not all(isinstance(p, Pair) for p in pairs):
-        raise ValueError(f"a machine observer needs at least 2 training pairs (study.Pair), got {len(pairs)}")
+        raise ValueError(f"a machine observer needs at least 2 training pairs (xtomo.study.protocol.Pair), "
+                         f"got {len(pairs)}")
     return np.stack([p.real.image for p in pairs]), np.stack([p.fake.image for p in pairs])
 
 
@@ -85,8 +87,7 @@ class StatisticObserver:
     def __init__(self, kind: str, shrinkage: float = 0.2):
         if kind not in FEATURES:
             raise ValueError(f"unknown feature kind {kind!r}; choose one of {FEATURES}")
-        if not 0 < shrinkage <= 1:
-            raise ValueError(f"shrinkage must lie in (0, 1], got {shrinkage!r}")
+        shrinkage = checks.number(shrinkage, "shrinkage", maximum=1, above=0, what="StatisticObserver")
         self.kind, self.shrinkage, self.name = kind, shrinkage, f"stat-{kind}"
         self.weights = None
 
@@ -128,11 +129,12 @@ class CNNObserver:
     class from the fake one on ``pixels``-square copies of the training images; seeded."""
 
     def __init__(self, seed: int = 0, pixels: int = 64, steps: int = 150, batch: int = 32, lr: float = 3e-3):
-        for name, value in dict(seed=seed, pixels=pixels, steps=steps, batch=batch).items():
-            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "seed" else 1):
-                raise ValueError(f"CNNObserver: {name} must be a {'non-negative' if name == 'seed' else 'positive'} "
-                                 f"integer, got {value!r}")
-        self.seed, self.pixels, self.steps, self.batch, self.lr = seed, pixels, steps, batch, lr
+        what = "CNNObserver"
+        self.seed = checks.integer(seed, "seed", minimum=0, what=what)
+        self.pixels = checks.integer(pixels, "pixels", minimum=1, what=what)
+        self.steps = checks.integer(steps, "steps", minimum=1, what=what)
+        self.batch = checks.integer(batch, "batch", minimum=1, what=what)
+        self.lr = checks.positive(lr, "lr", what=what)
         self.name = f"cnn-{seed}"
         self.net = None
 

@@ -22,13 +22,15 @@ from pathlib import Path
 
 import numpy as np
 
+from xtomo import _checks as checks
+
 try:  # advisory locks where the platform has them; O_APPEND alone keeps rows whole elsewhere
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
-__all__ = ["QUESTIONS", "SIDES", "OBSERVERS", "FIELDS", "Stimulus", "Pair", "Trial", "schedule",
-           "validate_participant", "validate_study", "validate_row", "ResponseLog", "read_responses",
+__all__ = ["QUESTIONS", "SIDES", "OBSERVERS", "FIELDS", "Stimulus", "Pair", "Trial", "validate_pairs",
+           "schedule", "validate_participant", "validate_study", "validate_row", "ResponseLog", "read_responses",
            "Session"]
 
 #: What each kind of study asks; a study's name starts with its kind ("iso-best", "xray").
@@ -109,10 +111,12 @@ class Trial:
         return self.pair.fake if self.real_side == "left" else self.pair.real
 
 
-def _pairs(pairs, what: str = "pairs") -> list[Pair]:
+def validate_pairs(pairs, what: str = "pairs") -> list[Pair]:
+    """``pairs`` as a list: non-empty, every item a ``Pair``, their ids unique; ``what`` names them
+    in the error (e.g. ``"study 'xray'"``)."""
     pairs = list(pairs)
     if not pairs or not all(isinstance(p, Pair) for p in pairs):
-        raise ValueError(f"{what} must be a non-empty sequence of study.Pair")
+        raise ValueError(f"{what} must be a non-empty sequence of xtomo.study.protocol.Pair")
     ids = [p.id for p in pairs]
     if len(set(ids)) != len(ids):
         raise ValueError(f"{what}: pair ids must be unique, got {ids}")
@@ -120,15 +124,13 @@ def _pairs(pairs, what: str = "pairs") -> list[Pair]:
 
 
 def _seed(seed) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    return int(seed)
+    return checks.integer(seed, "seed", minimum=0)
 
 
 def schedule(pairs, seed: int) -> list[Trial]:
     """The trials of a session: the pairs in a seeded random order (time-randomised), each with the
     real image on a seeded random side (side-randomised). Same pairs and seed, same schedule."""
-    pairs, seed = _pairs(pairs), _seed(seed)
+    pairs, seed = validate_pairs(pairs), _seed(seed)
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(pairs))
     sides = rng.integers(0, 2, len(pairs))
@@ -315,7 +317,7 @@ class Session:
     def __init__(self, study: str, pairs, participant: str, log: ResponseLog | str | os.PathLike,
                  seed: int | None = None, observer: str = "human"):
         self.study = validate_study(study)
-        self.pairs = _pairs(pairs, f"study {study!r}")
+        self.pairs = validate_pairs(pairs, f"study {study!r}")
         self.participant = validate_participant(participant, observer)
         self.observer = observer
         self.log = log if isinstance(log, ResponseLog) else ResponseLog(log)

@@ -21,9 +21,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from xtomo import _checks as checks
 from xtomo.data import io, realdata
 from xtomo.evaluation import scoring
-from xtomo.files import artifacts_dir, require_artifact
+from xtomo.files import artifacts_dir, read_csv, require_artifact
 from xtomo.imaging import render
 from xtomo.profiles import Profile, get_profile
 
@@ -37,13 +38,11 @@ LOW, HIGH = 0.5, 99.5   # percentiles of the display stretch
 
 
 def _profile(profile) -> Profile:
-    return get_profile(profile) if isinstance(profile, str) else profile
+    return get_profile(profile)
 
 
 def _count(value, name: str, low: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return value
+    return checks.integer(value, name, minimum=low)
 
 
 def stretch(opacity) -> np.ndarray:
@@ -91,7 +90,7 @@ def iso_pairs(profile: Profile | str = "quick", n: int = 10, train: int = 0, see
     p = _profile(profile)
     out = Path(out_dir) if out_dir else artifacts_dir(p.name)
     if rows is None:
-        rows = scoring.read_csv(require_artifact(out / "evaluation.csv", "chapter 5 (evaluation)"))
+        rows = read_csv(require_artifact(out / "evaluation.csv", "chapter 5 (evaluation)"))
     chosen = iso_selection(rows, n, train, seed)
     images = _iso_renders(sorted(set().union(*chosen.values())), p, rows, out, size or p.xray_size)
     info = {int(r["sample"]): r for r in rows if r["method"] == "ours"}

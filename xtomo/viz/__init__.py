@@ -1,8 +1,9 @@
 """Pictures for people: the book's figures and the interactive explorers.
 
-``figures`` (matplotlib panels and grids), ``explore`` (ipyvolume explorers and a slice viewer).
+``figures`` (matplotlib panels and grids), ``architecture`` (the network drawn from the model object),
+``explore`` (ipyvolume explorers and a slice viewer).
 """
 from xtomo._lazy import submodules
 
-__all__ = ["figures", "explore"]
+__all__ = ["figures", "architecture", "explore"]
 __getattr__, __dir__ = submodules(__name__, __all__)

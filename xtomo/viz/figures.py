@@ -1,6 +1,7 @@
 """Matplotlib figures the chapters share: image grids, view hemispheres, volume slices.
 
-X-rays are shown as opacity ``1 - alpha`` (bone bright), as radiographs are.
+X-rays are shown as opacity ``1 - alpha`` (bone bright), as radiographs are: ``opacity`` and
+``show_xray``.
 """
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+import xtomo._checks as checks
 from xtomo.imaging import render, xray
 
-__all__ = ["image_grid", "labelled_grid", "specimen_views", "hemisphere", "slices", "reconstructions", "training_curves",
-           "error_means", "error_distributions", "method_grid", "grouped_means", "METHOD_COLOURS"]
+__all__ = ["opacity", "show_xray", "image_grid", "labelled_grid", "specimen_views", "hemisphere", "slices",
+           "reconstructions", "training_curves", "error_means", "error_distributions", "method_errors",
+           "error_means_grid", "method_grid", "grouped_means", "slice_counts", "paired_scatter", "METHOD_COLOURS"]
 
 #: Views named as the paper's Fig. 8b sorts them: (azimuth, elevation) in degrees.
 VIEWS = {"top": (0.0, 90.0), "front": (90.0, 0.0), "side": (0.0, 0.0), "oblique": (55.0, 20.0)}
@@ -22,6 +25,23 @@ VIEWS = {"top": (0.0, 90.0), "front": (90.0, 0.0), "side": (0.0, 0.0), "oblique"
 
 def _as_image(a) -> np.ndarray:
     return a.detach().cpu().numpy() if torch.is_tensor(a) else np.asarray(a)
+
+
+def opacity(alpha):
+    """An x-ray as people look at it: the opacity ``1 - alpha`` (bone bright) of the transparency
+    ``alpha`` that the library computes; tensor in, tensor out (array in, array out)."""
+    return 1 - alpha
+
+
+def show_xray(alpha, ax=None, title: str | None = None, cmap: str = "bone"):
+    """Draw an x-ray (transparency ``alpha``, ``[H, W]``) on ``ax`` as opacity on the fixed range
+    [0, 1], so that images drawn this way compare; returns the matplotlib image."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(3, 3))
+    image = ax.imshow(_as_image(opacity(alpha)), cmap=cmap, vmin=0, vmax=1)
+    if title:
+        ax.set_title(title)
+    return image
 
 
 def _displayable(a) -> np.ndarray:
@@ -89,8 +109,7 @@ def specimen_views(volumes: Sequence[torch.Tensor], names: Sequence[str], views=
     for row, (vol, name) in zip(axes, zip(volumes, names)):
         n = vol.shape[-1]
         for ax, view in zip(row, views):
-            alpha = xray.simulate(vol, xray.direction(*VIEWS[view]), chi=chi, n_steps=n)
-            ax.imshow(_as_image(1 - alpha), cmap="gray", vmin=0, vmax=1)
+            show_xray(xray.simulate(vol, xray.direction(*VIEWS[view]), chi=chi, n_steps=n), ax, cmap="gray")
         shade = render.iso(vol, xray.direction(*VIEWS[render_view]), level=level, size=2 * n)
         row[-1].imshow(_as_image(shade), cmap="bone", vmin=0, vmax=1)
         row[0].set_ylabel(name, fontsize=8)
@@ -109,7 +128,7 @@ def hemisphere(directions: torch.Tensor, ax=None, title: str | None = None):
     Equal areas on the hemisphere stay equal on the disc, so a uniform sample looks uniform.
     The rim is the horizon (side and front views), the centre the top view.
     """
-    d = xray._check_directions(directions).reshape(-1, 3).cpu().double()
+    d = checks.directions(directions, "hemisphere").reshape(-1, 3).cpu().double()
     r = torch.sqrt(2 * (1 - d[:, 2].clamp(-1, 1))) / math.sqrt(2)   # 1 at the horizon
     phi = torch.atan2(d[:, 1], d[:, 0])
     if ax is None:
@@ -148,7 +167,7 @@ def reconstructions(xrays, predicted, truth, names, level: float = 0.1, novel=(5
     d = xray.direction(*novel)
     for row, x, pred, gt, name in zip(axes, xrays, predicted, truth, names):
         k = pred.shape[0] // 2
-        images = [1 - x, render.iso(pred, None, level), render.iso(gt, None, level),
+        images = [opacity(x), render.iso(pred, None, level), render.iso(gt, None, level),
                   render.iso(pred, d, level), render.iso(gt, d, level), pred[k], gt[k]]
         for ax, image, cmap in zip(row, images, ["gray", "bone", "bone", "bone", "bone", "gray", "gray"]):
             ax.imshow(_as_image(image), cmap=cmap, vmin=0, vmax=1 if cmap == "bone" or ax is row[0] else 0.8)
@@ -223,7 +242,7 @@ def method_grid(xrays, volumes: dict[str, Sequence[torch.Tensor]], novel=(55.0, 
     d = xray.direction(*novel)
     for i, alpha in enumerate(xrays):
         top, bottom = axes[2 * i], axes[2 * i + 1]
-        top[0].imshow(_as_image(1 - alpha), cmap="gray", vmin=0, vmax=1)
+        show_xray(alpha, top[0], cmap="gray")
         bottom[0].axis("off")
         for j, name in enumerate(names, start=1):
             v = volumes[name][i]
@@ -249,7 +268,7 @@ def grouped_means(groups: dict[str, dict[str, Sequence[float]]], metric_label: s
     methods = list(next(iter(groups.values())))
     width = 0.8 / len(methods)
     for j, method in enumerate(methods):
-        for i, (group, per_method) in enumerate(groups.items()):
+        for i, per_method in enumerate(groups.values()):
             values = list(per_method.get(method, []))
             if len(values) < 2:
                 continue
@@ -263,5 +282,66 @@ def grouped_means(groups: dict[str, dict[str, Sequence[float]]], metric_label: s
     ax.set_ylabel(f"mean {metric_label} (95% CI)")
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7)
+    ax.figure.tight_layout()
+    return ax
+
+
+def method_errors(rows: Sequence[dict], metrics: dict[str, str] | None = None):
+    """Chapter 5's results at a glance (the paper's Fig. 6): per metric (a column; ``metrics`` maps
+    each to its label, default ``scoring.METRIC_LABELS``), the mean error per method with its 95%
+    CI above, every sample's error sorted below."""
+    from xtomo.evaluation import scoring
+
+    metrics = metrics or scoring.METRIC_LABELS
+    fig, axes = plt.subplots(2, len(metrics), figsize=(5 * len(metrics), 6), squeeze=False)
+    for col, (m, label) in enumerate(metrics.items()):
+        error_means(scoring.summary(rows, m), label, ax=axes[0, col])
+        values = {method: list(v.values()) for method, v in scoring.by_method(rows, m).items()}
+        error_distributions(values, scoring.METHODS, label, ax=axes[1, col])
+    fig.tight_layout()
+    return fig
+
+
+def error_means_grid(groups: dict[str, Sequence[dict]], metrics: dict[str, str] | None = None,
+                     size: tuple = (5.0, 2.5)):
+    """``error_means`` for several groups of results rows (one row of panels each, titled with the
+    group's name) and metrics (one column each, ``metrics`` mapping each to its label, default
+    ``scoring.METRIC_LABELS``)."""
+    from xtomo.evaluation import scoring
+
+    metrics = metrics or scoring.METRIC_LABELS
+    fig, axes = plt.subplots(len(groups), len(metrics), squeeze=False,
+                             figsize=(size[0] * len(metrics), size[1] * len(groups)))
+    for row, (name, part) in zip(axes, groups.items()):
+        for ax, (m, label) in zip(row, metrics.items()):
+            error_means(scoring.summary(part, m), label, ax=ax)
+            ax.set_title(name, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def slice_counts(table, ax=None):
+    """The slice-count study (the paper's Figs. 7, 8a) from ``scoring.slice_table``: mean DSSIM
+    against the full output, with 1.96 standard errors, per number of depth slices kept."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.2, 3))
+    ax.errorbar(table.index, table["mean"], yerr=1.96 * table["sem"], marker="o", capsize=3)
+    ax.set(xscale="log", xlabel="depth slices kept", ylabel="DSSIM against the full output")
+    ax.set_xticks(list(table.index), [str(s) for s in table.index])
+    ax.figure.tight_layout()
+    return ax
+
+
+def paired_scatter(x: dict, y: dict, xlabel: str, ylabel: str, title: str = "one dot per held-out sample",
+                   ax=None):
+    """One dot per sample of ``y`` (``{sample: value}``) against the same sample in ``x``, with the
+    diagonal: dots below it are samples where ``y`` is smaller."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(3.6, 3.4))
+    common = sorted(y)
+    ax.scatter([x[s] for s in common], [y[s] for s in common], s=8)
+    lim = max(max(y.values()), max(x.values()))
+    ax.plot([0, lim], [0, lim], "k--", lw=1)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     ax.figure.tight_layout()
     return ax

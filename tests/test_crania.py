@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from xtomo.specimens import crania
+from xtomo.specimens import crania, proportions
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +91,30 @@ def test_canonical_orientation(species):
         assert abs((w * x).sum()) < 0.01, s.name   # bilateral symmetry
 
 
-def test_bad_size(species):
-    with pytest.raises(ValueError, match="size"):
+def test_bad_arguments_are_named(species):
+    with pytest.raises(ValueError, match="skull: size must be an integer >= 8"):
         crania.skull(species[0], 4)
+    with pytest.raises(ValueError, match="individual must be an integer >= 0"):
+        crania.skull(species[0], 16, individual_index=-1)
+    with pytest.raises(ValueError, match="catalog: n must be an integer >= 1"):
+        crania.catalog(0)
+    with pytest.raises(ValueError, match="seed must be an integer"):
+        crania.catalog(3, seed=1.5)
+    with pytest.raises(ValueError, match="unknown family"):
+        crania.family_template("Felis")
+
+
+def test_individuals_keep_counts_and_switches(species):
+    """Jitter varies sizes only: tooth counts and on/off parts are the species' own."""
+    for s in species[:20]:
+        for k in (1, 2):
+            p = crania.individual(s, k)
+            assert p.cheek_teeth == s.params.cheek_teeth and isinstance(p.cheek_teeth, int)
+            assert (p.rodent_incisors, p.postorbital_bar, p.blowhole) == (
+                s.params.rodent_incisors, s.params.postorbital_bar, s.params.blowhole)
+            assert p.male == (k % 2 == 0) and 0.86 <= p.size <= 1.0
+    assert crania.individual(species[0]).size == 1.0
+    # every order and family overrides only proportions that exist
+    for order, spec in crania.ORDERS.items():
+        for family in spec["families"]:
+            assert crania.family_template(family).params == proportions.template(order, family)
