@@ -85,11 +85,13 @@ def stage_notebook(executed: Path, dest: Path) -> Path:
     return dest
 
 
-def _stage(root: Path, executed: list[Path], dest: Path) -> Path:
+def _stage(root: Path, executed: list[Path], dest: Path, partial: bool = False) -> Path:
     """A book source folder: the root's config, TOC and ``book/`` pages, the executed chapters.
 
     The staged configuration executes nothing and loads JavaScript from ``_vendor/`` only; the
-    chapters are staged by ``stage_notebook``. ``book/`` holds every page besides the chapters,
+    chapters are staged by ``stage_notebook``. A ``partial`` book (some chapters only) cannot
+    resolve its links to the chapters it leaves out, so their warnings (``ref.doc``) are silenced
+    there; the whole book keeps every warning an error. ``book/`` holds every page besides the chapters,
     the API reference too (Sphinx's autodoc imports ``xtomo`` while it builds, see ``_jupyter_book``).
     """
     for name in ("_config.yml", "_toc.yml", "book"):
@@ -100,7 +102,10 @@ def _stage(root: Path, executed: list[Path], dest: Path) -> Path:
     try:
         config = yaml.safe_load((root / "_config.yml").read_text()) or {}
         config.setdefault("execute", {})["execute_notebooks"] = "off"  # papermill already ran them
-        config.setdefault("sphinx", {}).setdefault("config", {}).update(vendor.offline_config())
+        sphinx = config.setdefault("sphinx", {}).setdefault("config", {})
+        sphinx.update(vendor.offline_config())
+        if partial:
+            sphinx["suppress_warnings"] = [*sphinx.get("suppress_warnings", []), "ref.doc"]
         (staging / "_config.yml").write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False))
         shutil.copy2(root / "_toc.yml", staging / "_toc.yml")
         shutil.copytree(root / "book", staging / "book")
@@ -167,7 +172,7 @@ def build_book(profile: str = "quick", chapters: list | None = None, parameters:
     executed = [run_chapter(path, profile, parameters, out / profile / "notebooks", root=root,
                             progress_bar=progress_bar) for path in paths]
     vendor.check_widget_modules(executed, modules)
-    source = _stage(root, executed, out / profile / "source")
+    source = _stage(root, executed, out / profile / "source", partial=len(paths) < len(find_chapters(root)))
     build = _jupyter_book(source, out / profile)
     vendor.install_bundles(build / "_build" / "html", bundles, folders, modules)
     html = _replace_dir(build / "_build" / "html", out / "html")
