@@ -1,21 +1,28 @@
 # make install: the virtualenv .venv with this package, its book and test extras (once; again
 #               only when pyproject.toml or constraints.txt change)
-# make test:    lint with ruff (a lint error fails the target), fetch the optional real data
-#               (skipped offline), then run pytest
+# make test:    lint with ruff (a lint error fails the target), fetch the real data, then run
+#               pytest. Offline without the data, the fetch's error is reported and the tests that
+#               need it skip; under CI=true a failed fetch stops the target (and a missing
+#               prerequisite fails its tests instead of skipping them)
 # make book:    execute every chapter and build the HTML book into _build/html/ (PROFILE=quick);
-#               the book serves its own JavaScript (fetched once with npm into _build/vendor/)
+#               the book serves its own JavaScript (fetched once with npm into _build/vendor/).
+#               Offline it builds once the real data is in data/real/ (fetch-data then passes)
 # make clean:   remove build outputs (_build/); keeps .venv and the chapters' artifacts/
+# make mutate:  mutation testing (mutmut) of the core modules, one at a time, then the score per
+#               module; MODULE=xtomo/evaluation/metrics.py for one (minutes), all by default (hours)
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 STAMP := $(VENV)/.installed
 PROFILE ?= quick
+MODULE ?= all
 
-.PHONY: install test book clean
+.PHONY: install test book clean mutate
 
 # Tools beyond Python: npm fetches the JavaScript the book serves itself (widgets, MathJax), and
 # Chromium runs tests/test_browser.py. Missing ones are installed where we are root with apt-get
-# (CI on Debian); elsewhere a note says what to install (the tests that need them skip).
+# (CI on Debian); elsewhere a note says what to install (the tests that need them skip, or fail
+# under CI=true).
 define need
 	@missing=; for tool in $(1); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
 	if [ -z "$$missing" ]; then :; \
@@ -36,7 +43,7 @@ $(STAMP): pyproject.toml constraints.txt
 test: install
 	$(VENV)/bin/ruff check .
 	$(call need,npm chromium)
-	$(VENV)/bin/xtomo fetch-data
+	$(VENV)/bin/xtomo fetch-data || [ "$$CI" != true ]
 	$(VENV)/bin/python -m pytest
 
 book: install
@@ -46,3 +53,7 @@ book: install
 
 clean:
 	rm -rf _build .pytest_cache
+
+# one worker at the lowest priority: the tests of each mutant run while other work goes on
+mutate: install
+	OMP_NUM_THREADS=1 nice -n 19 $(VENV)/bin/python benchmarks/mutation.py --run $(MODULE)

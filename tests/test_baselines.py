@@ -8,6 +8,7 @@ from xtomo.methods.baselines import Match, SampleBank, thumbnail
 from xtomo.profiles import get_profile
 
 SMOKE = get_profile("smoke")
+CHAPTER_K = 16  # chapter 5's k (notebooks/05_evaluation.ipynb; scoring.evaluate's default)
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +50,44 @@ def test_search_over_everything_equals_brute_force(sets, bank):
             alpha, volume = bank.sample(m)
             got = alpha if queries is alphas else volume
             assert (got - q).square().mean().item() == pytest.approx(m.distance, rel=1e-5)
+
+
+@pytest.fixture(scope="module")
+def every_sample(sets):
+    """Every training sample at full size, mirrors included: what brute force searches."""
+    samples = [sets[0][i] for i in range(len(sets[0]))]
+    return ([(s["specimen"], s["view"], s["mirrored"]) for s in samples],
+            torch.stack([s["xray"][0] for s in samples]), torch.stack([s["volume"] for s in samples]))
+
+
+@pytest.mark.parametrize("thumb", [32, 16], ids=["chapter-thumbnail", "quick-ratio-thumbnail"])
+def test_search_at_the_chapters_k_equals_brute_force(sets, every_sample, thumb):
+    """With chapter 5's ``k``, NN and ORACLE return the sample that an exact search over every
+    training sample returns, for 16 validation queries.
+
+    Two banks: the one chapter 5 builds (default thumbnail, 32: the smoke x-ray's own size), and
+    one with thumbnails at half and coarse volumes at a quarter of the full size, the reduction
+    ORACLE works at in the quick profile (64^3 volumes, 16^3 coarse). The pools compared exactly,
+    ``k`` for NN and ``oracle_pool * k`` for ORACLE, are below the 144 candidates, so the coarse
+    ranking decides: random coarse scores would keep the best with probability 1/9 (NN) and 4/9
+    (ORACLE) per query. Measured over seeds 0-2 and all 48 validation queries, at most 7 (NN) and
+    11 (ORACLE) coarse candidates rank ahead of the exact best with the smaller thumbnail.
+    Distances are float32 means of the same tensors (the regenerated sample is the dataset's,
+    bit for bit), equal to about 1e-7; the best and the runner-up differ by at least 2e-4 relative
+    (same measurement), so ``rel=1e-5`` tells them apart.
+    """
+    keys, xrays, volumes = every_sample
+    bank = SampleBank(sets[0], thumb=thumb, progress=False).build()
+    assert bank.oracle_pool * CHAPTER_K < 2 * len(bank) == len(keys), \
+        "the pools must be smaller than the candidates for the test to mean anything"
+    _, alphas, truths = _items(sets[1], range(0, len(sets[1]), 3))
+    for name, found, queries, pool in (("NN", bank.nn(alphas, k=CHAPTER_K), alphas, xrays),
+                                       ("ORACLE", bank.oracle(truths, k=CHAPTER_K), truths, volumes)):
+        for m, q in zip(found, queries):
+            exact = (pool - q).flatten(1).square().mean(1)
+            best = int(exact.argmin())
+            assert m.distance == pytest.approx(exact[best].item(), rel=1e-5), \
+                f"{name} found {(m.specimen, m.view, m.mirrored)}, brute force {keys[best]}"
 
 
 def test_regenerated_sample_equals_the_dataset(sets, bank):

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
+from conftest import require
 
 from xtomo.files import atomic_path
 from xtomo.publish import vendor, website
@@ -74,6 +75,15 @@ PAGE_STATE = """(async () => {
 })()"""
 
 
+# between two looks at a page, it paints this many frames (at 60 per second, half a second)
+FRAMES_PER_LOOK = 30
+NEXT_FRAMES = f"""new Promise(done => {{
+  let left = {FRAMES_PER_LOOK};
+  const next = () => (--left > 0 ? requestAnimationFrame(next) : done(true));
+  requestAnimationFrame(next);
+}})"""
+
+
 def find_chromium() -> str | None:
     """The Chromium (or Chrome) executable on PATH, if any."""
     return next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
@@ -110,6 +120,8 @@ class Chromium:
         os.close(to_browser)
         os.close(from_browser)
         self.events: list[dict] = []
+        self._arrived = threading.Condition()  # notified on every event, and when the browser exits
+        self._gone = False
         self._replies: queue.Queue = queue.Queue()
         self._next_id = 0
         threading.Thread(target=self._read, daemon=True).start()
@@ -120,8 +132,31 @@ class Chromium:
             while chunk := pipe.read(1 << 16):
                 *messages, buffer = (buffer + chunk).split(b"\0")
                 for message in map(json.loads, messages):
-                    (self._replies.put if "id" in message else self.events.append)(message)
+                    if "id" in message:
+                        self._replies.put(message)
+                        continue
+                    with self._arrived:
+                        self.events.append(message)
+                        self._arrived.notify_all()
+        with self._arrived:
+            self._gone = True
+            self._arrived.notify_all()
         self._replies.put(None)  # the browser went away
+
+    def wait_for(self, predicate, timeout: float = 60) -> bool:
+        """Block until an event satisfying ``predicate`` has arrived (True), or the browser exits
+        or ``timeout`` seconds pass (False): woken by each new event, never polling."""
+        checked, found = 0, False
+
+        def done() -> bool:
+            nonlocal checked, found
+            found = found or any(map(predicate, self.events[checked:]))
+            checked = len(self.events)
+            return found or self._gone
+
+        with self._arrived:
+            self._arrived.wait_for(done, timeout)
+        return found
 
     def send(self, method: str, params: dict | None = None, session: str | None = None,
              timeout: float = 60) -> dict:
@@ -192,7 +227,7 @@ def built_book(tmp_path_factory):
     try:
         vendor.fetch_bundles(out / "vendor")
     except vendor.BundleUnavailable as error:
-        pytest.skip(f"the book cannot bundle its JavaScript here: {error}")
+        require(error, f"the book cannot bundle its JavaScript here: {error}")
     old = os.environ.get("XTOMO_ARTIFACTS")
     os.environ["XTOMO_ARTIFACTS"] = str(out.parent / "artifacts")
     try:
@@ -204,33 +239,37 @@ def built_book(tmp_path_factory):
             os.environ["XTOMO_ARTIFACTS"] = old
 
 
-def visit(chromium: Chromium, url: str, volumes: int, timeout: float = 120) -> tuple[dict, bytes]:
-    """Open ``url`` in a new tab and scroll to its first volume; once ``volumes`` of them have
-    drawn (or at ``timeout``) and the page has had 2 s more to settle, return its state and a PNG."""
+def visit(chromium: Chromium, url: str, volumes: int, tries: int = 120) -> tuple[dict, bytes]:
+    """Open ``url`` in a new tab, wait for its network to go idle (an event of the page), then look
+    at it, scrolled to its first volume, after every ``FRAMES_PER_LOOK`` painted frames: once
+    ``volumes`` canvases have drawn and two looks in a row agree (the page has settled), or after
+    ``tries`` looks, return its state and a PNG. No fixed sleeps: the page's own events pace it."""
     target = chromium.send("Target.createTarget", {"url": "about:blank"})["targetId"]
     session = chromium.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
     for domain in ("Page", "Runtime", "Network", "Log"):
         chromium.send(f"{domain}.enable", session=session)
+    chromium.send("Page.setLifecycleEventsEnabled", {"enabled": True}, session)
     chromium.send("Emulation.setDeviceMetricsOverride", {"width": VIEWPORT[0], "height": VIEWPORT[1],
                                                          "deviceScaleFactor": 1, "mobile": False}, session)
-    chromium.send("Page.navigate", {"url": url}, session)
+    loader = chromium.send("Page.navigate", {"url": url}, session)["loaderId"]
+    chromium.wait_for(lambda e: e["method"] == "Page.lifecycleEvent" and e.get("sessionId") == session
+                      and e["params"]["loaderId"] == loader and e["params"]["name"] == "networkIdle", 120)
 
-    def look() -> tuple[dict, bytes]:
+    def look() -> tuple[dict, bytes, int]:
         chromium.evaluate(session, "document.querySelector('.cell_output canvas')"
                                    "?.scrollIntoView({block: 'center'})")
+        chromium.evaluate(session, NEXT_FRAMES)
         state = chromium.evaluate(session, PAGE_STATE)
-        return state, base64.b64decode(chromium.send("Page.captureScreenshot", {"format": "png"},
-                                                     session)["data"])
+        png = base64.b64decode(chromium.send("Page.captureScreenshot", {"format": "png"}, session)["data"])
+        return state, png, drawn(png, state)
 
-    deadline = time.monotonic() + timeout
-    state, png = look()
-    while drawn(png, state) < volumes:
-        if time.monotonic() > deadline:
-            return state, png
-        time.sleep(1)
-        state, png = look()
-    time.sleep(2)
-    return look()
+    state, png, count = look()
+    for _ in range(tries):
+        before = (state, count)
+        state, png, count = look()
+        if count >= volumes and (state, count) == before:
+            break
+    return state, png
 
 
 def drawn_fraction(png: bytes, box: dict) -> float:
@@ -272,8 +311,7 @@ def console_errors(events: list[dict]) -> list[str]:
 @pytest.mark.parametrize("page,volumes", PAGES.items())
 def test_book_page_works_offline_in_chromium(built_book, tmp_path, page, volumes):
     executable = find_chromium()
-    if executable is None:
-        pytest.skip("no Chromium on PATH (`make test` installs it on Debian: apt-get install chromium)")
+    require(executable, "no Chromium on PATH (`make test` installs it on Debian: apt-get install chromium)")
     start = time.perf_counter()
     chromium = Chromium(executable, tmp_path / "chromium")
     try:

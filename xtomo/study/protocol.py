@@ -17,6 +17,7 @@ import os
 import re
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -311,11 +312,13 @@ class Session:
 
     ``current()`` shows the next trial and starts its reaction-time clock; ``answer(side)`` records
     the choice and appends the row at once. People answer through the app, machine observers
-    through ``observers.run``; both call these two methods.
+    through ``observers.run``; both call these two methods. Reaction times are differences of
+    readings of ``clock`` (seconds; any monotonic clock, a fake one in tests).
     """
 
     def __init__(self, study: str, pairs, participant: str, log: ResponseLog | str | os.PathLike,
-                 seed: int | None = None, observer: str = "human"):
+                 seed: int | None = None, observer: str = "human",
+                 clock: Callable[[], float] = time.perf_counter):
         self.study = validate_study(study)
         self.pairs = validate_pairs(pairs, f"study {study!r}")
         self.participant = validate_participant(participant, observer)
@@ -325,6 +328,7 @@ class Session:
         self.id = f"{datetime.datetime.now(datetime.timezone.utc):%Y%m%dT%H%M%S}-{secrets.token_hex(4)}"
         self.trials = schedule(self.pairs, self.seed)
         self.rows: list[dict] = []
+        self.clock = clock
         self._shown: float | None = None
 
     @property
@@ -338,14 +342,14 @@ class Session:
     @property
     def elapsed(self) -> float | None:
         """Seconds since the current trial was first shown; None before it is."""
-        return None if self._shown is None else time.perf_counter() - self._shown
+        return None if self._shown is None else self.clock() - self._shown
 
     def current(self) -> Trial | None:
         """The trial being shown (None when all are answered); its clock starts the first time it is asked for."""
         if self.done:
             return None
         if self._shown is None:
-            self._shown = time.perf_counter()
+            self._shown = self.clock()
         return self.trials[len(self.rows)]
 
     def answer(self, chosen: str, rt: float | None = None) -> dict:
@@ -358,7 +362,7 @@ class Session:
         if chosen not in SIDES:
             raise ValueError(f"chosen must be 'left' or 'right', got {chosen!r}")
         trial = self.current()
-        rt = time.perf_counter() - self._shown if rt is None else rt
+        rt = self.clock() - self._shown if rt is None else rt
         row = self.log.append(dict(
             observer=self.observer, participant=self.participant, study=self.study, session=self.id,
             seed=self.seed, trial=trial.index, pair=trial.pair.id, left=trial.left.id, right=trial.right.id,

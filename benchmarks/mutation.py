@@ -1,0 +1,171 @@
+"""Mutation score of the core modules: how many of mutmut's mutants the fast tests kill, per module.
+
+    .venv/bin/python benchmarks/mutation.py --run xtomo/evaluation/metrics.py   # mutate one module
+    .venv/bin/python benchmarks/mutation.py --run all     # every core module, cheapest first (hours)
+    .venv/bin/python benchmarks/mutation.py               # the table of what mutants/ holds
+    .venv/bin/python benchmarks/mutation.py --write       # also record it in benchmarks/RESULTS.md
+
+``--run`` mutates one module at a time, in a fresh process, with mutmut's settings from
+``[tool.mutmut]`` in pyproject.toml narrowed to that module and to its tests (``TESTS`` below, plus
+``tests/test_<module>_mutants.py`` where it exists), one worker (``--max-children``), and reruns all
+of the module's mutants. A mutant is *killed* when a test fails, a *timeout* when the tests run
+past mutmut's limit (counted as killed, as mutmut does), *no tests* when no fast test reaches its
+function. Score = (killed + timeout) / mutants checked. ``--write`` replaces the section between
+``<!-- mutation:begin -->`` and ``<!-- mutation:end -->`` of RESULTS.md, listing the survivors.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as _dt
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNS = ROOT / "mutants" / "xtomo-mutation-runs.json"  # when and with which tests each module ran
+# the core modules, cheapest to mutate first, and the fast tests that exercise each
+TESTS = {
+    "xtomo/evaluation/metrics.py": ["tests/test_metrics.py"],
+    "xtomo/evaluation/stats.py": ["tests/test_stats.py",
+                                  "tests/test_study.py::test_participant_level_test_equals_scipy"],
+    "xtomo/imaging/xray.py": ["tests/test_xray.py"],
+    "xtomo/imaging/fusion.py": ["tests/test_fusion.py"],
+    "xtomo/methods/baselines.py": ["tests/test_baselines.py"],
+    "xtomo/evaluation/scoring.py": ["tests/test_evaluation.py"],
+    # the two-process DDP test starts fresh interpreters, which mutmut's trampolines do not follow
+    "xtomo/learning/train.py": ["tests/test_train.py",
+                                "--deselect", "tests/test_train.py::test_two_process_ddp_with_gloo"],
+}
+STATUSES = ("killed", "timeout", "survived", "no tests", "suspicious", "segfault", "skipped", "not checked")
+
+
+def tests_for(module: str) -> list[str]:
+    """The pytest arguments that select ``module``'s tests, its ``test_<name>_mutants.py`` included."""
+    extra = ROOT / "tests" / f"test_{Path(module).stem}_mutants.py"
+    return TESTS[module] + ([str(extra.relative_to(ROOT))] if extra.exists() else [])
+
+
+def mutant_glob(module: str) -> str:
+    """mutmut's names for ``module``'s mutants: ``xtomo.evaluation.metrics.x_mse__mutmut_1`` and so on."""
+    return module.removesuffix(".py").replace("/", ".") + ".*"
+
+
+def run_one(module: str, max_children: int) -> None:
+    """In this process: mutmut on ``module`` alone, with its tests, every mutant rerun."""
+    os.chdir(ROOT)
+    # mutmut copies the modules it does not mutate with a fresh mtime, which it later takes for "already
+    # mutated": a module mutated after another's run would get no mutants without this
+    (ROOT / "mutants" / module).unlink(missing_ok=True)
+    from mutmut import configuration
+
+    configuration._config = dataclasses.replace(configuration.config(), only_mutate=[module],
+                                                pytest_add_cli_args_test_selection=tests_for(module))
+    from mutmut.__main__ import cli
+
+    cli.main(["run", "--max-children", str(max_children), mutant_glob(module)], standalone_mode=False)
+
+
+def run(modules: list[str], max_children: int) -> None:
+    """Each module in a fresh process (mutmut's settings are per process); note when and how it ran."""
+    for module in modules:
+        tests = tests_for(module)
+        print(f"== mutmut: {module} (tests: {' '.join(tests)})", flush=True)
+        start = time.perf_counter()
+        proc = subprocess.run([sys.executable, __file__, "--child", module, "--max-children", str(max_children)],
+                              cwd=ROOT)
+        if proc.returncode != 0:
+            raise SystemExit(f"mutmut failed on {module} (exit {proc.returncode})")
+        runs = json.loads(RUNS.read_text()) if RUNS.exists() else {}
+        runs[module] = {"seconds": time.perf_counter() - start, "tests": tests,
+                        "date": f"{_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC"}
+        RUNS.write_text(json.dumps(runs, indent=1))
+
+
+def verdicts(module: str) -> dict[str, str] | None:
+    """mutmut's verdict for each mutant of ``module`` (from ``mutants/<module>.meta``), or None if never run."""
+    from mutmut.stats import status_by_exit_code
+
+    meta = ROOT / "mutants" / (module + ".meta")
+    if not meta.exists():
+        return None
+    codes = json.loads(meta.read_text())["exit_code_by_key"]
+    return {name: status_by_exit_code[code] for name, code in codes.items()}
+
+
+def score(counts: Counter) -> float:
+    checked = sum(counts.values()) - counts["skipped"] - counts["not checked"]
+    return 100.0 * (counts["killed"] + counts["timeout"]) / checked if checked else float("nan")
+
+
+def table() -> tuple[str, list[str], list[str]]:
+    """The per-module table in Markdown, the modules not run, and the surviving mutants."""
+    runs = json.loads(RUNS.read_text()) if RUNS.exists() else {}
+    lines = ["| module | mutants | killed | timeout | survived | no tests | other | score | minutes | tests |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    survivors, not_run = [], []
+    for module in TESTS:
+        found = verdicts(module)
+        if found is None or module not in runs:
+            not_run.append(module)
+            continue
+        c = Counter(found.values())
+        other = sum(v for k, v in c.items() if k not in ("killed", "timeout", "survived", "no tests"))
+        run = runs[module]
+        tests = " ".join(f"`{t}`" for t in run["tests"])
+        lines.append(f"| `{module}` | {sum(c.values())} | {c['killed']} | {c['timeout']} | {c['survived']} | "
+                     f"{c['no tests']} | {other} | {score(c):.1f} % | {run['seconds'] / 60:.1f} | {tests} |")
+        survivors += [f"`{name}` ({status})" for name, status in sorted(found.items())
+                      if status not in ("killed", "timeout")]
+    return "\n".join(lines), not_run, survivors
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--run", nargs="+", metavar="MODULE", help="mutate these modules first ('all': every one)")
+    ap.add_argument("--max-children", type=int, default=1, help="mutmut's parallel workers (default 1)")
+    ap.add_argument("--write", action="store_true", help="record the table in benchmarks/RESULTS.md")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:
+        run_one(args.child, args.max_children)
+        return 0
+    if args.run:
+        modules = list(TESTS) if args.run == ["all"] else [str(Path(m)) for m in args.run]
+        unknown = [m for m in modules if m not in TESTS]
+        if unknown:
+            ap.error(f"not a core module: {', '.join(unknown)} (expected one of {', '.join(TESTS)})")
+        run(modules, args.max_children)
+    rows, not_run, survivors = table()
+    os.chdir(ROOT)  # mutmut reads [tool.mutmut] from the working folder's pyproject.toml
+    from _common import machine_line
+    from mutmut.configuration import config
+
+    lines = ["## Mutation score of the core modules", "",
+             f"Machine: {machine_line()}  ",
+             f"Measured by `OMP_NUM_THREADS=1 nice -n 19 python benchmarks/mutation.py --run MODULE` (mutmut 3.8.1, "
+             f"one worker, `pytest {shlex.join(config().pytest_add_cli_args)}`) while other work shared the "
+             f"cores; the modules' runs finished "
+             + ", ".join(sorted({r['date'] for r in json.loads(RUNS.read_text()).values()}) if RUNS.exists() else [])
+             + ". Score = (killed + timeout) / mutants checked.", "", rows, ""]
+    if not_run:
+        lines.append("Not run: " + ", ".join(f"`{m}`" for m in not_run) + ".")
+    if survivors:
+        lines += ["", f"Surviving mutants ({len(survivors)}; `mutmut show NAME` prints one): "
+                  + ", ".join(survivors) + "."]
+    section = "\n".join(lines)
+    print(section)
+    if args.write:
+        from _common import RESULTS, update_section
+
+        update_section(RESULTS, section, name="mutation")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
