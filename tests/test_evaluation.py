@@ -242,6 +242,16 @@ def test_tests_fusion_and_paper_tables():
     assert paper.loc["ours / NN", scoring.METRIC_LABELS["l2"]] == pytest.approx(10 / 14)
 
 
+def test_reprojection_table_gives_each_methods_largest_and_mean_error():
+    rows = [dict(method="ours", reprojection="1e-7"), dict(method="ours", reprojection="3e-7"),
+            dict(method="nn", reprojection="0.2"), dict(method="nn", reprojection="0.4"),
+            dict(method="classical", reprojection="")]  # an older row without the column is left out
+    table = scoring.reprojection_table(rows)
+    assert list(table.index) == ["ours (fused)", "NN"] and list(table.columns) == ["largest", "mean"]
+    assert table.loc["ours (fused)", "largest"] == pytest.approx(3e-7)
+    assert table.loc["NN", "mean"] == pytest.approx(0.3)
+
+
 def test_classical_slice_and_view_tables():
     rows = _rows()
     ran, seconds, frame = scoring.classical_comparison(rows)

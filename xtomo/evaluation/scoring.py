@@ -35,7 +35,8 @@ from xtomo.profiles import Profile, get_profile
 __all__ = ["METHODS", "METRIC_LABELS", "PAPER", "SLICE_COUNTS", "VIEW_CLASSES", "evaluation_indices", "evaluate",
            "score", "reprojection", "depth_resampled", "read_results", "by_method", "summary", "paired_tests",
            "volumes_of", "beside_paper", "verdict", "verdict_line", "verdicts", "summary_table", "tests_table",
-           "fusion_table", "beside_paper_table", "classical_comparison", "slice_table", "by_view", "view_table"]
+           "fusion_table", "reprojection_table", "beside_paper_table", "classical_comparison", "slice_table",
+           "by_view", "view_table"]
 
 #: Method keys in the order tables and plots show them, with their labels.
 METHODS = {"ours": "ours (fused)", "ours_unfused": "ours, no fusion", "nn": "NN", "oracle": "ORACLE",
@@ -392,6 +393,17 @@ def fusion_table(rows: list[dict], metrics: dict[str, str] | None = None):
                           if r["method"] == "ours_unfused"]).set_index("metric")
     return tests[["n", "ours", "other", "ratio", "result"]].rename(
         columns={"ours": "fused", "other": "not fused", "ratio": "fused / not fused"})
+
+
+def reprojection_table(rows: list[dict]):
+    """How far each method's volumes are from casting their input x-ray (``reprojection``, a
+    sample's largest difference in transparency): the largest and the mean over the samples."""
+    import pandas as pd
+
+    frame = pd.DataFrame([dict(method=METHODS.get(r["method"], r["method"]), error=float(r["reprojection"]))
+                          for r in rows if r.get("reprojection") not in (None, "")])
+    return frame.groupby("method", sort=False)["error"].agg(["max", "mean"]).rename(
+        columns={"max": "largest", "mean": "mean"})
 
 
 def beside_paper_table(rows: list[dict], metrics: dict[str, str] | None = None):
