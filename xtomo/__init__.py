@@ -31,7 +31,7 @@ SUBPACKAGES = ["specimens", "imaging", "data", "learning", "methods", "evaluatio
                "profiles", "files", "cli"]
 __all__ = ["simulate", "align", "load_volume", "load_xray", "load_model", "reconstruct", "get_profile",
            "__version__", *SUBPACKAGES]
-__getattr__, _dir = submodules(__name__, SUBPACKAGES)
+__getattr__ = submodules(__name__, SUBPACKAGES)[0]  # its own __dir__ below also lists the front door
 
 
 def __dir__() -> list[str]:
