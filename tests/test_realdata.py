@@ -1,0 +1,90 @@
+"""The real head: fetched by URL with its checksum, turned into a dry skull, in the canonical frame."""
+from __future__ import annotations
+
+import hashlib
+import io as _bytes
+
+import numpy as np
+import pytest
+import torch
+from conftest import require
+
+from xtomo.data import realdata
+from xtomo.data.io import dry_skull
+
+
+def test_dry_skull_keeps_bone_values_and_drops_soft_tissue_and_islands():
+    ct = np.full((20, 20, 20), 0.4, np.float32)           # a head of soft tissue
+    ct[0] = 0.0                                           # air
+    ct[5:15, 5:15, 5:8] = np.linspace(0.5, 0.9, 3)        # a plate of bone, 300 voxels
+    ct[18, 18, 18] = 0.9                                  # one speck: an island of 1 voxel
+    ct[2, 2, 2:4] = 0.7                                   # two diagonal-free voxels: an island of 2
+    out = dry_skull(ct, 0.45, min_island=3)
+    assert out.dtype == ct.dtype and out.shape == ct.shape
+    np.testing.assert_array_equal(out[5:15, 5:15, 5:8], ct[5:15, 5:15, 5:8])   # bone untouched
+    assert np.count_nonzero(out) == 300                   # soft tissue, air and islands gone
+
+
+def test_dry_skull_joins_bone_across_corners():
+    """Thin bone touches diagonally at coarse voxels: 26-connected, a diagonal chain is one piece."""
+    ct = np.zeros((8, 8, 8), np.float32)
+    for i in range(6):
+        ct[i, i, i] = 0.8                                 # six voxels meeting only at corners
+    assert np.count_nonzero(dry_skull(ct, 0.5, min_island=6)) == 6
+
+
+def test_dry_skull_accepts_tensors_and_names_bad_input():
+    assert isinstance(dry_skull(torch.ones(3, 3, 3), 0.5), np.ndarray)
+    with pytest.raises(ValueError, match="dry_skull: expected a 3-D volume"):
+        dry_skull(np.ones((3, 3)), 0.5)
+    with pytest.raises(ValueError, match=r"no voxel above the threshold 2 \(values span 1..1\)"):
+        dry_skull(np.ones((3, 3, 3)), 2.0)
+    with pytest.raises(ValueError, match="threshold"):
+        dry_skull(np.ones((3, 3, 3)), float("nan"))
+    with pytest.raises(ValueError, match="min_island"):
+        dry_skull(np.ones((3, 3, 3)), 0.5, min_island=0)
+
+
+class _Response(_bytes.BytesIO):
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_archive_with_a_wrong_checksum_is_refused_and_not_kept(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("XTOMO_DATA", str(tmp_path / "real"))
+    monkeypatch.setattr(realdata.urllib.request, "urlopen", lambda url, **kw: _Response(b"not the archive"))
+    members = realdata.PACKAGES["pytigre==0.1.8"]
+    assert realdata.fetch_package("pytigre==0.1.8", members) is False
+    out = capsys.readouterr().out
+    assert f"sha256 {hashlib.sha256(b'not the archive').hexdigest()} differs" in out
+    assert not (tmp_path / "real" / "tigre_head.mat").exists()
+
+
+@pytest.fixture(scope="module")
+def head():
+    require((realdata.data_dir() / realdata.HEAD["file"]).exists(),
+            "the real head is missing: run `xtomo fetch-data`")
+    return realdata.head(64)
+
+
+def test_head_is_a_dry_skull_fitted_like_every_real_volume(head):
+    assert head.shape == (64, 64, 64) and head.dtype == torch.float32
+    assert 0.7 < float(head.max()) <= 1.0                 # dense bone near the file's top value
+    bone = head > 0.05
+    assert 0.005 < float(bone.float().mean()) < 0.1       # thin shells, no soft tissue filling the head
+    z, y, x = torch.meshgrid(*[torch.arange(64) + 0.5 - 32] * 3, indexing="ij")
+    assert float(((z**2 + y**2 + x**2).sqrt()[bone]).max()) <= 0.48 * 64 + 1   # inside the fit sphere
+
+
+def test_head_is_in_the_canonical_frame(head):
+    """x across (the skull is mirror-symmetric in x, not in y or z); z up and y forward: below the
+    middle the face (maxilla, teeth) puts more bone in front; above it the vault reaches further back."""
+    def mirrored(axis):
+        return float((head * head.flip(axis)).sum() / (head * head).sum())
+    assert mirrored(2) > 2 * max(mirrored(1), mirrored(0))
+    lower, upper = head[:32], head[32:]
+    assert float(lower[:, 32:].sum()) > 1.2 * float(lower[:, :32].sum())   # 1.5 measured at 128^3
+    assert float(upper[:, :32].sum()) > 1.2 * float(upper[:, 32:].sum())   # 1.4 measured at 128^3
