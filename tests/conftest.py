@@ -32,6 +32,16 @@ def require(condition, reason: str) -> None:
     pytest.skip(reason)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _session_artifacts(tmp_path_factory):
+    """Fixtures wider than one test (a module's training, say) are set up before any test's own
+    folder exists: they write here, never into the repository's artifacts/ (whose volumes may come
+    from another version of the library)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XTOMO_ARTIFACTS", str(tmp_path_factory.mktemp("session-artifacts")))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _artifacts(tmp_path, monkeypatch):
     """Keep chapter artifacts of a test out of the repository."""

@@ -27,6 +27,8 @@ class Profile:
     chi: float = 10.0         # extinction coefficient of Eq. 1 (paper: 10)
     seed: int = 0
     gallery: int = 6          # species shown in chapter 1's gallery
+    realism_size: int = 128   # chapter 1's realism check: volume edge of the real head and the compared skulls
+    realism_views: int = 96   # ... and x-ray directions its machine observer sees (a quarter held out)
     # training (chapter 3); the paper trained 150,000 iterations with an L2 loss
     model: str = "quick"      # network preset in xtomo.learning.model.PRESETS
     batch_size: int = 8
@@ -75,7 +77,8 @@ class Profile:
 
 def _validated(p: Profile) -> Profile:
     """``p`` if every setting makes sense (its integers made plain ``int``), else an error naming it."""
-    ints = ("n_species", "n_val_species", "n_views", "volume_size", "xray_size", "gallery",
+    ints = ("n_species", "n_val_species", "n_views", "volume_size", "xray_size", "gallery", "realism_size",
+            "realism_views",
             "batch_size", "steps", "val_every", "val_samples", "checkpoint_every", "eval_samples",
             "classical_samples", "n_mice", "n_test_mice", "mouse_samples", "mouse_phantom_size",
             "ct_angles", "mouse_steps", "study_pairs", "study_train_pairs", "study_cnn_steps")
@@ -111,12 +114,13 @@ PROFILES: dict[str, Profile] = {
     p.name: _validated(p)
     for p in (
         Profile("smoke", n_species=12, n_val_species=3, n_views=8, mirror=True,
-                volume_size=32, xray_size=32, gallery=3, model="smoke", batch_size=4, steps=12,
+                volume_size=32, xray_size=32, gallery=3, realism_size=48, realism_views=16, model="smoke",
+                batch_size=4, steps=12,
                 val_every=6, val_samples=8, checkpoint_every=4, eval_samples=6, classical_samples=1,
                 n_mice=5, n_test_mice=2, mouse_samples=40, mouse_phantom_size=64, ct_angles=24, ct_arc=180,
                 mouse_steps=12, study_pairs=2, study_train_pairs=8, study_cnn_steps=20),
         Profile("quick", n_species=175, n_val_species=20, n_views=1332, mirror=True,
-                volume_size=64, xray_size=128, gallery=6, model="quick", batch_size=8, steps=900,
+                volume_size=64, xray_size=128, gallery=6, realism_size=96, model="quick", batch_size=8, steps=900,
                 val_every=100, val_samples=96, checkpoint_every=100, workers=1, eval_samples=120,
                 classical_samples=3, mouse_samples=480, mouse_phantom_size=128, ct_angles=90, ct_arc=180,
                 mouse_steps=200, study_pairs=10, study_train_pairs=48, study_cnn_steps=150),

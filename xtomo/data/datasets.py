@@ -51,7 +51,7 @@ class ProceduralBank:
 
     def _path(self, k: int) -> Path:
         p = self.profile
-        return self.cache_dir / f"skull{k:03d}_n{p.volume_size}_s{p.seed}.npy"
+        return self.cache_dir / f"skull{k:03d}_n{p.volume_size}_s{p.seed}_{crania.VERSION}.npy"
 
     def volume(self, k: int) -> torch.Tensor:
         """The canonical volume of specimen ``k`` (``[D, H, W]``, float32)."""

@@ -31,8 +31,10 @@ from xtomo.learning.inference import reconstruct
 from xtomo.methods import classical
 from xtomo.methods.baselines import SampleBank
 from xtomo.profiles import Profile, get_profile
+from xtomo.specimens import crania
 
-__all__ = ["METHODS", "METRIC_LABELS", "PAPER", "SLICE_COUNTS", "VIEW_CLASSES", "evaluation_indices", "evaluate",
+__all__ = ["BANK_FILE", "METHODS", "METRIC_LABELS", "PAPER", "SLICE_COUNTS", "VIEW_CLASSES", "evaluation_indices",
+           "evaluate",
            "score", "reprojection", "depth_resampled", "read_results", "by_method", "summary", "paired_tests",
            "volumes_of", "beside_paper", "verdict", "verdict_line", "verdicts", "summary_table", "tests_table",
            "fusion_table", "reprojection_table", "beside_paper_table", "classical_comparison", "slice_table",
@@ -40,7 +42,7 @@ __all__ = ["METHODS", "METRIC_LABELS", "PAPER", "SLICE_COUNTS", "VIEW_CLASSES", 
 
 #: Method keys in the order tables and plots show them, with their labels.
 METHODS = {"ours": "ours (fused)", "ours_unfused": "ours, no fusion", "nn": "NN", "oracle": "ORACLE",
-           "classical": "classical (WENGER-like)"}
+           "classical": "classical (WENGER-like)", "extrude": "even spread along each ray"}
 
 #: Means reported by Henzler et al. (2018, Sec. 5.3) on their UTCT validation set.
 PAPER = {"l2": {"ours": 0.051, "nn": 0.067, "oracle": 0.060},
@@ -50,6 +52,8 @@ PAPER = {"l2": {"ours": 0.051, "nn": 0.067, "oracle": 0.060},
 METRIC_LABELS = {"l2": "L2 (mean squared voxel error)", "dssim": "DSSIM of iso-surface renders"}
 
 SLICE_COUNTS = (8, 16, 32, 64)
+#: The x-ray bank's cache in the artifacts, named by the crania generator that made its x-rays.
+BANK_FILE = f"xray_bank_{crania.VERSION}.npy"
 LEVEL = 0.1      # iso-value of the canonical renders (the paper's renders use one iso-value too)
 
 _FIELDS = ["sample", "specimen", "species", "view", "mirrored", "azimuth", "elevation", "view_class",
@@ -122,12 +126,12 @@ def evaluate(profile: Profile | str = "quick", checkpoint: str | os.PathLike | N
     train_set, val_set = train_val_sets(p)
     indices = evaluation_indices(p, len(val_set))
     paths = dict(results=out / "evaluation.csv", slices=out / "slice_count.csv", info=out / "evaluation.json")
-    stamp = dict(profile=p.name, step=ck["step"], samples=len(indices), k=k, level=LEVEL,
+    stamp = dict(profile=p.name, generator=crania.VERSION, step=ck["step"], samples=len(indices), k=k, level=LEVEL,
                  classical_samples=p.classical_samples, fields=_FIELDS)
     rows, slice_rows = _resume(paths, stamp)
     done = {int(r["sample"]) for r in rows}
     todo = [i for i in indices if i not in done]
-    bank = SampleBank(train_set, progress=progress).build(out / "xray_bank.npy") if todo else None
+    bank = SampleBank(train_set, progress=progress).build(out / BANK_FILE) if todo else None
     classical_left = p.classical_samples - len({r["sample"] for r in rows if r["method"] == "classical"})
     bar = tqdm(total=len(indices), initial=len(indices) - len(todo), desc="evaluation", unit="sample",
                disable=not progress)

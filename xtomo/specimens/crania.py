@@ -22,12 +22,20 @@ import torch
 
 from xtomo._checks import integer
 from xtomo.specimens import sdf
-from xtomo.specimens.proportions import DENSITY, ORDERS, Individual, Proportions, jittered, template
+from xtomo.specimens.proportions import DENSITY, ORDERS, Individual, Proportions, blended, jittered, template
+from xtomo.specimens.skull_plan import Layout, Parts, skull_layout, teeth
 
-__all__ = ["ORDERS", "DENSITY", "Species", "catalog", "split", "individual", "skull", "family_template",
+__all__ = ["VERSION", "ORDERS", "DENSITY", "Species", "catalog", "split", "individual", "skull", "family_template",
            "cranium", "cranium_sphere"]
 
-_CORTEX = 0.011  # thickness of cortical plates, local units (about 1.5 % of a skull's length)
+#: The generator's version: caches of volumes carry it, so a changed generator never reads old skulls.
+VERSION = "v2"
+
+_CORTEX = 0.006  # thickness of cortical plates, local units (under 1 % of a skull's length)
+_WARP, _WARP_CELLS = 0.012, 9  # smooth displacement of the whole skull: no edge stays ruler-straight
+_WALL_VARIATION = 0.8  # relative variation of the vault's thickness over its surface
+_SCROLL_SLOPE = 10.0  # typical gradient of 28-cell lattice noise per local unit: |noise| / slope ~ distance
+_SPECIES_SIGMA, _BLEND = 0.15, 0.35  # spread of a species around its family; up to 35 % of another family
 _PLACEMENT_GRID, _PLACEMENT_EXTENT = 40, 1.4  # the grid over [-1.4, 1.4]^3 that finds a skull's extent
 
 
@@ -51,7 +59,9 @@ def _rng(*keys) -> np.random.Generator:
 def catalog(n: int = 175, seed: int = 0) -> list[Species]:
     """``n`` species spread over the families (deterministic for a seed).
 
-    Families get species in turn, so a small catalogue still spans the orders.
+    Families get species in turn, so a small catalogue still spans the orders. Each species mixes
+    up to 35 % of another family's template into its own (the morphospace is continuous, not a
+    few clusters) and then varies its sizes log-normally (15 %).
     """
     n = integer(n, "n", minimum=1, what="catalog")
     seed = integer(seed, "seed", what="catalog")
@@ -64,7 +74,9 @@ def catalog(n: int = 175, seed: int = 0) -> list[Species]:
         counts[family] = counts.get(family, 0) + 1
         mean = template(order, family)
         rng = _rng("species", seed, i)
-        params = jittered(mean, rng, sigma=0.09)
+        other = families[int(rng.integers(len(families)))]
+        mixed = blended(mean, template(*other), float(rng.uniform(0.0, _BLEND)))
+        params = jittered(mixed, rng, sigma=_SPECIES_SIGMA)
         params = replace(params, cheek_teeth=int(max(2, mean.cheek_teeth + rng.integers(-1, 2))))
         species.append(Species(i, f"{family} sp. {counts[family]:02d}", order, family, params))
     return species
@@ -105,102 +117,41 @@ def family_template(family: str) -> Species:
 
 # --------------------------------------------------------------------------- the skull's parts
 
-class _Parts:
-    """A distance field being assembled; small parts are evaluated only inside their boxes."""
-
-    def __init__(self, x: sdf.Coords, field: torch.Tensor):
-        self.x, self.field = x, field
-
-    def rod(self, points, radii, squash=(1.0, 1.0, 1.0), k: float = 0.0):
-        """Union a bent, tapered rod (a polyline of capsules), blended over ``k``."""
-        lo, hi = sdf.capsule_box(points, max(radii), squash)
-        self.field = sdf.add_part(self.field, self.x, lo, hi,
-                                  lambda q: sdf.polyline(q, points, radii, squash), k)
-
-    def blob(self, centre, radii, k: float = 0.0, hollow: float = 0.0, keep_above=None):
-        """Union an ellipsoid (a shell of ``hollow`` thickness if given; only z > keep_above)."""
-        lo, hi = sdf.ellipsoid_box(centre, [r + hollow for r in radii])
-
-        def part(q):
-            d = sdf.ellipsoid(q, centre, radii)
-            d = sdf.shell(d, hollow) if hollow else d
-            return d if keep_above is None else torch.maximum(d, keep_above - q[2])
-
-        if keep_above is not None:
-            lo[2] = max(lo[2], keep_above)
-        self.field = sdf.add_part(self.field, self.x, lo, hi, part, k)
-
-
-@dataclass(frozen=True)
-class _Layout:
-    """Landmarks that the proportions put in place (local units), shared by the skull's parts."""
-
-    braincase: tuple[float, float, float]     # half-extents (x, y, z) of the braincase
-    snout_base: tuple[float, float]           # (y, z) of the rostrum's base
-    snout_tip: tuple[float, float]            # (y, z) of the rostrum's tip
-    base_section: tuple[float, float]         # half-width and half-height of the rostrum at its base
-    tip_section: tuple[float, float]          # ... and at its tip
-    orbit: tuple[float, float, float, float]  # centre (x, y, z) of the orbit at +x, and its radius
-    arch: tuple[float, float]                 # half-span of the zygomatic arches, and x of their roots
-    molar: float                              # crown height of the cheek teeth
-
-    def palate(self, y):
-        """Height of the palate (the rostrum's flat floor) at ``y``, a float or a tensor."""
-        (y0, zs), (y1, z1), sh0, sh1 = self.snout_base, self.snout_tip, self.base_section[1], self.tip_section[1]
-        t = (y - y0) / max(y1 - y0, 1e-6)
-        t = t.clamp(0, 1) if torch.is_tensor(t) else min(max(t, 0.0), 1.0)
-        return (zs - 0.78 * sh0) + t * ((z1 - 0.78 * sh1) - (zs - 0.78 * sh0))
-
-    def occlusal(self, y):
-        """Height of the occlusal plane, where upper and lower teeth meet, at ``y``."""
-        return self.palate(y) - self.molar
-
-    def arcade(self, t: float) -> tuple[float, float]:
-        """Half-width and y of the dental arcade at ``t`` (0 front, 1 back): narrow in front, wide behind."""
-        y0, y1, bl = self.snout_base[0], self.snout_tip[0], self.braincase[1]
-        (sw0, _), (sw1, _) = self.base_section, self.tip_section
-        y = y1 - t * (y1 - (y0 - 0.12 * bl))
-        return sw1 * 0.45 + (sw0 * 0.78 - sw1 * 0.45) * math.sqrt(t), y
-
-
-def _layout(p: Individual) -> _Layout:
-    """Where the rostrum, orbits and arches go: orbits between lateral (carnivores, ungulates) and
-    forward-facing (primates) positions."""
-    bw, bl, bh = p.braincase_width, p.braincase_length, p.braincase_height
-    y0, zs = bl * 0.55, -bh * p.snout_drop
-    sw0, sh0 = bw * p.snout_width, bh * p.snout_height
-    y1 = y0 + p.snout_length
-    z1 = zs - 0.25 * sh0 * (1 - p.snout_taper)
-    sh1, sw1 = sh0 * p.snout_taper, sw0 * p.snout_taper
-    orr = p.orbit_size * bh
-    f = p.orbits_forward
-    ox = (1 - f) * (sw0 + 0.35 * orr) + f * (0.48 * bw)
-    oy = (1 - f) * (y0 + 0.15 * orr) + f * (bl * 0.92)
-    oz = (1 - f) * (zs + 0.55 * sh0) + f * (0.02 * bh)
-    arch = (bw * (1 + p.zygomatic_span), max(sw0, ox) * 0.95)
-    return _Layout((bw, bl, bh), (y0, zs), (y1, z1), (sw0, sh0), (sw1, sh1), (ox, oy, oz, orr), arch,
-                   p.molar_height)
-
-
-def _vault(p: Individual, lay: _Layout, x: sdf.Coords) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The braincase's shell and the rostrum (a tapered tube of elliptic section with a flat palate,
-    hollowed by the nasal cavity, split by a septum): their field, the braincase and the brain."""
+def _vault(p: Individual, lay: Layout, x: sdf.Coords, texture: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The braincase's shell (thicker and thinner over the vault, with ``texture``) and the rostrum
+    (a tapered tube of elliptic section with a flat palate, hollowed by the nasal cavity, split by
+    a septum, its cavity filled with thin scrolls): their field, the braincase and the brain."""
     bw, bl, bh = lay.braincase
     (y0, zs), (y1, z1) = lay.snout_base, lay.snout_tip
     (sw0, sh0), (sw1, sh1) = lay.base_section, lay.tip_section
     wall, snout_wall = p.braincase_wall, p.snout_wall
     braincase = sdf.ellipsoid(x, (0, 0, 0), (bw, bl, bh))
     brain = sdf.ellipsoid(x, (0, 0, 0), (bw - wall, bl - wall, bh - wall))
+    if texture:  # the vault's thickness varies smoothly; the brain's carve stays beneath it
+        wall = wall * (1 + _WALL_VARIATION * sdf.lattice_noise(x, 5, p.texture_seed + 5, scale=1.2))
     ros = sdf.capsule(x, (0, y0, zs), (0, y1, z1), sh0, sh1, squash=(sh0 / sw0, 1, 1))
     ros = torch.maximum(ros, lay.palate(x[1]) - x[2])
     nasal = sdf.ellipsoid(x, (0, y1 + 0.3 * sh1, z1 + 0.1 * sh1), (0.8 * sw1, 0.9 * sh1, 0.8 * sh1))
     rostrum = sdf.subtract(sdf.shell(ros, snout_wall), nasal)
     septum = sdf.subtract(torch.maximum(x[0].abs() - 0.25 * snout_wall, ros + 0.5 * snout_wall), nasal)
+    if texture:
+        septum = torch.minimum(septum, _scrolls(p, lay, x, ros))
     field = torch.minimum(sdf.smooth_union(sdf.shell(braincase, wall), rostrum, 0.03), septum)
     return field, braincase, brain
 
 
-def _cheekbones(parts: _Parts, p: Individual, lay: _Layout) -> None:
+def _scrolls(p: Individual, lay: Layout, x: sdf.Coords, rostrum: torch.Tensor) -> torch.Tensor:
+    """Turbinates and ethmoid labyrinth: thin meandering sheets of bone (the zero set of smooth
+    noise) filling the nasal cavity behind its opening."""
+    (y0, _), (y1, _) = lay.snout_base, lay.snout_tip
+    noise = sdf.lattice_noise(x, 28, p.texture_seed + 6, scale=1.2)
+    sheets = noise.abs() / _SCROLL_SLOPE - 0.35 * p.snout_wall
+    inside = rostrum + 1.5 * p.snout_wall  # below 0 well inside the rostrum's wall
+    behind = x[1] - (y0 + 0.7 * (y1 - y0))  # the front third of the cavity stays open
+    return torch.maximum(sheets, torch.maximum(inside, behind))
+
+
+def _cheekbones(parts: Parts, p: Individual, lay: Layout) -> None:
     """Zygomatic arches (bowed bars from below each orbit back to the side of the braincase),
     post-orbital bars closing the orbits behind, and the brow ridge of the great apes."""
     bw, bl, _ = lay.braincase
@@ -225,7 +176,7 @@ def _cheekbones(parts: _Parts, p: Individual, lay: _Layout) -> None:
                   squash=(1, 1.3, 1), k=0.02)
 
 
-def _outgrowths(parts: _Parts, p: Individual, lay: _Layout) -> None:
+def _outgrowths(parts: Parts, p: Individual, lay: Layout) -> None:
     """A sagittal blade on top and a nuchal ridge at the back, where the family has them; hollow
     auditory bullae below the braincase; the horn cores of bovids."""
     bw, bl, bh = lay.braincase
@@ -250,7 +201,7 @@ def _outgrowths(parts: _Parts, p: Individual, lay: _Layout) -> None:
                       [0.045, 0.03, 0.006], k=0.02)
 
 
-def _mandible(parts: _Parts, p: Individual, lay: _Layout) -> None:
+def _mandible(parts: Parts, p: Individual, lay: Layout) -> None:
     """The lower jaw: a thin plate under each tooth row with an ascending ramus and a coronoid
     process, the two halves joined in front at the symphysis."""
     bw, bl, _ = lay.braincase
@@ -276,7 +227,33 @@ def _mandible(parts: _Parts, p: Individual, lay: _Layout) -> None:
     parts.rod(fronts, [0.45 * jd] * 2, k=0.02)  # symphysis
 
 
-def _carve(bone: torch.Tensor, p: Individual, lay: _Layout, x: sdf.Coords, braincase: torch.Tensor,
+def _temporal_lines(parts: Parts, lay: Layout) -> None:
+    """Where the temporal muscle attaches: a low ridge arching over each side of the vault."""
+    bw, bl, bh = lay.braincase
+    for s in (-1, 1):
+        points = []
+        for t in (0.55, 0.25, -0.1, -0.45, -0.7):
+            xs = s * bw * (0.55 - 0.15 * abs(t))
+            zs = bh * math.sqrt(max(1 - (xs / bw) ** 2 - t**2, 0.0))
+            points.append((xs, t * bl, zs))
+        parts.rod(points, [0.002, 0.003, 0.003, 0.0025, 0.0015], k=0.006)
+
+
+def _foramina(p: Individual, lay: Layout, x: sdf.Coords) -> torch.Tensor:
+    """Canals through the bone: the infraorbital foramina through the rostrum below the orbits,
+    the mental foramina through the front of the mandible."""
+    (y0, zs), (y1, _) = lay.snout_base, lay.snout_tip
+    sw0, sh0 = lay.base_section
+    y = y0 + 0.3 * (y1 - y0)
+    z = zs + 0.1 * sh0
+    holes = sdf.capsule(x, (-1.3 * sw0, y, z), (1.3 * sw0, y, z), 0.35 * p.snout_wall + 0.004)
+    ym = y1 - 0.35 * (y1 - y0)
+    zm = lay.occlusal(ym) - p.molar_height - 0.5 * p.jaw_depth
+    mental = sdf.capsule(x, (-1.3 * sw0, ym, zm), (1.3 * sw0, ym, zm), 0.004)
+    return torch.minimum(holes, mental)
+
+
+def _carve(bone: torch.Tensor, p: Individual, lay: Layout, x: sdf.Coords, braincase: torch.Tensor,
            brain: torch.Tensor) -> torch.Tensor:
     """``bone`` less the orbits, the foramen magnum, a blowhole and the brain; where an orbit reaches
     into the braincase a thin cup of bone keeps the brain closed."""
@@ -294,24 +271,30 @@ def _carve(bone: torch.Tensor, p: Individual, lay: _Layout, x: sdf.Coords, brain
     return bone
 
 
-def _shape(p: Individual, lay: _Layout, x: sdf.Coords, texture: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _shape(p: Individual, lay: Layout, x: sdf.Coords, texture: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Signed distance to the skull's bone, bumpy when ``texture``; and to its braincase ellipsoid."""
     bw, bl, bh = lay.braincase
-    field, braincase, brain = _vault(p, lay, x)
-    parts = _Parts(x, field)
+    pad = 2.5 * _WARP if texture else 0.0
+    field, braincase, brain = _vault(p, lay, x, texture)
+    parts = Parts(x, field, pad)
     _cheekbones(parts, p, lay)
     _outgrowths(parts, p, lay)
     _mandible(parts, p, lay)
+    if texture:
+        _temporal_lines(parts, lay)
     bone = _carve(parts.field, p, lay, x, braincase, brain)
-    if texture:  # low-frequency bumps of the bone surface
-        bone = bone + 0.004 * sdf.lattice_noise(x, 14, p.texture_seed + 1, scale=1.2)
-    parts = _Parts(x, bone)
+    if texture:  # low-frequency bumps of the bone surface, and the foramina
+        bumps = sdf.lattice_noise(x, 14, p.texture_seed + 1, scale=1.2) + 0.8 * sdf.lattice_noise(
+            x, 40, p.texture_seed + 8, scale=1.2)
+        bone = bone + 0.0055 * bumps
+        bone = sdf.subtract(bone, _foramina(p, lay, x))
+    parts = Parts(x, bone, pad)
     for s in (-1, 1):  # occipital condyles beside the foramen magnum
         parts.blob((s * 0.26 * bw, -0.95 * bl, -0.5 * bh), (0.045, 0.06, 0.035))
     return parts.field, braincase
 
 
-def _tissues(bone: torch.Tensor, braincase: torch.Tensor, p: Individual, lay: _Layout, x: sdf.Coords,
+def _tissues(bone: torch.Tensor, braincase: torch.Tensor, p: Individual, lay: Layout, x: sdf.Coords,
              voxel: float, texture: bool) -> torch.Tensor:
     """Density of the bone: cortical near every surface, cancellous (trabecular) deeper inside; with
     ``texture``, mineral density varying over the skull and sutures through the braincase wall."""
@@ -328,94 +311,28 @@ def _tissues(bone: torch.Tensor, braincase: torch.Tensor, p: Individual, lay: _L
     density = occ * (trab + (cortical - trab) * cortex)
     if texture:  # sutures: thin seams of lower density through the braincase wall
         wall = (braincase.abs() < p.braincase_wall).float()
-        wig = 0.012 * sdf.lattice_noise(x, 20, ts + 3, scale=1.2)
+        wig = (0.014 * sdf.lattice_noise(x, 20, ts + 3, scale=1.2)
+               + 0.004 * sdf.lattice_noise(x, 64, ts + 7, scale=1.2))  # meander, then interdigitate
         for d in (X + wig, Y - 0.22 * bl + wig, Y + 0.55 * bl - 0.3 * Z + wig):
-            density = density * (1 - 0.5 * wall * torch.exp(-(d / 0.005) ** 2))
+            density = density * (1 - 0.35 * wall * torch.exp(-(d / 0.004) ** 2))
     return density
 
 
 def _bone(p: Individual, x: sdf.Coords, voxel: float, texture: bool) -> torch.Tensor:
     """Density of the skull with proportions ``p`` at local coordinates ``x``: bone, then the dense
     petrous bone inside the braincase floor, then the teeth, densest of all."""
-    lay = _layout(p)
+    lay = skull_layout(p)
     bw, bl, bh = lay.braincase
+    if texture:  # a smooth displacement bends every seam, edge and rod a little
+        shift = sdf.lattice_noise(x, _WARP_CELLS, p.texture_seed + 10, scale=1.2, channels=3)
+        x = tuple(c + _WARP * d for c, d in zip(x, shift))
     bone, braincase = _shape(p, lay, x, texture)
     density = _tissues(bone, braincase, p, lay, x, voxel, texture)
-    dense = _Parts(x, torch.ones_like(x[0]))
+    dense = Parts(x, torch.ones_like(x[0]), 2.5 * _WARP if texture else 0.0)
     for s in (-1, 1):
         dense.blob((s * 0.5 * bw, -0.3 * bl, -0.62 * bh), (0.05, 0.075, 0.035))
     density = torch.maximum(density, DENSITY["petrous"] * sdf.occupancy(dense.field, voxel))
-    return torch.maximum(density, DENSITY["tooth"] * sdf.occupancy(_teeth(p, lay, x), voxel))
-
-
-# --------------------------------------------------------------------------- teeth
-
-def _teeth(p: Individual, lay: _Layout, x: sdf.Coords) -> torch.Tensor:
-    """Distance field of all teeth: the cheek-tooth rows, incisors, and canines or tusks."""
-    teeth = _Parts(x, torch.ones_like(x[0]))
-    _cheek_teeth(teeth, p, lay)
-    _incisors(teeth, p, lay)
-    _canines(teeth, p, lay)
-    return teeth.field
-
-
-def _cheek_teeth(teeth: _Parts, p: Individual, lay: _Layout) -> None:
-    """Premolars and molars behind the diastema, upper and lower, each an ellipsoidal crown."""
-    y0, y1 = lay.snout_base[0], lay.snout_tip[0]
-    mh = p.molar_height
-    t0 = 0.16 + p.diastema
-    n = int(p.cheek_teeth)
-    step = (1.0 - t0) / n
-    for k in range(n):
-        w, y = lay.arcade(t0 + (k + 0.5) * step)
-        length = max(step * (y1 - y0 + 0.12 * p.braincase_length) * 0.48, 0.006)
-        zo = lay.occlusal(y)
-        for s in (-1, 1):
-            for zc in (zo + 0.5 * mh, zo - 0.5 * mh):
-                teeth.blob((s * w, y, zc), (0.7 * mh, length, 0.62 * mh))
-
-
-def _incisors(teeth: _Parts, p: Individual, lay: _Layout) -> None:
-    """Three small incisors a side; or, in rodents and lagomorphs, long curved ever-growing ones
-    reaching from deep in the jaw."""
-    y0, y1 = lay.snout_base[0], lay.snout_tip[0]
-    sw1, sh1 = lay.tip_section
-    mh, jd = p.molar_height, p.jaw_depth
-    if p.incisors > 0 and p.rodent_incisors < 0.5:
-        for k in range(3):
-            w, y = lay.arcade(0.015 + 0.035 * k)
-            zo = lay.occlusal(y)
-            for s in (-1, 1):
-                if p.upper_incisors > 0.5:
-                    teeth.rod([(s * w, y, zo + 0.8 * mh), (s * w, y + 0.01, zo - 0.2 * mh)], [0.008] * 2)
-                teeth.rod([(s * w, y - 0.01, zo - 1.2 * mh), (s * w, y, zo + 0.1 * mh)], [0.007] * 2)
-    if p.rodent_incisors > 0.5:
-        zt, top = lay.occlusal(y1), lay.palate(y1)
-        for s in (-1, 1):
-            xs = s * max(sw1 * 0.25, 0.012)
-            teeth.rod([(xs, y1 - 0.35 * (y1 - y0), top + 0.6 * sh1), (xs, y1 - 0.02, top + 0.2 * sh1),
-                       (xs, y1 + 0.03, zt - 0.01)], [0.016, 0.017, 0.014])
-            teeth.rod([(xs * 1.4, y0 - 0.02, zt - mh - 0.5 * jd), (xs, y1 - 0.1, zt - mh - 0.3 * jd),
-                       (xs, y1 + 0.01, zt - 0.01)], [0.013, 0.014, 0.012])
-
-
-def _canines(teeth: _Parts, p: Individual, lay: _Layout) -> None:
-    """Canines, or tusks: walrus-like (downwards) or pig-like (curving up and out)."""
-    w, y = lay.arcade(0.13)
-    zo = lay.occlusal(y)
-    for s in (-1, 1):
-        if p.canine_length > 0:
-            c = p.canine_length * (0.35 + 0.65 * (p.rodent_incisors < 0.5))
-            teeth.rod([(s * w * 1.1, y, zo + 0.5 * c), (s * w * 1.15, y - 0.01, zo - 0.55 * c)], [0.018, 0.004])
-            teeth.rod([(s * w, y + 0.02, zo - 0.5 * c), (s * w * 1.05, y + 0.025, zo + 0.45 * c)], [0.016, 0.004])
-        if p.tusk_down > 0:
-            t = p.tusk_down
-            teeth.rod([(s * w, y, zo + 0.06), (s * w * 1.05, y + 0.01, zo - 0.3 * t), (s * w, y - 0.02, zo - t)],
-                      [0.03, 0.026, 0.01])
-        if p.tusk_up > 0:
-            t = p.tusk_up
-            teeth.rod([(s * w, y, zo - 0.06), (s * (w + 0.4 * t), y + 0.02, zo + 0.2 * t),
-                       (s * (w + 0.55 * t), y - 0.05, zo + 0.55 * t)], [0.02, 0.016, 0.005])
+    return torch.maximum(density, DENSITY["tooth"] * sdf.occupancy(teeth(p, lay, x, 2.5 * _WARP), voxel))
 
 
 # --------------------------------------------------------------------------- volumes

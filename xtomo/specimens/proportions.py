@@ -12,10 +12,11 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
-__all__ = ["DENSITY", "Proportions", "Individual", "ORDERS", "template", "jittered"]
+__all__ = ["DENSITY", "Proportions", "Individual", "ORDERS", "template", "jittered", "blended"]
 
-#: Linear densities of the tissues (dimensionless, in [0, 1]; bone dominates like the UTCT data).
-DENSITY = {"cortical": 0.74, "cancellous": 0.34, "tooth": 1.0, "petrous": 0.95}
+#: Linear densities of the tissues (dimensionless, in [0, 1]; bone dominates like the UTCT data). Set so
+#: that the bone's density quantiles match the real dry head's (``realdata.head``, chapter 1).
+DENSITY = {"cortical": 0.74, "cancellous": 0.34, "tooth": 1.0, "petrous": 0.85}
 
 
 @dataclass(frozen=True)
@@ -28,13 +29,13 @@ class Proportions:
     braincase_width: float = 0.24     #: half-width (x) of the braincase, an ellipsoid
     braincase_length: float = 0.30    #: half-length (y) of the braincase
     braincase_height: float = 0.22    #: half-height (z) of the braincase
-    braincase_wall: float = 0.030     #: thickness of the braincase wall
+    braincase_wall: float = 0.022     #: mean thickness of the braincase wall
     snout_length: float = 0.35        #: length of the rostrum (snout), from its base to its tip
     snout_width: float = 0.55         #: half-width of the rostrum's base, times the braincase's half-width
     snout_height: float = 0.55        #: half-height of the rostrum's base, times the braincase's half-height
     snout_taper: float = 0.55         #: size of the rostrum's tip section over its base section
     snout_drop: float = 0.35          #: depth of the rostrum's base below the braincase's centre, times its half-height
-    snout_wall: float = 0.022         #: thickness of the rostrum's wall (and of the bullae's, times 0.6)
+    snout_wall: float = 0.014         #: thickness of the rostrum's wall (and of the bullae's, times 0.6)
     orbit_size: float = 0.42          #: radius of the orbits, times the braincase's half-height
     orbits_forward: float = 0.0       #: where the orbits sit: 0 beside the snout (lateral), 1 forward-facing
     postorbital_bar: float = 0.0      #: switch: a bar of bone closing each orbit behind
@@ -68,8 +69,9 @@ class Individual(Proportions):
     texture_seed: int = 0             #: seed of its bone's fine texture
 
 
-# counts and switches, which a species or individual inherits unjittered
-_FIXED = {"cheek_teeth", "rodent_incisors", "upper_incisors", "orbits_forward", "postorbital_bar", "blowhole"}
+# counts, switches and the tissue's density, which a species or individual inherits unjittered
+_FIXED = {"cheek_teeth", "rodent_incisors", "upper_incisors", "orbits_forward", "postorbital_bar", "blowhole",
+          "cortical_density"}
 
 ORDERS: dict[str, dict] = {
     "Carnivora": dict(
@@ -175,4 +177,20 @@ def jittered(p: Proportions, rng: np.random.Generator, sigma: float) -> Proporti
             values[f.name] = value
         else:
             values[f.name] = float(value * math.exp(rng.normal(0.0, sigma)))
+    return replace(p, **values)
+
+
+def blended(p: Proportions, q: Proportions, weight: float) -> Proportions:
+    """``p`` moved ``weight`` of the way towards ``q``: sizes present in both geometrically; a part
+    ``q`` lacks shrinks, one ``p`` lacks stays absent (no horns on a pika); counts, switches and
+    densities stay ``p``'s."""
+    values = {}
+    for f in fields(p):
+        a, b = getattr(p, f.name), getattr(q, f.name)
+        if f.name in _FIXED or a == 0:
+            values[f.name] = a
+        elif b > 0:
+            values[f.name] = float(a ** (1 - weight) * b ** weight)
+        else:
+            values[f.name] = float((1 - weight) * a)
     return replace(p, **values)

@@ -85,19 +85,19 @@ def occupancy(d: torch.Tensor, voxel: float) -> torch.Tensor:
     return (0.5 - d / voxel).clamp(0, 1)
 
 
-def lattice_noise(p: Coords, cells: int, seed: int, scale: float = 1.0) -> torch.Tensor:
+def lattice_noise(p: Coords, cells: int, seed: int, scale: float = 1.0, channels: int | None = None) -> torch.Tensor:
     """Smooth value noise in [-1, 1], a function of position alone (identical at any resolution).
 
     Random values on a ``cells^3`` lattice over the cube ``[-scale, scale]^3``, interpolated
-    trilinearly at ``p``.
+    trilinearly at ``p``. ``channels`` independent noises ``[channels, *shape]`` cost one lookup.
     """
     g = torch.Generator().manual_seed(int(seed))
-    lattice = torch.rand(1, 1, cells, cells, cells, generator=g) * 2 - 1
+    lattice = torch.rand(1, channels or 1, cells, cells, cells, generator=g) * 2 - 1
     lattice = lattice.to(p[0].device)
     where = torch.stack([p[0], p[1], p[2]], dim=-1) / scale
     out = F.grid_sample(lattice, where.reshape(1, 1, 1, -1, 3), mode="bilinear",
                         padding_mode="border", align_corners=True)
-    return out.reshape(p[0].shape)
+    return out.reshape(p[0].shape) if channels is None else out.reshape(channels, *p[0].shape)
 
 
 def region(p: Coords, lo, hi) -> tuple[slice, slice, slice]:

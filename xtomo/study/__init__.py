@@ -8,7 +8,8 @@ think is real. The package is split by idea:
   ``Session`` that every observer, person or machine, answers through;
 - ``stimuli``: the pairs made from the project's results (chapter 5) and from real radiographs;
 - ``observers``: machine observers (image statistics, a small CNN) that stand in until people
-  have taken the study, always labelled as machines;
+  have taken the study, always labelled as machines; ``realism_check``: chapter 1's real head
+  against the procedural crania, in statistics and to a machine observer;
 - ``app``: the ipywidgets app; ``export``: the same study as a folder of PNGs and a plain HTML
   page, and the importer of its answers;
 - ``analysis``: proportions, exact tests, the participant-level test, power, and the
@@ -16,5 +17,5 @@ think is real. The package is split by idea:
 """
 from xtomo._lazy import submodules
 
-__all__ = ["protocol", "stimuli", "observers", "app", "export", "analysis", "plots"]
+__all__ = ["protocol", "stimuli", "observers", "realism_check", "app", "export", "analysis", "plots"]
 __getattr__, __dir__ = submodules(__name__, __all__)

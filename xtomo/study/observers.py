@@ -9,10 +9,13 @@ Each is fitted on training pairs that share no image with the trial stimuli, sco
 - ``CNNObserver``: a small convolutional classifier trained for a few seconds on the CPU.
 
 Their rows carry ``observer = machine`` and participant ids ``machine:<name>``.
+``realism_discriminator`` puts the same observers to a question of realism: fitted to tell real
+x-rays of a real head from procedural ones, how well do they tell them apart on views they never saw?
 """
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -20,11 +23,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from xtomo import _checks as checks
+from xtomo.evaluation import stats
 from xtomo.files import atomic_path
 
-from .protocol import Pair, ResponseLog, Session
+from .protocol import Pair, ResponseLog, Session, Stimulus
 
-__all__ = ["FEATURES", "features", "StatisticObserver", "CNNObserver", "fit", "answer", "run_all"]
+__all__ = ["FEATURES", "features", "StatisticObserver", "CNNObserver", "fit", "answer", "run_all",
+           "Discrimination", "realism_discriminator"]
 
 #: The image statistics a ``StatisticObserver`` can use.
 FEATURES = ("histogram", "gradient", "spectrum")
@@ -205,3 +210,119 @@ def run_all(path: str | os.PathLike, plan: dict, seed: int = 0) -> list[dict]:
                 rows += answer(observer, session)
                 k += 1
     return rows
+
+
+# ----------------------------------------------------------------------------- realism
+
+@dataclass(frozen=True)
+class Discrimination:
+    """A machine observer's held-out 2AFC accuracy at telling real x-rays from procedural ones.
+
+    ``ci`` is the Clopper–Pearson interval of ``accuracy`` over ``trials`` independent trials (each
+    held-out image in one trial at most), ``p`` the exact two-sided binomial test against chance.
+    """
+    observer: str
+    correct: int
+    trials: int
+    accuracy: float
+    ci: stats.ProportionCI
+    p: float
+    train_views: tuple
+    test_views: tuple
+
+    def __str__(self) -> str:
+        return (f"{self.observer}: {self.correct}/{self.trials} held-out trials correct = {self.accuracy:.0%}, "
+                f"{self.ci.level:.0%} CI [{self.ci.low:.0%}, {self.ci.high:.0%}], p = {self.p:.2g} against chance "
+                f"({len(self.train_views)} training views, {len(self.test_views)} held-out views)")
+
+
+def _opacities(alphas, views, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Opacity ``1 - alpha`` of x-rays ``[N, H, W]`` and their view labels (default: 0 .. N-1)."""
+    a = checks.alpha(alphas, f"realism_discriminator: {name}")
+    if a.ndim != 3 or a.shape[0] == 0 or min(a.shape[1:]) < 2:
+        raise ValueError(f"realism_discriminator: {name} must be x-rays [N, H, W], got shape {tuple(a.shape)}")
+    labels = np.arange(len(a)) if views is None else np.asarray(views)
+    if labels.shape != (len(a),):
+        raise ValueError(f"realism_discriminator: the view labels of {name} must be one per image, "
+                         f"shape ({len(a)},), got shape {labels.shape}")
+    return 1.0 - a.detach().cpu().double().numpy(), labels
+
+
+def _balanced_pairs(real: np.ndarray, fake: np.ndarray, rng: np.random.Generator, prefix: str) -> list[Pair]:
+    """Pairs of the two classes' images in a seeded order, the smaller class repeated to the larger's size."""
+    n = max(len(real), len(fake))
+    r = np.resize(rng.permutation(len(real)), n)
+    f = np.resize(rng.permutation(len(fake)), n)
+    return [Pair(f"{prefix}{k}", Stimulus(f"{prefix}{k}-real", real[i]), Stimulus(f"{prefix}{k}-fake", fake[j]))
+            for k, (i, j) in enumerate(zip(r, f))]
+
+
+def _held_out_trials(real_labels: np.ndarray, fake_labels: np.ndarray, rng) -> list[tuple[int, int]]:
+    """Disjoint (real, fake) index pairs: images of one view paired first, then the rest in a seeded order."""
+    r_order, f_order = rng.permutation(len(real_labels)), rng.permutation(len(fake_labels))
+    trials, r_left, f_left = [], [], []
+    for view in np.unique(np.concatenate([real_labels, fake_labels])):
+        r = [i for i in r_order if real_labels[i] == view]
+        f = [j for j in f_order if fake_labels[j] == view]
+        m = min(len(r), len(f))
+        trials += list(zip(r[:m], f[:m]))
+        r_left, f_left = r_left + r[m:], f_left + f[m:]
+    return trials + list(zip(r_left, f_left))
+
+
+def _discriminator(observer, seed: int, cnn: dict):
+    if observer == "cnn":
+        return CNNObserver(seed=seed, **cnn)
+    if cnn:
+        raise ValueError(f"realism_discriminator: options {sorted(cnn)} are for observer='cnn', got {observer!r}")
+    if isinstance(observer, str):
+        if observer not in FEATURES:
+            raise ValueError(f"realism_discriminator: observer must be 'cnn', one of {FEATURES}, or an object "
+                             f"with fit(pairs) and score(images), got {observer!r}")
+        return StatisticObserver(observer)
+    if not (callable(getattr(observer, "fit", None)) and callable(getattr(observer, "score", None))):
+        raise ValueError(f"realism_discriminator: observer must have fit(pairs) and score(images), got {observer!r}")
+    return observer
+
+
+def realism_discriminator(real_alphas, procedural_alphas, real_views=None, procedural_views=None,
+                          holdout: float = 0.25, seed: int = 0, observer="cnn", level: float = 0.95,
+                          **cnn) -> Discrimination:
+    """How well a machine observer tells procedural x-rays from real ones on views it was not fitted on.
+
+    ``real_alphas`` and ``procedural_alphas`` are x-rays ``[N, H, W]`` (alpha; the observer sees
+    opacity ``1 - alpha``) with a view label each (``real_views``, ``procedural_views``; by default
+    image ``i`` is view ``i``, so two stacks made from one list of directions share labels). A
+    seeded ``holdout`` share of the distinct views is held out: every image of those views, of
+    either class, is kept for testing and none of the others. The observer (``"cnn"``: a
+    ``CNNObserver`` seeded with ``seed``, ``cnn`` its options; a ``FEATURES`` name: a
+    ``StatisticObserver``; or any object with ``fit``/``score``) is fitted on training pairs, the
+    smaller class repeated so both count alike, then takes 2AFC trials as in chapter 7: a
+    held-out real and procedural image (same view where possible, each image once), correct when
+    the real one scores higher (a tie is wrong). Chance is 50 %; near 100 % means the procedural
+    x-rays give themselves away. Deterministic for a seed on the CPU.
+    """
+    what = "realism_discriminator"
+    holdout = checks.number(holdout, "holdout", above=0, maximum=1, what=what)
+    seed = checks.integer(seed, "seed", minimum=0, what=what)
+    real, real_labels = _opacities(real_alphas, real_views, "real_alphas")
+    fake, fake_labels = _opacities(procedural_alphas, procedural_views, "procedural_alphas")
+    if real.shape[1:] != fake.shape[1:]:
+        raise ValueError(f"{what}: real_alphas and procedural_alphas must have one image size, "
+                         f"got {real.shape[1:]} and {fake.shape[1:]}")
+    rng = np.random.default_rng(seed)
+    views = np.unique(np.concatenate([real_labels, fake_labels]))
+    n_test = int(round(holdout * len(views)))
+    test = np.sort(rng.choice(views, n_test, replace=False)) if 0 < n_test < len(views) else views[:0]
+    real_test, fake_test = np.isin(real_labels, test), np.isin(fake_labels, test)
+    if not (real_test.any() and fake_test.any() and (~real_test).sum() and (~fake_test).sum()):
+        raise ValueError(f"{what}: holdout = {holdout} of {len(views)} views leaves a class without training or "
+                         f"held-out images; give more views or another holdout")
+    judge = _discriminator(observer, seed, cnn)
+    judge.fit(_balanced_pairs(real[~real_test], fake[~fake_test], rng, "train"))
+    trials = _held_out_trials(real_labels[real_test], fake_labels[fake_test], rng)
+    scores_real, scores_fake = judge.score(real[real_test]), judge.score(fake[fake_test])
+    correct = int(sum(scores_real[i] > scores_fake[j] for i, j in trials))
+    return Discrimination(getattr(judge, "name", type(judge).__name__), correct, len(trials), correct / len(trials),
+                          stats.proportion_ci(correct, len(trials), level), stats.binomial_test(correct, len(trials)).p,
+                          tuple(np.setdiff1d(views, test).tolist()), tuple(test.tolist()))
