@@ -222,3 +222,30 @@ def test_paper_density_error_is_per_ray():
             predicted = np.exp(-chi / n * mu[:, i, j].sum().item())
             expected = np.log(1 - (predicted - alpha[i, j].item())) * n / chi
             assert fusion.paper_density_error(alpha, mu, chi=chi)[i, j].item() == pytest.approx(expected, rel=1e-12)
+
+
+def test_the_gzipped_file_shows_progress_and_is_compressed_at_the_fastest_level(tmp_path, capsys):
+    coarse, _ = good(seed=7, n=4, h=3, w=3)
+    alpha = torch.rand(5, 6, generator=torch.Generator().manual_seed(8)) * 0.5 + 0.3
+    path = fusion.fuse_to_file(coarse, alpha, tmp_path / "v.nii.gz", tile=3)
+    assert "fusion: 100%" in capsys.readouterr().err    # progress by default, as for .nii
+    # RFC 1952: byte 8 (XFL) is 4 when the compressor used its fastest level (gzip's level 1)
+    assert path.read_bytes()[8] == 4
+
+
+def test_scaled_on_its_own_defaults_to_beta_2_and_leaves_an_empty_ray_that_needs_nothing_empty():
+    mu = torch.tensor([0.0, 1.0, 2.0], dtype=torch.float64)[:, None, None]
+    delta = torch.tensor([[-0.5]], dtype=torch.float64)          # too light: 0.5 added as mu ** 2
+    expected = mu + 0.5 * mu ** 2 / 5
+    assert torch.allclose(fusion.scaled(mu, delta), expected, atol=1e-15)
+    empty = fusion.scaled(torch.zeros(4, 1, 1), torch.zeros(1, 1))  # nothing there, nothing needed
+    assert torch.equal(empty, torch.zeros(4, 1, 1))
+
+
+def test_float64_upsampling_is_exact_bilinear_interpolation():
+    # source rows (r + 0.5) h / H - 0.5 in float64: a float32 grid would miss by ~1e-8
+    coarse = torch.rand(3, 7, 5, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+    up = torch.nn.functional.interpolate(coarse[None], size=(29, 5), mode="bilinear", align_corners=False)[0]
+    fused = fusion.fuse_upsampled(coarse, composite(up))
+    assert fused.dtype == torch.float64
+    assert (fused - up).abs().max() < 1e-12
