@@ -51,6 +51,16 @@ def test_axis_views_are_exact_voxel_permutations_in_float64(d, permuted):
     assert (aligned - permuted(vol)).abs().max() < 1e-12
 
 
+@pytest.mark.parametrize("b", [2, 3])
+def test_one_direction_serves_a_whole_batch(b):
+    vols = torch.rand(b, 10, 10, 10, generator=torch.Generator().manual_seed(14))
+    d = xray.direction(35.0, 20.0)
+    batch = xray.align(vols, d, n_steps=10)
+    assert batch.shape == (b, 10, 10, 10)
+    for i in range(b):
+        assert torch.allclose(batch[i], xray.align(vols[i], d, n_steps=10), atol=1e-6)
+
+
 def test_align_names_itself_in_its_errors():
     with pytest.raises(ValueError, match=exactly("align: 2 directions for a batch of 3 volumes")):
         xray.align(torch.rand(3, 4, 4, 4), xray.sample_directions(2))
@@ -58,6 +68,8 @@ def test_align_names_itself_in_its_errors():
         xray.align(torch.rand(4, 4), xray.direction(0, 90))
     with pytest.raises(ValueError, match=exactly("align: view direction must be non-zero")):
         xray.align(torch.rand(4, 4, 4), torch.zeros(3))
+    with pytest.raises(ValueError, match=exactly("align: n_steps must be an integer >= 1, got 0")):
+        xray.align(torch.rand(4, 4, 4), xray.direction(0, 90), n_steps=0)
 
 
 # ----------------------------------------------------------------------------- direction and angles
