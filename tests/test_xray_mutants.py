@@ -61,6 +61,32 @@ def test_one_direction_serves_a_whole_batch(b):
         assert torch.allclose(batch[i], xray.align(vols[i], d, n_steps=10), atol=1e-6)
 
 
+def test_align_takes_a_rectangular_size_and_a_single_step():
+    vol = torch.rand(8, 8, 8, generator=torch.Generator().manual_seed(15))
+    assert xray.align(vol, xray.direction(20.0, 30.0), n_steps=5, size=(6, 9)).shape == (5, 6, 9)
+    # one depth step across the unit cube: the middle slice seen from the top, alpha = exp(-chi mu)
+    one = xray.align(torch.full((8, 8, 8), 0.25), xray.direction(0, 90), n_steps=1)
+    assert one.shape == (1, 8, 8)
+    assert torch.allclose(xray.composite(one)[2:6, 2:6], torch.full((4, 4), math.exp(-2.5)), atol=1e-6)
+
+
+def test_align_warns_about_nothing():
+    # grid_sample warns when align_corners is left to its default
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        xray.align(torch.rand(6, 6, 6), xray.direction(30.0, 40.0))
+
+
+def test_composite_names_itself_and_takes_any_positive_chi():
+    with pytest.raises(ValueError, match=exactly("composite: aligned volume must be [..., D, H, W], got (4, 4)")):
+        xray.composite(torch.rand(4, 4))
+    for chi in (0.0, -1.0):
+        with pytest.raises(ValueError, match=exactly(f"composite: chi must be positive, got {chi!r}")):
+            xray.composite(torch.rand(4, 4, 4), chi=chi)
+    # chi below 1 is as valid as above: density 0.3 across the unit path gives exp(-0.5 * 0.3)
+    assert torch.allclose(xray.composite(torch.full((5, 2, 2), 0.3), chi=0.5), torch.full((2, 2), math.exp(-0.15)))
+
+
 def test_align_names_itself_in_its_errors():
     with pytest.raises(ValueError, match=exactly("align: 2 directions for a batch of 3 volumes")):
         xray.align(torch.rand(3, 4, 4, 4), xray.sample_directions(2))
