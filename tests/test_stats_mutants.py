@@ -91,6 +91,8 @@ def exactly(message):
      "no number of trials gives power against p1 = 0.5 with a greater test of p0 = 0.5"),
     (lambda: stats.participants_for_power(p1=0.6, alternative="less"),
      "no number of trials gives power against p1 = 0.6 with a less test of p0 = 0.5"),
+    (lambda: stats.participants_for_power(p1=0.501, trials_per_participant=1),  # the default limit
+     "1000 participants x 1 trials do not reach power 0.8; raise max_participants"),
     (lambda: stats.participants_for_power(p1=0.55, max_participants=5),
      "5 participants x 10 trials do not reach power 0.8; raise max_participants"),
     (lambda: stats.participant_test([[1, 2], [3, 4]], [[5, 5], [5, 5]]),
@@ -219,3 +221,14 @@ def test_two_sided_regions_equal_scipys_for_every_n_at_one_half():
         rejected = [k for k in range(n + 1) if sst.binomtest(k, n).pvalue <= 0.05]
         assert [k for k in range(n + 1) if k <= r.reject_at_most or k >= r.reject_at_least] == rejected
         assert r.reject_at_most + r.reject_at_least == n  # symmetric region
+
+
+@pytest.mark.parametrize("n, alpha, alternative", [(2, 0.9, "less"), (10, 0.7, "greater"), (10, 0.6, "less"),
+                                                   (7, 0.5, "greater"), (9, 0.3, "two-sided")])
+def test_the_reported_region_is_scipys_region_even_at_a_large_alpha(n, alpha, alternative):
+    """With alpha near or above 1/2 a one-sided region reaches the mean n p0 (found by mutation testing:
+    the report used to cut it there, "rejects k >= 6" where k = 5 was rejected too)."""
+    r = stats.binomial_power(n, 0.5, alpha=alpha, alternative=alternative)
+    rejected = [k for k in range(n + 1) if sst.binomtest(k, n, alternative=alternative).pvalue <= alpha]
+    assert [k for k in range(n + 1) if k <= r.reject_at_most or k >= r.reject_at_least] == rejected
+    assert r.size == pytest.approx(sum(sst.binom.pmf(rejected, n, 0.5)), abs=1e-12)
