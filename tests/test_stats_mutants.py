@@ -232,3 +232,25 @@ def test_the_reported_region_is_scipys_region_even_at_a_large_alpha(n, alpha, al
     rejected = [k for k in range(n + 1) if sst.binomtest(k, n, alternative=alternative).pvalue <= alpha]
     assert [k for k in range(n + 1) if k <= r.reject_at_most or k >= r.reject_at_least] == rejected
     assert r.size == pytest.approx(sum(sst.binom.pmf(rejected, n, 0.5)), abs=1e-12)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # scipy: exact Wilcoxon of one nonzero difference
+def test_wilcoxon_of_one_nonzero_difference_and_of_fractional_differences():
+    one = stats.wilcoxon([1.0, 2.0, 3.5], [1.0, 2.0, 3.0])      # one difference, +0.5
+    assert (one.n, one.n_nonzero, one.rank_biserial, one.median_diff) == (3, 1, 1.0, 0.0)
+    assert one.p == pytest.approx(sst.wilcoxon([0.5]).pvalue)
+    # differences 0.5, 2, -1: ranks 1, 3, 2; R+ = 4, R- = 2
+    frac = stats.wilcoxon([0.5, 2.0, 0.0], [0.0, 0.0, 1.0])
+    assert frac.rank_biserial == pytest.approx((4 - 2) / 6)
+
+
+def test_binomial_test_interval_at_the_requested_level():
+    r = stats.binomial_test(13, 17, 0.3, level=0.9)
+    ref = sst.binomtest(13, 17, 0.3).proportion_ci(confidence_level=0.9, method="exact")
+    assert (r.low, r.high) == (pytest.approx(ref.low, rel=1e-12), pytest.approx(ref.high, rel=1e-12))
+
+
+def test_participant_report_when_every_rate_is_the_same():
+    r = stats.participant_test([5, 5, 5], [10, 10, 10])
+    assert str(r).startswith(f"3 participants, 30 trials; mean rate {r.rates}; against 0.5: "
+                             "t undefined (every participant has the same rate); Wilcoxon p = ")
