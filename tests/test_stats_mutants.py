@@ -93,6 +93,8 @@ def exactly(message):
      "no number of trials gives power against p1 = 0.6 with a less test of p0 = 0.5"),
     (lambda: stats.participants_for_power(p1=0.501, trials_per_participant=1),  # the default limit
      "1000 participants x 1 trials do not reach power 0.8; raise max_participants"),
+    (lambda: stats.participants_for_power(max_participants=20),  # 21 would reach it: the limit is inclusive
+     "20 participants x 10 trials do not reach power 0.8; raise max_participants"),
     (lambda: stats.participants_for_power(p1=0.55, max_participants=5),
      "5 participants x 10 trials do not reach power 0.8; raise max_participants"),
     (lambda: stats.participant_test([[1, 2], [3, 4]], [[5, 5], [5, 5]]),
