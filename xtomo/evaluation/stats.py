@@ -331,7 +331,12 @@ def binomial_power(n: int, p1: float = 0.6, p0: float = 0.5, alpha: float = 0.05
     alpha, alternative = _open_unit(alpha, "alpha"), _alternative(alternative)
     k = np.arange(n + 1)
     reject = _pvalues(n, p0, alternative) <= alpha
-    below, above = k[reject & (k < n * p0)], k[reject & (k > n * p0)]
+    # one-sided regions are one tail, which may reach past n * p0 when alpha is large; two-sided
+    # ones never hold the mode (its p-value is 1)
+    if alternative == "two-sided":
+        below, above = k[reject & (k < n * p0)], k[reject & (k > n * p0)]
+    else:
+        below, above = (k[reject], k[:0]) if alternative == "less" else (k[:0], k[reject])
     return Power(n, p1, p0, alpha, alternative,
                  power=float(_st.binom.pmf(k[reject], n, p1).sum()),
                  size=float(_st.binom.pmf(k[reject], n, p0).sum()),
