@@ -29,7 +29,7 @@ TINY = ModelConfig(in_size=8, slices=8, width=4, stem_width=2, levels=1, units_p
                    up_units=0, stride=1)
 P = get_profile("smoke").replace(model="tiny", xray_size=8, volume_size=8, batch_size=4, val_every=2,
                                  checkpoint_every=3, val_samples=3, steps=5, lr=0.01)
-TICK = 1.0  # seconds the injected clock advances per reading
+TICK = 1.0011  # seconds the injected clock advances per reading (the log keeps 2 decimals: 1.0)
 
 
 def exactly(message):
@@ -207,6 +207,12 @@ def test_a_run_stopped_after_a_checkpoint_resumes_to_the_same_weights(whole, tmp
     strip = lambda history: [dict(h, seconds=None) for h in history]  # noqa: E731
     assert strip(ck["history"]) == strip(ref["history"]) and summary["step"] == 5
     assert summary["baseline_l2"] == ref["baseline_l2"] and summary["val_l2"] == ref["val_l2"]
+    # resuming a finished run does nothing and reports its last validation
+    again = T.train(P, resume=True, out_dir=tmp_path, progress=False, data=DATA)
+    assert (again["step"], again["val_l2"], again["history"]) == (5, ref["val_l2"], ck["history"])
+    # nor does a run resume from a checkpoint made with other settings
+    with pytest.raises(T.CheckpointError, match="other settings"):
+        T.train(P.replace(seed=1), resume=True, out_dir=tmp_path, progress=False, data=DATA)
 
 
 def test_resume_without_a_checkpoint_starts_afresh(whole, tmp_path):
@@ -415,6 +421,12 @@ def test_code_version_names_the_commit_when_in_a_checkout(monkeypatch):
 
     monkeypatch.setattr(T.subprocess, "run", fails)
     assert T.code_version() == __version__
+
+    def times_out(*args, **kwargs):
+        raise subprocess.TimeoutExpired("git", 5)
+
+    monkeypatch.setattr(T.subprocess, "run", times_out)
+    assert T.code_version() == __version__
     monkeypatch.setattr(T.subprocess, "run", lambda *a, **k: types.SimpleNamespace(stdout="  \n"))
     assert T.code_version() == __version__
     seen = []
@@ -436,6 +448,10 @@ def _save_checkpoint(path, **changes):
     return net
 
 
+class _NotWeights:
+    """An object a weights-only load refuses (unpickling it would run arbitrary code)."""
+
+
 def test_checkpoint_errors_say_what_is_wrong(tmp_path):
     path = tmp_path / "ck.pt"
     with pytest.raises(FileNotFoundError, match=exactly(f"checkpoint {path} does not exist")):
@@ -443,6 +459,9 @@ def test_checkpoint_errors_say_what_is_wrong(tmp_path):
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(T.CheckpointError, match="(?s)^" + re.escape(f"checkpoint {path} cannot be read (") + r"\w+: .*"
                        + re.escape("); it may be truncated or not an xtomo checkpoint") + "$"):
+        T.load_checkpoint(path)
+    torch.save({"model": {}, "model_config": {}, "profile": {}, "step": 0, "code": _NotWeights()}, path)
+    with pytest.raises(T.CheckpointError, match="cannot be read"):      # read with weights_only: no code
         T.load_checkpoint(path)
     torch.save([1, 2], path)
     with pytest.raises(T.CheckpointError, match=exactly(
