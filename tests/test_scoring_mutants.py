@@ -7,7 +7,6 @@ metrics, the re-projection error and the depth resampling are checked against cl
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import itertools
 import json
 import math
@@ -29,7 +28,7 @@ from xtomo.methods import classical
 from xtomo.methods.baselines import Match, SampleBank
 from xtomo.profiles import get_profile
 
-P = get_profile("smoke").replace(eval_samples=3, classical_samples=1, chi=4.0)
+P = get_profile("smoke").replace(eval_samples=3, classical_samples=2, chi=4.0)
 K = 2
 TICK = 0.123456  # what the injected clock advances per reading; a row keeps it to 4 decimals
 
@@ -123,7 +122,7 @@ def _paths_and_info_record_the_settings(evaluated, sets):
     assert paths == dict(results=out / "evaluation.csv", slices=out / "slice_count.csv", info=out / "evaluation.json")
     bank = SampleBank(sets[0])
     info = json.loads(paths["info"].read_text())
-    assert info == dict(profile="smoke", step=5, samples=3, k=K, level=0.1, classical_samples=1,
+    assert info == dict(profile="smoke", step=5, samples=3, k=K, level=0.1, classical_samples=2,
                         fields=scoring._FIELDS, bank_bytes=len(bank) * 32 * 32 * 2,
                         full_bytes=bank.full_nbytes(), bank_samples=len(bank), thumb=32)
     assert (out / "xray_bank.npy").exists()                           # the bank is cached next to the results
@@ -132,10 +131,11 @@ def _paths_and_info_record_the_settings(evaluated, sets):
 def _every_method_on_every_sample_described_by_its_view(evaluated, sets):
     rows, val_set = evaluated["rows"], sets[1]
     indices = scoring.evaluation_indices(P, len(val_set))
-    first_plain = next(i for i in indices if not val_set[i]["mirrored"])  # the one classical runs on
+    plain = [i for i in indices if not val_set[i]["mirrored"]][:P.classical_samples]  # what classical runs on
+    assert len(plain) == 2 < len(indices)                                # so that the count matters
     assert list(rows[0]) == scoring._FIELDS
     expected = [(i, m) for i in indices for m in ("ours", "ours_unfused", "nn", "oracle")
-                + (("classical",) if i == first_plain else ())]
+                + (("classical",) if i in plain else ())]
     assert [(int(r["sample"]), r["method"]) for r in rows] == expected
     for r in rows:
         item = val_set[int(r["sample"])]
@@ -199,13 +199,12 @@ def _our_rows_are_the_networks_output_scored_and_fused_at_the_profiles_chi(evalu
 
 
 def _classical_gets_the_xray_at_the_volumes_resolution_and_the_profiles_settings(evaluated, sets):
-    ((alpha, direction, kwargs),) = evaluated["solved"]
-    row = next(r for r in evaluated["rows"] if r["method"] == "classical")
-    item = sets[1][int(row["sample"])]
-    assert torch.equal(direction, item["direction"])
-    assert torch.allclose(alpha, F.avg_pool2d(item["xray"], P.xray_size // P.volume_size)[0]) \
-        if P.xray_size != P.volume_size else torch.equal(alpha, item["xray"][0])
-    assert kwargs == dict(size=P.volume_size, n_steps=P.volume_size, chi=P.chi, seed=P.seed)
+    rows = [r for r in evaluated["rows"] if r["method"] == "classical"]
+    assert len(evaluated["solved"]) == len(rows) == 2
+    for (alpha, direction, kwargs), row in zip(evaluated["solved"], rows):
+        item = sets[1][int(row["sample"])]
+        assert torch.equal(direction, item["direction"]) and torch.equal(alpha, item["xray"][0])  # same size
+        assert kwargs == dict(size=P.volume_size, n_steps=P.volume_size, chi=P.chi, seed=P.seed)
 
 
 def _slice_study_of_the_unfused_output(evaluated, sets):
@@ -248,8 +247,11 @@ def test_an_interrupted_run_keeps_its_chunks_and_does_only_the_rest(evaluated, t
 
     dies_on_second.calls = 0
     monkeypatch.setattr(scoring, "_slice_study", dies_on_second)
+    oracle, pools = SampleBank.oracle, []
+    monkeypatch.setattr(SampleBank, "oracle", lambda self, truths, k: pools.append(k) or oracle(self, truths, k))
     with pytest.raises(KeyboardInterrupt):
         scoring.evaluate(P, k=K, chunk=1, progress=False, out_dir=tmp_path)
+    assert pools == [K] and all(b.kwargs["disable"] for b in _Bar.made)  # no progress shown anywhere
     first = read_csv(tmp_path / "evaluation.csv")
     whole = evaluated["rows"]
     assert first == whole[:len(first)] and {r["sample"] for r in first} == {whole[0]["sample"]}
@@ -265,7 +267,8 @@ def test_an_interrupted_run_keeps_its_chunks_and_does_only_the_rest(evaluated, t
     assert bar.kwargs["initial"] == 1 and bar.updates == 2
     assert read_csv(tmp_path / "evaluation.csv") == whole
     assert read_csv(tmp_path / "slice_count.csv") == evaluated["slices"]
-    assert len(solved) == 1                                             # classical ran once in all
+    # the interrupted second sample's classical run was lost with it and redone: one more, not two
+    assert len(solved) == 3
 
 
 @pytest.mark.parametrize("change", ["profile", "step", "samples", "k", "level", "classical_samples", "fields"])
@@ -284,11 +287,18 @@ def test_results_of_other_settings_are_not_resumed(tmp_path, change):
         moved.rename(paths[name])
 
 
-def test_nothing_to_do_writes_nothing_new(evaluated, monkeypatch):
+def test_nothing_to_do_writes_nothing_new(evaluated, monkeypatch, tmp_path):
     before = {name: path.read_text() for name, path in evaluated["paths"].items()}
     monkeypatch.setattr(SampleBank, "build", lambda *a, **k: pytest.fail("built a bank with nothing to do"))
     scoring.evaluate(P, checkpoint=evaluated["out"] / "model.pt", k=K, progress=False, out_dir=evaluated["out"])
     assert {name: path.read_text() for name, path in evaluated["paths"].items()} == before
+    # the same results stamped with the default k (16, chapter 5's): done, for a run with the defaults
+    for path in evaluated["paths"].values():
+        (tmp_path / path.name).write_text(path.read_text())
+    info = json.loads(before["info"])
+    (tmp_path / "evaluation.json").write_text(json.dumps(dict(info, k=16)))
+    scoring.evaluate(P, checkpoint=evaluated["out"] / "model.pt", out_dir=tmp_path)
+    assert (tmp_path / "evaluation.csv").read_text() == before["results"]
 
 
 def test_a_missing_checkpoint_names_the_chapter(tmp_path):
@@ -336,10 +346,39 @@ def test_volumes_of_regenerates_the_recorded_volumes(evaluated, sets, monkeypatc
         scoring.volumes_of(samples[:1], P.replace(batch_size=2), rows=rows)
 
 
-def test_the_default_profile_is_the_books():
-    """``quick`` is the profile the book is built with; every entry point defaults to it."""
-    for function in (scoring.read_results, scoring.evaluate, scoring.volumes_of):
-        assert inspect.signature(function).parameters["profile"].default == "quick", function.__name__
+def test_the_default_profile_is_the_books_and_its_artifacts_the_default_folder(tmp_path, monkeypatch):
+    """``quick`` is the profile the book is built with; every entry point defaults to it and to its
+    artifacts folder (here under a temporary ``XTOMO_ARTIFACTS``)."""
+    monkeypatch.setenv("XTOMO_ARTIFACTS", str(tmp_path))
+    for profile, args in (("quick", ()), ("smoke", (P,))):
+        missing = exactly(f"{tmp_path / profile / 'checkpoint.pt'} is missing: run chapter 3 (training) first "
+                          "(it writes this file)")
+        with pytest.raises(FileNotFoundError, match=missing):
+            scoring.evaluate(*args, progress=False)
+        with pytest.raises(FileNotFoundError, match=missing):
+            scoring.volumes_of([], *args, rows=[])
+    (artifacts_dir("quick") / "evaluation.csv").write_text("sample,method\n2,ours\n")
+    assert scoring.read_results() == [dict(sample="2", method="ours")]
+
+
+def test_a_checkpoint_of_other_settings_is_refused(tmp_path):
+    _checkpoint(tmp_path / "checkpoint.pt")
+    with pytest.raises(CheckpointError, match="other settings"):
+        scoring.evaluate(P.replace(seed=1), out_dir=tmp_path, progress=False)
+
+
+def test_classical_gets_the_xray_at_the_volumes_lateral_resolution_and_its_depth(monkeypatch):
+    """An 8^2 x-ray for a volume of 6 slices of 4^2: the x-ray area-averaged to 4^2 (2x2 blocks),
+    ``size`` the lateral side, ``n_steps`` the depth, chi and seed the profile's."""
+    got = []
+    monkeypatch.setattr(classical, "solve", lambda alpha, direction, **kw: got.append((alpha, direction, kw)) or 7)
+    monkeypatch.setattr(scoring, "time", types.SimpleNamespace(perf_counter=itertools.count().__next__))
+    alpha = torch.rand(8, 8, generator=torch.Generator().manual_seed(0))
+    direction = torch.tensor([0.0, 0.0, 1.0])
+    assert scoring._classical(alpha, direction, torch.zeros(6, 4, 4), P) == (7, 1)
+    ((small, d, kwargs),) = got
+    assert torch.allclose(small, alpha.reshape(4, 2, 4, 2).mean((1, 3)), atol=1e-7) and d is direction
+    assert kwargs == dict(size=4, n_steps=6, chi=P.chi, seed=P.seed)
 
 
 def test_read_results_from_the_profiles_artifacts(tmp_path, monkeypatch):
