@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from xtomo.evaluation import metrics, scoring, stats
-from xtomo.files import artifacts_dir, read_csv
+from xtomo.files import artifacts_dir, read_csv, write_csv
 from xtomo.imaging import fusion, render, xray
 from xtomo.learning.inference import reconstruct
 from xtomo.learning.model import build_model
@@ -341,6 +341,14 @@ def test_volumes_of_regenerates_the_recorded_volumes(evaluated, sets, monkeypatc
     moved = [dict(r, match=f"{first}/0/1") if r["method"] in ("nn", "oracle") else r for r in rows]
     again = scoring.volumes_of(samples[:1], P, rows=moved)
     assert torch.equal(again["nn"][0], bank.sample(Match(first, 0, True, 0.0))[1])
+    # a folder given wins over the artifacts: there the results are the moved ones, here the recorded
+    other = tmp_path / "other"
+    other.mkdir()
+    for name in ("checkpoint.pt", "evaluation.csv"):
+        (other / name).write_bytes((home / name).read_bytes())
+    write_csv(home / "evaluation.csv", moved, scoring._FIELDS)
+    here = scoring.volumes_of(samples[:1], P, out_dir=other)
+    assert torch.equal(here["nn"][0], got["nn"][0]) and not torch.equal(here["nn"][0], again["nn"][0])
     # the checkpoint is checked against the profile
     with pytest.raises(CheckpointError, match="other settings"):
         scoring.volumes_of(samples[:1], P.replace(batch_size=2), rows=rows)
@@ -410,7 +418,7 @@ def _blob(size=16, shift=0):
 
 def test_score_is_the_four_metrics_of_the_definition():
     truth = _blob()
-    pred = _blob(shift=2) * 1.5                                           # values up to 1.2: PSNR clamps them
+    pred = _blob(shift=2) * 1.5 - 0.1                                     # -0.1 to 1.1: PSNR clamps both ends
     got = scoring.score(pred, truth)
     assert got["l2"] == pytest.approx((pred - truth).square().mean().item(), rel=1e-6)
     assert got["psnr"] == pytest.approx(-10 * math.log10((pred.clamp(0, 1) - truth).square().mean().item()),
