@@ -71,7 +71,7 @@ class _Bar:
 def _clock_and_bar(mp):
     import tqdm.auto
 
-    ticks = itertools.count()
+    ticks = itertools.count(100)                                        # a clock that does not start at 0
     mp.setattr(T, "time", types.SimpleNamespace(perf_counter=lambda: TICK * next(ticks)))
     mp.setattr(tqdm.auto, "tqdm", _Bar)
     _Bar.made = []
@@ -237,6 +237,8 @@ def test_checkpoints_fall_every_checkpoint_every_steps_and_at_the_end(tmp_path, 
     monkeypatch.setattr(T, "_save", lambda run, *args: saved.append(run.step) or save(run, *args))
     T.train(P, steps=7, out_dir=tmp_path, progress=False, data=DATA)
     assert saved == [3, 6, 7]
+    T.train(P, steps=7, out_dir=tmp_path, progress=False, data=DATA)   # not resumed unless asked: from 0 again
+    assert saved == [3, 6, 7, 3, 6, 7]
 
 
 def test_a_stand_in_for_rank_0_of_two_processes(tmp_path, monkeypatch):
@@ -244,16 +246,17 @@ def test_a_stand_in_for_rank_0_of_two_processes(tmp_path, monkeypatch):
     checks the ranks agree and waits for them at the end. DDP itself is replaced (no process group)."""
     calls = []
     monkeypatch.setattr(T, "_distributed", lambda: (0, 2))
-    monkeypatch.setattr(torch.nn.parallel, "DistributedDataParallel", lambda m: m)
+    monkeypatch.setattr(torch.nn.parallel, "DistributedDataParallel", lambda m: calls.append(("ddp", m)) or m)
     monkeypatch.setattr(T, "_check_in_sync", lambda m: calls.append(("sync", m)))
     monkeypatch.setattr(T.dist, "barrier", lambda: calls.append(("barrier", None)))
     _clock_and_bar(monkeypatch)
     sizes, step = [], T._step
     monkeypatch.setattr(T, "_step", lambda run, net, batch, autocast: sizes.append(len(batch["xray"]))
                         or step(run, net, batch, autocast))
-    summary = T.train(P, steps=2, out_dir=tmp_path, progress=True, data=DATA)
+    summary = T.train(P, steps=2, out_dir=tmp_path, data=DATA)         # progress shown by default
     assert sizes == [2, 2] and summary["world_size"] == 2
-    assert [c[0] for c in calls] == ["sync", "barrier"] and isinstance(calls[0][1], torch.nn.Module)
+    assert [c[0] for c in calls] == ["ddp", "sync", "barrier"] and calls[0][1] is calls[1][1]
+    assert _Bar.made[0].kwargs["disable"] is False
     assert T.load_checkpoint(tmp_path / "checkpoint.pt")["world_size"] == 2
     assert [p["samples_s"] for p in _Bar.made[0].postfix] == ["4.0", "4.0"]       # 2 x 2 samples per tick
     monkeypatch.setattr(T, "_distributed", lambda: (0, 3))
@@ -262,13 +265,20 @@ def test_a_stand_in_for_rank_0_of_two_processes(tmp_path, monkeypatch):
 
 
 def test_only_rank_0_shows_progress_validates_and_saves(tmp_path, monkeypatch):
+    """Rank 1 of 2 takes the second half of every batch, and neither validates nor saves."""
     monkeypatch.setattr(T, "_distributed", lambda: (1, 2))
     monkeypatch.setattr(torch.nn.parallel, "DistributedDataParallel", lambda m: m)
     monkeypatch.setattr(T, "_check_in_sync", lambda m: None)
     monkeypatch.setattr(T.dist, "barrier", lambda: None)
     monkeypatch.setattr(T, "validation_l2", lambda *a: pytest.fail("rank 1 validated"))
     _clock_and_bar(monkeypatch)
+    seen, step = [], T._step
+    monkeypatch.setattr(T, "_step", lambda run, net, batch, autocast: seen.append(batch["xray"])
+                        or step(run, net, batch, autocast))
     summary = T.train(P, steps=2, out_dir=tmp_path, progress=True, data=DATA)
+    for s, xrays in enumerate(seen):
+        picks = T.step_indices(P.seed, s, P.batch_size, len(DATA[0]))[1::2]
+        assert torch.equal(xrays, torch.stack([DATA[0][i]["xray"] for i in picks]))
     assert _Bar.made[0].kwargs["disable"] is True
     assert [h["val_l2"] for h in summary["history"]] == [None] and summary["val_l2"] is None
     assert not (tmp_path / "checkpoint.pt").exists()
@@ -277,6 +287,8 @@ def test_only_rank_0_shows_progress_validates_and_saves(tmp_path, monkeypatch):
 def test_steps_are_checked_by_name():
     with pytest.raises(ValueError, match=exactly("train: steps must be an integer >= 1, got 0")):
         T.train(P, steps=0, progress=False, data=DATA)
+    with pytest.raises(ValueError, match=exactly("train: steps must be an integer >= 1, got 0")):
+        T.train(steps=0)                                                # the default profile, quick, exists
 
 
 def test_a_preset_that_does_not_fit_the_profile_is_refused(tmp_path):
@@ -286,6 +298,39 @@ def test_a_preset_that_does_not_fit_the_profile_is_refused(tmp_path):
     for changed in (dict(volume_size=16, xray_size=8), dict(volume_size=16, xray_size=16)):
         with pytest.raises(ValueError, match="model preset 'tiny' maps 8\\^2 to 8x8\\^2"):
             T.train(P.replace(**changed), steps=1, out_dir=tmp_path, progress=False, data=DATA)
+
+
+def test_a_preset_with_other_slices_than_its_output_side_is_refused(tmp_path, monkeypatch):
+    """8^2 x-rays to 16 slices of 8^2: right for 8^3 volumes laterally, wrong in depth."""
+    monkeypatch.setitem(model_module.PRESETS, "tall", dataclasses.replace(TINY, slices=16))
+    with pytest.raises(ValueError, match="model preset 'tall' maps 8\\^2 to 16x8\\^2"):
+        T.train(P.replace(model="tall"), steps=1, out_dir=tmp_path, progress=False, data=DATA)
+
+
+def test_the_loader_uses_the_profiles_workers(tmp_path, monkeypatch):
+    """The worker count is passed on (checked on the loader's arguments; the loader itself then runs
+    in this process, as worker processes would cost seconds)."""
+    made, real = [], torch.utils.data.DataLoader
+
+    def loader(dataset, **kwargs):
+        made.append(kwargs)
+        return real(dataset, **dict(kwargs, num_workers=0, persistent_workers=False))
+
+    monkeypatch.setattr(torch.utils.data, "DataLoader", loader)
+    T.train(P.replace(workers=3), steps=1, out_dir=tmp_path, progress=False, data=DATA)
+    assert made[0]["num_workers"] == 3 and made[0]["persistent_workers"] is False
+
+
+def test_a_time_budget_met_exactly_is_not_yet_spent(tmp_path, monkeypatch):
+    """A clock of exactly one second per step and a budget of exactly 4 s: the run goes on after
+    step 4 (4 s is not past 4 s) and stops after step 5."""
+    _clock_and_bar(monkeypatch)
+    ticks = itertools.count(100)
+    monkeypatch.setattr(T, "time", types.SimpleNamespace(perf_counter=lambda: float(next(ticks))))
+    assert 60 * (4 / 60) == 4.0
+    summary = T.train(P.replace(val_every=6, checkpoint_every=6), steps=20, minutes=4 / 60, out_dir=tmp_path,
+                      progress=False, data=DATA)
+    assert summary["step"] == 5
 
 
 def test_training_writes_into_the_profiles_artifacts_by_default():
@@ -309,10 +354,12 @@ def test_steps_sampler_gives_each_rank_its_share_of_each_step():
     assert len(sampler) == 4
     assert list(sampler) == [T.step_indices(5, s, 6, 30)[1::3] for s in range(2, 6)]
     assert list(T._Steps(5, 0, 2, 4, 30)) == [T.step_indices(5, s, 4, 30) for s in range(2)]
+    assert len(T._Steps(5, 3, 10, 4, 30)) == 7
 
 
-def test_train_val_sets_split_the_species():
-    p = get_profile("smoke")
+@pytest.mark.parametrize("seed", [0, 3])
+def test_train_val_sets_split_the_species(seed):
+    p = get_profile("smoke").replace(seed=seed)
     train_set, val_set = T.train_val_sets(p)
     expected = crania.split(train_set.bank.species, p.n_val_species, seed=p.seed)
     assert (train_set.specimens, val_set.specimens) == expected
@@ -457,7 +504,8 @@ def test_checkpoint_errors_say_what_is_wrong(tmp_path):
     with pytest.raises(FileNotFoundError, match=exactly(f"checkpoint {path} does not exist")):
         T.load_checkpoint(path)
     path.write_bytes(b"not a checkpoint")
-    with pytest.raises(T.CheckpointError, match="(?s)^" + re.escape(f"checkpoint {path} cannot be read (") + r"\w+: .*"
+    unreadable = re.escape(f"checkpoint {path} cannot be read (UnpicklingError: ")
+    with pytest.raises(T.CheckpointError, match="(?s)^" + unreadable + ".*"
                        + re.escape("); it may be truncated or not an xtomo checkpoint") + "$"):
         T.load_checkpoint(path)
     torch.save({"model": {}, "model_config": {}, "profile": {}, "step": 0, "code": _NotWeights()}, path)
