@@ -37,10 +37,20 @@ TESTS = {
     "xtomo/imaging/xray.py": ["tests/test_xray.py"],
     "xtomo/imaging/fusion.py": ["tests/test_fusion.py"],
     "xtomo/methods/baselines.py": ["tests/test_baselines.py"],
-    "xtomo/evaluation/scoring.py": ["tests/test_evaluation.py"],
-    # the two-process DDP test starts fresh interpreters, which mutmut's trampolines do not follow
-    "xtomo/learning/train.py": ["tests/test_train.py",
-                                "--deselect", "tests/test_train.py::test_two_process_ddp_with_gloo"],
+    # test_evaluation.py's tests of a trained network's evaluation (its `evaluated` fixture trains and
+    # evaluates for about 20 s, rerun for every mutant they reach) are left out: the fast
+    # tests/test_scoring_mutants.py checks the same protocol on an untrained network's checkpoint
+    "xtomo/evaluation/scoring.py": ["tests/test_evaluation.py"] + [
+        arg for name in ("test_every_method_on_every_sample", "test_recorded_scores_can_be_reproduced",
+                         "test_oracle_is_never_worse_than_nn_and_the_l2_is_the_mean_squared_error",
+                         "test_fused_result_reprojects_to_its_input", "test_resume_skips_what_is_done",
+                         "test_an_interrupted_run_completes")
+        for arg in ("--deselect", f"tests/test_evaluation.py::{name}")],
+    # test_train.py's other tests are left out: those that start fresh interpreters (the kill-and-resume
+    # test, DDP with gloo, the reconstruct command line) never kill a mutant, since mutmut's
+    # trampolines do not follow new processes, and the rest train the smoke network for 12 to 100
+    # steps per mutant; tests/test_train_mutants.py checks the same in-process, on a tiny network
+    "xtomo/learning/train.py": ["tests/test_train.py::test_step_indices_are_a_function_of_seed_and_step"],
 }
 STATUSES = ("killed", "timeout", "survived", "no tests", "suspicious", "segfault", "skipped", "not checked")
 
