@@ -27,6 +27,7 @@ from xtomo.learning.train import CheckpointError, model_from_checkpoint, train_v
 from xtomo.methods import classical
 from xtomo.methods.baselines import Match, SampleBank
 from xtomo.profiles import get_profile
+from xtomo.specimens import crania
 
 P = get_profile("smoke").replace(eval_samples=3, classical_samples=2, chi=4.0)
 K = 2
@@ -122,10 +123,11 @@ def _paths_and_info_record_the_settings(evaluated, sets):
     assert paths == dict(results=out / "evaluation.csv", slices=out / "slice_count.csv", info=out / "evaluation.json")
     bank = SampleBank(sets[0])
     info = json.loads(paths["info"].read_text())
-    assert info == dict(profile="smoke", step=5, samples=3, k=K, level=0.1, classical_samples=2,
+    assert info == dict(profile="smoke", generator=crania.VERSION, step=5, samples=3, k=K, level=0.1,
+                        classical_samples=2,
                         fields=scoring._FIELDS, bank_bytes=len(bank) * 32 * 32 * 2,
                         full_bytes=bank.full_nbytes(), bank_samples=len(bank), thumb=32)
-    assert (out / "xray_bank.npy").exists()                           # the bank is cached next to the results
+    assert (out / scoring.BANK_FILE).exists()                           # the bank is cached next to the results
 
 
 def _every_method_on_every_sample_described_by_its_view(evaluated, sets):
@@ -156,7 +158,7 @@ def _nn_and_oracle_rows_are_their_matches_scored(evaluated, sets):
     """The recorded match is the bank's answer with the evaluation's ``k``; its metrics are the
     regenerated volume scored against the truth (the same float32 operations: equal to rounding)."""
     rows, val_set = evaluated["rows"], sets[1]
-    bank = SampleBank(sets[0], progress=False).build(evaluated["out"] / "xray_bank.npy")
+    bank = SampleBank(sets[0], progress=False).build(evaluated["out"] / scoring.BANK_FILE)
     samples = sorted({int(r["sample"]) for r in rows})
     items = [val_set[i] for i in samples]
     found = dict(nn=bank.nn(torch.stack([it["xray"][0] for it in items]), k=K),
