@@ -402,7 +402,7 @@ def test_ours_is_averaged_down_to_the_volume_and_still_casts_its_xray(evaluated,
     re-projection exact (``reprojection`` brings the x-ray down the same way)."""
     model, item = evaluated["model"], sets[1][0]
     alpha = item["xray"][0]
-    got = scoring._ours(alpha, model, 16, P.chi)
+    got = scoring.our_volumes(alpha, model, 16, P.chi)
     fused = reconstruct(alpha, model, fuse=True, chi=P.chi)
     assert torch.allclose(got["ours"][0], F.avg_pool2d(fused, 2), atol=1e-7)
     assert torch.equal(got["ours_unfused"][0], reconstruct(alpha, model, fuse=False))

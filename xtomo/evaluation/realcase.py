@@ -17,9 +17,8 @@ import torch.nn.functional as F
 
 from xtomo import _checks as checks
 from xtomo.data.datasets import make_sample
-from xtomo.evaluation.scoring import reprojection, score
+from xtomo.evaluation.scoring import our_volumes, reprojection, score
 from xtomo.imaging import xray
-from xtomo.learning.inference import reconstruct
 from xtomo.methods import classical
 from xtomo.profiles import Profile, get_profile
 
@@ -49,13 +48,11 @@ def evaluate_volume(volume: torch.Tensor, model, profile: Profile | str = "quick
     matches = bank.nn(torch.stack([a for a, _ in samples]), k=k) if bank is not None else [None] * views
     rows, shown = [], {"xrays": [], "truth": []}
     for i, (d, (alpha, truth), match) in enumerate(zip(directions, samples, matches)):
-        fused = reconstruct(alpha, model, fuse=True, chi=p.chi)
-        if fused.shape[-1] != truth.shape[-1]:  # averaged down laterally: the re-projection stays exact
-            fused = F.interpolate(fused[None], size=truth.shape[-2:], mode="area")[0]
+        ours = our_volumes(alpha, model, truth.shape[-1], p.chi)  # fused, then averaged down: still exact
         # the even spread of the line integrals averaged down to the volume's pixels: exact too
         depth = F.interpolate(classical.line_integrals(alpha, p.chi)[None, None], size=truth.shape[-2:],
                               mode="area")[0, 0]
-        found = {"ours": fused, "ours_unfused": reconstruct(alpha, model, fuse=False),
+        found = {"ours": ours["ours"][0], "ours_unfused": ours["ours_unfused"][0],
                  "extrude": classical.extrude(torch.exp(-p.chi * depth), n_steps=truth.shape[0], chi=p.chi)}
         if match is not None:
             found["nn"] = bank.sample(match)[1]

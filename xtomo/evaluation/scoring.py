@@ -34,7 +34,7 @@ from xtomo.profiles import Profile, get_profile
 from xtomo.specimens import crania
 
 __all__ = ["BANK_FILE", "METHODS", "METRIC_LABELS", "PAPER", "SLICE_COUNTS", "VIEW_CLASSES", "evaluation_indices",
-           "evaluate",
+           "evaluate", "our_volumes",
            "score", "reprojection", "depth_resampled", "read_results", "by_method", "summary", "paired_tests",
            "volumes_of", "beside_paper", "verdict", "verdict_line", "verdicts", "summary_table", "tests_table",
            "fusion_table", "reprojection_table", "beside_paper_table", "classical_comparison", "slice_table",
@@ -81,7 +81,7 @@ def reprojection(volume: torch.Tensor, alpha: torch.Tensor, chi: float = xray.CH
 
     The x-ray is brought down the way a volume's lateral area average acts on its x-ray: the
     optical depth ``-ln(alpha)``, linear in the volume, is area-averaged, so a fused volume
-    averaged down (``_ours``), or a truth made by ``make_sample``, casts exactly that image.
+    averaged down (``our_volumes``), or a truth made by ``make_sample``, casts exactly that image.
     Transparencies below ``fusion.alpha_floor(chi)`` count as the floor, as fusion reads them.
     """
     depth = alpha.clamp_min(fusion.alpha_floor(chi)).double().log()
@@ -143,7 +143,7 @@ def evaluate(profile: Profile | str = "quick", checkpoint: str | os.PathLike | N
         stop = start + chunk
         for index, item, m_nn, m_or in zip(todo[start:stop], items[start:stop], nn[start:stop], oracle[start:stop]):
             alpha, truth = item["xray"][0], item["volume"]
-            volumes = _ours(alpha, model, truth.shape[-1], p.chi)
+            volumes = our_volumes(alpha, model, truth.shape[-1], p.chi)
             volumes["nn"], volumes["oracle"] = (bank.sample(m_nn)[1], 0.0), (bank.sample(m_or)[1], 0.0)
             if classical_left > 0 and not item["mirrored"]:
                 volumes["classical"] = _classical(alpha, item["direction"], truth, p)
@@ -190,7 +190,7 @@ def _rows(base: dict, item: dict, volumes: dict, matches: dict, chi: float) -> l
     return rows
 
 
-def _ours(alpha: torch.Tensor, model, size: int, chi: float = xray.CHI) -> dict:
+def our_volumes(alpha: torch.Tensor, model, size: int, chi: float = xray.CHI) -> dict:
     """Our reconstruction at the volume resolution, fused with the full x-ray (then averaged
     down laterally, which keeps its re-projection exact: ``reprojection``) and without fusion."""
     fused, t_fused = _timed(reconstruct, alpha, model, fuse=True, chi=chi)
@@ -288,7 +288,7 @@ def volumes_of(samples: list[int], profile: Profile | str = "quick", rows: list[
         item = val_set[index]
         alpha, truth = item["xray"][0], item["volume"]
         result["xrays"].append(alpha)
-        result["ours"].append(_ours(alpha, model, truth.shape[-1], p.chi)["ours"][0])
+        result["ours"].append(our_volumes(alpha, model, truth.shape[-1], p.chi)["ours"][0])
         for method in ("nn", "oracle"):
             specimen, view, mirrored = (int(x) for x in found[(index, method)].split("/"))
             result[method].append(bank.sample(Match(specimen, view, bool(mirrored), 0.0))[1])
