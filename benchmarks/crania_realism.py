@@ -69,7 +69,9 @@ def measure(code: Path | None, profile: str) -> dict:
                 seconds=data["seconds"], n=len(d), within_primates=int(report.primates["within"].sum()),
                 within_all=int(report.table["within"].sum()), statistics=len(report.table),
                 outside_primates=[k for k, ok in report.primates["within"].items() if not ok],
-                observer=str(report.observer), observer_accuracy=report.observer.accuracy)
+                observer=str(report.observer), observer_accuracy=report.observer.accuracy,
+                texture_observer=str(report.texture_observer),
+                texture_accuracy=report.texture_observer.accuracy)
 
 
 def main(argv=None) -> int:
@@ -103,12 +105,13 @@ def main(argv=None) -> int:
                   f"{r['seconds']:.1f} | {r['busy']:.1f} |" for label, r in rows.items()]
         lines += ["", "Realism against the real head at 128^3 (`xtomo.study.realism_check.realism_report`, the "
                   "statistics of this checkout on each generator's skulls: one species per order and per primate "
-                  "family; the CNN observer on 96 seeded directions, a quarter held out):", "",
+                  "family; the CNN observers on 96 seeded directions, a quarter held out: one sees whole x-rays, "
+                  "the other four patches a quarter of the side wide per x-ray, its texture):", "",
                   "| generator | statistics within the primates' range | within the range of all | outside (primates) "
-                  "| machine observer |", "|---|---:|---:|---|---|"]
+                  "| observer of whole x-rays | observer of patches |", "|---|---:|---:|---|---|---|"]
         lines += [f"| {label} | {r['within_primates']} of {r['statistics']} | {r['within_all']} of {r['statistics']} | "
-                  f"{', '.join(r['outside_primates'])} | {r['observer']} |" for label, r in rows.items()
-                  if "observer" in r]
+                  f"{', '.join(r['outside_primates'])} | {r['observer']} | "
+                  f"{r.get('texture_observer', 'not measured')} |" for label, r in rows.items() if "observer" in r]
         update_section(RESULTS, "\n".join(lines), name="crania")
     return 0
 

@@ -29,11 +29,13 @@ __all__ = ["VERSION", "ORDERS", "DENSITY", "Species", "catalog", "split", "indiv
            "cranium", "cranium_sphere"]
 
 #: The generator's version: caches of volumes carry it, so a changed generator never reads old skulls.
-VERSION = "v2"
+VERSION = "v3"
 
-_CORTEX = 0.006  # thickness of cortical plates, local units (under 1 % of a skull's length)
+_CORTEX = 0.0075  # thickness of cortical plates (the vault's tables), local units (about 1 % of a skull's length)
 _WARP, _WARP_CELLS = 0.012, 9  # smooth displacement of the whole skull: no edge stays ruler-straight
 _WALL_VARIATION = 0.8  # relative variation of the vault's thickness over its surface
+_WALL_TILT = 0.35  # how much thicker the crown and occiput are than the temples (relative, per half-axis)
+_RELIEF = 0.008  # amplitude of the bone surface's bumps, local units (a few voxels at 128^3)
 _SCROLL_SLOPE = 10.0  # typical gradient of 28-cell lattice noise per local unit: |noise| / slope ~ distance
 _SPECIES_SIGMA, _BLEND = 0.15, 0.35  # spread of a species around its family; up to 35 % of another family
 _PLACEMENT_GRID, _PLACEMENT_EXTENT = 40, 1.4  # the grid over [-1.4, 1.4]^3 that finds a skull's extent
@@ -127,11 +129,18 @@ def _vault(p: Individual, lay: Layout, x: sdf.Coords, texture: bool) -> tuple[to
     wall, snout_wall = p.braincase_wall, p.snout_wall
     braincase = sdf.ellipsoid(x, (0, 0, 0), (bw, bl, bh))
     brain = sdf.ellipsoid(x, (0, 0, 0), (bw - wall, bl - wall, bh - wall))
-    if texture:  # the vault's thickness varies smoothly; the brain's carve stays beneath it
-        wall = wall * (1 + _WALL_VARIATION * sdf.lattice_noise(x, 5, p.texture_seed + 5, scale=1.2))
+    if texture:  # thicker on the crown and at the back, thin over the temples; smooth variation on top;
+        # the brain's carve stays beneath it
+        lean = (1 + _WALL_TILT * (x[2] / bh - (x[0] / bw) ** 2 - 0.3 * x[1] / bl)).clamp(0.45, 1.6)
+        wall = wall * lean * (1 + _WALL_VARIATION * sdf.lattice_noise(x, 5, p.texture_seed + 5, scale=1.2))
     ros = sdf.capsule(x, (0, y0, zs), (0, y1, z1), sh0, sh1, squash=(sh0 / sw0, 1, 1))
     ros = torch.maximum(ros, lay.palate(x[1]) - x[2])
-    nasal = sdf.ellipsoid(x, (0, y1 + 0.3 * sh1, z1 + 0.1 * sh1), (0.8 * sw1, 0.9 * sh1, 0.8 * sh1))
+    f = p.orbits_forward  # short-faced primates: a tall, pear-shaped aperture wide at its base
+    nasal = sdf.ellipsoid(x, (0, y1 + 0.3 * sh1, z1 + 0.1 * sh1 - 0.15 * f * sh1),
+                          ((0.8 - 0.3 * f) * sw1, 0.9 * sh1, (0.8 + 0.15 * f) * sh1))
+    if f > 0.5:
+        nasal = torch.minimum(nasal, sdf.ellipsoid(x, (0, y1 + 0.3 * sh1, z1 + 0.55 * sh1),
+                                                   (0.28 * sw1, 0.9 * sh1, 0.55 * sh1)))
     rostrum = sdf.subtract(sdf.shell(ros, snout_wall), nasal)
     septum = sdf.subtract(torch.maximum(x[0].abs() - 0.25 * snout_wall, ros + 0.5 * snout_wall), nasal)
     if texture:
@@ -170,10 +179,30 @@ def _cheekbones(parts: Parts, p: Individual, lay: Layout) -> None:
                        (s * (ox + 0.9 * orr), oy - 0.9 * orr, oz - 0.1 * orr),
                        (s * (0.35 * root + 0.65 * zw), oy - 0.8 * orr, oz - 1.0 * orr)],
                       [zr, 0.8 * zr, zr], squash=(1, 1.4, 1), k=0.015)
+    if p.postorbital_bar > 0.5:  # a raised rim around each orbit's opening, squarish and wider than tall
+        for s in (-1, 1):
+            parts.rod(_orbit_rim(lay, s, p.orbits_forward), [0.6 * zr] * 13, k=0.012)
     if p.brow_ridge > 0:
         parts.rod([(-ox - 0.4 * orr, oy - 0.1 * orr, oz + 0.95 * orr),
                    (ox + 0.4 * orr, oy - 0.1 * orr, oz + 0.95 * orr)], [p.brow_ridge] * 2,
                   squash=(1, 1.3, 1), k=0.02)
+
+
+def _orbit_rim(lay: Layout, side: int, forward: float) -> list[tuple[float, float, float]]:
+    """A closed loop of 13 points around the opening of the orbit at ``side``: a rounded square
+    (superellipse) across the orbit's axis, which turns from lateral to forward with ``forward``."""
+    ox, oy, oz, orr = lay.orbit
+    axis = np.array([side * (1 - forward) + side * 0.3 * forward, forward, 0.0])
+    axis /= np.linalg.norm(axis)
+    across = np.cross(axis, [0.0, 0.0, 1.0])
+    across /= np.linalg.norm(across)
+    centre = np.array([side * ox, oy, oz]) + 0.3 * orr * axis
+    points = []
+    for t in np.linspace(0, 2 * math.pi, 13):
+        c, s = math.cos(t), math.sin(t)
+        u, v = np.sign(c) * abs(c) ** 0.6, np.sign(s) * abs(s) ** 0.6
+        points.append(tuple(centre + 0.92 * orr * u * across + 0.8 * orr * v * np.array([0.0, 0.0, 1.0])))
+    return points
 
 
 def _outgrowths(parts: Parts, p: Individual, lay: Layout) -> None:
@@ -286,7 +315,7 @@ def _shape(p: Individual, lay: Layout, x: sdf.Coords, texture: bool) -> tuple[to
     if texture:  # low-frequency bumps of the bone surface, and the foramina
         bumps = sdf.lattice_noise(x, 14, p.texture_seed + 1, scale=1.2) + 0.8 * sdf.lattice_noise(
             x, 40, p.texture_seed + 8, scale=1.2)
-        bone = bone + 0.0055 * bumps
+        bone = bone + _RELIEF * bumps
         bone = sdf.subtract(bone, _foramina(p, lay, x))
     parts = Parts(x, bone, pad)
     for s in (-1, 1):  # occipital condyles beside the foramen magnum
@@ -329,8 +358,9 @@ def _bone(p: Individual, x: sdf.Coords, voxel: float, texture: bool) -> torch.Te
     bone, braincase = _shape(p, lay, x, texture)
     density = _tissues(bone, braincase, p, lay, x, voxel, texture)
     dense = Parts(x, torch.ones_like(x[0]), 2.5 * _WARP if texture else 0.0)
-    for s in (-1, 1):
-        dense.blob((s * 0.5 * bw, -0.3 * bl, -0.62 * bh), (0.05, 0.075, 0.035))
+    for s in (-1, 1):  # the petrous ridge runs from the ear forward and inward to the clivus
+        dense.rod([(s * 0.56 * bw, -0.36 * bl, -0.64 * bh), (s * 0.16 * bw, -0.1 * bl, -0.56 * bh)],
+                  [0.042, 0.014], squash=(1, 1, 1.5))
     density = torch.maximum(density, DENSITY["petrous"] * sdf.occupancy(dense.field, voxel))
     return torch.maximum(density, DENSITY["tooth"] * sdf.occupancy(teeth(p, lay, x, 2.5 * _WARP), voxel))
 

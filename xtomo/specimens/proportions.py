@@ -90,7 +90,8 @@ ORDERS: dict[str, dict] = {
                                cheek_teeth=4),
         }),
     "Primates": dict(
-        base=dict(braincase_width=0.31, braincase_length=0.36, braincase_height=0.30, snout_length=0.08,
+        base=dict(braincase_width=0.31, braincase_length=0.36, braincase_height=0.30, braincase_wall=0.027,
+                  snout_length=0.08,
                   snout_width=0.5, snout_height=0.65, snout_taper=0.8, snout_drop=0.55, orbits_forward=1.0,
                   postorbital_bar=1.0, orbit_size=0.33, zygomatic_span=0.12, sagittal_crest=0.0,
                   nuchal_crest=0.0, canine_length=0.05, cheek_teeth=5, molar_height=0.034, bulla_radius=0.0,

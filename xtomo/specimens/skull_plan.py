@@ -82,14 +82,15 @@ def skull_layout(p: Individual) -> Layout:
     bw, bl, bh = p.braincase_width, p.braincase_length, p.braincase_height
     y0, zs = bl * 0.55, -bh * p.snout_drop
     sw0, sh0 = bw * p.snout_width, bh * p.snout_height
-    y1 = y0 + p.snout_length
-    z1 = zs - 0.25 * sh0 * (1 - p.snout_taper)
-    sh1, sw1 = sh0 * p.snout_taper, sw0 * p.snout_taper
     orr = p.orbit_size * bh
     f = p.orbits_forward
     ox = (1 - f) * (sw0 + 0.35 * orr) + f * (0.48 * bw)
     oy = (1 - f) * (y0 + 0.15 * orr) + f * (bl * 0.92)
     oz = (1 - f) * (zs + 0.55 * sh0) + f * (0.02 * bh)
+    # a face under forward-facing orbits reaches at least as far forward as their rims
+    y1 = max(y0 + p.snout_length, f * (oy + 0.4 * orr))
+    z1 = zs - 0.25 * sh0 * (1 - p.snout_taper)
+    sh1, sw1 = sh0 * p.snout_taper, sw0 * p.snout_taper
     arch = (bw * (1 + p.zygomatic_span), max(sw0, ox) * 0.95)
     return Layout((bw, bl, bh), (y0, zs), (y1, z1), (sw0, sh0), (sw1, sh1), (ox, oy, oz, orr), arch,
                    p.molar_height)
