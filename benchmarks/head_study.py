@@ -1,16 +1,19 @@
 """Which output head lets the `quick` network beat NN and ORACLE? Train, then score as chapter 5 does.
 
-For each variant (output head, training steps) the `quick` profile's network is trained from
+For each variant (output head, training steps, training arithmetic) the `quick` profile's network is trained from
 scratch with the profile's recipe (batch, learning rate, schedule, seed) into its own folder and
 then scored by ``xtomo.evaluation.scoring.evaluate`` on the same held-out samples, beside NN and ORACLE.
 The table gives mean L2 and DSSIM and the one-sided paired p-values of "ours is better".
 
     python benchmarks/head_study.py --samples 120                 # a GPU machine: minutes
     python benchmarks/head_study.py --samples 120 --write         # also update RESULTS.md
+    python benchmarks/head_study.py --variants linear:900:fp32,linear:900:bf16 --section precision --write
 
-Training runs on CUDA when there is one (bf16 autocast, as ``xtomo train``), data loading uses
-``--workers`` processes; evaluation is CPU work. ``--write`` replaces only the section between
-``<!-- head-study:begin -->`` and ``<!-- head-study:end -->`` of RESULTS.md. ``--out`` keeps the
+Training runs on CUDA when there is one, data loading uses ``--workers`` processes; evaluation is
+CPU work. A variant's third field is the profile's ``precision`` (``fp32``, ``bf16``, ``auto``;
+default ``auto``, bf16 where the device computes it natively). ``--write`` replaces only the section
+between ``<!-- SECTION:begin -->`` and ``<!-- SECTION:end -->`` of RESULTS.md (``--section``,
+default ``head-study``). ``--out`` keeps the
 runs (checkpoints and CSVs) somewhere else than a temporary folder.
 """
 from __future__ import annotations
@@ -26,7 +29,7 @@ import time
 from pathlib import Path
 
 import torch
-from _common import RESULTS, machine_line, update_section
+from _common import RESULTS, busy_cores, machine_line, update_section
 
 from xtomo.data import datasets
 from xtomo.evaluation import scoring
@@ -35,20 +38,23 @@ from xtomo.learning import model, train
 from xtomo.profiles import get_profile
 
 VARIANTS = (("projected", 900), ("linear", 900), ("linear", 3000))
+TITLES = {"head-study": "Output head of the `quick` network against NN and ORACLE",
+          "precision": "Training arithmetic (float32 or bf16 autocast) of the `quick` network against NN and ORACLE"}
 
 
-def run(head: str, steps: int, samples: int, workers: int, base: Path) -> dict:
+def run(head: str, steps: int, precision: str, samples: int, workers: int, base: Path) -> dict:
     name = f"quick-{head}"
     model.PRESETS[name] = dataclasses.replace(model.PRESETS["quick"], head=head)
-    p = get_profile("quick", eval_samples=samples, classical_samples=1, workers=workers, model=name)
-    out = base / f"{head}-{steps}"
+    p = get_profile("quick", eval_samples=samples, classical_samples=1, workers=workers, model=name,
+                    precision=precision)
+    out = base / f"{head}-{steps}-{precision}"
     out.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
     train.train(p, steps=steps, out_dir=out, progress=False)
     trained = time.perf_counter() - began
     paths = scoring.evaluate(p, out_dir=out, progress=False)
     result = scored(head, steps, read_csv(paths["results"]))
-    result["train_s"] = trained
+    result["train_s"], result["precision"] = trained, precision
     print(result, flush=True)
     return result
 
@@ -64,9 +70,9 @@ def scored(head: str, steps: int, rows: list[dict], log: list[dict] | None = Non
     return result
 
 
-def table(results: list[dict], machine: str, command: str) -> str:
+def table(results: list[dict], machine: str, command: str, section: str = "head-study") -> str:
     lines = [
-        "## Output head of the `quick` network against NN and ORACLE",
+        f"## {TITLES.get(section, section)}",
         "",
         f"Machine: {machine}  ",
         f"Measured {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC by `{command}`: the `quick` recipe "
@@ -74,13 +80,14 @@ def table(results: list[dict], machine: str, command: str) -> str:
         "chapter 5's protocol (`xtomo.evaluation.scoring.evaluate`) on the first held-out samples of the evaluation "
         "subset. p: one-sided paired t-test of \"ours (fused) has the smaller error\".",
         "",
-        "| head | steps | samples | ours L2 | NN L2 | ORACLE L2 | p vs NN | p vs ORACLE | ours DSSIM | NN DSSIM "
-        "| ORACLE DSSIM | p vs NN | p vs ORACLE | train s |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| head | steps | precision | samples | ours L2 | NN L2 | ORACLE L2 | p vs NN | p vs ORACLE | ours DSSIM "
+        "| NN DSSIM | ORACLE DSSIM | p vs NN | p vs ORACLE | train s |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         lines.append(
-            f"| {r['head']} | {r['steps']} | {r['samples']} | {r['l2']['ours']:.5f} | {r['l2']['nn']:.5f} "
+            f"| {r['head']} | {r['steps']} | {r.get('precision', 'not recorded')} | {r['samples']} "
+            f"| {r['l2']['ours']:.5f} | {r['l2']['nn']:.5f} "
             f"| {r['l2']['oracle']:.5f} | {r['l2_p']['nn']:.2g} | {r['l2_p']['oracle']:.2g} "
             f"| {r['dssim']['ours']:.4f} | {r['dssim']['nn']:.4f} | {r['dssim']['oracle']:.4f} "
             f"| {r['dssim_p']['nn']:.2g} | {r['dssim_p']['oracle']:.2g} | {r['train_s']:.0f} |")
@@ -103,7 +110,8 @@ def main(argv=None) -> int:
     parser.add_argument("--samples", type=int, default=120, help="held-out samples scored (default 120)")
     parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 2))
     parser.add_argument("--variants", default=",".join(f"{h}:{s}" for h, s in VARIANTS),
-                        help="HEAD:STEPS,... (default: %(default)s)")
+                        help="HEAD:STEPS[:PRECISION],... (default: %(default)s)")
+    parser.add_argument("--section", default="head-study", help="RESULTS.md section --write replaces")
     parser.add_argument("--out", type=Path, default=None, help="keep the runs here")
     parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
     parser.add_argument("--report", type=Path, nargs="+", default=None, metavar="CSV",
@@ -112,22 +120,25 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.report:
         text = table(report(args.report), args.machine or "not recorded",
-                     "python benchmarks/head_study.py --report ...")
+                     "python benchmarks/head_study.py --report ...", args.section)
         print(text)
         if args.write:
-            update_section(RESULTS, text, "head-study")
+            update_section(RESULTS, text, args.section)
         return 0
+    busy = busy_cores()
     base = args.out or Path(tempfile.mkdtemp(prefix="head-study-"))
     os.environ.setdefault("XTOMO_ARTIFACTS", str(base / "artifacts"))
     datasets.simulate_collection("quick", progress=False)          # the species volumes, once
-    variants = [(v.split(":")[0], int(v.split(":")[1])) for v in args.variants.split(",")]
-    results = [run(head, steps, args.samples, args.workers, base) for head, steps in variants]
+    variants = [(v.split(":") + ["auto"])[:3] for v in args.variants.split(",")]
+    results = [run(head, int(steps), precision, args.samples, args.workers, base)
+               for head, steps, precision in variants]
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU"
-    text = table(results, f"{machine_line()}; training on {device}",
-                 f"python benchmarks/head_study.py --samples {args.samples} --variants {args.variants}")
+    text = table(results, f"{machine_line()}; training on {device}; other processes kept {busy:.1f} cores busy "
+                 "at the start", f"python benchmarks/head_study.py --samples {args.samples} --variants {args.variants}",
+                 args.section)
     print(text)
     if args.write:
-        update_section(RESULTS, text, "head-study")
+        update_section(RESULTS, text, args.section)
     if args.out is None:
         shutil.rmtree(base, ignore_errors=True)
     return 0

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 
 from xtomo import __version__
-from xtomo.profiles import PROFILES
+from xtomo.profiles import PRECISIONS, PROFILES, get_profile
 
 __all__ = ["main", "command", "arg"]
 
@@ -85,12 +85,15 @@ def _simulate(args) -> None:
          arg("--minutes", type=float, default=None, help="stop (with a checkpoint) after this much time"),
          arg("--out", default=None, help="folder for checkpoint.pt and training_log.csv "
                                          "(default: artifacts/<profile>/)"),
-         arg("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if present)"))
+         arg("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if present)"),
+         arg("--precision", choices=PRECISIONS, default=None,
+             help="training arithmetic (default: the profile's); auto: bf16 where the device computes it natively"))
 def _train(args) -> None:
     """Train the network of a profile; torchrun-compatible (torchrun --nproc-per-node N -m xtomo train)."""
     from xtomo.learning.train import train as run
 
-    summary = run(args.profile, resume=args.resume, steps=args.steps, minutes=args.minutes,
+    profile = get_profile(args.profile, **({} if args.precision is None else {"precision": args.precision}))
+    summary = run(profile, resume=args.resume, steps=args.steps, minutes=args.minutes,
                   out_dir=args.out, device=args.device, progress=sys.stderr.isatty())
     if summary["world_size"] == 1 or int(os.environ.get("RANK", "0")) == 0:
         print(f"step {summary['step']}/{summary['total_steps']}: validation L2 {summary['val_l2']:.5f} "

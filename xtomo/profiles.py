@@ -38,6 +38,8 @@ class Profile:
     val_samples: int = 64     # held-out samples per validation
     checkpoint_every: int = 100
     workers: int = 0          # DataLoader worker processes
+    precision: str = "fp32"   # training arithmetic: "fp32", "bf16" (autocast), or "auto" (bf16 where the
+                              # device computes it natively: CUDA, or a CPU with AVX-512 BF16 or AMX)
     # evaluation (chapter 5)
     eval_samples: int = 64        # held-out samples every method is scored on (seeded subset)
     classical_samples: int = 3    # of those, how many the slow classical method also runs on
@@ -88,6 +90,7 @@ def _validated(p: Profile) -> Profile:
                  seed=checks.integer(p.seed, "seed", what=what))
     p = dataclasses.replace(p, **plain)  # plain ints: checkpoints store the profile
     checks.positive(p.chi, "chi", what)
+    checks.choice(p.precision, "precision", PRECISIONS, what)
     checks.positive(p.lr, "lr", what)
     if p.n_val_species >= p.n_species:
         raise ValueError(
@@ -109,6 +112,8 @@ def _validated(p: Profile) -> Profile:
         raise ValueError(f"profile {p.name!r}: volume_size must be at least 8, got {p.volume_size}")
     return p
 
+
+PRECISIONS = ("fp32", "bf16", "auto")  #: the training arithmetics a profile may ask for
 
 PROFILES: dict[str, Profile] = {
     p.name: _validated(p)

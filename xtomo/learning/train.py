@@ -25,11 +25,11 @@ from xtomo import __version__
 from xtomo.data.datasets import ProceduralBank, XrayDataset
 from xtomo.files import artifacts_dir, atomic_path, require_artifact, write_csv
 from xtomo.learning.model import ModelConfig, XrayToVolume, build_model
-from xtomo.profiles import PROFILES, Profile, get_profile
+from xtomo.profiles import PRECISIONS, PROFILES, Profile, get_profile
 from xtomo.specimens import crania
 
 __all__ = ["train", "load_model", "load_checkpoint", "model_from_checkpoint", "CheckpointError", "train_val_sets",
-           "validation_indices", "validation_l2", "mean_volume_l2", "step_indices"]
+           "validation_indices", "validation_l2", "mean_volume_l2", "step_indices", "native_bf16", "mixed_precision"]
 
 
 class CheckpointError(ValueError):
@@ -217,6 +217,25 @@ def train(profile: Profile | str = "quick", resume: bool = False, steps: int | N
                 log=log_path, history=run.history, world_size=world)
 
 
+def native_bf16(device: torch.device | str = "cpu") -> bool:
+    """Whether ``device`` computes bfloat16 in hardware: any CUDA device here, or a CPU with
+    AVX-512 BF16 or AMX (probed at run time; an older torch without the probes counts as no)."""
+    if torch.device(device).type == "cuda":
+        return True
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
+
+
+def mixed_precision(device: torch.device | str, precision: str):
+    """The autocast context a training step runs under: bf16 for ``"bf16"``, and for ``"auto"``
+    where the device computes bf16 natively; otherwise none (float32). Losses stay float32."""
+    device = torch.device(device)
+    checks.choice(precision, "precision", PRECISIONS, "mixed_precision")
+    if precision == "bf16" or (precision == "auto" and native_bf16(device)):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return nullcontext()
+
+
 def _device(device: str | None) -> torch.device:
     """``device``, or this process's GPU when there is one (``LOCAL_RANK`` under torchrun), else the CPU."""
     if device is None:
@@ -266,7 +285,7 @@ def _loop(run: _Run, train_set, validation: tuple, minutes: float | None, progre
         num_workers=p.workers, persistent_workers=False)
     bar = tqdm(total=run.total, initial=run.step, desc=f"training {p.model}", unit="step",
                disable=not progress or rank != 0)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+    autocast = mixed_precision(device, p.precision)
     began, seen, last_val = time.perf_counter(), 0, run.history[-1]["val_l2"] if run.history else None
     run.model.train()
     for batch in loader:
