@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from _common import RESULTS, machine_line, update_section
 
 from xtomo.learning.model import PRESETS, build_model, footprint
+from xtomo.learning.train import mixed_precision, native_bf16
 
 TARGET_MS = 250.0  # paper preset inference per x-ray on this CPU, from the issue
 TRAIN_BATCH = {"paper": 2, "quick": 8, "smoke": 16}
@@ -119,20 +120,24 @@ def inference_variants(name: str, every: bool) -> dict:
 
 
 def train_steps(name: str) -> dict:
-    """Training steps (Adam, L2 loss, random volumes, batch ``TRAIN_BATCH[name]``), NCHW and channels_last."""
+    """Training steps (Adam, L2 loss, random volumes, batch ``TRAIN_BATCH[name]``): NCHW, channels_last,
+    and channels_last under bf16 autocast (``xtomo train --precision bf16``)."""
     calls = {}
-    for layout in ("contiguous", "channels_last"):
+    for layout in ("contiguous", "channels_last", "channels_last, bf16"):
         model = build_model(name, seed=0).train()
-        if layout == "channels_last":
+        amp = mixed_precision("cpu", "bf16" if "bf16" in layout else "fp32")
+        if layout != "contiguous":
             model = model.to(memory_format=torch.channels_last)
         c, batch = model.config, TRAIN_BATCH[name]
         opt = torch.optim.Adam(model.parameters(), lr=1e-4)
         x = torch.rand(batch, 1, c.in_size, c.in_size)
         target = torch.rand(batch, c.slices, c.out_size, c.out_size)
 
-        def step(model=model, opt=opt, x=x, target=target):
+        def step(model=model, opt=opt, x=x, target=target, amp=amp):
             opt.zero_grad(set_to_none=True)
-            F.mse_loss(model(x), target).backward()
+            with amp:
+                loss = F.mse_loss(model(x).float(), target)
+            loss.backward()
             opt.step()
         calls[layout] = step
     return calls
@@ -166,8 +171,8 @@ def main(argv=None):
 
     out("| preset | x-ray → volume | params | GMAC / x-ray | inference ms / x-ray | "
           "fast inference ms / x-ray | train batch | train samples/s | train samples/s, channels_last "
-          "| issue's reference |")
-    out("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
+          "| train samples/s, channels_last, bf16 autocast | issue's reference |")
+    out("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     paper = None
     for name in PRESETS:
         c, s = PRESETS[name], footprint(build_model(name))
@@ -182,9 +187,10 @@ def main(argv=None):
         ref = f"~{ref_sps:g} samples/s" + (f", ~{ref_ms:g} ms" if ref_ms else "")
         out(f"| {name} | {c.in_size}² → {c.slices}×{c.out_size}² | {s['params']:,} | {s['gmac']:.3g} | "
               f"{ms[PLAIN]:.1f} | {ms[FAST]:.1f} | {TRAIN_BATCH[name]} | {sps['contiguous']:.1f} | "
-              f"{sps['channels_last']:.1f} | {ref} |")
+              f"{sps['channels_last']:.1f} | {sps['channels_last, bf16']:.1f} | {ref} |")
     out(f"\nInference: eval mode, {PLAIN}, batch 1; fast: {FAST}. Training: Adam, L2 loss, "
-          f"median step; the two layouts interleaved.")
+          f"median step; the three variants interleaved. This CPU computes bf16 natively: "
+          f"{'yes' if native_bf16('cpu') else 'no (emulated: slow)'}.")
 
     ms, gflop = paper
     out(f"\nPaper preset inference, batch 1, eval mode, variants interleaved "
