@@ -65,6 +65,19 @@ def busy_cores(window: float = 0.5) -> float:
         return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
 
 
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder, so a reader never sees half of it."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; keep the file readable
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 def update_section(path: Path, section: str, name: str = "throughput") -> None:
     """Replace the text between ``<!-- name:begin -->`` and ``<!-- name:end -->`` (or append it), atomically."""
     begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
@@ -76,12 +89,4 @@ def update_section(path: Path, section: str, name: str = "throughput") -> None:
         new = old.rstrip("\n") + "\n\n" + block + "\n"
     else:
         new = INTRO + "\n" + block + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(new)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; keep the file readable
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write_text(path, new)

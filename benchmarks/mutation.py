@@ -10,8 +10,13 @@
 ``tests/test_<module>_mutants.py`` where it exists), one worker (``--max-children``), and reruns all
 of the module's mutants. A mutant is *killed* when a test fails, a *timeout* when the tests run
 past mutmut's limit (counted as killed, as mutmut does), *no tests* when no fast test reaches its
-function. Score = (killed + timeout) / mutants checked. ``--write`` replaces the section between
-``<!-- mutation:begin -->`` and ``<!-- mutation:end -->`` of RESULTS.md, listing the survivors.
+function. Score = (killed + timeout) / mutants checked.
+
+``mutants/`` is a work folder that git ignores, so the measured verdicts are kept in
+``benchmarks/mutation_scores.json`` (committed): ``--write`` replaces the entry of every module that
+``mutants/`` holds a run of, keeps the others as measured before, and rewrites the section between
+``<!-- mutation:begin -->`` and ``<!-- mutation:end -->`` of RESULTS.md from that record. The
+survivors are listed by name in the record; why each is left is in ``mutation_notes.md``.
 """
 from __future__ import annotations
 
@@ -29,6 +34,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = ROOT / "mutants" / "xtomo-mutation-runs.json"  # when and with which tests each module ran
+RECORD = ROOT / "benchmarks" / "mutation_scores.json"  # the measured verdicts, one entry per module
 # the core modules, cheapest to mutate first, and the fast tests that exercise each
 TESTS = {
     "xtomo/evaluation/metrics.py": ["tests/test_metrics.py"],
@@ -113,26 +119,40 @@ def score(counts: Counter) -> float:
     return 100.0 * (counts["killed"] + counts["timeout"]) / checked if checked else float("nan")
 
 
-def table() -> tuple[str, list[str], list[str]]:
-    """The per-module table in Markdown, the modules not run, and the surviving mutants."""
+def measured() -> dict[str, dict]:
+    """The entries of the modules that ``mutants/`` holds a run of: counts, survivors, when, which tests."""
     runs = json.loads(RUNS.read_text()) if RUNS.exists() else {}
-    lines = ["| module | mutants | killed | timeout | survived | no tests | other | score | minutes | tests |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
-    survivors, not_run = [], []
+    entries = {}
     for module in TESTS:
         found = verdicts(module)
         if found is None or module not in runs:
-            not_run.append(module)
             continue
-        c = Counter(found.values())
+        entries[module] = {**runs[module], "counts": dict(Counter(found.values())),
+                           "survivors": {name: status for name, status in sorted(found.items())
+                                         if status not in ("killed", "timeout")}}
+    return entries
+
+
+def table(record: dict[str, dict]) -> tuple[str, list[str]]:
+    """The per-module table in Markdown and the modules never measured."""
+    lines = ["| module | mutants | killed | timeout | survived | no tests | other | score | minutes | "
+             "measured | tests |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+    not_run = [module for module in TESTS if module not in record]
+    for module in TESTS:
+        if module in not_run:
+            continue
+        entry = record[module]
+        c = Counter(entry["counts"])
         other = sum(v for k, v in c.items() if k not in ("killed", "timeout", "survived", "no tests"))
-        run = runs[module]
-        tests = " ".join(f"`{t}`" for t in run["tests"])
+        args = entry["tests"]
+        deselected = {args[i + 1] for i, arg in enumerate(args) if arg == "--deselect"}
+        tests = " ".join(f"`{t}`" for t in args if t != "--deselect" and t not in deselected)
+        if deselected:
+            tests += f" ({len(deselected)} slow tests deselected)"
         lines.append(f"| `{module}` | {sum(c.values())} | {c['killed']} | {c['timeout']} | {c['survived']} | "
-                     f"{c['no tests']} | {other} | {score(c):.1f} % | {run['seconds'] / 60:.1f} | {tests} |")
-        survivors += [f"`{name}` ({status})" for name, status in sorted(found.items())
-                      if status not in ("killed", "timeout")]
-    return "\n".join(lines), not_run, survivors
+                     f"{c['no tests']} | {other} | {score(c):.1f} % | {entry['seconds'] / 60:.1f} | "
+                     f"{entry['date']} | {tests} |")
+    return "\n".join(lines), not_run
 
 
 def main(argv=None) -> int:
@@ -151,28 +171,30 @@ def main(argv=None) -> int:
         if unknown:
             ap.error(f"not a core module: {', '.join(unknown)} (expected one of {', '.join(TESTS)})")
         run(modules, args.max_children)
-    rows, not_run, survivors = table()
+    record = json.loads(RECORD.read_text()) if RECORD.exists() else {}
+    record.update(measured())
+    rows, not_run = table(record)
     os.chdir(ROOT)  # mutmut reads [tool.mutmut] from the working folder's pyproject.toml
     from _common import machine_line
     from mutmut.configuration import config
 
+    survivors = sum(len(entry["survivors"]) for entry in record.values())
     lines = ["## Mutation score of the core modules", "",
              f"Machine: {machine_line()}  ",
              f"Measured by `OMP_NUM_THREADS=1 nice -n 19 python benchmarks/mutation.py --run MODULE` (mutmut 3.8.1, "
-             f"one worker, `pytest {shlex.join(config().pytest_add_cli_args)}`) while other work shared the "
-             f"cores; the modules' runs finished "
-             + ", ".join(sorted({r['date'] for r in json.loads(RUNS.read_text()).values()}) if RUNS.exists() else [])
-             + ". Score = (killed + timeout) / mutants checked.", "", rows, ""]
+             f"one worker, `pytest {shlex.join(config().pytest_add_cli_args)}`), each module on the date in its row, "
+             f"while other work may have shared the cores. Score = (killed + timeout) / mutants checked; "
+             f"\"other\" counts mutants not checked (a stopped run). The {survivors} mutants left are listed by "
+             f"name in `benchmarks/mutation_scores.json`, and why each is left in `benchmarks/mutation_notes.md`.",
+             "", rows, ""]
     if not_run:
         lines.append("Not run: " + ", ".join(f"`{m}`" for m in not_run) + ".")
-    if survivors:
-        lines += ["", f"Surviving mutants ({len(survivors)}; `mutmut show NAME` prints one): "
-                  + ", ".join(survivors) + "."]
     section = "\n".join(lines)
     print(section)
     if args.write:
-        from _common import RESULTS, update_section
+        from _common import RESULTS, atomic_write_text, update_section
 
+        atomic_write_text(RECORD, json.dumps(record, indent=1) + "\n")
         update_section(RESULTS, section, name="mutation")
     return 0
 

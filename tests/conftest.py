@@ -7,11 +7,19 @@ silent skips where the suite is meant to run in full. CUDA tests are not prerequ
 kind: they keep their ``skipif`` and skip everywhere without a GPU.
 """
 import os
+import threading
 
 import pytest
 import torch
+import tqdm
 
 torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+# tqdm guards its writes with a multiprocessing lock, one semaphore shared by every process forked
+# from this one. Mutation testing forks one worker per mutant; a mutant that raises inside a progress
+# bar's write (in `fusion._stream_nifti`, say) leaves that semaphore held, and every later worker then
+# blocks on its first bar until mutmut's time limit. The tests use no processes that write bars, so a
+# per-process thread lock is enough.
+tqdm.tqdm.set_lock(threading.RLock())
 
 
 def in_ci() -> bool:
