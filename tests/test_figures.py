@@ -68,3 +68,13 @@ def test_slice_counts_and_paired_scatter():
     assert np.allclose(ax.collections[0].get_offsets(), [[1.0, 0.5], [3.0, 2.0]])
     assert ax.lines[0].get_xdata()[-1] == 3.0 and ax.get_xlabel() == "before"
     matplotlib.pyplot.close("all")
+
+
+def test_held_out_curves_plot_each_run_against_samples_seen():
+    runs = {"short": [dict(samples=8, val_l2=0.004), dict(samples=16, val_l2=0.003)],
+            "long": [dict(samples=80, val_l2=0.002)]}
+    ax = figures.held_out_curves(runs, baseline=0.005)
+    assert [line.get_label() for line in ax.lines] == ["short", "long", "predict the mean training volume"]
+    assert list(ax.lines[0].get_xdata()) == [8, 16] and list(ax.lines[0].get_ydata()) == [0.004, 0.003]
+    assert ax.lines[2].get_ydata()[0] == 0.005 and ax.get_xscale() == ax.get_yscale() == "log"
+    matplotlib.pyplot.close("all")

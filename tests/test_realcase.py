@@ -62,3 +62,16 @@ def test_a_volume_at_another_size_is_refused():
         realcase.evaluate_volume(torch.zeros(16, 16, 16), None, p)
     with pytest.raises(ValueError, match="expected one volume"):
         realcase.evaluate_volume(torch.zeros(2, 32, 32, 32), None, p)
+
+
+def test_a_second_network_is_scored_as_the_shipped_model(case):
+    """``shipped=`` adds the rows of a second network (the package's), fused like ours: with the
+    same weights as ours it scores exactly as ours, view by view."""
+    p, volume, rows, _ = case
+    same = build_model(p.model, seed=0).eval()
+    both, shown = realcase.evaluate_volume(volume, same, p, views=3, seed=5, show=1, shipped=same)
+    assert [r["method"] for r in both] == ["ours", "ours_unfused", "extrude", "ours_shipped"] * 3
+    assert [r for r in both if r["method"] != "ours_shipped"] == rows
+    for ours, theirs in zip(*([r for r in both if r["method"] == m] for m in ("ours", "ours_shipped"))):
+        assert {k: v for k, v in theirs.items() if k != "method"} == {k: v for k, v in ours.items() if k != "method"}
+    assert torch.equal(shown["ours_shipped"][0], shown["ours"][0])

@@ -124,7 +124,7 @@ def _paths_and_info_record_the_settings(evaluated, sets):
     bank = SampleBank(sets[0])
     info = json.loads(paths["info"].read_text())
     assert info == dict(profile="smoke", generator=crania.VERSION, step=5, samples=3, k=K, level=0.1,
-                        classical_samples=2,
+                        classical_samples=2, shipped=None,
                         fields=scoring._FIELDS, bank_bytes=len(bank) * 32 * 32 * 2,
                         full_bytes=bank.full_nbytes(), bank_samples=len(bank), thumb=32)
     assert (out / scoring.BANK_FILE).exists()                           # the bank is cached next to the results
@@ -408,6 +408,58 @@ def test_ours_is_averaged_down_to_the_volume_and_still_casts_its_xray(evaluated,
     assert torch.equal(got["ours_unfused"][0], reconstruct(alpha, model, fuse=False))
     assert scoring.reprojection(got["ours"][0], alpha, P.chi) <= 4 * P.volume_size * torch.finfo(torch.float32).eps
     assert set(got) == {"ours", "ours_unfused"}
+
+
+def _ship(folder, profile, seed=1):
+    """An untrained network of ``profile``'s preset exported as the package's shipped model into ``folder``."""
+    from xtomo.learning import shipped
+
+    model = build_model(profile.model, seed=seed)
+    path = folder / "trained.pt"
+    torch.save(dict(model=model.state_dict(), model_config=dataclasses.asdict(model.config), history=[],
+                    profile=dataclasses.asdict(profile), step=7, generator=crania.VERSION), path)
+    return shipped.export(path, folder=folder)
+
+
+def test_the_shipped_model_is_scored_beside_ours_when_trained_on_the_same_data(evaluated, sets, tmp_path,
+                                                                               monkeypatch):
+    from xtomo.learning import shipped
+
+    monkeypatch.setattr(shipped, "FOLDER", tmp_path / "package")
+    with pytest.raises(ValueError, match="the shipped model was asked for, but there is no shipped model in"):
+        scoring.evaluate(P, checkpoint=evaluated["out"] / "model.pt", k=K, progress=False, out_dir=tmp_path,
+                         shipped=True)
+    assert shipped.for_profile(P) == (None, None)
+    (tmp_path / "package").mkdir()
+    info = _ship(tmp_path / "package", P.replace(volume_size=16, xray_size=16))   # other data: left out
+    assert shipped.for_profile(P) == (None, None)
+    with pytest.raises(ValueError, match="trained on other data than profile 'smoke'"):
+        shipped.for_profile(P, True)
+    info = _ship(tmp_path / "package", P)
+    assert shipped.for_profile(P, False) == (None, None)
+    solved = []
+    with pytest.MonkeyPatch.context() as mp:
+        _stand_ins(mp, solved)
+        paths = scoring.evaluate(P, checkpoint=evaluated["out"] / "model.pt", k=K, progress=False,
+                                 out_dir=tmp_path)
+    rows = read_csv(paths["results"])
+    assert json.loads(paths["info"].read_text())["shipped"] == info["sha256"]
+    # the other methods' rows are those of the evaluation without it; ours_shipped is its network, fused
+    timeless = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    assert timeless(r for r in rows if r["method"] != "ours_shipped") == timeless(evaluated["rows"])
+    model = shipped.load()
+    for r in (r for r in rows if r["method"] == "ours_shipped"):
+        item = sets[1][int(r["sample"])]
+        volume = scoring.our_volumes(item["xray"][0], model, P.volume_size, P.chi)["ours"][0]
+        assert float(r["l2"]) == pytest.approx(float(metrics.l2(volume, item["volume"])), rel=1e-5)
+    assert len([r for r in rows if r["method"] == "ours_shipped"]) == P.eval_samples
+    assert scoring.ours_methods(rows) == ["ours", "ours_shipped"]
+    assert scoring.ours_methods(evaluated["rows"]) == ["ours"]
+    (tmp_path / "checkpoint.pt").write_bytes((evaluated["out"] / "model.pt").read_bytes())
+    first = int(rows[0]["sample"])
+    shown = scoring.volumes_of([first], P, rows, out_dir=tmp_path)
+    expected = scoring.our_volumes(sets[1][first]["xray"][0], model, P.volume_size, P.chi)["ours"][0]
+    assert torch.equal(shown["ours_shipped"][0], expected)
 
 
 # --- metrics, re-projection and depth resampling, in closed form ------------------------------

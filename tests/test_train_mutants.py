@@ -158,8 +158,10 @@ def _validation_and_baseline_are_recomputable(whole):
 def _the_checkpoint_holds_everything_a_resumed_run_needs(whole):
     ck = whole["ck"]
     assert set(ck) == {"model", "optimiser", "schedule", "step", "history", "baseline_l2", "val_l2", "total_steps",
-                       "model_config", "profile", "seed", "code_version", "world_size", "running"}
+                       "model_config", "profile", "seed", "code_version", "world_size", "running", "machine",
+                       "generator"}
     assert (ck["step"], ck["total_steps"], ck["seed"], ck["world_size"]) == (5, 5, P.seed, 1)
+    assert ck["machine"] == T.machine() and ck["generator"] == crania.VERSION
     assert ck["model_config"] == dataclasses.asdict(TINY) and ck["profile"] == dataclasses.asdict(P)
     assert ck["code_version"] == T.code_version() and ck["running"] == []   # the last step was logged
     assert ck["history"] == whole["summary"]["history"]
@@ -206,6 +208,9 @@ def test_a_run_stopped_after_a_checkpoint_resumes_to_the_same_weights(whole, tmp
         assert all(torch.equal(v, ck["optimiser"]["state"][key][n]) for n, v in state.items())
     strip = lambda history: [dict(h, seconds=None) for h in history]  # noqa: E731
     assert strip(ck["history"]) == strip(ref["history"]) and summary["step"] == 5
+    # the resumed run's clock goes on from its log (step 2's reading), one tick per step
+    before = stopped["history"][-1]["seconds"]
+    assert [h["seconds"] for h in ck["history"][1:]] == pytest.approx([before + TICK, before + 2 * TICK], abs=0.006)
     assert summary["baseline_l2"] == ref["baseline_l2"] and summary["val_l2"] == ref["val_l2"]
     # resuming a finished run does nothing and reports its last validation
     again = T.train(P, resume=True, out_dir=tmp_path, progress=False, data=DATA)

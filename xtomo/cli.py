@@ -100,6 +100,21 @@ def _train(args) -> None:
               f"(mean-volume baseline {summary['baseline_l2']:.5f}); checkpoint {summary['checkpoint']}")
 
 
+@command(arg("checkpoint", help="a checkpoint written by `xtomo train` (e.g. artifacts/pretrained/checkpoint.pt)"),
+         arg("--name", default=None, help="the shipped model's name (default: quick)"),
+         arg("--folder", default=None, help="where to write it (default: the package's xtomo/learning/pretrained/)"),
+         arg("--command", default=None, help="how the checkpoint was trained, for the manifest "
+                                              "(default: the xtomo train command of its profile)"))
+def _export_model(args) -> None:
+    """Store a trained network as the package's shipped model: float16 weights and a manifest."""
+    from xtomo.learning import shipped
+
+    info = shipped.export(args.checkpoint, name=args.name, folder=args.folder, command=args.command)
+    weights, manifest = shipped.paths(info["name"], args.folder)
+    print(f"{weights} ({info['bytes'] / 2**20:.2f} MiB, sha256 {info['sha256'][:12]}…) and {manifest}: "
+          f"step {info['step']}, {info['samples_seen']:,} samples seen, validation L2 {info['val_l2']:.5f}")
+
+
 def _box(text: str) -> tuple[int, int, int]:
     """``"100,40,512"`` as (top, left, side) in pixels, or an error naming ``--crop``."""
     try:
@@ -110,7 +125,8 @@ def _box(text: str) -> tuple[int, int, int]:
 
 
 @command(arg("xray", help="x-ray image: PNG (8/16-bit), TIFF, JPEG or DICOM radiograph"),
-         arg("--checkpoint", required=True, help="a checkpoint written by `xtomo train`"),
+         arg("--checkpoint", default=None,
+             help="a checkpoint written by `xtomo train` (default: the model shipped with the package)"),
          arg("--out", required=True, help="volume file to write: .nii or .nii.gz (streamed), or .npz"),
          arg("--no-fusion", action="store_true",
              help="keep the network's coarse volume instead of fusing it with the full-resolution x-ray"),
@@ -128,6 +144,7 @@ def _reconstruct(args) -> None:
     from xtomo.data import io
     from xtomo.imaging import fusion
     from xtomo.imaging import render as rendering
+    from xtomo.learning import shipped
     from xtomo.learning.inference import prepare_radiograph, square, to_network_input
     from xtomo.learning.inference import reconstruct as infer
     from xtomo.learning.train import load_checkpoint, model_from_checkpoint
@@ -137,7 +154,7 @@ def _reconstruct(args) -> None:
     if args.preview is not None and not args.preview.lower().endswith(".png"):
         raise ValueError(f"--preview must name a .png file, got {args.preview!r}")
     box = None if args.crop is None else _box(args.crop)
-    ck = load_checkpoint(args.checkpoint)
+    ck = shipped.checkpoint() if args.checkpoint is None else load_checkpoint(args.checkpoint)
     chi = ck["profile"]["chi"]
     model = model_from_checkpoint(ck)
     alpha = io.load_xray(args.xray, gamma=args.gamma)

@@ -27,9 +27,10 @@ __all__ = ["evaluate_volume"]
 
 def evaluate_volume(volume: torch.Tensor, model, profile: Profile | str = "quick", views: int = 8,
                     seed: int = 0, bank=None, name: str = "real skull", k: int = 16,
-                    show: int = 0) -> tuple[list[dict], dict]:
-    """Score ours, ours unfused, the even spread and (with ``bank``, a built ``SampleBank``) NN on
-    ``views`` seeded x-rays of ``volume`` (``[S, S, S]`` at the profile's volume size).
+                    show: int = 0, shipped=None) -> tuple[list[dict], dict]:
+    """Score ours, ours unfused, the even spread, (with ``bank``, a built ``SampleBank``) NN and
+    (with ``shipped``, a second network: the package's) ``ours_shipped`` on ``views`` seeded
+    x-rays of ``volume`` (``[S, S, S]`` at the profile's volume size).
 
     Returns the rows and, for the first ``show`` views, ``{"xrays": [...], "truth": [...], method:
     [...]}`` of the x-rays and view-aligned volumes, for ``figures.method_grid``.
@@ -54,6 +55,8 @@ def evaluate_volume(volume: torch.Tensor, model, profile: Profile | str = "quick
                               mode="area")[0, 0]
         found = {"ours": ours["ours"][0], "ours_unfused": ours["ours_unfused"][0],
                  "extrude": classical.extrude(torch.exp(-p.chi * depth), n_steps=truth.shape[0], chi=p.chi)}
+        if shipped is not None:
+            found["ours_shipped"] = our_volumes(alpha, shipped, truth.shape[-1], p.chi)["ours"][0]
         if match is not None:
             found["nn"] = bank.sample(match)[1]
         if i < show:

@@ -28,20 +28,22 @@ from xtomo.evaluation import metrics, stats
 from xtomo.files import artifacts_dir, read_csv, require_artifact, write_csv, write_json
 from xtomo.imaging import fusion, render, xray
 from xtomo.learning.inference import reconstruct
+from xtomo.learning.shipped import for_profile as shipped_for
 from xtomo.methods import classical
 from xtomo.methods.baselines import SampleBank
 from xtomo.profiles import Profile, get_profile
 from xtomo.specimens import crania
 
 __all__ = ["BANK_FILE", "METHODS", "METRIC_LABELS", "PAPER", "SLICE_COUNTS", "VIEW_CLASSES", "evaluation_indices",
-           "evaluate", "our_volumes",
-           "score", "reprojection", "depth_resampled", "read_results", "by_method", "summary", "paired_tests",
+           "evaluate", "our_volumes", "score", "reprojection", "depth_resampled", "read_results",
+           "ours_methods", "by_method", "summary", "paired_tests",
            "volumes_of", "beside_paper", "verdict", "verdict_line", "verdicts", "summary_table", "tests_table",
            "fusion_table", "reprojection_table", "beside_paper_table", "classical_comparison", "slice_table",
            "by_view", "view_table"]
 
 #: Method keys in the order tables and plots show them, with their labels.
-METHODS = {"ours": "ours (fused)", "ours_unfused": "ours, no fusion", "nn": "NN", "oracle": "ORACLE",
+METHODS = {"ours": "ours (fused)", "ours_unfused": "ours, no fusion", "ours_shipped": "ours, shipped model (fused)",
+           "nn": "NN", "oracle": "ORACLE",
            "classical": "classical (WENGER-like)", "extrude": "even spread along each ray"}
 
 #: Means reported by Henzler et al. (2018, Sec. 5.3) on their UTCT validation set.
@@ -105,8 +107,12 @@ def read_results(profile: Profile | str = "quick", out_dir: str | os.PathLike | 
 
 
 def evaluate(profile: Profile | str = "quick", checkpoint: str | os.PathLike | None = None, k: int = 16,
-             chunk: int = 25, progress: bool = True, out_dir: str | os.PathLike | None = None) -> dict:
+             chunk: int = 25, progress: bool = True, out_dir: str | os.PathLike | None = None,
+             shipped: bool | None = None) -> dict:
     """Score every method on the profile's evaluation samples; returns the CSV paths.
+
+    Ours is ``checkpoint``'s network (default: chapter 3's); ``shipped`` adds the package's as
+    ``ours_shipped`` (``xtomo.learning.shipped.for_profile``: None takes it if trained on ``p``'s data).
 
     Samples already in ``evaluation.csv`` (same profile, same checkpoint step) are kept and
     skipped, so a rerun after an interruption only does what is missing. NN and ORACLE search
@@ -119,15 +125,15 @@ def evaluate(profile: Profile | str = "quick", checkpoint: str | os.PathLike | N
 
     p = get_profile(profile)
     out = Path(out_dir) if out_dir else artifacts_dir(p.name)
-    ck_path = Path(checkpoint) if checkpoint else require_artifact(
-        out / "checkpoint.pt", "chapter 3 (training)")
+    ck_path = Path(checkpoint) if checkpoint else require_artifact(out / "checkpoint.pt", "chapter 3 (training)")
     ck = load_checkpoint(ck_path, p)
     model = model_from_checkpoint(ck)
+    extra, extra_sha = shipped_for(p, shipped)
     train_set, val_set = train_val_sets(p)
     indices = evaluation_indices(p, len(val_set))
     paths = dict(results=out / "evaluation.csv", slices=out / "slice_count.csv", info=out / "evaluation.json")
     stamp = dict(profile=p.name, generator=crania.VERSION, step=ck["step"], samples=len(indices), k=k, level=LEVEL,
-                 classical_samples=p.classical_samples, fields=_FIELDS)
+                 classical_samples=p.classical_samples, fields=_FIELDS, shipped=extra_sha)
     rows, slice_rows = _resume(paths, stamp)
     done = {int(r["sample"]) for r in rows}
     todo = [i for i in indices if i not in done]
@@ -144,6 +150,8 @@ def evaluate(profile: Profile | str = "quick", checkpoint: str | os.PathLike | N
         for index, item, m_nn, m_or in zip(todo[start:stop], items[start:stop], nn[start:stop], oracle[start:stop]):
             alpha, truth = item["xray"][0], item["volume"]
             volumes = our_volumes(alpha, model, truth.shape[-1], p.chi)
+            if extra is not None:
+                volumes["ours_shipped"] = our_volumes(alpha, extra, truth.shape[-1], p.chi)["ours"]
             volumes["nn"], volumes["oracle"] = (bank.sample(m_nn)[1], 0.0), (bank.sample(m_or)[1], 0.0)
             if classical_left > 0 and not item["mirrored"]:
                 volumes["classical"] = _classical(alpha, item["direction"], truth, p)
@@ -227,6 +235,12 @@ def _slice_study(index: int, view: str, output: torch.Tensor) -> list[dict]:
     return rows
 
 
+def ours_methods(rows: list[dict]) -> list[str]:
+    """The keys of our models that the rows score, fused: ``ours`` (chapter 3's) and ``ours_shipped``."""
+    present = {r["method"] for r in rows}
+    return [m for m in ("ours", "ours_shipped") if m in present]
+
+
 def by_method(rows: list[dict], metric: str) -> dict[str, dict[int, float]]:
     """``{method: {sample: value}}`` of one metric from the results rows."""
     table: dict[str, dict[int, float]] = {}
@@ -271,8 +285,9 @@ def paired_tests(rows: list[dict], metric: str, against: str = "ours") -> list[d
 
 def volumes_of(samples: list[int], profile: Profile | str = "quick", rows: list[dict] | None = None,
                out_dir: str | os.PathLike | None = None) -> dict:
-    """For chosen evaluation samples: their x-rays and the volumes of ours (fused), NN, ORACLE
-    and the truth, regenerated from the results (NN and ORACLE from their recorded matches)."""
+    """For chosen evaluation samples: their x-rays and the volumes of ours (fused), the shipped model
+    (when the results scored it), NN, ORACLE and the truth, regenerated from the results (NN and
+    ORACLE from their recorded matches)."""
     from xtomo.learning.train import load_checkpoint, model_from_checkpoint, train_val_sets
     from xtomo.methods.baselines import Match
 
@@ -283,12 +298,15 @@ def volumes_of(samples: list[int], profile: Profile | str = "quick", rows: list[
     train_set, val_set = train_val_sets(p)
     bank = SampleBank(train_set, progress=False)
     found = {(int(r["sample"]), r["method"]): r["match"] for r in rows}
-    result = dict(xrays=[], ours=[], nn=[], oracle=[], truth=[])
+    extra = shipped_for(p, True)[0] if any(r["method"] == "ours_shipped" for r in rows) else None
+    result = dict(xrays=[], ours=[], nn=[], oracle=[], truth=[]) | ({"ours_shipped": []} if extra else {})
     for index in samples:
         item = val_set[index]
         alpha, truth = item["xray"][0], item["volume"]
         result["xrays"].append(alpha)
         result["ours"].append(our_volumes(alpha, model, truth.shape[-1], p.chi)["ours"][0])
+        if extra is not None:
+            result["ours_shipped"].append(our_volumes(alpha, extra, truth.shape[-1], p.chi)["ours"][0])
         for method in ("nn", "oracle"):
             specimen, view, mirrored = (int(x) for x in found[(index, method)].split("/"))
             result[method].append(bank.sample(Match(specimen, view, bool(mirrored), 0.0))[1])
@@ -296,14 +314,15 @@ def volumes_of(samples: list[int], profile: Profile | str = "quick", rows: list[
     return result
 
 
-def beside_paper(rows: list[dict]) -> list[dict]:
-    """Per metric: our means for ours, NN and ORACLE, the ratios ours/NN and ours/ORACLE, and
-    the same from the paper (``PAPER``): absolute values depend on the data, ratios less so."""
+def beside_paper(rows: list[dict], ours: str = "ours") -> list[dict]:
+    """Per metric: the means of ``ours`` (a method key: ``ours``, ``ours_shipped``), NN and ORACLE,
+    the ratios ours/NN and ours/ORACLE, and the same from the paper (``PAPER``): absolute values
+    depend on the data, ratios less so."""
     out = []
     for metric, paper in PAPER.items():
         means = {r["method"]: r["mean"] for r in summary(rows, metric)}
-        out.append({"metric": metric, "ours": means["ours"], "NN": means["nn"], "ORACLE": means["oracle"],
-                    "ours / NN": means["ours"] / means["nn"], "ours / ORACLE": means["ours"] / means["oracle"],
+        out.append({"metric": metric, "ours": means[ours], "NN": means["nn"], "ORACLE": means["oracle"],
+                    "ours / NN": means[ours] / means["nn"], "ours / ORACLE": means[ours] / means["oracle"],
                     "paper: ours": paper["ours"], "paper: NN": paper["nn"], "paper: ORACLE": paper["oracle"],
                     "paper: ours / NN": paper["ours"] / paper["nn"],
                     "paper: ours / ORACLE": paper["ours"] / paper["oracle"]})
@@ -376,13 +395,13 @@ def summary_table(rows: list[dict] | dict[str, list[dict]], metrics: dict[str, s
     return pd.concat({label: _summary_frame(rows, m, level) for m, label in metrics.items()}, axis=1)
 
 
-def tests_table(rows: list[dict], metrics: dict[str, str] | None = None):
-    """``paired_tests`` of ours against every other method (rows, by label), per metric (columns)."""
+def tests_table(rows: list[dict], metrics: dict[str, str] | None = None, against: str = "ours"):
+    """``paired_tests`` of ``against`` (ours) versus every other method (rows, by label), per metric (columns)."""
     import pandas as pd
 
     metrics = metrics or METRIC_LABELS
     names = {"other": "method", "ratio": "ours / method", "p_less": "p (ours smaller)"}
-    return pd.concat({label: pd.DataFrame(paired_tests(rows, m)).set_index("label")
+    return pd.concat({label: pd.DataFrame(paired_tests(rows, m, against)).set_index("label")
                       [["n", "ours", "other", "ratio", "t", "p", "p_less"]].rename(columns=names)
                       for m, label in metrics.items()}, axis=1)
 
@@ -410,11 +429,11 @@ def reprojection_table(rows: list[dict]):
         columns={"max": "largest", "mean": "mean"})
 
 
-def beside_paper_table(rows: list[dict], metrics: dict[str, str] | None = None):
+def beside_paper_table(rows: list[dict], metrics: dict[str, str] | None = None, ours: str = "ours"):
     """``beside_paper`` as a table: one column per metric (by its label), means and ratios as rows."""
     import pandas as pd
 
-    return pd.DataFrame(beside_paper(rows)).set_index("metric").rename(index=metrics or METRIC_LABELS).T
+    return pd.DataFrame(beside_paper(rows, ours)).set_index("metric").rename(index=metrics or METRIC_LABELS).T
 
 
 def classical_comparison(rows: list[dict]) -> tuple[int, float, object]:

@@ -1,9 +1,10 @@
 """Learning: the 2D→3D network, its training and its use.
 
 ``model`` (the hourglass that reads depth as feature channels), ``train`` (training, validation,
-checkpoints), ``inference`` (x-ray in, fused volume out).
+checkpoints), ``inference`` (x-ray in, fused volume out), ``shipped`` (the trained network that
+comes with the package, in half precision, with its manifest).
 """
 from xtomo._lazy import submodules
 
-__all__ = ["model", "train", "inference"]
+__all__ = ["model", "train", "inference", "shipped"]
 __getattr__, __dir__ = submodules(__name__, __all__)

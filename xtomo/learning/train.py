@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import platform
 import subprocess
 import time
 from contextlib import nullcontext
@@ -29,7 +30,8 @@ from xtomo.profiles import PRECISIONS, PROFILES, Profile, get_profile
 from xtomo.specimens import crania
 
 __all__ = ["train", "load_model", "load_checkpoint", "model_from_checkpoint", "CheckpointError", "train_val_sets",
-           "validation_indices", "validation_l2", "mean_volume_l2", "step_indices", "native_bf16", "mixed_precision"]
+           "validation_indices", "validation_l2", "mean_volume_l2", "step_indices", "native_bf16",
+           "mixed_precision", "machine"]
 
 
 class CheckpointError(ValueError):
@@ -44,6 +46,23 @@ def code_version() -> str:
     except (OSError, subprocess.SubprocessError):
         commit = ""
     return f"{__version__}+{commit}" if commit else __version__
+
+
+def machine() -> str:
+    """The machine a run trains on, in words: CPU model (or GPU), cores, torch build."""
+    if torch.cuda.is_available():
+        what = torch.cuda.get_device_name()
+    else:
+        names = [line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")]
+        what = names[0] if names else platform.processor() or platform.machine()
+    return f"{what}, {os.cpu_count()} logical cores, torch {torch.__version__}"
+
+
+def _cpuinfo() -> list[str]:
+    try:
+        return Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return []
 
 
 def step_indices(seed: int, step: int, batch_size: int, n: int) -> list[int]:
@@ -151,9 +170,14 @@ def model_from_checkpoint(ck: dict, fused: bool = True):
     return model.fuse_for_inference() if fused else model.eval()
 
 
-def load_model(checkpoint: str | os.PathLike | Profile, fused: bool = True):
-    """A trained network in eval mode: ``checkpoint`` is a checkpoint file, or a profile (its name
-    or a ``Profile``) whose checkpoint chapter 3 left in the artifacts folder."""
+def load_model(checkpoint: str | os.PathLike | Profile | None = None, fused: bool = True):
+    """A trained network in eval mode: ``checkpoint`` is a checkpoint file, a profile (its name or a
+    ``Profile``) whose checkpoint chapter 3 left in the artifacts folder, or None for the model that
+    ships with the package (``xtomo.learning.shipped``)."""
+    if checkpoint is None:
+        from xtomo.learning import shipped
+
+        return shipped.load(fused=fused)
     if isinstance(checkpoint, Profile) or (isinstance(checkpoint, str) and checkpoint in PROFILES):
         p = get_profile(checkpoint)
         path = require_artifact(artifacts_dir(p.name) / "checkpoint.pt", "chapter 3 (training)")
@@ -287,6 +311,7 @@ def _loop(run: _Run, train_set, validation: tuple, minutes: float | None, progre
                disable=not progress or rank != 0)
     autocast = mixed_precision(device, p.precision)
     began, seen, last_val = time.perf_counter(), 0, run.history[-1]["val_l2"] if run.history else None
+    before = run.history[-1]["seconds"] if run.history else 0.0  # a resumed run's clock goes on from its log
     run.model.train()
     for batch in loader:
         seen += _step(run, net, batch, autocast) * world
@@ -297,7 +322,7 @@ def _loop(run: _Run, train_set, validation: tuple, minutes: float | None, progre
         if run.step % p.val_every == 0 or run.step == run.total or out_of_time:
             if rank == 0:
                 last_val = validation_l2(run.model, *validation, p.batch_size, device)
-            _log(run, last_val, elapsed)
+            _log(run, last_val, before + elapsed)
         if (run.step % p.checkpoint_every == 0 or run.step == run.total or out_of_time) and rank == 0:
             _save(run, last_val, *paths)
         if out_of_time:
@@ -335,7 +360,7 @@ def _save(run: _Run, val: float | None, ck_path: Path, log_path: Path) -> None:
                  schedule=run.schedule.state_dict(), step=run.step, history=run.history, baseline_l2=run.baseline,
                  val_l2=val, total_steps=run.total, model_config=dataclasses.asdict(run.model.config),
                  profile=dataclasses.asdict(run.p), seed=run.p.seed, code_version=code_version(),
-                 world_size=run.world, running=run.running)
+                 world_size=run.world, running=run.running, machine=machine(), generator=crania.VERSION)
     with atomic_path(ck_path) as tmp:
         torch.save(state, tmp)
     write_csv(log_path, run.history, LOG_FIELDS)

@@ -16,8 +16,9 @@ import xtomo._checks as checks
 from xtomo.imaging import render, xray
 
 __all__ = ["opacity", "show_xray", "image_grid", "labelled_grid", "specimen_views", "hemisphere", "slices",
-           "reconstructions", "training_curves", "error_means", "error_distributions", "method_errors",
-           "error_means_grid", "method_grid", "grouped_means", "slice_counts", "paired_scatter", "METHOD_COLOURS"]
+           "reconstructions", "training_curves", "held_out_curves", "error_means", "error_distributions",
+           "method_errors", "error_means_grid", "method_grid", "grouped_means", "slice_counts", "paired_scatter",
+           "METHOD_COLOURS"]
 
 #: Views named as the paper's Fig. 8b sorts them: (azimuth, elevation) in degrees.
 VIEWS = {"top": (0.0, 90.0), "front": (90.0, 0.0), "side": (0.0, 0.0), "oblique": (55.0, 20.0)}
@@ -195,9 +196,24 @@ def training_curves(history, baseline: float | None = None, ax=None):
     return ax
 
 
+def held_out_curves(runs: dict[str, list[dict]], baseline: float | None = None, ax=None):
+    """Held-out L2 of several training runs (``{label: history}``) against the samples each had seen,
+    both axes logarithmic, with the mean-volume baseline: how much more training buys."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.4))
+    for label, history in runs.items():
+        ax.plot([h["samples"] for h in history], [h["val_l2"] for h in history], "o-", ms=3, label=label)
+    if baseline is not None:
+        ax.axhline(baseline, color="k", ls="--", lw=1, label="predict the mean training volume")
+    ax.set(xlabel="training samples seen", ylabel="held-out L2", xscale="log", yscale="log")
+    ax.legend(fontsize=8)
+    ax.figure.tight_layout()
+    return ax
+
+
 #: One colour per method, shared by every evaluation figure.
-METHOD_COLOURS = {"ours": "#d62728", "ours_unfused": "#ff9896", "nn": "#1f77b4", "oracle": "#2ca02c",
-                  "classical": "#9467bd"}
+METHOD_COLOURS = {"ours": "#d62728", "ours_unfused": "#ff9896", "ours_shipped": "#8c564b", "nn": "#1f77b4",
+                  "oracle": "#2ca02c", "classical": "#9467bd"}
 
 
 def error_means(summary_rows: Sequence[dict], metric_label: str, ax=None):

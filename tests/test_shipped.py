@@ -1,0 +1,106 @@
+"""The shipped model: exported in half precision with a manifest, verified on load, used by default."""
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import xtomo
+from xtomo.data import io
+from xtomo.files import read_json
+from xtomo.learning import shipped
+from xtomo.learning.train import load_checkpoint, model_from_checkpoint, train
+from xtomo.profiles import get_profile
+
+SMOKE = get_profile("smoke")
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A smoke network trained for 12 steps, resumed once, then exported into a folder of its own."""
+    run, folder = tmp_path_factory.mktemp("run"), tmp_path_factory.mktemp("shipped")
+    train(SMOKE, steps=12, minutes=0, out_dir=run, progress=False)   # stops after its first step
+    train(SMOKE, steps=12, resume=True, out_dir=run, progress=False)
+    info = shipped.export(run / "checkpoint.pt", name="tiny", folder=folder)
+    return run / "checkpoint.pt", folder, info
+
+
+def test_manifest_says_how_the_model_was_made(exported):
+    checkpoint, folder, info = exported
+    ck = load_checkpoint(checkpoint)
+    weights, manifest = shipped.paths("tiny", folder)
+    assert read_json(manifest) == info
+    assert info["sha256"] == shipped._sha256(weights) and info["bytes"] == weights.stat().st_size
+    assert info["commands"][0] == "xtomo train --profile smoke --steps 12"
+    assert info["step"] == 12 and info["samples_seen"] == 12 * SMOKE.batch_size
+    assert info["seed"] == SMOKE.seed and info["code_version"] == ck["code_version"]
+    assert info["machine"] == ck["machine"] and info["generator"] == ck["generator"]
+    assert [row["step"] for row in info["validation"]] == [row["step"] for row in ck["history"]]
+    # two segments (the first stopped after one step): their clocks add up
+    # the run was resumed once (its first part stopped after one step): its clock went on from the log
+    seconds = [row["seconds"] for row in ck["history"]]
+    assert ck["history"][0]["step"] == 1 and seconds == sorted(seconds) and info["wall_seconds"] == seconds[-1]
+
+
+def test_weights_are_half_precision_and_give_the_same_volumes(exported):
+    checkpoint, folder, _ = exported
+    stored = torch.load(shipped.paths("tiny", folder)[0], weights_only=True)
+    assert all(v.dtype == torch.float16 for v in stored["model"].values() if v.is_floating_point())
+    original = model_from_checkpoint(load_checkpoint(checkpoint))
+    loaded = shipped.load("tiny", folder)
+    x = torch.rand(2, 1, SMOKE.xray_size, SMOKE.xray_size)
+    with torch.no_grad():
+        a, b = original(x), loaded(x)
+    # float16 keeps 11 significant bits: weights within 2^-11 relative, outputs within a few of that
+    assert (a - b).abs().max() <= 1e-2 * a.abs().max()
+
+
+def test_an_altered_or_missing_model_is_refused(exported, tmp_path):
+    _, folder, info = exported
+    weights, manifest = shipped.paths("tiny", folder)
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF   # one byte changed
+    (copy / weights.name).write_bytes(bytes(data))
+    (copy / manifest.name).write_text(manifest.read_text())
+    with pytest.raises(shipped.ShippedModelError, match=f"manifest says {info['sha256']}"):
+        shipped.load("tiny", copy)
+    with pytest.raises(shipped.ShippedModelError, match="no shipped model 'other'"):
+        shipped.load("other", copy)
+
+
+def test_a_model_too_large_to_ship_is_refused(exported, tmp_path, monkeypatch):
+    checkpoint, _, _ = exported
+    monkeypatch.setattr(shipped, "MAX_BYTES", 1000)
+    with pytest.raises(shipped.ShippedModelError, match="over the 0 MiB"):
+        shipped.export(checkpoint, name="big", folder=tmp_path)
+    assert list(tmp_path.iterdir()) == []   # nothing half-written is left
+
+
+def test_load_model_and_reconstruct_use_the_shipped_model_by_default(exported, tmp_path, monkeypatch):
+    _, folder, _ = exported
+    monkeypatch.setattr(shipped, "FOLDER", folder)
+    monkeypatch.setattr(shipped, "NAME", "tiny")
+    assert isinstance(xtomo.load_model(), torch.nn.Module)
+    io.save_xray(torch.rand(32, 32) * 0.5 + 0.5, tmp_path / "x.png", bits=16)
+    code = (f"from xtomo.learning import shipped; shipped.FOLDER = __import__('pathlib').Path({str(folder)!r}); "
+            "shipped.NAME = 'tiny'; from xtomo.cli import main; raise SystemExit(main())")
+    done = subprocess.run([sys.executable, "-c", code, "reconstruct", str(tmp_path / "x.png"),
+                           "--out", str(tmp_path / "v.npz"), "--no-fusion"],
+                          capture_output=True, text=True, env=os.environ.copy())
+    assert done.returncode == 0, done.stderr
+    assert io.load_volume(tmp_path / "v.npz", size=32, fit=False).shape == (32, 32, 32)
+
+
+def test_export_model_command(exported, tmp_path):
+    checkpoint, _, _ = exported
+    done = subprocess.run([sys.executable, "-m", "xtomo", "export-model", str(checkpoint), "--name", "cli",
+                           "--folder", str(tmp_path)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "samples seen" in done.stdout and shipped.available("cli", tmp_path)
+    bad = subprocess.run([sys.executable, "-m", "xtomo", "export-model", str(tmp_path / "none.pt")],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "does not exist" in bad.stderr and "Traceback" not in bad.stderr
+

@@ -1,0 +1,152 @@
+"""The trained network that ships with the package, stored in half precision beside its manifest.
+
+It is made by two documented commands: ``xtomo train --profile pretrained`` (resumable; on a CPU
+the same seed gives the same weights) and ``xtomo export-model artifacts/pretrained/checkpoint.pt``,
+which stores the weights as float16 (``<name>.pt``) with a manifest (``<name>.json``: the commands,
+seed, code version, samples seen, wall time, machine, validation curve and the weights' sha256).
+``load()``, ``xtomo.load_model()`` and ``xtomo reconstruct`` without ``--checkpoint`` read it back,
+checked against that sha256.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from pathlib import Path
+
+import torch
+
+from xtomo.files import atomic_path, read_json, write_json
+
+__all__ = ["FOLDER", "NAME", "MAX_BYTES", "paths", "available", "export", "manifest", "checkpoint", "load",
+           "same_data", "for_profile", "ShippedModelError"]
+
+FOLDER = Path(__file__).parent / "pretrained"   #: where the package keeps its shipped models
+NAME = "quick"          #: the default: the ``quick`` preset, which runs on a CPU at the book's scale
+MAX_BYTES = 16 * 2**20  #: a shipped model's weights must stay under 16 MiB
+
+
+class ShippedModelError(ValueError):
+    """A shipped model that is missing, altered (its sha256 differs from the manifest's) or too large."""
+
+
+def paths(name: str | None = None, folder: str | os.PathLike | None = None) -> tuple[Path, Path]:
+    """The weights file and the manifest of the shipped model ``name`` (default ``NAME``) in ``folder``
+    (default ``FOLDER``)."""
+    base, name = Path(folder) if folder is not None else FOLDER, name or NAME
+    return base / f"{name}.pt", base / f"{name}.json"
+
+
+def available(name: str | None = None, folder: str | os.PathLike | None = None) -> bool:
+    """Whether the shipped model ``name`` is there (weights and manifest)."""
+    return all(p.exists() for p in paths(name, folder))
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def export(checkpoint: str | os.PathLike, name: str | None = None, folder: str | os.PathLike | None = None,
+           command: str | None = None) -> dict:
+    """Store a training checkpoint's network as the shipped model ``name``: float16 weights and a
+    manifest; returns the manifest. ``command`` is how the checkpoint was trained (default: the
+    ``xtomo train`` command of its profile and step count)."""
+    from xtomo.learning.train import load_checkpoint as read
+
+    ck = read(checkpoint)
+    weights = {k: v.half() if v.is_floating_point() else v for k, v in ck["model"].items()}
+    shipped = dict(model=weights, model_config=ck["model_config"], profile=ck["profile"], step=ck["step"],
+                   seed=ck["profile"]["seed"], code_version=ck.get("code_version"))
+    name = name or NAME
+    pt, js = paths(name, folder)
+    with atomic_path(pt) as tmp:
+        torch.save(shipped, tmp)
+        size = tmp.stat().st_size
+        if size >= MAX_BYTES:
+            raise ShippedModelError(f"export: {name} would take {size / 2**20:.1f} MiB, over the "
+                                    f"{MAX_BYTES / 2**20:.0f} MiB a shipped model may take")
+    profile = ck["profile"]
+    steps = ck.get("total_steps", ck["step"])
+    trained_by = command or f"xtomo train --profile {profile['name']} --steps {steps}"
+    info = dict(name=name, file=pt.name, sha256=_sha256(pt), bytes=pt.stat().st_size, dtype="float16",
+                commands=[trained_by, f"xtomo export-model CHECKPOINT --name {name}"],
+                seed=profile["seed"], code_version=ck.get("code_version"), step=ck["step"], total_steps=steps,
+                samples_seen=ck["step"] * profile["batch_size"],
+                wall_seconds=ck["history"][-1]["seconds"] if ck["history"] else 0.0,
+                machine=ck.get("machine"), generator=ck.get("generator"), precision=profile.get("precision"),
+                profile=profile,
+                model_config=ck["model_config"], baseline_l2=ck.get("baseline_l2"), val_l2=ck.get("val_l2"),
+                validation=[{k: row[k] for k in ("step", "samples", "train_l2", "val_l2", "lr", "seconds")}
+                            for row in ck["history"]])
+    write_json(js, info)
+    return info
+
+
+def manifest(name: str | None = None, folder: str | os.PathLike | None = None) -> dict:
+    """The manifest of the shipped model ``name``."""
+    pt, js = paths(name, folder)
+    if not (pt.exists() and js.exists()):
+        raise ShippedModelError(f"no shipped model {pt.stem!r} in {pt.parent} (expected {pt.name} and {js.name}); "
+                                "make it with `xtomo train --profile pretrained` and `xtomo export-model`, "
+                                "or pass a checkpoint")
+    return read_json(js)
+
+
+def checkpoint(name: str | None = None, folder: str | os.PathLike | None = None) -> dict:
+    """The shipped model's checkpoint (weights back in float32), after checking its sha256."""
+    from xtomo.learning.train import load_checkpoint as read
+
+    info = manifest(name, folder)
+    pt = paths(name, folder)[0]
+    found = _sha256(pt)
+    if found != info["sha256"]:
+        raise ShippedModelError(f"shipped model {pt} has sha256 {found}, but its manifest says {info['sha256']}: "
+                                "the file was altered or only partly written")
+    ck = read(pt)
+    ck["model"] = {k: v.float() if v.is_floating_point() else v for k, v in ck["model"].items()}
+    ck["manifest"] = info
+    return ck
+
+
+def load(name: str | None = None, folder: str | os.PathLike | None = None, fused: bool = True):
+    """The shipped network in eval mode (batch norm folded into the convolutions when ``fused``)."""
+    from xtomo.learning.train import model_from_checkpoint
+
+    return model_from_checkpoint(checkpoint(name, folder), fused=fused)
+
+
+def same_data(info: dict, profile) -> bool:
+    """Whether the shipped model was trained on ``profile``'s data and split (so its held-out species
+    are the profile's): same crania generator, sizes, species split and seed."""
+    from xtomo.specimens import crania
+
+    keys = ("volume_size", "xray_size", "n_species", "n_val_species", "n_views", "mirror", "seed", "chi")
+    made = info["profile"]
+    return info.get("generator") == crania.VERSION and all(
+        made.get(k) == v for k, v in dataclasses.asdict(profile).items() if k in keys)
+
+
+def for_profile(p, wanted: bool | None = None) -> tuple[object, str | None]:
+    """The shipped network and its sha256 for evaluating profile ``p``, or ``(None, None)``.
+
+    ``wanted=None`` takes it when it is there and was trained on ``p``'s crania, sizes and species
+    split (so ``p``'s held-out species are its held-out species too); True insists (an error says
+    why it cannot); False leaves it out.
+    """
+    if wanted is False:
+        return None, None
+    problem = None
+    if not available():
+        problem = f"there is no shipped model in {FOLDER}"
+    elif not same_data(info := manifest(), p):
+        problem = (f"the shipped model was trained on other data than profile {p.name!r}'s "
+                   f"(crania {info.get('generator')}, {info['profile']['volume_size']}^3 volumes)")
+    if problem is None:
+        return load(), info["sha256"]
+    if wanted:
+        raise ShippedModelError(f"the shipped model was asked for, but {problem}")
+    return None, None
