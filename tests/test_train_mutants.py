@@ -591,3 +591,41 @@ def test_without_data_it_trains_on_the_profiles_own_sets(tmp_path, monkeypatch):
     assert asked == [P]
     expected = T.mean_volume_l2(*sets, T.validation_indices(P, len(sets[1])), 256, P.seed)[1]
     assert summary["baseline_l2"] == expected
+
+
+def test_machine_names_the_cpu_model_its_cores_and_torch(monkeypatch):
+    """Checkpoints say where they were trained: the first ``model name`` of /proc/cpuinfo, else the
+    platform's processor or architecture; then the logical cores and the torch build."""
+    import os
+
+    monkeypatch.setattr(T.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(T, "_cpuinfo", lambda: ["processor\t: 0", "model name\t: Test CPU 9000 ", "model name\t: B"])
+    assert T.machine() == f"Test CPU 9000, {os.cpu_count()} logical cores, torch {torch.__version__}"
+    monkeypatch.setattr(T, "_cpuinfo", lambda: ["processor\t: 0"])
+    monkeypatch.setattr(T.platform, "processor", lambda: "")
+    monkeypatch.setattr(T.platform, "machine", lambda: "riscv64")
+    assert T.machine() == f"riscv64, {os.cpu_count()} logical cores, torch {torch.__version__}"
+    monkeypatch.setattr(T.platform, "processor", lambda: "sparc")
+    assert T.machine().startswith("sparc, ")
+
+
+def test_cpuinfo_is_the_lines_of_proc_cpuinfo_or_nothing(monkeypatch):
+    info = Path("/proc/cpuinfo")
+    assert T._cpuinfo() == (info.read_text().splitlines() if info.exists() else [])
+
+    class Unreadable:
+        def __init__(self, *args):
+            pass
+
+        def read_text(self):
+            raise OSError("no such file")
+
+    monkeypatch.setattr(T, "Path", Unreadable)
+    assert T._cpuinfo() == []
+
+
+def test_load_model_without_a_checkpoint_is_the_shipped_model(monkeypatch):
+    from xtomo.learning import shipped
+
+    monkeypatch.setattr(shipped, "load", lambda fused=True: ("shipped", fused))
+    assert T.load_model() == ("shipped", True) and T.load_model(fused=False) == ("shipped", False)
