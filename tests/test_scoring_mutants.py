@@ -687,3 +687,8 @@ def test_reprojection_table_keeps_unknown_methods_by_key():
     table = scoring.reprojection_table(rows)
     assert list(table.index) == ["ours (fused)", "new"]
     assert table.loc["ours (fused)", "mean"] == pytest.approx(2e-7) and table.loc["new", "largest"] == 0.5
+
+
+def test_grid_columns_put_ours_then_the_shipped_model_then_the_others():
+    assert list(scoring.grid_columns({"ours": 1, "nn": 2}, {"NN": 2})) == ["ours", "NN"]
+    assert scoring.grid_columns({"ours": 1, "ours_shipped": 3}, {"NN": 2}) == {"ours": 1, "ours, shipped": 3, "NN": 2}

@@ -36,7 +36,7 @@ from xtomo.specimens import crania
 
 __all__ = ["BANK_FILE", "METHODS", "METRIC_LABELS", "PAPER", "SLICE_COUNTS", "VIEW_CLASSES", "evaluation_indices",
            "evaluate", "our_volumes", "score", "reprojection", "depth_resampled", "read_results",
-           "ours_methods", "by_method", "summary", "paired_tests",
+           "ours_methods", "grid_columns", "by_method", "summary", "paired_tests",
            "volumes_of", "beside_paper", "verdict", "verdict_line", "verdicts", "summary_table", "tests_table",
            "fusion_table", "reprojection_table", "beside_paper_table", "classical_comparison", "slice_table",
            "by_view", "view_table"]
@@ -239,6 +239,12 @@ def ours_methods(rows: list[dict]) -> list[str]:
     """The keys of our models that the rows score, fused: ``ours`` (chapter 3's) and ``ours_shipped``."""
     present = {r["method"] for r in rows}
     return [m for m in ("ours", "ours_shipped") if m in present]
+
+
+def grid_columns(volumes: dict, others: dict) -> dict:
+    """The columns of a method grid: ours, the shipped model's when ``volumes`` hold them, then ``others``."""
+    ours = {"ours": volumes["ours"]}
+    return ours | ({"ours, shipped": volumes["ours_shipped"]} if "ours_shipped" in volumes else {}) | others
 
 
 def by_method(rows: list[dict], metric: str) -> dict[str, dict[int, float]]:
