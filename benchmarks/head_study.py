@@ -8,10 +8,12 @@ The table gives mean L2 and DSSIM and the one-sided paired p-values of "ours is 
     python benchmarks/head_study.py --samples 120                 # a GPU machine: minutes
     python benchmarks/head_study.py --samples 120 --write         # also update RESULTS.md
     python benchmarks/head_study.py --variants linear:900:fp32,linear:900:bf16 --section precision --write
+    python benchmarks/head_study.py --variants linear:900:auto:l2,linear:900:auto:surface --section objective --write
 
 Training runs on CUDA when there is one, data loading uses ``--workers`` processes; evaluation is
 CPU work. A variant's third field is the profile's ``precision`` (``fp32``, ``bf16``, ``auto``;
-default ``auto``, bf16 where the device computes it natively). ``--write`` replaces only the section
+default ``auto``, bf16 where the device computes it natively), its fourth the training
+``objective`` (``l2``, default, or ``surface``). ``--write`` replaces only the section
 between ``<!-- SECTION:begin -->`` and ``<!-- SECTION:end -->`` of RESULTS.md (``--section``,
 default ``head-study``). ``--out`` keeps the
 runs (checkpoints and CSVs) somewhere else than a temporary folder.
@@ -39,22 +41,24 @@ from xtomo.profiles import get_profile
 
 VARIANTS = (("projected", 900), ("linear", 900), ("linear", 3000))
 TITLES = {"head-study": "Output head of the `quick` network against NN and ORACLE",
+          "objective": "Training objective (L2, or L2 with a surface term) of the `quick` network against NN "
+                       "and ORACLE",
           "precision": "Training arithmetic (float32 or bf16 autocast) of the `quick` network against NN and ORACLE"}
 
 
-def run(head: str, steps: int, precision: str, samples: int, workers: int, base: Path) -> dict:
+def run(head: str, steps: int, precision: str, objective: str, samples: int, workers: int, base: Path) -> dict:
     name = f"quick-{head}"
     model.PRESETS[name] = dataclasses.replace(model.PRESETS["quick"], head=head)
     p = get_profile("quick", eval_samples=samples, classical_samples=1, workers=workers, model=name,
-                    precision=precision)
-    out = base / f"{head}-{steps}-{precision}"
+                    precision=precision, objective=objective)
+    out = base / f"{head}-{steps}-{precision}-{objective}"
     out.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
     train.train(p, steps=steps, out_dir=out, progress=False)
     trained = time.perf_counter() - began
     paths = scoring.evaluate(p, out_dir=out, progress=False)
     result = scored(head, steps, read_csv(paths["results"]))
-    result["train_s"], result["precision"] = trained, precision
+    result["train_s"], result["precision"], result["objective"] = trained, precision, objective
     print(result, flush=True)
     return result
 
@@ -80,13 +84,14 @@ def table(results: list[dict], machine: str, command: str, section: str = "head-
         "chapter 5's protocol (`xtomo.evaluation.scoring.evaluate`) on the first held-out samples of the evaluation "
         "subset. p: one-sided paired t-test of \"ours (fused) has the smaller error\".",
         "",
-        "| head | steps | precision | samples | ours L2 | NN L2 | ORACLE L2 | p vs NN | p vs ORACLE | ours DSSIM "
-        "| NN DSSIM | ORACLE DSSIM | p vs NN | p vs ORACLE | train s |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| head | objective | steps | precision | samples | ours L2 | NN L2 | ORACLE L2 | p vs NN | p vs ORACLE "
+        "| ours DSSIM | NN DSSIM | ORACLE DSSIM | p vs NN | p vs ORACLE | train s |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         lines.append(
-            f"| {r['head']} | {r['steps']} | {r.get('precision', 'not recorded')} | {r['samples']} "
+            f"| {r['head']} | {r.get('objective', 'l2')} | {r['steps']} | {r.get('precision', 'not recorded')} "
+            f"| {r['samples']} "
             f"| {r['l2']['ours']:.5f} | {r['l2']['nn']:.5f} "
             f"| {r['l2']['oracle']:.5f} | {r['l2_p']['nn']:.2g} | {r['l2_p']['oracle']:.2g} "
             f"| {r['dssim']['ours']:.4f} | {r['dssim']['nn']:.4f} | {r['dssim']['oracle']:.4f} "
@@ -110,7 +115,7 @@ def main(argv=None) -> int:
     parser.add_argument("--samples", type=int, default=120, help="held-out samples scored (default 120)")
     parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 2))
     parser.add_argument("--variants", default=",".join(f"{h}:{s}" for h, s in VARIANTS),
-                        help="HEAD:STEPS[:PRECISION],... (default: %(default)s)")
+                        help="HEAD:STEPS[:PRECISION[:OBJECTIVE]],... (default: %(default)s)")
     parser.add_argument("--section", default="head-study", help="RESULTS.md section --write replaces")
     parser.add_argument("--out", type=Path, default=None, help="keep the runs here")
     parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
@@ -129,9 +134,9 @@ def main(argv=None) -> int:
     base = args.out or Path(tempfile.mkdtemp(prefix="head-study-"))
     os.environ.setdefault("XTOMO_ARTIFACTS", str(base / "artifacts"))
     datasets.simulate_collection("quick", progress=False)          # the species volumes, once
-    variants = [(v.split(":") + ["auto"])[:3] for v in args.variants.split(",")]
-    results = [run(head, int(steps), precision, args.samples, args.workers, base)
-               for head, steps, precision in variants]
+    variants = [(v.split(":") + ["auto", "l2"][len(v.split(":")) - 2:])[:4] for v in args.variants.split(",")]
+    results = [run(head, int(steps), precision, objective, args.samples, args.workers, base)
+               for head, steps, precision, objective in variants]
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU"
     text = table(results, f"{machine_line()}; training on {device}; other processes kept {busy:.1f} cores busy "
                  "at the start", f"python benchmarks/head_study.py --samples {args.samples} --variants {args.variants}",

@@ -9,25 +9,29 @@ samples it had seen, its training wall time, and in both metrics the mean error,
 ours/NN and ours/ORACLE and the one-sided paired p of "ours has the smaller error". Checkpoints taken
 part-way through one long run stand where that run's cosine schedule had brought the learning
 rate, so they are not what a run of that length would give; the labels say which is which.
-``--write`` replaces the ``scaling`` section of RESULTS.md.
+``--write`` replaces the ``scaling`` section of RESULTS.md and writes the rows to ``scaling.json``
+(beside this script), from which chapter 5 draws its scaling figure.
 """
 from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import json
 import os
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
-from _common import RESULTS, busy_cores, machine_line, update_section
+from _common import RESULTS, atomic_write_text, busy_cores, machine_line, update_section
 
 from xtomo.evaluation import scoring
 from xtomo.files import read_csv
 from xtomo.learning import shipped
 from xtomo.learning.train import load_checkpoint
 from xtomo.profiles import get_profile
+
+RECORD = Path(__file__).with_name("scaling.json")   #: the rows of the last --write, for chapter 5
 
 
 def evaluated(label: str, path: str, samples: int, base: Path) -> dict:
@@ -92,11 +96,14 @@ def main(argv=None) -> int:
     busy = busy_cores()
     with tempfile.TemporaryDirectory(prefix="xtomo-scaling-") as tmp:   # species volumes: the quick artifacts'
         rows = [evaluated(label, path, args.samples, Path(tmp)) for label, path in pairs]
-    text = table(rows, "python benchmarks/scaling.py " + " ".join(args.checkpoints) + f" --samples {args.samples}",
-                 busy)
+    command = "python benchmarks/scaling.py " + " ".join(args.checkpoints) + f" --samples {args.samples}"
+    text = table(rows, command, busy)
     print(text)
     if args.write:
         update_section(RESULTS, text, name="scaling")
+        record = dict(measured=f"{_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC", command=command,
+                      machine=machine_line(), profile="quick", rows=rows)
+        atomic_write_text(RECORD, json.dumps(record, indent=1) + "\n")
     return 0
 
 

@@ -78,3 +78,20 @@ def test_held_out_curves_plot_each_run_against_samples_seen():
     assert list(ax.lines[0].get_xdata()) == [8, 16] and list(ax.lines[0].get_ydata()) == [0.004, 0.003]
     assert ax.lines[2].get_ydata()[0] == 0.005 and ax.get_xscale() == ax.get_yscale() == "log"
     matplotlib.pyplot.close("all")
+
+
+def test_scaling_ratios_plot_ours_over_each_baseline_with_break_even_and_the_paper():
+    from xtomo.evaluation.scoring import PAPER
+
+    rows = [{"samples_seen": 100, "l2/nn": 0.6, "l2/oracle": 0.8, "dssim/nn": 1.1, "dssim/oracle": 1.05},
+            {"samples_seen": 1000, "l2/nn": 0.4, "l2/oracle": 0.55, "dssim/nn": 0.8, "dssim/oracle": 0.75}]
+    axes = figures.scaling_ratios(rows, paper=PAPER)
+    for ax, metric in zip(axes, ("l2", "dssim")):
+        lines = {line.get_label(): line for line in ax.lines}
+        assert list(lines["ours / NN"].get_xdata()) == [100, 1000]
+        assert list(lines["ours / ORACLE"].get_ydata()) == [rows[0][f"{metric}/oracle"], rows[1][f"{metric}/oracle"]]
+        paper = PAPER[metric]
+        assert lines["paper, ours / NN"].get_ydata()[0] == pytest.approx(paper["ours"] / paper["nn"])
+        assert any(list(line.get_ydata()) == [1.0, 1.0] for line in ax.lines)      # break-even
+        assert ax.get_xscale() == "log"
+    matplotlib.pyplot.close("all")

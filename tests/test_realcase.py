@@ -75,3 +75,47 @@ def test_a_second_network_is_scored_as_the_shipped_model(case):
     for ours, theirs in zip(*([r for r in both if r["method"] == m] for m in ("ours", "ours_shipped"))):
         assert {k: v for k, v in theirs.items() if k != "method"} == {k: v for k, v in ours.items() if k != "method"}
     assert torch.equal(shown["ours_shipped"][0], shown["ours"][0])
+
+
+def test_physical_acquisition_is_beer_lambert_through_an_ideal_scanner(monkeypatch):
+    """Through a monochromatic scanner at its reference energy with a perfect detector, the physical
+    x-ray is the ideal one up to the 8-bit display encoding (gamma 2.2: an opacity step of at most
+    2.2 x 0.5 / 255); the truth is the same CT either way. The real scanner differs clearly."""
+    from xtomo.evaluation import reality
+    from xtomo.imaging import microct, xray
+
+    p = get_profile("smoke")
+    volume = crania.skull(crania.catalog(3)[1], p.volume_size)
+    d = xray.sample_directions(2, seed=3)[1]
+    ideal, truth = realcase.acquire(volume, d, p, "ideal")
+    real_scanner = reality.scanner(p)
+    monkeypatch.setattr(realcase, "scanner", lambda q: microct.Scanner(chi=q.chi, monochromatic=True).ideal())
+    physical, same_truth = realcase.acquire(volume, d, p, "physical", seed=1)
+    torch.testing.assert_close(same_truth, truth)
+    assert (physical - ideal).abs().max() < 2.2 * 0.5 / 255 + 1e-5
+    monkeypatch.setattr(realcase, "scanner", lambda q: real_scanner)
+    noisy, _ = realcase.acquire(volume, d, p, "physical", seed=1)
+    assert (noisy - ideal).abs().max() > 0.02
+    again, _ = realcase.acquire(volume, d, p, "physical", seed=1)
+    assert torch.equal(again, noisy)                      # the photon noise is seeded
+    with pytest.raises(ValueError, match="acquisition must be one of ideal, physical"):
+        realcase.acquire(volume, d, p, "film")
+
+
+def test_against_even_gives_ratios_and_tests_per_acquisition_and_model(case):
+    p, volume, rows, _ = case
+    same = build_model(p.model, seed=0).eval()
+    physical, _ = realcase.evaluate_volume(volume, same, p, views=3, seed=5, shipped=same, acquisition="physical")
+    assert {r["acquisition"] for r in physical} == {"physical"}
+    table = realcase.against_even(rows + physical)
+    assert [(t["acquisition"], t["model"]) for t in table] == [
+        ("ideal", scoring.METHODS["ours"]), ("physical", scoring.METHODS["ours"]),
+        ("physical", scoring.METHODS["ours_shipped"])]
+    first = table[0]
+    ours = [r["l2"] for r in rows if r["method"] == "ours"]
+    even = [r["l2"] for r in rows if r["method"] == "extrude"]
+    assert first["views"] == 3
+    assert first["l2 ours/even"] == pytest.approx(sum(ours) / sum(even))
+    assert first["rmse ours/even"] == pytest.approx(sum(x ** 0.5 for x in ours) / sum(x ** 0.5 for x in even))
+    assert 0 <= first["l2 p"] <= 1 and 0 <= first["dssim p"] <= 1
+    assert table[1] | {"model": None} == table[2] | {"model": None}   # the same weights score the same

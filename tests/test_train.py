@@ -222,3 +222,50 @@ def test_mixed_precision_is_bf16_only_where_asked_or_native(monkeypatch):
         training.mixed_precision("cpu", "fp16")
     with pytest.raises(ValueError, match="precision must be one of"):
         get_profile("smoke", precision="half")
+
+
+def test_objective_loss_l2_is_mse_and_surface_commits_to_the_iso_surface():
+    """``l2`` is the mean squared error; ``surface`` adds a cross-entropy that is small when every
+    voxel is on its true side of the iso-level and pushes a bone voxel below the level up harder
+    than L2 alone does."""
+    from xtomo.learning.train import SURFACE_LEVEL, SURFACE_WEIGHT, SURFACE_WIDTH, objective_loss
+
+    truth = torch.zeros(2, 4, 4)
+    truth[:, 1:3, 1:3] = 0.7                       # bone, well above the level
+    pred = truth * 0.9
+    assert torch.isclose(objective_loss(pred, truth, "l2"), ((pred - truth) ** 2).mean())
+    logit = (pred - SURFACE_LEVEL) / SURFACE_WIDTH
+    inside = (truth > SURFACE_LEVEL).float()
+    bce = -(inside * torch.nn.functional.logsigmoid(logit) + (1 - inside) * torch.nn.functional.logsigmoid(-logit))
+    assert torch.isclose(objective_loss(pred, truth, "surface"),
+                         ((pred - truth) ** 2).mean() + SURFACE_WEIGHT * bce.mean(), rtol=1e-5)
+    # a bone voxel predicted at half the level: the surface term adds to L2's pull (here by a quarter)
+    low = pred.clone()
+    low[0, 1, 1] = SURFACE_LEVEL / 2
+    grads = {}
+    for objective in ("l2", "surface"):
+        x = low.clone().requires_grad_(True)
+        objective_loss(x, truth, objective).backward()
+        grads[objective] = float(x.grad[0, 1, 1])
+    assert grads["l2"] < 0 and grads["surface"] < 1.2 * grads["l2"]
+    # the truth itself costs only the empty voxels' residual, log(1 + e^-4) = 0.018 each
+    assert objective_loss(truth, truth, "surface") < 0.02 * SURFACE_WEIGHT
+    with pytest.raises(ValueError, match="objective must be one of l2, surface"):
+        objective_loss(pred, truth, "l1")
+    with pytest.raises(ValueError, match="objective must be one of"):
+        get_profile("smoke", objective="dice")
+
+
+def test_surface_objective_trains_and_is_kept_by_its_checkpoint(trained, tmp_path):
+    """A run under the surface objective learns, records it, and refuses to resume as an L2 run."""
+    p = SMOKE.replace(objective="surface", val_every=10, checkpoint_every=30)
+    summary = train(p, steps=30, out_dir=tmp_path, progress=False)
+    assert summary["val_l2"] < summary["baseline_l2"] * 1.5
+    ck = load_checkpoint(tmp_path / "checkpoint.pt", p)
+    assert ck["profile"]["objective"] == "surface"
+    with pytest.raises(CheckpointError, match="objective: 'surface' there, 'l2' here"):
+        load_checkpoint(tmp_path / "checkpoint.pt", SMOKE)
+    old = torch.load(trained[0] / "checkpoint.pt", weights_only=True)
+    del old["profile"]["objective"]                 # a checkpoint from before objectives: trained on L2
+    torch.save(old, tmp_path / "old.pt")
+    load_checkpoint(tmp_path / "old.pt", SMOKE)

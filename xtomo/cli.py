@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 
 from xtomo import __version__
-from xtomo.profiles import PRECISIONS, PROFILES, get_profile
+from xtomo.profiles import OBJECTIVES, PRECISIONS, PROFILES, get_profile
 
 __all__ = ["main", "command", "arg"]
 
@@ -87,12 +87,15 @@ def _simulate(args) -> None:
                                          "(default: artifacts/<profile>/)"),
          arg("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if present)"),
          arg("--precision", choices=PRECISIONS, default=None,
-             help="training arithmetic (default: the profile's); auto: bf16 where the device computes it natively"))
+             help="training arithmetic (default: the profile's); auto: bf16 where the device computes it natively"),
+         arg("--objective", choices=OBJECTIVES, default=None,
+             help="training loss (default: the profile's); surface: L2 plus a cross-entropy on the iso-surface"))
 def _train(args) -> None:
     """Train the network of a profile; torchrun-compatible (torchrun --nproc-per-node N -m xtomo train)."""
     from xtomo.learning.train import train as run
 
-    profile = get_profile(args.profile, **({} if args.precision is None else {"precision": args.precision}))
+    overrides = {k: v for k in ("precision", "objective") if (v := getattr(args, k)) is not None}
+    profile = get_profile(args.profile, **overrides)
     summary = run(profile, resume=args.resume, steps=args.steps, minutes=args.minutes,
                   out_dir=args.out, device=args.device, progress=sys.stderr.isatty())
     if summary["world_size"] == 1 or int(os.environ.get("RANK", "0")) == 0:

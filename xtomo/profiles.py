@@ -41,6 +41,8 @@ class Profile:
     workers: int = 0          # DataLoader worker processes
     precision: str = "fp32"   # training arithmetic: "fp32", "bf16" (autocast), or "auto" (bf16 where the
                               # device computes it natively: CUDA, or a CPU with AVX-512 BF16 or AMX)
+    objective: str = "l2"     # training loss: "l2" (the paper's), or "surface" (L2 plus a cross-entropy that
+                              # puts each voxel on the right side of the iso-surface; xtomo.learning.train)
     # evaluation (chapter 5)
     eval_samples: int = 64        # held-out samples every method is scored on (seeded subset)
     classical_samples: int = 3    # of those, how many the slow classical method also runs on
@@ -92,6 +94,7 @@ def _validated(p: Profile) -> Profile:
     p = dataclasses.replace(p, **plain)  # plain ints: checkpoints store the profile
     checks.positive(p.chi, "chi", what)
     checks.choice(p.precision, "precision", PRECISIONS, what)
+    checks.choice(p.objective, "objective", OBJECTIVES, what)
     checks.positive(p.lr, "lr", what)
     if p.n_val_species >= p.n_species:
         raise ValueError(
@@ -115,6 +118,7 @@ def _validated(p: Profile) -> Profile:
 
 
 PRECISIONS = ("fp32", "bf16", "auto")  #: the training arithmetics a profile may ask for
+OBJECTIVES = ("l2", "surface")  #: the training losses a profile may ask for
 
 PROFILES: dict[str, Profile] = {
     p.name: _validated(p)

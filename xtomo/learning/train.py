@@ -1,4 +1,4 @@
-"""Training the 2D→3D network: L2 between voxels, Adam, validation on held-out species.
+"""Training the 2D→3D network: L2 between voxels (or L2 with a surface term), Adam, validation on held-out species.
 
 Every batch is a pure function of (seed, step): the indices of step ``s`` come from a generator
 seeded with both, so a run killed and resumed from its last checkpoint replays exactly the batches
@@ -25,13 +25,14 @@ import xtomo._checks as checks
 from xtomo import __version__
 from xtomo.data.datasets import ProceduralBank, XrayDataset
 from xtomo.files import artifacts_dir, atomic_path, require_artifact, write_csv
+from xtomo.imaging.shading import LEVEL as SURFACE_LEVEL
 from xtomo.learning.model import ModelConfig, XrayToVolume, build_model
-from xtomo.profiles import PRECISIONS, PROFILES, Profile, get_profile
+from xtomo.profiles import OBJECTIVES, PRECISIONS, PROFILES, Profile, get_profile
 from xtomo.specimens import crania
 
 __all__ = ["train", "load_model", "load_checkpoint", "model_from_checkpoint", "CheckpointError", "train_val_sets",
            "validation_indices", "validation_l2", "mean_volume_l2", "step_indices", "native_bf16",
-           "mixed_precision", "machine"]
+           "mixed_precision", "machine", "objective_loss", "SURFACE_LEVEL", "SURFACE_WIDTH", "SURFACE_WEIGHT"]
 
 
 class CheckpointError(ValueError):
@@ -152,8 +153,8 @@ def load_checkpoint(path: str | os.PathLike, profile: Profile | None = None) -> 
     if missing:
         raise CheckpointError(f"checkpoint {path} is not an xtomo checkpoint: it lacks {sorted(missing)}")
     if profile is not None:
-        keys = ("model", "volume_size", "xray_size", "batch_size", "seed", "chi")
-        made = ck["profile"]
+        keys = ("model", "volume_size", "xray_size", "batch_size", "seed", "chi", "objective")
+        made = {"objective": "l2", **ck["profile"]}  # checkpoints from before objectives trained on L2
         changed = [f"{k}: {made.get(k)!r} there, {getattr(profile, k)!r} here"
                    for k in keys if made.get(k) != getattr(profile, k)]
         if changed:
@@ -184,6 +185,9 @@ def load_model(checkpoint: str | os.PathLike | Profile | None = None, fused: boo
         return model_from_checkpoint(load_checkpoint(path, p), fused=fused)
     return model_from_checkpoint(load_checkpoint(checkpoint), fused=fused)
 
+
+SURFACE_WIDTH = 0.025  # density over which the "surface" objective's logit goes from 0 to 1 (a tenth of cortex)
+SURFACE_WEIGHT = 0.01  # its cross-entropy's weight beside L2 (L2 ~ 1e-3: the two pull about equally at first)
 
 #: Columns of ``training_log.csv``: one row per validation.
 LOG_FIELDS = ["step", "samples", "train_l2", "val_l2", "lr", "seconds"]
@@ -331,12 +335,32 @@ def _loop(run: _Run, train_set, validation: tuple, minutes: float | None, progre
     return last_val
 
 
+def objective_loss(pred: torch.Tensor, target: torch.Tensor, objective: str = "l2") -> torch.Tensor:
+    """The training loss of ``objective`` between predicted and true volumes (float32).
+
+    ``"l2"`` is the paper's mean squared error between voxels. Where the x-ray leaves depth
+    ambiguous, L2's best answer is the average of the possible skulls: a blur whose iso-surface
+    sits in the wrong place or vanishes. ``"surface"`` adds a cross-entropy on the side of the
+    iso-surface (``SURFACE_LEVEL``, the level renders and DSSIM use) each voxel falls: the
+    predicted density minus the level, over ``SURFACE_WIDTH``, is the logit of "inside the bone".
+    A voxel that is bone in the truth and below the level in the prediction costs far more than
+    its squared error, so the network commits to surfaces; the L2 term keeps densities true.
+    """
+    checks.choice(objective, "objective", OBJECTIVES, "objective_loss")
+    loss = F.mse_loss(pred, target)
+    if objective == "surface":
+        logit = (pred - SURFACE_LEVEL) / SURFACE_WIDTH
+        inside = (target > SURFACE_LEVEL).to(pred.dtype)
+        loss = loss + SURFACE_WEIGHT * F.binary_cross_entropy_with_logits(logit, inside)
+    return loss
+
+
 def _step(run: _Run, net, batch: dict, autocast) -> int:
-    """One optimisation step on a batch (L2 between voxels); the number of samples it held."""
+    """One optimisation step on a batch (the profile's objective); the number of samples it held."""
     x, y = batch["xray"].to(run.device, non_blocking=True), batch["volume"].to(run.device, non_blocking=True)
     x = x.contiguous(memory_format=torch.channels_last)
     with autocast:
-        loss = F.mse_loss(net(x).float(), y)
+        loss = objective_loss(net(x).float(), y, run.p.objective)
     run.optimiser.zero_grad(set_to_none=True)
     loss.backward()
     run.optimiser.step()

@@ -18,7 +18,7 @@ from xtomo.imaging import render, xray
 __all__ = ["opacity", "show_xray", "image_grid", "labelled_grid", "specimen_views", "hemisphere", "slices",
            "reconstructions", "training_curves", "held_out_curves", "error_means", "error_distributions",
            "method_errors", "error_means_grid", "method_grid", "grouped_means", "slice_counts", "paired_scatter",
-           "METHOD_COLOURS"]
+           "scaling_ratios", "METHOD_COLOURS"]
 
 #: Views named as the paper's Fig. 8b sorts them: (azimuth, elevation) in degrees.
 VIEWS = {"top": (0.0, 90.0), "front": (90.0, 0.0), "side": (0.0, 0.0), "oblique": (55.0, 20.0)}
@@ -209,6 +209,28 @@ def held_out_curves(runs: dict[str, list[dict]], baseline: float | None = None, 
     ax.legend(fontsize=8)
     ax.figure.tight_layout()
     return ax
+
+
+def scaling_ratios(rows: Sequence[dict], paper: dict | None = None, axes=None):
+    """Ours over NN and over ORACLE in both metrics against the training samples seen (rows of
+    ``benchmarks/scaling.py``), with the break-even line (below it the network beats memorisation)
+    and, given ``paper`` (``scoring.PAPER``), the paper's final ratios as dotted lines (its released
+    weights are from iteration 150,000; it does not say its batch size, so not how many samples)."""
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(9, 3.2), sharey=True)
+    seen = [r["samples_seen"] for r in rows]
+    for ax, metric in zip(axes, ("l2", "dssim")):
+        for other, colour in (("nn", METHOD_COLOURS["nn"]), ("oracle", METHOD_COLOURS["oracle"])):
+            ax.plot(seen, [r[f"{metric}/{other}"] for r in rows], "o-", color=colour, label=f"ours / {other.upper()}")
+            if paper is not None:
+                ax.axhline(paper[metric]["ours"] / paper[metric][other], color=colour, ls=":", lw=1.2,
+                           label=f"paper, ours / {other.upper()}")
+        ax.axhline(1.0, color="k", ls="--", lw=1)
+        ax.set(xscale="log", xlabel="training samples seen", title=metric.upper())
+    axes[0].set_ylabel("ratio of mean errors (< 1: ours better)")
+    axes[-1].legend(fontsize=7)
+    axes[0].figure.tight_layout()
+    return axes
 
 
 #: One colour per method, shared by every evaluation figure.
