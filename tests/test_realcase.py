@@ -65,11 +65,11 @@ def test_a_volume_at_another_size_is_refused():
 
 
 def test_a_second_network_is_scored_as_the_shipped_model(case):
-    """``shipped=`` adds the rows of a second network (the package's), fused like ours: with the
+    """``others=`` adds the rows of our other networks (here the package's), fused like ours: with the
     same weights as ours it scores exactly as ours, view by view."""
     p, volume, rows, _ = case
     same = build_model(p.model, seed=0).eval()
-    both, shown = realcase.evaluate_volume(volume, same, p, views=3, seed=5, show=1, shipped=same)
+    both, shown = realcase.evaluate_volume(volume, same, p, views=3, seed=5, show=1, others={"ours_shipped": same})
     assert [r["method"] for r in both] == ["ours", "ours_unfused", "extrude", "ours_shipped"] * 3
     assert [r for r in both if r["method"] != "ours_shipped"] == rows
     for ours, theirs in zip(*([r for r in both if r["method"] == m] for m in ("ours", "ours_shipped"))):
@@ -105,7 +105,8 @@ def test_physical_acquisition_is_beer_lambert_through_an_ideal_scanner(monkeypat
 def test_against_even_gives_ratios_and_tests_per_acquisition_and_model(case):
     p, volume, rows, _ = case
     same = build_model(p.model, seed=0).eval()
-    physical, _ = realcase.evaluate_volume(volume, same, p, views=3, seed=5, shipped=same, acquisition="physical")
+    physical, _ = realcase.evaluate_volume(volume, same, p, views=3, seed=5, others={"ours_shipped": same},
+                                           acquisition="physical")
     assert {r["acquisition"] for r in physical} == {"physical"}
     table = realcase.against_even(rows + physical)
     assert [(t["acquisition"], t["model"]) for t in table] == [

@@ -462,6 +462,41 @@ def test_the_shipped_model_is_scored_beside_ours_when_trained_on_the_same_data(e
     assert torch.equal(shown["ours_shipped"][0], expected)
 
 
+
+def test_chapter_3s_surface_run_is_scored_as_ours_surface(evaluated, sets, tmp_path, monkeypatch):
+    """A surface-objective checkpoint in ``SURFACE_RUN`` beside the evaluation is scored as
+    ``ours_surface`` (fused), named in the stamp by its step, shown by ``volumes_of`` and put in the
+    grid after ours; a checkpoint there that was trained on L2 is refused."""
+    from xtomo.learning import shipped
+
+    monkeypatch.setattr(shipped, "FOLDER", tmp_path / "no-package")
+    run = tmp_path / scoring.SURFACE_RUN
+    run.mkdir()
+    surface = build_model(P.model, seed=P.seed + 1)
+    torch.save(dict(model=surface.state_dict(), model_config=dataclasses.asdict(surface.config),
+                    profile=dataclasses.asdict(P.replace(objective="surface")), step=7), run / "checkpoint.pt")
+    nets, versions = scoring.other_networks(P, tmp_path)
+    assert list(nets) == ["ours_surface"] and versions == {"shipped": None, "surface_step": 7}
+    with pytest.MonkeyPatch.context() as mp:
+        _stand_ins(mp, [])
+        paths = scoring.evaluate(P, checkpoint=evaluated["out"] / "model.pt", k=K, progress=False, out_dir=tmp_path)
+    rows = read_csv(paths["results"])
+    assert json.loads(paths["info"].read_text())["surface_step"] == 7
+    assert scoring.ours_methods(rows) == ["ours", "ours_surface"]
+    model = model_from_checkpoint(torch.load(run / "checkpoint.pt", weights_only=True))
+    first = int(rows[0]["sample"])
+    expected = scoring.our_volumes(sets[1][first]["xray"][0], model, P.volume_size, P.chi)["ours"][0]
+    got = next(r for r in rows if r["method"] == "ours_surface" and int(r["sample"]) == first)
+    assert float(got["l2"]) == pytest.approx(float(metrics.l2(expected, sets[1][first]["volume"])), rel=1e-5)
+    (tmp_path / "checkpoint.pt").write_bytes((evaluated["out"] / "model.pt").read_bytes())
+    shown = scoring.volumes_of([first], P, rows, out_dir=tmp_path)
+    assert torch.equal(shown["ours_surface"][0], expected)
+    assert list(scoring.grid_columns(shown, {"NN": 0})) == ["ours", "ours, surface", "NN"]
+    torch.save(dict(torch.load(run / "checkpoint.pt", weights_only=True), profile=dataclasses.asdict(P)),
+               run / "checkpoint.pt")
+    with pytest.raises(CheckpointError, match="objective: 'l2' there, 'surface' here"):
+        scoring.other_networks(P, tmp_path)
+
 # --- metrics, re-projection and depth resampling, in closed form ------------------------------
 
 def _blob(size=16, shift=0):

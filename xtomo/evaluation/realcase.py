@@ -53,10 +53,11 @@ def acquire(volume: torch.Tensor, direction: torch.Tensor, p: Profile, acquisiti
 
 def evaluate_volume(volume: torch.Tensor, model, profile: Profile | str = "quick", views: int = 8,
                     seed: int = 0, bank=None, name: str = "real skull", k: int = 16,
-                    show: int = 0, shipped=None, acquisition: str = "ideal") -> tuple[list[dict], dict]:
+                    show: int = 0, others: dict | None = None, acquisition: str = "ideal") -> tuple[list[dict], dict]:
     """Score ours, ours unfused, the even spread, (with ``bank``, a built ``SampleBank``) NN and
-    (with ``shipped``, a second network: the package's) ``ours_shipped`` on ``views`` seeded
-    x-rays of ``volume`` (``[S, S, S]`` at the profile's volume size), taken by ``acquisition``.
+    our ``others`` networks (``{method: network}``, e.g. ``ours_surface``, ``ours_shipped``), fused,
+    on ``views`` seeded x-rays of ``volume`` (``[S, S, S]`` at the profile's volume size), taken by
+    ``acquisition``.
 
     Returns the rows and, for the first ``show`` views, ``{"xrays": [...], "truth": [...], method:
     [...]}`` of the x-rays and view-aligned volumes, for ``figures.method_grid``.
@@ -81,8 +82,7 @@ def evaluate_volume(volume: torch.Tensor, model, profile: Profile | str = "quick
                               mode="area")[0, 0]
         found = {"ours": ours["ours"][0], "ours_unfused": ours["ours_unfused"][0],
                  "extrude": classical.extrude(torch.exp(-p.chi * depth), n_steps=truth.shape[0], chi=p.chi)}
-        if shipped is not None:
-            found["ours_shipped"] = our_volumes(alpha, shipped, truth.shape[-1], p.chi)["ours"][0]
+        found |= {m: our_volumes(alpha, net, truth.shape[-1], p.chi)["ours"][0] for m, net in (others or {}).items()}
         if match is not None:
             found["nn"] = bank.sample(match)[1]
         if i < show:

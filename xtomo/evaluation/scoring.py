@@ -21,6 +21,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
@@ -35,15 +36,15 @@ from xtomo.profiles import Profile, get_profile
 from xtomo.specimens import crania
 
 __all__ = ["BANK_FILE", "METHODS", "METRIC_LABELS", "PAPER", "SLICE_COUNTS", "VIEW_CLASSES", "evaluation_indices",
-           "evaluate", "our_volumes", "score", "reprojection", "depth_resampled", "read_results",
-           "ours_methods", "grid_columns", "by_method", "summary", "paired_tests",
+           "OURS", "SURFACE_RUN", "evaluate", "other_networks", "our_volumes", "score", "reprojection",
+           "depth_resampled", "read_results", "ours_methods", "grid_columns", "by_method", "summary", "paired_tests",
            "volumes_of", "beside_paper", "verdict", "verdict_line", "verdicts", "summary_table", "tests_table",
            "fusion_table", "reprojection_table", "beside_paper_table", "classical_comparison", "slice_table",
            "by_view", "view_table"]
 
 #: Method keys in the order tables and plots show them, with their labels.
-METHODS = {"ours": "ours (fused)", "ours_unfused": "ours, no fusion", "ours_shipped": "ours, shipped model (fused)",
-           "nn": "NN", "oracle": "ORACLE",
+METHODS = {"ours": "ours (fused)", "ours_unfused": "ours, no fusion", "ours_surface": "ours, surface objective (fused)",
+           "ours_shipped": "ours, shipped model (fused)", "nn": "NN", "oracle": "ORACLE",
            "classical": "classical (WENGER-like)", "extrude": "even spread along each ray"}
 
 #: Means reported by Henzler et al. (2018, Sec. 5.3) on their UTCT validation set.
@@ -54,6 +55,8 @@ PAPER = {"l2": {"ours": 0.051, "nn": 0.067, "oracle": 0.060},
 METRIC_LABELS = {"l2": "L2 (mean squared voxel error)", "dssim": "DSSIM of iso-surface renders"}
 
 SLICE_COUNTS = (8, 16, 32, 64)
+#: Where chapter 3 leaves the network it trains under the surface objective, inside the artifacts folder.
+SURFACE_RUN = "surface"
 #: The x-ray bank's cache in the artifacts, named by the crania generator that made its x-rays.
 BANK_FILE = f"xray_bank_{crania.VERSION}.npy"
 LEVEL = 0.1      # iso-value of the canonical renders (the paper's renders use one iso-value too)
@@ -111,8 +114,9 @@ def evaluate(profile: Profile | str = "quick", checkpoint: str | os.PathLike | N
              shipped: bool | None = None) -> dict:
     """Score every method on the profile's evaluation samples; returns the CSV paths.
 
-    Ours is ``checkpoint``'s network (default: chapter 3's); ``shipped`` adds the package's as
-    ``ours_shipped`` (``xtomo.learning.shipped.for_profile``: None takes it if trained on ``p``'s data).
+    Ours is ``checkpoint``'s network (default: chapter 3's); chapter 3's surface-objective network
+    (``SURFACE_RUN`` beside it) is ``ours_surface`` when it is there; ``shipped`` adds the package's
+    as ``ours_shipped`` (``xtomo.learning.shipped.for_profile``: None takes it if trained on ``p``'s data).
 
     Samples already in ``evaluation.csv`` (same profile, same checkpoint step) are kept and
     skipped, so a rerun after an interruption only does what is missing. NN and ORACLE search
@@ -128,12 +132,12 @@ def evaluate(profile: Profile | str = "quick", checkpoint: str | os.PathLike | N
     ck_path = Path(checkpoint) if checkpoint else require_artifact(out / "checkpoint.pt", "chapter 3 (training)")
     ck = load_checkpoint(ck_path, p)
     model = model_from_checkpoint(ck)
-    extra, extra_sha = shipped_for(p, shipped)
+    extra, versions = other_networks(p, out, shipped)
     train_set, val_set = train_val_sets(p)
     indices = evaluation_indices(p, len(val_set))
     paths = dict(results=out / "evaluation.csv", slices=out / "slice_count.csv", info=out / "evaluation.json")
     stamp = dict(profile=p.name, generator=crania.VERSION, step=ck["step"], samples=len(indices), k=k, level=LEVEL,
-                 classical_samples=p.classical_samples, fields=_FIELDS, shipped=extra_sha)
+                 classical_samples=p.classical_samples, fields=_FIELDS, **versions)
     rows, slice_rows = _resume(paths, stamp)
     done = {int(r["sample"]) for r in rows}
     todo = [i for i in indices if i not in done]
@@ -150,8 +154,7 @@ def evaluate(profile: Profile | str = "quick", checkpoint: str | os.PathLike | N
         for index, item, m_nn, m_or in zip(todo[start:stop], items[start:stop], nn[start:stop], oracle[start:stop]):
             alpha, truth = item["xray"][0], item["volume"]
             volumes = our_volumes(alpha, model, truth.shape[-1], p.chi)
-            if extra is not None:
-                volumes["ours_shipped"] = our_volumes(alpha, extra, truth.shape[-1], p.chi)["ours"]
+            volumes |= {m: our_volumes(alpha, net, truth.shape[-1], p.chi)["ours"] for m, net in extra.items()}
             volumes["nn"], volumes["oracle"] = (bank.sample(m_nn)[1], 0.0), (bank.sample(m_or)[1], 0.0)
             if classical_left > 0 and not item["mirrored"]:
                 volumes["classical"] = _classical(alpha, item["direction"], truth, p)
@@ -166,6 +169,25 @@ def evaluate(profile: Profile | str = "quick", checkpoint: str | os.PathLike | N
                                        bank_samples=len(bank), thumb=bank.thumb))
     bar.close()
     return paths
+
+
+def other_networks(p: Profile, out: Path | None = None, shipped: bool | None = None,
+                   methods=None) -> tuple[dict, dict]:
+    """Our networks beside chapter 3's L2 one (of ``methods`` only, when given): its surface-objective
+    run in ``out`` (default: the profile's artifacts) and the shipped model (``shipped`` as in
+    ``evaluate``), as ``{method: network}``, and what identifies each (the surface run's step, the
+    shipped model's sha256) for the results' stamp."""
+    from xtomo.learning.train import load_checkpoint, model_from_checkpoint
+
+    nets, versions = {}, {"shipped": None}
+    path = (out or artifacts_dir(p.name)) / SURFACE_RUN / "checkpoint.pt"
+    if path.exists() and (methods is None or "ours_surface" in methods):
+        ck = load_checkpoint(path, p.replace(objective="surface"))
+        nets["ours_surface"], versions["surface_step"] = model_from_checkpoint(ck), ck["step"]
+    if methods is None or "ours_shipped" in methods:
+        model, versions["shipped"] = shipped_for(p, shipped if methods is None else True)
+        nets |= {"ours_shipped": model} if model is not None else {}
+    return nets, versions
 
 
 def _resume(paths: dict, stamp: dict) -> tuple[list[dict], list[dict]]:
@@ -235,16 +257,18 @@ def _slice_study(index: int, view: str, output: torch.Tensor) -> list[dict]:
     return rows
 
 
+OURS = {"ours": "ours", "ours_surface": "ours, surface", "ours_shipped": "ours, shipped"}  #: our networks, short
+
+
 def ours_methods(rows: list[dict]) -> list[str]:
-    """The keys of our models that the rows score, fused: ``ours`` (chapter 3's) and ``ours_shipped``."""
+    """The keys of our networks that the rows score, fused, in ``OURS``' order."""
     present = {r["method"] for r in rows}
-    return [m for m in ("ours", "ours_shipped") if m in present]
+    return [m for m in OURS if m in present]
 
 
 def grid_columns(volumes: dict, others: dict) -> dict:
-    """The columns of a method grid: ours, the shipped model's when ``volumes`` hold them, then ``others``."""
-    ours = {"ours": volumes["ours"]}
-    return ours | ({"ours, shipped": volumes["ours_shipped"]} if "ours_shipped" in volumes else {}) | others
+    """The columns of a method grid: each of our networks that ``volumes`` hold, then ``others``."""
+    return {label: volumes[m] for m, label in OURS.items() if m in volumes} | others
 
 
 def by_method(rows: list[dict], metric: str) -> dict[str, dict[int, float]]:
@@ -291,28 +315,28 @@ def paired_tests(rows: list[dict], metric: str, against: str = "ours") -> list[d
 
 def volumes_of(samples: list[int], profile: Profile | str = "quick", rows: list[dict] | None = None,
                out_dir: str | os.PathLike | None = None) -> dict:
-    """For chosen evaluation samples: their x-rays and the volumes of ours (fused), the shipped model
-    (when the results scored it), NN, ORACLE and the truth, regenerated from the results (NN and
-    ORACLE from their recorded matches)."""
+    """For chosen evaluation samples: their x-rays and the volumes of our networks that the results
+    scored (fused), NN, ORACLE and the truth, regenerated from the results (NN and ORACLE from their
+    recorded matches)."""
     from xtomo.learning.train import load_checkpoint, model_from_checkpoint, train_val_sets
     from xtomo.methods.baselines import Match
 
     p = get_profile(profile)
     out = Path(out_dir) if out_dir else artifacts_dir(p.name)
     rows = rows if rows is not None else read_results(p, out)
-    model = model_from_checkpoint(load_checkpoint(require_artifact(out / "checkpoint.pt", "chapter 3 (training)"), p))
+    nets = {"ours": model_from_checkpoint(load_checkpoint(require_artifact(out / "checkpoint.pt",
+                                                                          "chapter 3 (training)"), p))}
     train_set, val_set = train_val_sets(p)
     bank = SampleBank(train_set, progress=False)
     found = {(int(r["sample"]), r["method"]): r["match"] for r in rows}
-    extra = shipped_for(p, True)[0] if any(r["method"] == "ours_shipped" for r in rows) else None
-    result = dict(xrays=[], ours=[], nn=[], oracle=[], truth=[]) | ({"ours_shipped": []} if extra else {})
+    nets |= other_networks(p, out, True, {r["method"] for r in rows})[0]
+    result = dict(xrays=[], nn=[], oracle=[], truth=[]) | {method: [] for method in nets}
     for index in samples:
         item = val_set[index]
         alpha, truth = item["xray"][0], item["volume"]
         result["xrays"].append(alpha)
-        result["ours"].append(our_volumes(alpha, model, truth.shape[-1], p.chi)["ours"][0])
-        if extra is not None:
-            result["ours_shipped"].append(our_volumes(alpha, extra, truth.shape[-1], p.chi)["ours"][0])
+        for method, net in nets.items():
+            result[method].append(our_volumes(alpha, net, truth.shape[-1], p.chi)["ours"][0])
         for method in ("nn", "oracle"):
             specimen, view, mirrored = (int(x) for x in found[(index, method)].split("/"))
             result[method].append(bank.sample(Match(specimen, view, bool(mirrored), 0.0))[1])
@@ -378,8 +402,6 @@ def verdicts(tests, context: str, alpha: float = 0.01, sided: str = "less",
 
 
 def _summary_frame(rows: list[dict], metric: str, level: float):
-    import pandas as pd
-
     return pd.DataFrame(summary(rows, metric, level)).set_index("label")[["n", "mean", "low", "high"]]
 
 
@@ -392,8 +414,6 @@ def summary_table(rows: list[dict] | dict[str, list[dict]], metrics: dict[str, s
     ``rows`` may be a dict of named groups of rows (e.g. per truth): each then gets an outer
     column level of its own, ``(group, metric label, statistic)``.
     """
-    import pandas as pd
-
     metrics = metrics or METRIC_LABELS
     if isinstance(rows, dict):
         return pd.concat({(group, label): _summary_frame(part, m, level)
@@ -403,8 +423,6 @@ def summary_table(rows: list[dict] | dict[str, list[dict]], metrics: dict[str, s
 
 def tests_table(rows: list[dict], metrics: dict[str, str] | None = None, against: str = "ours"):
     """``paired_tests`` of ``against`` (ours) versus every other method (rows, by label), per metric (columns)."""
-    import pandas as pd
-
     metrics = metrics or METRIC_LABELS
     names = {"other": "method", "ratio": "ours / method", "p_less": "p (ours smaller)"}
     return pd.concat({label: pd.DataFrame(paired_tests(rows, m, against)).set_index("label")
@@ -414,8 +432,6 @@ def tests_table(rows: list[dict], metrics: dict[str, str] | None = None, against
 
 def fusion_table(rows: list[dict], metrics: dict[str, str] | None = None):
     """Fusion on against off, paired on the same samples: one row per metric (by its label)."""
-    import pandas as pd
-
     metrics = metrics or METRIC_LABELS
     tests = pd.DataFrame([dict(metric=label, **{k: v for k, v in r.items() if k != "label"})
                           for m, label in metrics.items() for r in paired_tests(rows, m)
@@ -427,8 +443,6 @@ def fusion_table(rows: list[dict], metrics: dict[str, str] | None = None):
 def reprojection_table(rows: list[dict]):
     """How far each method's volumes are from casting their input x-ray (``reprojection``, a
     sample's largest difference in transparency): the largest and the mean over the samples."""
-    import pandas as pd
-
     frame = pd.DataFrame([dict(method=METHODS.get(r["method"], r["method"]), error=float(r["reprojection"]))
                           for r in rows if r.get("reprojection") not in (None, "")])
     return frame.groupby("method", sort=False)["error"].agg(["max", "mean"]).rename(
@@ -437,16 +451,12 @@ def reprojection_table(rows: list[dict]):
 
 def beside_paper_table(rows: list[dict], metrics: dict[str, str] | None = None, ours: str = "ours"):
     """``beside_paper`` as a table: one column per metric (by its label), means and ratios as rows."""
-    import pandas as pd
-
     return pd.DataFrame(beside_paper(rows, ours)).set_index("metric").rename(index=metrics or METRIC_LABELS).T
 
 
 def classical_comparison(rows: list[dict]) -> tuple[int, float, object]:
     """Every method on the samples the classical method ran on: ``(samples, seconds, table)``,
     the mean seconds it took per sample, and a table of mean L2 and DSSIM per method label."""
-    import pandas as pd
-
     table, dssim = by_method(rows, "l2"), by_method(rows, "dssim")
     ran = sorted(table.get("classical", {}))
     frame = pd.DataFrame({METHODS[m]: {"L2": sum(table[m][s] for s in ran) / len(ran),
@@ -459,8 +469,6 @@ def classical_comparison(rows: list[dict]) -> tuple[int, float, object]:
 def slice_table(slice_rows: list[dict]):
     """The slice-count study: per number of depth slices kept, count, mean and standard error of
     the DSSIM against the full output."""
-    import pandas as pd
-
     frame = pd.DataFrame(slice_rows).astype({"slices": int, "dssim": float, "l2": float})
     return frame.groupby("slices")["dssim"].agg(["count", "mean", "sem"])
 
@@ -471,8 +479,6 @@ VIEW_CLASSES = ("top", "front", "side", "other")
 def by_view(rows: list[dict], metric: str = "dssim", methods: Sequence[str] = ("ours", "nn", "oracle")) -> dict:
     """``{view class: {method: [values]}}`` of one metric, for ``figures.grouped_means``; view
     classes without samples are left out."""
-    import pandas as pd
-
     frame = pd.DataFrame(rows).astype({metric: float})
     groups = {}
     for view in VIEW_CLASSES:
@@ -484,7 +490,5 @@ def by_view(rows: list[dict], metric: str = "dssim", methods: Sequence[str] = ("
 
 def view_table(rows: list[dict], method: str = "ours"):
     """Count and mean of L2 and DSSIM per view class, for one method."""
-    import pandas as pd
-
     frame = pd.DataFrame(rows).astype({"l2": float, "dssim": float})
     return frame[frame.method == method].groupby("view_class")[["l2", "dssim"]].agg(["count", "mean"])

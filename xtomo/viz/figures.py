@@ -18,7 +18,7 @@ from xtomo.imaging import render, xray
 __all__ = ["opacity", "show_xray", "image_grid", "labelled_grid", "specimen_views", "hemisphere", "slices",
            "reconstructions", "training_curves", "held_out_curves", "error_means", "error_distributions",
            "method_errors", "error_means_grid", "method_grid", "grouped_means", "slice_counts", "paired_scatter",
-           "scaling_ratios", "METHOD_COLOURS"]
+           "scaling_ratios", "depth_profiles", "METHOD_COLOURS"]
 
 #: Views named as the paper's Fig. 8b sorts them: (azimuth, elevation) in degrees.
 VIEWS = {"top": (0.0, 90.0), "front": (90.0, 0.0), "side": (0.0, 0.0), "oblique": (55.0, 20.0)}
@@ -211,6 +211,23 @@ def held_out_curves(runs: dict[str, list[dict]], baseline: float | None = None, 
     return ax
 
 
+def depth_profiles(volumes: dict[str, torch.Tensor], rays: Sequence[tuple[int, int]], level: float = 0.1,
+                   size: float = 2.6):
+    """Density along a few rays (``(row, col)`` pixels of view-aligned volumes ``[D, V, V]``), one
+    panel per ray and one line per volume, with the iso-level: where along the ray each volume puts
+    its bone, and whether it commits to it or spreads it thin."""
+    fig, axes = plt.subplots(1, len(rays), figsize=(size * len(rays), size * 0.8), sharey=True, squeeze=False)
+    for ax, (r, c) in zip(axes[0], rays):
+        for label, v in volumes.items():
+            ax.plot(v[:, r, c].detach().float().cpu().numpy(), label=label, lw=1.2)
+        ax.axhline(level, color="k", ls=":", lw=1)
+        ax.set(xlabel="depth along the ray (slice)", title=f"ray at pixel ({r}, {c})")
+    axes[0, 0].set_ylabel("density")
+    axes[0, -1].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def scaling_ratios(rows: Sequence[dict], paper: dict | None = None, axes=None):
     """Ours over NN and over ORACLE in both metrics against the training samples seen (rows of
     ``benchmarks/scaling.py``), with the break-even line (below it the network beats memorisation)
@@ -234,8 +251,8 @@ def scaling_ratios(rows: Sequence[dict], paper: dict | None = None, axes=None):
 
 
 #: One colour per method, shared by every evaluation figure.
-METHOD_COLOURS = {"ours": "#d62728", "ours_unfused": "#ff9896", "ours_shipped": "#8c564b", "nn": "#1f77b4",
-                  "oracle": "#2ca02c", "classical": "#9467bd"}
+METHOD_COLOURS = {"ours": "#d62728", "ours_unfused": "#ff9896", "ours_surface": "#e377c2", "ours_shipped": "#8c564b",
+                  "nn": "#1f77b4", "oracle": "#2ca02c", "classical": "#9467bd"}
 
 
 def error_means(summary_rows: Sequence[dict], metric_label: str, ax=None):
