@@ -239,7 +239,7 @@ def test_objective_loss_l2_is_mse_and_surface_commits_to_the_iso_surface():
     bce = -(inside * torch.nn.functional.logsigmoid(logit) + (1 - inside) * torch.nn.functional.logsigmoid(-logit))
     assert torch.isclose(objective_loss(pred, truth, "surface"),
                          ((pred - truth) ** 2).mean() + SURFACE_WEIGHT * bce.mean(), rtol=1e-5)
-    # a bone voxel predicted at half the level: the surface term adds to L2's pull (here by a quarter)
+    # a bone voxel predicted at half the level: the surface term pulls it up harder than L2 does
     low = pred.clone()
     low[0, 1, 1] = SURFACE_LEVEL / 2
     grads = {}
@@ -247,24 +247,34 @@ def test_objective_loss_l2_is_mse_and_surface_commits_to_the_iso_surface():
         x = low.clone().requires_grad_(True)
         objective_loss(x, truth, objective).backward()
         grads[objective] = float(x.grad[0, 1, 1])
-    assert grads["l2"] < 0 and grads["surface"] < 1.2 * grads["l2"]
+    assert grads["l2"] < 0 and grads["surface"] < 2 * grads["l2"]
     # the truth itself costs only the empty voxels' residual, log(1 + e^-4) = 0.018 each
     assert objective_loss(truth, truth, "surface") < 0.02 * SURFACE_WEIGHT
     with pytest.raises(ValueError, match="objective must be one of l2, surface"):
         objective_loss(pred, truth, "l1")
+    assert torch.isclose(objective_loss(low, truth, "surface", weight=1.0) - objective_loss(low, truth, "l2"),
+                         10 * (objective_loss(low, truth, "surface", weight=0.1) - objective_loss(low, truth, "l2")))
     with pytest.raises(ValueError, match="objective must be one of"):
         get_profile("smoke", objective="dice")
+    with pytest.raises(ValueError, match="surface_weight"):
+        get_profile("smoke", surface_weight=0)
 
 
 def test_surface_objective_trains_and_is_kept_by_its_checkpoint(trained, tmp_path):
-    """A run under the surface objective learns, records it, and refuses to resume as an L2 run."""
+    """A run under the surface objective lowers its loss, records the objective, and refuses to
+    resume as an L2 run or with another weight."""
     p = SMOKE.replace(objective="surface", val_every=10, checkpoint_every=30)
     summary = train(p, steps=30, out_dir=tmp_path, progress=False)
-    assert summary["val_l2"] < summary["baseline_l2"] * 1.5
+    # the objective's value, logged as train_l2: last over first interval 0.72, 0.74, 0.76 at seeds
+    # 0-2; batch noise around 1 without learning
+    losses = [h["train_l2"] for h in summary["history"]]
+    assert len(losses) == 3 and losses[-1] < 0.85 * losses[0]
     ck = load_checkpoint(tmp_path / "checkpoint.pt", p)
     assert ck["profile"]["objective"] == "surface"
     with pytest.raises(CheckpointError, match="objective: 'surface' there, 'l2' here"):
         load_checkpoint(tmp_path / "checkpoint.pt", SMOKE)
+    with pytest.raises(CheckpointError, match="surface_weight: 0.1 there, 0.5 here"):
+        load_checkpoint(tmp_path / "checkpoint.pt", p.replace(surface_weight=0.5))
     old = torch.load(trained[0] / "checkpoint.pt", weights_only=True)
     del old["profile"]["objective"]                 # a checkpoint from before objectives: trained on L2
     torch.save(old, tmp_path / "old.pt")

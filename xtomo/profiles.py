@@ -43,6 +43,7 @@ class Profile:
                               # device computes it natively: CUDA, or a CPU with AVX-512 BF16 or AMX)
     objective: str = "l2"     # training loss: "l2" (the paper's), or "surface" (L2 plus a cross-entropy that
                               # puts each voxel on the right side of the iso-surface; xtomo.learning.train)
+    surface_weight: float = 0.1   # the surface objective's cross-entropy weight beside L2
     # evaluation (chapter 5)
     eval_samples: int = 64        # held-out samples every method is scored on (seeded subset)
     classical_samples: int = 3    # of those, how many the slow classical method also runs on
@@ -95,6 +96,7 @@ def _validated(p: Profile) -> Profile:
     checks.positive(p.chi, "chi", what)
     checks.choice(p.precision, "precision", PRECISIONS, what)
     checks.choice(p.objective, "objective", OBJECTIVES, what)
+    checks.positive(p.surface_weight, "surface_weight", what)
     checks.positive(p.lr, "lr", what)
     if p.n_val_species >= p.n_species:
         raise ValueError(

@@ -153,8 +153,8 @@ def load_checkpoint(path: str | os.PathLike, profile: Profile | None = None) -> 
     if missing:
         raise CheckpointError(f"checkpoint {path} is not an xtomo checkpoint: it lacks {sorted(missing)}")
     if profile is not None:
-        keys = ("model", "volume_size", "xray_size", "batch_size", "seed", "chi", "objective")
-        made = {"objective": "l2", **ck["profile"]}  # checkpoints from before objectives trained on L2
+        keys = ("model", "volume_size", "xray_size", "batch_size", "seed", "chi", "objective", "surface_weight")
+        made = {"objective": "l2", "surface_weight": profile.surface_weight, **ck["profile"]}  # before objectives
         changed = [f"{k}: {made.get(k)!r} there, {getattr(profile, k)!r} here"
                    for k in keys if made.get(k) != getattr(profile, k)]
         if changed:
@@ -187,7 +187,7 @@ def load_model(checkpoint: str | os.PathLike | Profile | None = None, fused: boo
 
 
 SURFACE_WIDTH = 0.025  # density over which the "surface" objective's logit goes from 0 to 1 (a tenth of cortex)
-SURFACE_WEIGHT = 0.01  # its cross-entropy's weight beside L2 (L2 ~ 1e-3: the two pull about equally at first)
+SURFACE_WEIGHT = PROFILES["quick"].surface_weight  # its cross-entropy's weight beside L2, by default
 
 #: Columns of ``training_log.csv``: one row per validation.
 LOG_FIELDS = ["step", "samples", "train_l2", "val_l2", "lr", "seconds"]
@@ -335,7 +335,8 @@ def _loop(run: _Run, train_set, validation: tuple, minutes: float | None, progre
     return last_val
 
 
-def objective_loss(pred: torch.Tensor, target: torch.Tensor, objective: str = "l2") -> torch.Tensor:
+def objective_loss(pred: torch.Tensor, target: torch.Tensor, objective: str = "l2",
+                   weight: float = SURFACE_WEIGHT) -> torch.Tensor:
     """The training loss of ``objective`` between predicted and true volumes (float32).
 
     ``"l2"`` is the paper's mean squared error between voxels. Where the x-ray leaves depth
@@ -345,13 +346,14 @@ def objective_loss(pred: torch.Tensor, target: torch.Tensor, objective: str = "l
     predicted density minus the level, over ``SURFACE_WIDTH``, is the logit of "inside the bone".
     A voxel that is bone in the truth and below the level in the prediction costs far more than
     its squared error, so the network commits to surfaces; the L2 term keeps densities true.
+    ``weight`` is the cross-entropy's beside L2 (a profile's ``surface_weight``).
     """
     checks.choice(objective, "objective", OBJECTIVES, "objective_loss")
     loss = F.mse_loss(pred, target)
     if objective == "surface":
         logit = (pred - SURFACE_LEVEL) / SURFACE_WIDTH
         inside = (target > SURFACE_LEVEL).to(pred.dtype)
-        loss = loss + SURFACE_WEIGHT * F.binary_cross_entropy_with_logits(logit, inside)
+        loss = loss + weight * F.binary_cross_entropy_with_logits(logit, inside)
     return loss
 
 
@@ -360,7 +362,7 @@ def _step(run: _Run, net, batch: dict, autocast) -> int:
     x, y = batch["xray"].to(run.device, non_blocking=True), batch["volume"].to(run.device, non_blocking=True)
     x = x.contiguous(memory_format=torch.channels_last)
     with autocast:
-        loss = objective_loss(net(x).float(), y, run.p.objective)
+        loss = objective_loss(net(x).float(), y, run.p.objective, run.p.surface_weight)
     run.optimiser.zero_grad(set_to_none=True)
     loss.backward()
     run.optimiser.step()
