@@ -99,10 +99,34 @@ def table(results: list[dict], machine: str, command: str, section: str = "head-
     return "\n".join(lines)
 
 
+def chapter_rows(path: Path) -> list[dict]:
+    """One table row per network of ours in chapter 5's ``evaluation.csv`` (with its ``evaluation.json``):
+    each scored as ``ours`` against NN and ORACLE; steps from the stamp (the shipped model's: its manifest)."""
+    from xtomo.files import read_json
+    from xtomo.learning import shipped
+
+    rows, info = read_csv(path), read_json(path.with_name("evaluation.json"))
+    steps = {"ours": info["step"], "ours_surface": info.get("surface_step"),
+             "ours_shipped": shipped.manifest()["step"] if info.get("shipped") else None}
+    objective = {"ours": "l2", "ours_surface": "surface", "ours_shipped": "l2 (the shipped model)"}
+    precision = {"ours": get_profile(info["profile"]).precision, "ours_surface": get_profile(info["profile"]).precision,
+                 "ours_shipped": shipped.manifest()["precision"] if info.get("shipped") else None}
+    results = []
+    for ours in scoring.ours_methods(rows):
+        mine = [dict(r, method="ours") if r["method"] == ours else r for r in rows
+                if r["method"] not in scoring.OURS or r["method"] == ours]
+        results.append(dict(scored("linear", steps[ours], mine), objective=objective[ours], precision=precision[ours]))
+    return results
+
+
 def report(paths: list[Path]) -> list[dict]:
-    """Rows of runs kept elsewhere: files ``HEAD-STEPS-evaluation.csv`` beside ``HEAD-STEPS-training_log.csv``."""
+    """Rows of runs kept elsewhere: files ``HEAD-STEPS-evaluation.csv`` beside ``HEAD-STEPS-training_log.csv``,
+    or chapter 5's ``evaluation.csv`` (``chapter_rows``)."""
     results = []
     for path in paths:
+        if path.name == "evaluation.csv":
+            results += chapter_rows(path)
+            continue
         head, steps = path.name.split("-")[:2]
         log_path = path.with_name(f"{head}-{steps}-training_log.csv")
         log = read_csv(log_path) if log_path.exists() else None
@@ -120,7 +144,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="keep the runs here")
     parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
     parser.add_argument("--report", type=Path, nargs="+", default=None, metavar="CSV",
-                        help="only tabulate runs made elsewhere (HEAD-STEPS-evaluation.csv files)")
+                        help="only tabulate runs made elsewhere (HEAD-STEPS-evaluation.csv files, or chapter 5's "
+                             "evaluation.csv: one row per network of ours)")
     parser.add_argument("--machine", default=None, help="with --report: where those runs were made")
     args = parser.parse_args(argv)
     if args.report:
