@@ -224,7 +224,7 @@ def test_mixed_precision_is_bf16_only_where_asked_or_native(monkeypatch):
         get_profile("smoke", precision="half")
 
 
-def test_objective_loss_l2_is_mse_and_surface_commits_to_the_iso_surface():
+def test_objective_loss_l2_is_mse_and_surface_adds_a_cross_entropy_at_the_iso_level():
     """``l2`` is the mean squared error; ``surface`` adds a cross-entropy that is small when every
     voxel is on its true side of the iso-level and pushes a bone voxel below the level up harder
     than L2 alone does."""

@@ -345,8 +345,10 @@ def objective_loss(pred: torch.Tensor, target: torch.Tensor, objective: str = "l
     iso-surface (``SURFACE_LEVEL``, the level renders and DSSIM use) each voxel falls: the
     predicted density minus the level, over ``SURFACE_WIDTH``, is the logit of "inside the bone".
     A voxel that is bone in the truth and below the level in the prediction costs far more than
-    its squared error, so the network commits to surfaces; the L2 term keeps densities true.
-    ``weight`` is the cross-entropy's beside L2 (a profile's ``surface_weight``).
+    its squared error; the L2 term keeps densities true. Measured (chapter 3), it does not make the
+    network commit: a cross-entropy is minimised by a calibrated probability, and an ambiguous
+    voxel's lands at the level itself. ``weight`` is the cross-entropy's beside L2 (a profile's
+    ``surface_weight``).
     """
     checks.choice(objective, "objective", OBJECTIVES, "objective_loss")
     loss = F.mse_loss(pred, target)
