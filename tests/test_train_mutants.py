@@ -527,7 +527,8 @@ def test_checkpoint_errors_say_what_is_wrong(tmp_path):
 
 
 @pytest.mark.parametrize("key, value", [("model", "smoke"), ("volume_size", 16), ("xray_size", 16),
-                                        ("batch_size", 2), ("seed", 1), ("chi", 5.0)])
+                                        ("batch_size", 2), ("seed", 1), ("chi", 5.0), ("objective", "surface"),
+                                        ("surface_weight", 0.5)])
 def test_a_checkpoint_of_other_settings_is_refused(tmp_path, key, value):
     path = tmp_path / "ck.pt"
     _save_checkpoint(path, profile=dict(dataclasses.asdict(P), **{key: value}))
@@ -545,6 +546,42 @@ def test_every_changed_setting_is_named(tmp_path):
         T.load_checkpoint(path, P)
     _save_checkpoint(path, profile=dict(dataclasses.asdict(P), lr=0.5, steps=99))  # not part of the network
     assert T.load_checkpoint(path, P)["step"] == 0
+
+
+def test_a_checkpoint_from_before_objectives_resumes_as_l2(tmp_path):
+    """Checkpoints written before the profile had ``objective`` and ``surface_weight`` trained on L2."""
+    path = tmp_path / "ck.pt"
+    old = dataclasses.asdict(P)
+    del old["objective"], old["surface_weight"]
+    _save_checkpoint(path, profile=old)
+    assert T.load_checkpoint(path, P)["step"] == 0
+    with pytest.raises(T.CheckpointError, match=re.escape("(objective: 'l2' there, 'surface' here)")):
+        T.load_checkpoint(path, P.replace(objective="surface"))
+
+
+def test_a_step_minimises_the_profiles_objective_at_its_weight():
+    """The loss a step records is ``objective_loss`` of the batch at the profile's objective and
+    ``surface_weight``; the surface term counts voxels strictly above the level as bone."""
+    import copy
+    from contextlib import nullcontext
+
+    p = P.replace(objective="surface", surface_weight=0.5)
+    run = T._start(p, 5, 0, 1, torch.device("cpu"), None)
+    batch = {key: torch.stack([d[key] for d in DATA[0][:4]]) for key in ("xray", "volume")}
+    before = copy.deepcopy(run.model)
+    with torch.no_grad():
+        expected = T.objective_loss(before(batch["xray"]).float(), batch["volume"], "surface", 0.5)
+    assert T._step(run, run.model, batch, nullcontext()) == 4
+    assert run.running[-1] == pytest.approx(expected.item(), rel=1e-5)
+    at_level = torch.full((2, 2), T.SURFACE_LEVEL)
+    above = at_level + 0.1                                   # logit 4: as empty space it costs log(1 + e^4)
+    assert float(T.objective_loss(above, at_level, "surface", 1.0)) == pytest.approx(
+        0.1 ** 2 + math.log1p(math.exp(4.0)), rel=1e-5)      # a truth at the level is not bone
+    assert torch.equal(T.objective_loss(above, at_level), F.mse_loss(above, at_level))      # default: the paper's
+    assert torch.equal(T.objective_loss(above, at_level, "surface"),
+                       T.objective_loss(above, at_level, "surface", P.surface_weight))     # default: the profile's
+    with pytest.raises(ValueError, match=exactly("objective_loss: objective must be one of l2, surface, got 'l1'")):
+        T.objective_loss(above, at_level, "l1")
 
 
 def has_batch_norm(net):
@@ -607,6 +644,27 @@ def test_machine_names_the_cpu_model_its_cores_and_torch(monkeypatch):
     assert T.machine() == f"riscv64, {os.cpu_count()} logical cores, torch {torch.__version__}"
     monkeypatch.setattr(T.platform, "processor", lambda: "sparc")
     assert T.machine().startswith("sparc, ")
+    monkeypatch.setattr(T, "_cpuinfo", lambda: ["model name\t: Vendor: Model 7: rev 2"])   # colons in the name
+    assert T.machine().startswith("Vendor: Model 7: rev 2, ")
+    monkeypatch.setattr(T.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(T.torch.cuda, "get_device_name", lambda *a: "Test GPU 80GB")
+    assert T.machine().startswith("Test GPU 80GB, ")
+
+
+def test_native_bf16_probes_each_cpu_feature_and_trusts_cuda(monkeypatch):
+    """CUDA counts as native whatever the CPU; on the CPU either probe (AVX-512 BF16, AMX) suffices,
+    and a torch without a probe counts it as absent; the default device is the CPU."""
+    for avx, amx in ((False, False), (True, False), (False, True)):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda avx=avx: avx)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda amx=amx: amx)
+        assert T.native_bf16() is T.native_bf16("cpu") is (avx or amx)
+        assert T.native_bf16("cuda") is True
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported")
+    assert T.native_bf16("cpu") is False
+    with pytest.raises(ValueError, match=exactly("mixed_precision: precision must be one of fp32, bf16, auto, "
+                                                 "got 'fp16'")):
+        T.mixed_precision("cpu", "fp16")
 
 
 def test_cpuinfo_is_the_lines_of_proc_cpuinfo_or_nothing(monkeypatch):
