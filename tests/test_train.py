@@ -279,3 +279,22 @@ def test_surface_objective_trains_and_is_kept_by_its_checkpoint(trained, tmp_pat
     del old["profile"]["objective"]                 # a checkpoint from before objectives: trained on L2
     torch.save(old, tmp_path / "old.pt")
     load_checkpoint(tmp_path / "old.pt", SMOKE)
+
+
+def test_train_command_passes_objective_and_precision_to_the_profile(monkeypatch, capsys):
+    """``xtomo train --objective --precision`` override the profile's; left out, the profile's stay."""
+    import xtomo.learning.train as training
+    from xtomo.cli import main
+
+    seen = []
+
+    def fake(profile, **kwargs):
+        seen.append(profile)
+        return dict(world_size=1, step=1, total_steps=1, val_l2=0.5, baseline_l2=1.0, checkpoint="ck.pt")
+
+    monkeypatch.setattr(training, "train", fake)
+    main(["train", "--profile", "smoke", "--objective", "surface", "--precision", "bf16"])
+    main(["train", "--profile", "smoke"])
+    assert (seen[0].objective, seen[0].precision) == ("surface", "bf16")
+    assert (seen[1].objective, seen[1].precision) == (SMOKE.objective, SMOKE.precision)
+    assert "validation L2 0.50000" in capsys.readouterr().out
