@@ -203,6 +203,16 @@ def test_verdicts_in_words():
         "* L2, phantoms: **significantly larger error** (ratio 1.250, two-sided paired p = 0.01, n = 4)"
 
 
+def test_tables_of_another_network_of_ours():
+    """``tests_table(against=)`` and ``beside_paper_table(ours=)`` put that network where ours stands."""
+    rows = [dict(r, method="ours_shipped") if r["method"] == "ours_unfused" else r for r in _rows()]
+    l2 = scoring.METRIC_LABELS["l2"]
+    tests = scoring.tests_table(rows, against="ours_shipped")
+    assert tests.loc["NN", (l2, "ours")] == pytest.approx(3.0) and "ours (fused)" in tests.index
+    paper = scoring.beside_paper_table(rows, ours="ours_shipped")
+    assert paper.loc["ours", l2] == pytest.approx(3.0) and paper.loc["ours / NN", l2] == pytest.approx(3.0 / 3.5)
+
+
 def test_verdicts_of_paired_tests_pick_methods():
     tests = scoring.paired_tests(_rows(), "l2")
     assert [t["method"] for t in tests] == ["ours_unfused", "nn", "oracle", "classical"]

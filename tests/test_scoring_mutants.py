@@ -460,6 +460,9 @@ def test_the_shipped_model_is_scored_beside_ours_when_trained_on_the_same_data(e
     shown = scoring.volumes_of([first], P, rows, out_dir=tmp_path)
     expected = scoring.our_volumes(sets[1][first]["xray"][0], model, P.volume_size, P.chi)["ours"][0]
     assert torch.equal(shown["ours_shipped"][0], expected)
+    monkeypatch.setattr(shipped, "FOLDER", tmp_path / "gone")      # scored, then taken away: said, not skipped
+    with pytest.raises(shipped.ShippedModelError, match="the shipped model was asked for"):
+        scoring.volumes_of([first], P, rows, out_dir=tmp_path)
 
 
 
@@ -477,6 +480,11 @@ def test_chapter_3s_surface_run_is_scored_as_ours_surface(evaluated, sets, tmp_p
                     profile=dataclasses.asdict(P.replace(objective="surface")), step=7), run / "checkpoint.pt")
     nets, versions = scoring.other_networks(P, tmp_path)
     assert list(nets) == ["ours_surface"] and versions == {"shipped": None, "surface_step": 7}
+    monkeypatch.setenv("XTOMO_ARTIFACTS", str(tmp_path / "book"))          # by default: the profile's artifacts
+    assert scoring.other_networks(P)[1] == {"shipped": None}
+    (artifacts_dir(P.name) / scoring.SURFACE_RUN).mkdir(parents=True)
+    (artifacts_dir(P.name) / scoring.SURFACE_RUN / "checkpoint.pt").write_bytes((run / "checkpoint.pt").read_bytes())
+    assert scoring.other_networks(P)[1] == {"shipped": None, "surface_step": 7}
     with pytest.MonkeyPatch.context() as mp:
         _stand_ins(mp, [])
         paths = scoring.evaluate(P, checkpoint=evaluated["out"] / "model.pt", k=K, progress=False, out_dir=tmp_path)

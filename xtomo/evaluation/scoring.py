@@ -185,7 +185,7 @@ def other_networks(p: Profile, out: Path | None = None, shipped: bool | None = N
         ck = load_checkpoint(path, p.replace(objective="surface"))
         nets["ours_surface"], versions["surface_step"] = model_from_checkpoint(ck), ck["step"]
     if methods is None or "ours_shipped" in methods:
-        model, versions["shipped"] = shipped_for(p, shipped if methods is None else True)
+        model, versions["shipped"] = shipped_for(p, shipped)
         nets |= {"ours_shipped": model} if model is not None else {}
     return nets, versions
 
