@@ -65,6 +65,16 @@ def busy_cores(window: float = 0.5) -> float:
         return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
 
 
+def heading(title: str, command: str, busy: float) -> list[str]:
+    """A RESULTS.md section's first lines: its title, this machine, when and by which command it was
+    measured and how many cores other processes kept busy (``busy_cores``) at the start."""
+    import datetime
+
+    return [f"## {title}", "", f"Machine: {machine_line()}  ",
+            f"Measured {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC by `{command}` "
+            f"(other processes kept {busy:.1f} cores busy at the start)."]
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same folder, so a reader never sees half of it."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)

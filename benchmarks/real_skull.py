@@ -14,10 +14,9 @@ real skull. ``--write`` replaces the ``real-skull`` section of RESULTS.md.
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import sys
 
-from _common import RESULTS, busy_cores, machine_line, update_section
+from _common import RESULTS, busy_cores, heading, update_section
 
 import xtomo
 from xtomo.data import realdata
@@ -47,13 +46,11 @@ def cases(species: int, views: int) -> list[dict]:
 
 
 def table(rows: list[dict], command: str, busy: float) -> str:
-    lines = ["## Real head against held-out species: ours over the even spread (`quick`)", "",
-             f"Machine: {machine_line()}  ",
-             f"Measured {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC by `{command}` (other processes kept "
-             f"{busy:.1f} cores busy at the start). Ratios are ours / even spread of the mean over the views (RMSE: "
-             "per view, then averaged); p: one-sided paired t-test over views of \"ours has the smaller L2\".", "",
-             "| case | acquisition | network | views | L2 ratio | RMSE ratio | DSSIM ratio | p (L2) |",
-             "|---|---|---|---:|---:|---:|---:|---:|"]
+    lines = heading("Real head against held-out species: ours over the even spread (`quick`)", command, busy)
+    lines[-1] += (" Ratios are ours / even spread of the mean over the views (RMSE: per view, then averaged); "
+                  "p: one-sided paired t-test over views of \"ours has the smaller L2\".")
+    lines += ["", "| case | acquisition | network | views | L2 ratio | RMSE ratio | DSSIM ratio | p (L2) |",
+              "|---|---|---|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['case']} | {r['acquisition']} | {r['model']} | {r['views']} | {r['l2 ours/even']:.3f} "
                      f"| {r['rmse ours/even']:.3f} | {r['dssim ours/even']:.3f} | {r['l2 p']:.2g} |")

@@ -23,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import RESULTS, atomic_write_text, busy_cores, machine_line, update_section
+from _common import RESULTS, atomic_write_text, busy_cores, heading, machine_line, update_section
 
 from xtomo.evaluation import scoring
 from xtomo.files import read_csv
@@ -66,15 +66,13 @@ def evaluated(label: str, path: str, samples: int, base: Path) -> dict:
 
 
 def table(rows: list[dict], command: str, busy: float) -> str:
-    lines = ["## How much training it takes (`quick` network, chapter 5's protocol)", "",
-             f"Machine: {machine_line()}  ",
-             f"Measured {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC by `{command}` (other processes kept "
-             f"{busy:.1f} cores busy at the start): each checkpoint scored on the same held-out samples of the "
-             "`quick` profile beside NN and ORACLE; ratios are ours / baseline, p the one-sided paired t-test of "
-             "\"ours has the smaller error\"; hours: the checkpoint's training wall time.", "",
-             "| checkpoint | steps | samples seen | hours | n | L2 | L2 / NN | p | L2 / ORACLE | p | DSSIM "
-             "| DSSIM / NN | p | DSSIM / ORACLE | p |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = heading("How much training it takes (`quick` network, chapter 5's protocol)", command, busy)
+    lines[-1] += (" Each checkpoint scored on the same held-out samples of the `quick` profile beside NN and "
+                  "ORACLE; ratios are ours / baseline, p the one-sided paired t-test of \"ours has the smaller "
+                  "error\"; hours: the checkpoint's training wall time.")
+    lines += ["", "| checkpoint | steps | samples seen | hours | n | L2 | L2 / NN | p | L2 / ORACLE | p | DSSIM "
+              "| DSSIM / NN | p | DSSIM / ORACLE | p |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['label']} | {r['step']:,} | {r['samples_seen']:,} | {r['hours']:.2f} | {r['n']} "
                      f"| {r['l2']:.5f} | {r['l2/nn']:.3f} | {r['l2 p nn']:.2g} | {r['l2/oracle']:.3f} "
