@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 
 from xtomo import __version__
-from xtomo.profiles import OBJECTIVES, PRECISIONS, PROFILES, get_profile
+from xtomo.profiles import OBJECTIVES, PIPELINES, PRECISIONS, PROFILES, get_profile
 
 __all__ = ["main", "command", "arg"]
 
@@ -89,7 +89,10 @@ def _simulate(args) -> None:
          arg("--precision", choices=PRECISIONS, default=None,
              help="training arithmetic (default: the profile's); auto: bf16 where the device computes it natively"),
          arg("--objective", choices=OBJECTIVES, default=None,
-             help="training loss (default: the profile's); surface: L2 plus a cross-entropy on the iso-surface"))
+             help="training loss (default: the profile's); surface: L2 plus a cross-entropy on the iso-surface"),
+         arg("--pipeline", choices=PIPELINES, default="auto",
+             help="where the batches are made: device (on the training device, all specimens held there), "
+                  "loader (a DataLoader's CPU workers), auto (device on a GPU, loader on a CPU); same samples"))
 def _train(args) -> None:
     """Train the network of a profile; torchrun-compatible (torchrun --nproc-per-node N -m xtomo train)."""
     from xtomo.learning.train import train as run
@@ -97,7 +100,7 @@ def _train(args) -> None:
     overrides = {k: v for k in ("precision", "objective") if (v := getattr(args, k)) is not None}
     profile = get_profile(args.profile, **overrides)
     summary = run(profile, resume=args.resume, steps=args.steps, minutes=args.minutes,
-                  out_dir=args.out, device=args.device, progress=sys.stderr.isatty())
+                  out_dir=args.out, device=args.device, progress=sys.stderr.isatty(), pipeline=args.pipeline)
     if summary["world_size"] == 1 or int(os.environ.get("RANK", "0")) == 0:
         print(f"step {summary['step']}/{summary['total_steps']}: validation L2 {summary['val_l2']:.5f} "
               f"(mean-volume baseline {summary['baseline_l2']:.5f}); checkpoint {summary['checkpoint']}")

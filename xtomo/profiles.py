@@ -121,6 +121,7 @@ def _validated(p: Profile) -> Profile:
 
 PRECISIONS = ("fp32", "bf16", "auto")  #: the training arithmetics a profile may ask for
 OBJECTIVES = ("l2", "surface")  #: the training losses a profile may ask for
+PIPELINES = ("auto", "device", "loader")  #: where training makes its batches (``xtomo.data.pipeline``)
 
 PROFILES: dict[str, Profile] = {
     p.name: _validated(p)

@@ -160,6 +160,14 @@ class XrayDataset(torch.utils.data.Dataset):
         """The ``n_views`` view directions of a specimen (fixed by the profile's seed)."""
         return xray.sample_directions(self.profile.n_views, seed=self.profile.seed * 100_003 + specimen)
 
+    def views(self, indices: Sequence[int]) -> tuple[list[int], torch.Tensor, torch.Tensor, None]:
+        """What a batch of indices asks for: (specimens, directions ``[B, 3]``, mirrored ``[B]``,
+        ``None``: the x-rays are the specimens' own), for ``xtomo.data.pipeline``."""
+        found = [self.locate(i) for i in indices]
+        table = {k: self.directions(k) for k in {s.specimen for s in found}}
+        directions = torch.stack([table[s.specimen][s.view] for s in found])
+        return [s.specimen for s in found], directions, torch.tensor([s.mirrored for s in found]), None
+
     def __getitem__(self, index: int) -> dict:
         s = self.locate(index)
         d = self.directions(s.specimen)[s.view]
@@ -207,6 +215,14 @@ class ViewDataset(torch.utils.data.Dataset):
             raise IndexError(f"index {index} out of range for a dataset of {len(self)} samples")
         view, mirrored = divmod(index % len(self), self._mirrors)
         return view, bool(mirrored)
+
+    def views(self, indices: Sequence[int]) -> tuple[list[int], torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """What a batch of indices asks for: (specimens, directions ``[B, 3]``, mirrored ``[B]``, the
+        given x-rays ``[B, S, S]`` unmirrored or ``None``), for ``xtomo.data.pipeline``."""
+        found = [self.locate(i) for i in indices]
+        picked = torch.tensor([view for view, _ in found], dtype=torch.long)
+        return ([self.specimens[v] for v in picked.tolist()], self.directions[picked],
+                torch.tensor([m for _, m in found]), None if self.xrays is None else self.xrays[picked].float())
 
     def __getitem__(self, index: int) -> dict:
         view, mirrored = self.locate(index)

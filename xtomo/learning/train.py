@@ -24,6 +24,7 @@ import torch.nn.functional as F
 import xtomo._checks as checks
 from xtomo import __version__
 from xtomo.data.datasets import ProceduralBank, XrayDataset
+from xtomo.data.pipeline import DevicePipeline, use_device_pipeline
 from xtomo.files import artifacts_dir, atomic_path, require_artifact, write_csv
 from xtomo.imaging.shading import LEVEL as SURFACE_LEVEL
 from xtomo.learning.model import ModelConfig, XrayToVolume, build_model
@@ -101,8 +102,13 @@ def validation_indices(p: Profile, n: int) -> list[int]:
 
 
 def _batches(dataset, indices, batch_size):
-    """(x-rays, volumes) of the given samples, stacked ``batch_size`` at a time, in order."""
+    """(x-rays, volumes) of the given samples of a dataset or ``DevicePipeline``, stacked
+    ``batch_size`` at a time, in order."""
     for i in range(0, len(indices), batch_size):
+        if isinstance(dataset, DevicePipeline):
+            batch = dataset.batch(indices[i:i + batch_size])
+            yield batch["xray"], batch["volume"]
+            continue
         items = [dataset[j] for j in indices[i:i + batch_size]]
         yield torch.stack([it["xray"] for it in items]), torch.stack([it["volume"] for it in items])
 
@@ -126,9 +132,9 @@ def mean_volume_l2(train_set, val_set, val_indices, n_train: int, seed: int) -> 
     """The baseline of predicting the mean training target: that mean and its validation L2."""
     g = torch.Generator().manual_seed(seed + 11)
     picks = torch.randint(len(train_set), (n_train,), generator=g).tolist()
-    mean = torch.stack([train_set[i]["volume"] for i in picks]).mean(0)
-    errors = [F.mse_loss(mean, val_set[i]["volume"], reduction="sum").item() for i in val_indices]
-    return mean, sum(errors) / (len(val_indices) * mean.numel())
+    mean = sum(y.sum(0) for _, y in _batches(train_set, picks, 64)) / n_train
+    errors = sum(((y - mean) ** 2).sum().item() for _, y in _batches(val_set, val_indices, 64))
+    return mean, errors / (len(val_indices) * mean.numel())
 
 
 def _distributed() -> tuple[int, int]:
@@ -215,7 +221,8 @@ class _Run:
 
 def train(profile: Profile | str = "quick", resume: bool = False, steps: int | None = None,
           minutes: float | None = None, out_dir: str | os.PathLike | None = None,
-          device: str | None = None, progress: bool = True, data: tuple | None = None) -> dict:
+          device: str | None = None, progress: bool = True, data: tuple | None = None,
+          pipeline: str = "auto") -> dict:
     """Train the profile's network; returns a summary (final step, losses, baseline, paths).
 
     ``steps`` overrides the profile's step count; ``minutes`` stops earlier once that much wall
@@ -223,6 +230,8 @@ def train(profile: Profile | str = "quick", resume: bool = False, steps: int | N
     ``checkpoint.pt`` and ``training_log.csv`` into ``out_dir`` (default: the profile's artifacts).
     ``data`` = ``(train_set, val_set)`` trains on other pairs than the profile's crania (e.g. the
     mice of chapter 8, ``xtomo.data.datasets.ViewDataset``); items must be shaped as the profile says.
+    ``pipeline`` makes the batches on the training device (``"device"``, ``xtomo.data.pipeline``), by
+    a ``DataLoader`` (``"loader"``), or (``"auto"``) on the device where it is a GPU: the same samples.
     """
     p = get_profile(profile)
     total = checks.integer(steps if steps is not None else p.steps, "steps", minimum=1, what="train")
@@ -234,6 +243,8 @@ def train(profile: Profile | str = "quick", resume: bool = False, steps: int | N
     ck_path, log_path = out / "checkpoint.pt", out / "training_log.csv"
     train_set, val_set = train_val_sets(p) if data is None else data
     val_idx = validation_indices(p, len(val_set))
+    if use_device_pipeline(pipeline, device):
+        train_set, val_set = DevicePipeline(train_set, device), DevicePipeline(val_set, device)
     run = _start(p, total, rank, world, device, ck_path if resume else None)
     if run.baseline is None:
         run.baseline = mean_volume_l2(train_set, val_set, val_idx, min(256, len(train_set)), p.seed)[1]
@@ -308,9 +319,9 @@ def _loop(run: _Run, train_set, validation: tuple, minutes: float | None, progre
 
     p, rank, world, device = run.p, run.rank, run.world, run.device
     net = torch.nn.parallel.DistributedDataParallel(run.model) if world > 1 else run.model
-    loader = torch.utils.data.DataLoader(
-        train_set, batch_sampler=_Steps(p.seed, run.step, run.total, p.batch_size, len(train_set), rank, world),
-        num_workers=p.workers, persistent_workers=False)
+    steps = _Steps(p.seed, run.step, run.total, p.batch_size, len(train_set), rank, world)
+    loader = train_set.batches(steps) if isinstance(train_set, DevicePipeline) else torch.utils.data.DataLoader(
+        train_set, batch_sampler=steps, num_workers=p.workers, persistent_workers=False)
     bar = tqdm(total=run.total, initial=run.step, desc=f"training {p.model}", unit="step",
                disable=not progress or rank != 0)
     autocast = mixed_precision(device, p.precision)
