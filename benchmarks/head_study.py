@@ -106,11 +106,12 @@ def chapter_rows(path: Path) -> list[dict]:
     from xtomo.learning import shipped
 
     rows, info = read_csv(path), read_json(path.with_name("evaluation.json"))
+    made = shipped.manifest(shipped.name_for(get_profile(info["profile"]))) if info.get("shipped") else {}
     steps = {"ours": info["step"], "ours_surface": info.get("surface_step"),
-             "ours_shipped": shipped.manifest()["step"] if info.get("shipped") else None}
+             "ours_shipped": made.get("step")}
     objective = {"ours": "l2", "ours_surface": "surface", "ours_shipped": "l2 (the shipped model)"}
     precision = {"ours": get_profile(info["profile"]).precision, "ours_surface": get_profile(info["profile"]).precision,
-                 "ours_shipped": shipped.manifest()["precision"] if info.get("shipped") else None}
+                 "ours_shipped": made.get("precision")}
     results = []
     for ours in scoring.ours_methods(rows):
         mine = [dict(r, method="ours") if r["method"] == ours else r for r in rows

@@ -122,3 +122,51 @@ def test_the_train_command_passes_the_pipeline(monkeypatch):
     main(["train", "--profile", "smoke", "--pipeline", "device"])
     main(["train", "--profile", "smoke"])
     assert seen == ["device", "auto"]
+
+
+def test_the_throughput_benchmark_runs_on_a_cpu_at_ci_size():
+    """``benchmarks/gpu.py`` in its CI-sized form: it runs, reports positive rates for the three
+    phases, and names as the bound the slower of the two parts alone."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu.py"
+    out = subprocess.run([sys.executable, str(script), "--profile", "smoke", "--species", "3", "--seconds", "0.2",
+                          "--device", "cpu"], capture_output=True, text=True, timeout=600, check=True).stdout
+    row = next(line for line in out.splitlines() if line.startswith("| 32² → 32³"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    loader, pipeline, training, together = map(float, cells[4:8])
+    assert min(loader, pipeline, training, together) > 0
+    assert cells[8] == ("the sample pipeline" if pipeline < training else "the network's step")
+    assert re.fullmatch(r"\d+\.\d CPU cores", cells[9])
+
+
+def test_the_prepared_paper_run_at_smoke_size(tmp_path):
+    """``benchmarks/paper_run.py`` trains, scores by chapter 5's protocol and exports a shipped model
+    whose manifest matches its weights; its report's ratios are its means'; a rerun resumes."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from xtomo.files import read_csv
+    from xtomo.learning import shipped
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "paper_run.py"
+    command = [sys.executable, str(script), str(tmp_path), "--profile", "smoke", "--steps", "6", "--samples", "4",
+               "--device", "cpu"]
+    for _ in range(2):
+        subprocess.run(command, capture_output=True, text=True, timeout=600, check=True)
+        report = json.loads((tmp_path / "report.json").read_text())
+        assert report["step"] == 6 and report["samples_seen"] == 6 * get_profile("smoke").batch_size
+    assert len(read_csv(tmp_path / "run" / "training_log.csv")) == 1  # resumed a finished run: no new steps
+    model = shipped.checkpoint("smoke", tmp_path)  # checks the weights against the manifest's sha256
+    assert model["step"] == 6 and report["model_bytes"] == (tmp_path / "smoke.pt").stat().st_size < shipped.MAX_BYTES
+    head = report["headline"]
+    assert head["samples"] == 4
+    for metric in ("l2", "dssim"):
+        assert head[metric]["ours/nn"] == pytest.approx(head[metric]["ours"] / head[metric]["nn"])
+        assert head[metric]["ours/oracle"] == pytest.approx(head[metric]["ours"] / head[metric]["oracle"])
+        assert 0 <= head[metric]["p vs nn"] <= 1

@@ -137,3 +137,24 @@ def test_the_shipped_model_scores_what_its_manifest_says_on_held_out_species():
     measured = validation_l2(shipped.load(), val_set, validation_indices(QUICK, len(val_set)), QUICK.batch_size, "cpu")
     assert measured == pytest.approx(info["val_l2"], rel=0.01)
     assert measured < 0.7 * info["baseline_l2"]
+
+
+def test_a_model_shipped_for_a_profile_stands_for_it(exported, monkeypatch):
+    """A model named after a profile (``paper``'s, made on a GPU) evaluates that profile when it was
+    trained on its data; otherwise the default shipped model does, or none."""
+    import shutil
+
+    _, folder, info = exported
+    monkeypatch.setattr(shipped, "FOLDER", folder)
+    monkeypatch.setattr(shipped, "NAME", "tiny")
+    assert shipped.name_for(SMOKE) == "tiny"
+    for suffix in (".pt", ".json"):
+        shutil.copy(folder / f"tiny{suffix}", folder / f"smoke{suffix}")
+    try:
+        assert shipped.name_for(SMOKE) == "smoke"
+        assert shipped.for_profile(SMOKE)[1] == info["sha256"]
+        other = SMOKE.replace(seed=SMOKE.seed + 1)  # named smoke, but another split: neither model fits
+        assert shipped.name_for(other) == "tiny" and shipped.for_profile(other) == (None, None)
+    finally:
+        for suffix in (".pt", ".json"):
+            (folder / f"smoke{suffix}").unlink()

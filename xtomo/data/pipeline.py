@@ -26,8 +26,9 @@ __all__ = ["PIPELINES", "DevicePipeline", "use_device_pipeline"]
 
 def use_device_pipeline(choice: str, device: torch.device | str) -> bool:
     """Whether training makes its samples with ``DevicePipeline``: ``"device"`` yes, ``"loader"`` no
-    (a ``DataLoader`` over the dataset), ``"auto"`` on a GPU only (a CPU gains nothing: the batch
-    is made on the cores that would train)."""
+    (a ``DataLoader`` over the dataset), ``"auto"`` on a GPU only: on a CPU the batch would be made on
+    the cores that train, where a ``DataLoader`` worker at least overlaps (``benchmarks/gpu.py``: at
+    ``quick`` on 2 cores, 58 samples/s alone against the worker's 56, and slower together)."""
     checks.choice(choice, "pipeline", PIPELINES, "use_device_pipeline")
     return choice == "device" or (choice == "auto" and torch.device(device).type == "cuda")
 

@@ -19,7 +19,7 @@ import torch
 from xtomo.files import atomic_path, read_json, write_json
 
 __all__ = ["FOLDER", "NAME", "MAX_BYTES", "paths", "available", "export", "manifest", "checkpoint", "load",
-           "same_data", "for_profile", "ShippedModelError"]
+           "same_data", "name_for", "for_profile", "ShippedModelError"]
 
 FOLDER = Path(__file__).parent / "pretrained"   #: where the package keeps its shipped models
 NAME = "quick"          #: the default: the ``quick`` preset, which runs on a CPU at the book's scale
@@ -130,8 +130,17 @@ def same_data(info: dict, profile) -> bool:
         made.get(k) == v for k, v in dataclasses.asdict(profile).items() if k in keys)
 
 
+def name_for(p) -> str:
+    """The shipped model that stands for profile ``p``: the one named after it (e.g. ``paper``, made
+    by ``benchmarks/paper_run.py`` on a GPU) when it is there and was trained on ``p``'s data, else
+    the default ``NAME``."""
+    if p.name != NAME and available(p.name) and same_data(manifest(p.name), p):
+        return p.name
+    return NAME
+
+
 def for_profile(p, wanted: bool | None = None) -> tuple[object, str | None]:
-    """The shipped network and its sha256 for evaluating profile ``p``, or ``(None, None)``.
+    """The shipped network (``name_for(p)``) and its sha256 for evaluating profile ``p``, or ``(None, None)``.
 
     ``wanted=None`` takes it when it is there and was trained on ``p``'s crania, sizes and species
     split (so ``p``'s held-out species are its held-out species too); True insists (an error says
@@ -139,14 +148,14 @@ def for_profile(p, wanted: bool | None = None) -> tuple[object, str | None]:
     """
     if wanted is False:
         return None, None
-    problem = None
-    if not available():
+    problem, name = None, name_for(p)
+    if not available(name):
         problem = f"there is no shipped model in {FOLDER}"
-    elif not same_data(info := manifest(), p):
+    elif not same_data(info := manifest(name), p):
         problem = (f"the shipped model was trained on other data than profile {p.name!r}'s "
                    f"(crania {info.get('generator')}, {info['profile']['volume_size']}^3 volumes)")
     if problem is None:
-        return load(), info["sha256"]
+        return load(name), info["sha256"]
     if wanted:
         raise ShippedModelError(f"the shipped model was asked for, but {problem}")
     return None, None
