@@ -143,6 +143,7 @@ class XrayDataset(torch.utils.data.Dataset):
             raise ValueError(f"profile {p.name!r}: xray_size {p.xray_size} and volume_size "
                              f"{p.volume_size} must divide one another")
         self._mirrors = 2 if p.mirror else 1
+        self._directions: dict[int, torch.Tensor] = {}
 
     def __len__(self) -> int:
         return len(self.specimens) * self.profile.n_views * self._mirrors
@@ -157,8 +158,11 @@ class XrayDataset(torch.utils.data.Dataset):
         return Sample(self.specimens[k], view, bool(mirrored))
 
     def directions(self, specimen: int) -> torch.Tensor:
-        """The ``n_views`` view directions of a specimen (fixed by the profile's seed)."""
-        return xray.sample_directions(self.profile.n_views, seed=self.profile.seed * 100_003 + specimen)
+        """The ``n_views`` view directions of a specimen (fixed by the profile's seed), drawn once."""
+        if specimen not in self._directions:
+            self._directions[specimen] = xray.sample_directions(self.profile.n_views,
+                                                                seed=self.profile.seed * 100_003 + specimen)
+        return self._directions[specimen]
 
     def views(self, indices: Sequence[int]) -> tuple[list[int], torch.Tensor, torch.Tensor, None]:
         """What a batch of indices asks for: (specimens, directions ``[B, 3]``, mirrored ``[B]``,
