@@ -90,6 +90,11 @@ def _simulate(args) -> None:
              help="training arithmetic (default: the profile's); auto: bf16 where the device computes it natively"),
          arg("--objective", choices=OBJECTIVES, default=None,
              help="training loss (default: the profile's); surface: L2 plus a cross-entropy on the iso-surface"),
+         arg("--init", default=None, help="start a new run from these weights: 'shipped' (the package's "
+                                          "model) or a checkpoint file (fine-tuning)"),
+         arg("--blur", type=float, default=None,
+             help="blur each training specimen by a Gaussian of random sigma up to this many voxels "
+                  "(default: the profile's)"),
          arg("--pipeline", choices=PIPELINES, default="auto",
              help="where the batches are made: device (on the training device, all specimens held there), "
                   "loader (a DataLoader's CPU workers), auto (device on a GPU, loader on a CPU); same samples"))
@@ -97,10 +102,11 @@ def _train(args) -> None:
     """Train the network of a profile; torchrun-compatible (torchrun --nproc-per-node N -m xtomo train)."""
     from xtomo.learning.train import train as run
 
-    overrides = {k: v for k in ("precision", "objective") if (v := getattr(args, k)) is not None}
+    overrides = {k: v for k in ("precision", "objective", "blur") if (v := getattr(args, k)) is not None}
     profile = get_profile(args.profile, **overrides)
     summary = run(profile, resume=args.resume, steps=args.steps, minutes=args.minutes,
-                  out_dir=args.out, device=args.device, progress=sys.stderr.isatty(), pipeline=args.pipeline)
+                  out_dir=args.out, device=args.device, progress=sys.stderr.isatty(), pipeline=args.pipeline,
+                  init=args.init)
     if summary["world_size"] == 1 or int(os.environ.get("RANK", "0")) == 0:
         print(f"step {summary['step']}/{summary['total_steps']}: validation L2 {summary['val_l2']:.5f} "
               f"(mean-volume baseline {summary['baseline_l2']:.5f}); checkpoint {summary['checkpoint']}")

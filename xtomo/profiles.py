@@ -44,6 +44,8 @@ class Profile:
     objective: str = "l2"     # training loss: "l2" (the paper's), or "surface" (L2 plus a cross-entropy that
                               # puts each voxel on the right side of the iso-surface; xtomo.learning.train)
     surface_weight: float = 0.1   # the surface objective's cross-entropy weight beside L2
+    blur: float = 0.0         # training specimens smoothed by a Gaussian of random sigma in [0, blur] voxels
+                              # (real CTs are smoother than procedural crania; 0: none; xtomo.data.datasets)
     # evaluation (chapter 5)
     eval_samples: int = 64        # held-out samples every method is scored on (seeded subset)
     classical_samples: int = 3    # of those, how many the slow classical method also runs on
@@ -97,6 +99,8 @@ def _validated(p: Profile) -> Profile:
     checks.choice(p.precision, "precision", PRECISIONS, what)
     checks.choice(p.objective, "objective", OBJECTIVES, what)
     checks.positive(p.surface_weight, "surface_weight", what)
+    if not (isinstance(p.blur, (int, float)) and 0 <= p.blur < 8):
+        raise ValueError(f"{what}: blur must be a number of voxels in [0, 8), got {p.blur!r}")
     checks.positive(p.lr, "lr", what)
     if p.n_val_species >= p.n_species:
         raise ValueError(

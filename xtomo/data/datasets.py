@@ -6,6 +6,7 @@ scale that is 175 volumes instead of 466,200 samples of 128^3 voxels (about 3.9 
 """
 from __future__ import annotations
 
+import math
 import os
 import platform
 from collections import OrderedDict
@@ -23,7 +24,7 @@ from xtomo.profiles import Profile, get_profile
 from xtomo.specimens import crania
 
 __all__ = ["PAPER_COUNTS", "ProceduralBank", "FileBank", "TensorBank", "XrayDataset", "ViewDataset",
-           "make_sample", "view_target", "aligned_truth", "counts", "simulate_collection"]
+           "make_sample", "blurred", "view_target", "aligned_truth", "counts", "simulate_collection"]
 
 #: What Henzler et al. (2018, Sec. 3) report for their dataset.
 PAPER_COUNTS = dict(species=175, val_species=20, views=1332, mirrors=2,
@@ -128,12 +129,16 @@ class XrayDataset(torch.utils.data.Dataset):
 
     Each specimen has ``n_views`` seeded directions on the +z hemisphere, each used as is and
     mirrored. Items are dicts: ``xray`` ``[1, S, S]`` alpha, ``volume`` ``[D, V, V]``, and the
-    specimen, view, mirror flag and direction. Safe with ``DataLoader`` workers.
+    specimen, view, mirror flag and direction. Safe with ``DataLoader`` workers. With ``augment``
+    (training sets) and a profile's ``blur`` above 0, each sample's specimen is first smoothed by a
+    Gaussian of a seeded random width (``sigmas``): real CTs are smoother than the procedural crania.
     """
 
-    def __init__(self, bank, specimens: Sequence[int] | None = None, profile: Profile | str = "quick"):
+    def __init__(self, bank, specimens: Sequence[int] | None = None, profile: Profile | str = "quick",
+                 augment: bool = False):
         self.bank = bank
         self.profile = get_profile(profile)
+        self.augment = augment
         self.specimens = list(range(len(bank))) if specimens is None else list(specimens)
         bad = [k for k in self.specimens if not 0 <= k < len(bank)]
         if bad:
@@ -172,10 +177,20 @@ class XrayDataset(torch.utils.data.Dataset):
         directions = torch.stack([table[s.specimen][s.view] for s in found])
         return [s.specimen for s in found], directions, torch.tensor([s.mirrored for s in found]), None
 
+    def sigmas(self, indices: Sequence[int]) -> torch.Tensor:
+        """The blur (Gaussian sigma, voxels) of each sample's specimen: uniform in [0, ``blur``], a function of
+        the profile's seed and the index; zero without ``augment``."""
+        p = self.profile
+        if not (self.augment and p.blur > 0):
+            return torch.zeros(len(indices))
+        seeds = [p.seed * 1_000_003 + 17 + i % len(self) for i in indices]
+        return torch.cat([torch.rand(1, generator=torch.Generator().manual_seed(s)) for s in seeds]) * p.blur
+
     def __getitem__(self, index: int) -> dict:
         s = self.locate(index)
         d = self.directions(s.specimen)[s.view]
-        alpha, volume = make_sample(self.bank.volume(s.specimen), d, self.profile)
+        specimen = blurred(self.bank.volume(s.specimen)[None], self.sigmas([index]))[0]
+        alpha, volume = make_sample(specimen, d, self.profile)
         if s.mirrored:
             alpha, volume = xray.mirror(alpha), xray.mirror(volume)
         return dict(xray=alpha[None], volume=volume, specimen=s.specimen, view=s.view,
@@ -228,6 +243,10 @@ class ViewDataset(torch.utils.data.Dataset):
         return ([self.specimens[v] for v in picked.tolist()], self.directions[picked],
                 torch.tensor([m for _, m in found]), None if self.xrays is None else self.xrays[picked].float())
 
+    def sigmas(self, indices: Sequence[int]) -> torch.Tensor:
+        """No blur: a view dataset's volumes are used as they are."""
+        return torch.zeros(len(indices))
+
     def __getitem__(self, index: int) -> dict:
         view, mirrored = self.locate(index)
         k, d = self.specimens[view], self.directions[view]
@@ -239,6 +258,26 @@ class ViewDataset(torch.utils.data.Dataset):
         if mirrored:
             alpha, target = xray.mirror(alpha), xray.mirror(target)
         return dict(xray=alpha[None], volume=target, specimen=k, view=view, mirrored=mirrored, direction=d)
+
+
+def blurred(volumes: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
+    """Volumes ``[B, D, H, W]``, each smoothed by a Gaussian of its own sigma (voxels; 0 leaves it as
+    it is): separable, zero outside, each kernel cut at three of its sigmas and normalised, so mass is
+    kept away from the borders and a batch gives each volume what it would get alone."""
+    sigmas = sigmas.to(volumes.device, volumes.dtype).reshape(-1)
+    if not bool((sigmas > 0).any()):
+        return volumes
+    radius = int(math.ceil(3 * float(sigmas.max())))
+    x = torch.arange(-radius, radius + 1, device=volumes.device, dtype=volumes.dtype)
+    width = sigmas.clamp_min(1e-6)[:, None]
+    kernels = torch.exp(-x**2 / (2 * width**2)) * (x.abs() <= torch.ceil(3 * width))
+    kernels = kernels / kernels.sum(1, keepdim=True)
+    out, b = volumes[None], len(sigmas)
+    for axis in range(3):
+        shape = [b, 1, 1, 1, 1]
+        shape[2 + axis] = 2 * radius + 1
+        out = F.conv3d(out, kernels.reshape(shape), padding="same", groups=b)
+    return out[0]
 
 
 def _lateral(aligned: torch.Tensor, profile: Profile) -> torch.Tensor:

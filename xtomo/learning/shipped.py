@@ -71,7 +71,8 @@ def export(checkpoint: str | os.PathLike, name: str | None = None, folder: str |
                                     f"{MAX_BYTES / 2**20:.0f} MiB a shipped model may take")
     profile = ck["profile"]
     steps = ck.get("total_steps", ck["step"])
-    trained_by = command or f"xtomo train --profile {profile['name']} --steps {steps}"
+    trained_by = command or (f"xtomo train --profile {profile['name']} --steps {steps}"
+                             + (f" --init {ck['init']}" if ck.get("init") else ""))
     info = dict(name=name, file=pt.name, sha256=_sha256(pt), bytes=pt.stat().st_size, dtype="float16",
                 commands=[trained_by, f"xtomo export-model CHECKPOINT --name {name}"],
                 seed=profile["seed"], code_version=ck.get("code_version"), step=ck["step"], total_steps=steps,

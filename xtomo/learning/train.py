@@ -31,7 +31,8 @@ from xtomo.learning.model import ModelConfig, XrayToVolume, build_model
 from xtomo.profiles import OBJECTIVES, PRECISIONS, PROFILES, Profile, get_profile
 from xtomo.specimens import crania
 
-__all__ = ["train", "load_model", "load_checkpoint", "model_from_checkpoint", "CheckpointError", "train_val_sets",
+__all__ = ["train", "initial_weights", "load_model", "load_checkpoint", "model_from_checkpoint", "CheckpointError",
+           "train_val_sets",
            "validation_indices", "validation_l2", "mean_volume_l2", "step_indices", "native_bf16",
            "mixed_precision", "machine", "objective_loss", "SURFACE_LEVEL", "SURFACE_WIDTH", "SURFACE_WEIGHT"]
 
@@ -89,10 +90,11 @@ class _Steps(torch.utils.data.Sampler):
 
 
 def train_val_sets(p: Profile) -> tuple[XrayDataset, XrayDataset]:
-    """Training and validation datasets of a profile: split by species, never mixed."""
+    """Training and validation datasets of a profile: split by species, never mixed; only training
+    samples are augmented (the profile's ``blur``)."""
     bank = ProceduralBank(p)
     train_ids, val_ids = crania.split(bank.species, p.n_val_species, seed=p.seed)
-    return XrayDataset(bank, train_ids, p), XrayDataset(bank, val_ids, p)
+    return XrayDataset(bank, train_ids, p, augment=True), XrayDataset(bank, val_ids, p)
 
 
 def validation_indices(p: Profile, n: int) -> list[int]:
@@ -159,8 +161,10 @@ def load_checkpoint(path: str | os.PathLike, profile: Profile | None = None) -> 
     if missing:
         raise CheckpointError(f"checkpoint {path} is not an xtomo checkpoint: it lacks {sorted(missing)}")
     if profile is not None:
-        keys = ("model", "volume_size", "xray_size", "batch_size", "seed", "chi", "objective", "surface_weight")
-        made = {"objective": "l2", "surface_weight": profile.surface_weight, **ck["profile"]}  # before objectives
+        keys = ("model", "volume_size", "xray_size", "batch_size", "seed", "chi", "objective", "surface_weight",
+                "blur")
+        made = {"objective": "l2", "surface_weight": profile.surface_weight, "blur": 0.0,  # before these settings
+                **ck["profile"]}
         changed = [f"{k}: {made.get(k)!r} there, {getattr(profile, k)!r} here"
                    for k in keys if made.get(k) != getattr(profile, k)]
         if changed:
@@ -217,12 +221,13 @@ class _Run:
     history: list = dataclasses.field(default_factory=list)
     baseline: float | None = None
     running: list = dataclasses.field(default_factory=list)
+    init: str | None = None  # the weights a new run started from ("shipped" or a checkpoint's path)
 
 
 def train(profile: Profile | str = "quick", resume: bool = False, steps: int | None = None,
           minutes: float | None = None, out_dir: str | os.PathLike | None = None,
           device: str | None = None, progress: bool = True, data: tuple | None = None,
-          pipeline: str = "auto") -> dict:
+          pipeline: str = "auto", init: str | os.PathLike | None = None) -> dict:
     """Train the profile's network; returns a summary (final step, losses, baseline, paths).
 
     ``steps`` overrides the profile's step count; ``minutes`` stops earlier once that much wall
@@ -232,6 +237,7 @@ def train(profile: Profile | str = "quick", resume: bool = False, steps: int | N
     mice of chapter 8, ``xtomo.data.datasets.ViewDataset``); items must be shaped as the profile says.
     ``pipeline`` makes the batches on the training device (``"device"``, ``xtomo.data.pipeline``), by
     a ``DataLoader`` (``"loader"``), or (``"auto"``) on the device where it is a GPU: the same samples.
+    ``init`` (``"shipped"`` or a checkpoint file) gives a new run its first weights: fine-tuning.
     """
     p = get_profile(profile)
     total = checks.integer(steps if steps is not None else p.steps, "steps", minimum=1, what="train")
@@ -245,7 +251,7 @@ def train(profile: Profile | str = "quick", resume: bool = False, steps: int | N
     val_idx = validation_indices(p, len(val_set))
     if use_device_pipeline(pipeline, device):
         train_set, val_set = DevicePipeline(train_set, device), DevicePipeline(val_set, device)
-    run = _start(p, total, rank, world, device, ck_path if resume else None)
+    run = _start(p, total, rank, world, device, ck_path if resume else None, init)
     if run.baseline is None:
         run.baseline = mean_volume_l2(train_set, val_set, val_idx, min(256, len(train_set)), p.seed)[1]
     last_val = _loop(run, train_set, (val_set, val_idx), minutes, progress, (ck_path, log_path))
@@ -282,8 +288,10 @@ def _device(device: str | None) -> torch.device:
     return torch.device(device)
 
 
-def _start(p: Profile, total: int, rank: int, world: int, device: torch.device, resume_from: Path | None) -> _Run:
-    """A new run of the profile's network on ``device``, or the run saved at ``resume_from`` if it exists.
+def _start(p: Profile, total: int, rank: int, world: int, device: torch.device, resume_from: Path | None,
+           init: str | os.PathLike | None = None) -> _Run:
+    """A new run of the profile's network on ``device`` (from the weights of ``init``, see ``initial_weights``),
+    or the run saved at ``resume_from`` if it exists.
 
     The learning rate decays along a cosine from ``p.lr`` to a tenth of it over ``total`` steps.
     """
@@ -298,13 +306,29 @@ def _start(p: Profile, total: int, rank: int, world: int, device: torch.device, 
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimiser, lambda s: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
     run = _Run(p, total, rank, world, device, model, optimiser, schedule)
+    if init is not None and not (resume_from is not None and resume_from.exists()):
+        model.load_state_dict(initial_weights(init, model))
+        run.init = str(init)
     if resume_from is not None and resume_from.exists():
         ck = load_checkpoint(resume_from, p)
         model.load_state_dict(ck["model"])
         optimiser.load_state_dict(ck["optimiser"])
         schedule.load_state_dict(ck["schedule"])
         run.step, run.history, run.baseline, run.running = ck["step"], ck["history"], ck["baseline_l2"], ck["running"]
+        run.init = ck.get("init")
     return run
+
+
+def initial_weights(init: str | os.PathLike, model) -> dict:
+    """The weights a new run starts from (fine-tuning): ``"shipped"``, the package's model (its sha256
+    checked), or a checkpoint file; they must be for the same network as ``model``."""
+    from xtomo.learning import shipped
+
+    ck = shipped.checkpoint() if str(init) == "shipped" else load_checkpoint(init)
+    if ck["model_config"] != dataclasses.asdict(model.config):
+        raise CheckpointError(f"init: {init} holds another network ({ck['model_config']}) than the profile's "
+                              f"({dataclasses.asdict(model.config)})")
+    return ck["model"]
 
 
 def _loop(run: _Run, train_set, validation: tuple, minutes: float | None, progress: bool,
@@ -399,7 +423,7 @@ def _save(run: _Run, val: float | None, ck_path: Path, log_path: Path) -> None:
                  schedule=run.schedule.state_dict(), step=run.step, history=run.history, baseline_l2=run.baseline,
                  val_l2=val, total_steps=run.total, model_config=dataclasses.asdict(run.model.config),
                  profile=dataclasses.asdict(run.p), seed=run.p.seed, code_version=code_version(),
-                 world_size=run.world, running=run.running, machine=machine(), generator=crania.VERSION)
+                 world_size=run.world, running=run.running, machine=machine(), generator=crania.VERSION, init=run.init)
     with atomic_path(ck_path) as tmp:
         torch.save(state, tmp)
     write_csv(log_path, run.history, LOG_FIELDS)

@@ -1,0 +1,150 @@
+"""Training on smoother specimens (a profile's ``blur``) and from given weights (``init``): the blur is a
+normalised, cut Gaussian with the variance it should have, seeded per sample, applied to training
+samples only and alike by the dataset and the device pipeline; a fine-tuning run starts from exactly
+the weights it was given, and records them."""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+import torch
+
+from xtomo.data.datasets import ProceduralBank, XrayDataset, blurred, make_sample
+from xtomo.data.pipeline import DevicePipeline
+from xtomo.learning import model as model_module
+from xtomo.learning import train as T
+from xtomo.learning.model import ModelConfig
+from xtomo.profiles import get_profile
+
+P = get_profile("smoke").replace(n_species=5, n_val_species=2, n_views=6, volume_size=8, xray_size=8, blur=1.5)
+
+
+def kernel(sigma):
+    """The 1-D kernel ``blurred`` must use: exp(-x^2 / 2 sigma^2) for |x| <= ceil(3 sigma), normalised."""
+    r = math.ceil(3 * sigma)
+    w = torch.tensor([math.exp(-x * x / (2 * sigma * sigma)) for x in range(-r, r + 1)], dtype=torch.float64)
+    return w / w.sum()
+
+
+@pytest.mark.parametrize("sigma", [0.4, 1.0, 1.7])
+def test_a_blurred_point_is_the_cut_gaussian(sigma):
+    """A unit voxel in the middle becomes the outer product of the 1-D kernel: its mass 1, its centre
+    k(0)^3 and its variance along each axis sum x^2 k(x): below sigma^2, as the tails are cut."""
+    v = torch.zeros(1, 21, 21, 21, dtype=torch.float64)
+    v[0, 10, 10, 10] = 1
+    out = blurred(v, torch.tensor([sigma], dtype=torch.float64))[0]
+    k = kernel(sigma)
+    r = (len(k) - 1) // 2
+    assert out.sum().item() == pytest.approx(1.0, abs=1e-12)
+    torch.testing.assert_close(out[10 - r:11 + r, 10, 10], k * k[r] ** 2)
+    x = torch.arange(21, dtype=torch.float64) - 10
+    variance = (out.sum((1, 2)) * x**2).sum().item()
+    assert variance == pytest.approx(float((k * torch.arange(-r, r + 1) ** 2).sum()), rel=1e-9)
+    assert variance < sigma**2
+    if sigma >= 1:  # sampled on the voxel grid, a narrower Gaussian loses more than its cut tails (1 %)
+        assert variance > 0.95 * sigma**2
+
+
+def test_a_batch_blurs_each_volume_as_it_would_alone_and_zero_leaves_it():
+    g = torch.Generator().manual_seed(0)
+    v = torch.rand(3, 10, 10, 10, generator=g)
+    sigmas = torch.tensor([0.0, 0.6, 1.4])
+    together = blurred(v, sigmas)
+    assert torch.equal(together[0], v[0]) and torch.equal(blurred(v, torch.zeros(3)), v)
+    for i in (1, 2):
+        torch.testing.assert_close(together[i], blurred(v[i:i + 1], sigmas[i:i + 1])[0], rtol=0, atol=1e-6)
+        assert not torch.allclose(together[i], v[i])
+
+
+@pytest.fixture(scope="module")
+def sets():
+    bank = ProceduralBank(P, cache_dir=None)
+    return XrayDataset(bank, [0, 1, 2], P, augment=True), XrayDataset(bank, [0, 1, 2], P)
+
+
+def test_sigmas_are_seeded_per_sample_within_the_profiles_blur(sets):
+    augmented, plain = sets
+    everything = list(range(len(augmented)))
+    sigmas = augmented.sigmas(everything)
+    assert torch.equal(sigmas, augmented.sigmas(everything)) and len(set(sigmas.tolist())) == len(everything)
+    assert 0 <= sigmas.min() and sigmas.max() <= P.blur and sigmas.max() > P.blur / 2
+    assert torch.equal(plain.sigmas(everything), torch.zeros(len(everything)))
+    no_blur = XrayDataset(augmented.bank, [0, 1, 2], P.replace(blur=0.0), augment=True)
+    assert torch.equal(no_blur.sigmas(everything), torch.zeros(len(everything)))
+    train_set, val_set = T.train_val_sets(P)
+    assert train_set.augment and not val_set.augment
+
+
+def test_an_augmented_sample_is_made_from_the_blurred_specimen_by_both_paths(sets):
+    augmented, plain = sets
+    index = 2  # specimen 0, view 1, not mirrored
+    s = augmented.locate(index)
+    assert (s.specimen, s.mirrored) == (0, False)
+    sigma = augmented.sigmas([index])
+    specimen = blurred(augmented.bank.volume(0)[None], sigma)[0]
+    alpha, volume = make_sample(specimen, augmented.directions(0)[s.view], P)
+    item = augmented[index]
+    torch.testing.assert_close(item["xray"][0], alpha)
+    torch.testing.assert_close(item["volume"], volume)
+    assert not torch.allclose(item["volume"], plain[index]["volume"])
+    indices = [5, 2, 17, 30, 2]
+    batch = DevicePipeline(augmented).batch(indices)
+    items = [augmented[i] for i in indices]
+    torch.testing.assert_close(batch["xray"], torch.stack([it["xray"] for it in items]), rtol=0, atol=1e-6)
+    torch.testing.assert_close(batch["volume"], torch.stack([it["volume"] for it in items]), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("blur", [-0.5, 8, float("nan"), "1"])
+def test_a_profiles_blur_is_checked(blur):
+    with pytest.raises(ValueError, match=r"profile 'smoke': blur must be a number of voxels in \[0, 8\)"):
+        P.replace(blur=blur)
+
+
+TINY = ModelConfig(in_size=8, slices=8, width=4, stem_width=2, levels=1, units_per_level=0, bottom_units=1,
+                   up_units=0, stride=1)
+RUN = P.replace(model="tiny-augment", batch_size=4, steps=2, val_every=2, checkpoint_every=2, val_samples=3)
+
+
+@pytest.fixture
+def tiny(monkeypatch):
+    monkeypatch.setitem(model_module.PRESETS, "tiny-augment", TINY)
+    monkeypatch.setitem(model_module.PRESETS, "tiny-other", dataclasses.replace(TINY, width=6))
+
+
+def test_a_fine_tuning_run_starts_from_the_weights_it_is_given(tiny, tmp_path):
+    first = T.train(RUN, out_dir=tmp_path / "first", progress=False)
+    given = T.load_checkpoint(first["checkpoint"])["model"]
+    run = T._start(RUN, 2, 0, 1, torch.device("cpu"), None, init=first["checkpoint"])
+    assert all(torch.equal(run.model.state_dict()[k], w) for k, w in given.items())
+    fresh = T._start(RUN, 2, 0, 1, torch.device("cpu"), None)
+    assert not all(torch.equal(fresh.model.state_dict()[k], w) for k, w in given.items())
+    tuned = T.train(RUN, out_dir=tmp_path / "tuned", progress=False, init=first["checkpoint"])
+    assert T.load_checkpoint(tuned["checkpoint"])["init"] == str(first["checkpoint"])
+    resumed = T._start(RUN, 2, 0, 1, torch.device("cpu"), tuned["checkpoint"], init=tmp_path / "absent.pt")
+    assert resumed.step == 2 and resumed.init == str(first["checkpoint"])  # a resumed run keeps its own weights
+    with pytest.raises(T.CheckpointError, match=r"^init: .*first/checkpoint.pt holds another network"):
+        T._start(RUN.replace(model="tiny-other"), 2, 0, 1, torch.device("cpu"), None, init=first["checkpoint"])
+
+
+def test_a_run_resumes_only_with_its_own_blur(tiny, tmp_path):
+    done = T.train(RUN, out_dir=tmp_path, progress=False)
+    with pytest.raises(T.CheckpointError, match=r"blur: 1.5 there, 0.5 here"):
+        T.load_checkpoint(done["checkpoint"], RUN.replace(blur=0.5))
+    old = T.load_checkpoint(done["checkpoint"])
+    del old["profile"]["blur"]  # a checkpoint from before the blur trained without it
+    torch.save(old, tmp_path / "old.pt")
+    T.load_checkpoint(tmp_path / "old.pt", RUN.replace(blur=0.0))
+    with pytest.raises(T.CheckpointError, match=r"blur: 0.0 there, 1.5 here"):
+        T.load_checkpoint(tmp_path / "old.pt", RUN)
+
+
+def test_the_train_command_passes_init_and_blur(monkeypatch):
+    from xtomo.cli import main
+
+    seen = []
+    monkeypatch.setattr(T, "train", lambda profile, **kw: seen.append((profile.blur, kw["init"])) or dict(
+        world_size=1, step=1, total_steps=1, val_l2=0.5, baseline_l2=1.0, checkpoint="ck.pt"))
+    main(["train", "--profile", "smoke", "--init", "shipped", "--blur", "1.2"])
+    main(["train", "--profile", "smoke"])
+    assert seen == [(1.2, "shipped"), (get_profile("smoke").blur, None)]
