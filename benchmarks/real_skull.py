@@ -26,24 +26,30 @@ from xtomo.learning import train
 from xtomo.profiles import get_profile
 
 
-def cases(species: int, views: int) -> list[dict]:
-    """The rows of ``realcase.against_even`` for the held-out species and the real head."""
-    p = get_profile("quick")
-    model = xtomo.load_model(p.name)
-    others = scoring.other_networks(p)[0]
-    train_set, val_set = train.train_val_sets(p)
+def _scored(bank, specimens: list[int], model, others: dict, p, views: int) -> list[dict]:
+    """The rows of ``realcase.evaluate_volume`` for each of a bank's ``specimens``, one pairing key per
+    (specimen, view)."""
     rows = []
-    for k in sorted(set(val_set.specimens))[:species]:
-        found, _ = realcase.evaluate_volume(val_set.bank.volume(k), model, p, views=views, seed=p.seed,
-                                            others=others, name=val_set.bank.name(k))
-        rows += [dict(r, view=r["view"] + views * k) for r in found]   # one pairing key per (species, view)
-    out = [dict(case=f"{species} held-out species", **r) for r in realcase.against_even(rows)]
-    rows = []  # the procedural skulls most like a human's, seen in training: how hard the shape alone is
-    hominids = [k for k in sorted(set(train_set.specimens)) if train_set.bank.species[k].family == "Hominidae"]
-    for k in hominids[:species]:
-        found, _ = realcase.evaluate_volume(train_set.bank.volume(k), model, p, views=views, seed=p.seed,
-                                            others=others, name=train_set.bank.name(k))
+    for k in specimens:
+        found, _ = realcase.evaluate_volume(bank.volume(k), model, p, views=views, seed=p.seed, others=others,
+                                            name=bank.name(k))
         rows += [dict(r, view=r["view"] + views * k) for r in found]
+    return rows
+
+
+def cases(species: int, views: int, model=None, others: dict | None = None) -> list[dict]:
+    """The rows of ``realcase.against_even`` for the held-out species, the training Hominidae and the real
+    head, of ``model`` (default: chapter 3's) and ``others`` (default: every other network of ours)."""
+    p = get_profile("quick")
+    model = model if model is not None else xtomo.load_model(p.name)
+    others = others if others is not None else scoring.other_networks(p)[0]
+    train_set, val_set = train.train_val_sets(p)
+    held_out = sorted(set(val_set.specimens))[:species]
+    rows = _scored(val_set.bank, held_out, model, others, p, views)
+    out = [dict(case=f"{len(held_out)} held-out species", **r) for r in realcase.against_even(rows)]
+    # the procedural skulls most like a human's, seen in training: how hard the shape alone is
+    hominids = [k for k in sorted(set(train_set.specimens)) if train_set.bank.species[k].family == "Hominidae"]
+    rows = _scored(train_set.bank, hominids[:species], model, others, p, views)
     out += [dict(case=f"{len(hominids[:species])} training Hominidae", **r) for r in realcase.against_even(rows)]
     head = realdata.head(p.volume_size)
     for acquisition in realcase.ACQUISITIONS:
