@@ -173,6 +173,11 @@ def _reconstruct(args) -> None:
     if box is not None or args.air is not None:
         alpha = prepare_radiograph(alpha, box=box, air=args.air, vignette=args.air is not None)
     coarse = infer(alpha, model, fuse=False)
+    preview = None
+    if args.preview is not None:   # made first, so a failure costs no volume; fused at no more than 256^2
+        small = to_network_input(alpha, min(256, max(alpha.shape[-2:])))[0, 0]
+        shown = coarse if args.no_fusion else fusion.fuse_upsampled(coarse, small, chi=chi, policy=args.policy)
+        preview = rendering.preview(shown, small)
     if args.no_fusion:
         io.save_volume(coarse, args.out)
         volume_shape = tuple(coarse.shape)
@@ -186,10 +191,8 @@ def _reconstruct(args) -> None:
         io.save_volume(volume, args.out)
         volume_shape = tuple(volume.shape)
     print(f"{args.out}: volume {volume_shape} (depth first, front to back along the ray)")
-    if args.preview is not None:   # from a copy fused at no more than 256^2, whatever the image size
-        small = to_network_input(alpha, min(256, max(alpha.shape[-2:])))[0, 0]
-        shown = coarse if args.no_fusion else fusion.fuse_upsampled(coarse, small, chi=chi, policy=args.policy)
-        print(rendering.save_png(rendering.preview(shown, small), args.preview))
+    if preview is not None:
+        print(rendering.save_png(preview, args.preview))
 
 
 def _view(text: str) -> tuple[float, float]:

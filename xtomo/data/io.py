@@ -274,8 +274,7 @@ def load_xray(path, gamma=None, *, size=None) -> torch.Tensor:
     if opacity.min() == opacity.max():
         raise ValueError(f"{path}: constant image (every pixel is {opacity.flat[0]:g}); nothing to see")
     if gamma is not None:
-        if not gamma > 0:
-            raise ValueError(f"{path}: gamma must be positive, got {gamma!r}")
+        gamma = checks.positive(gamma, "gamma", str(path))  # inf would make every pixel air
         opacity = opacity ** np.float32(gamma)
     alpha = 1.0 - opacity
     if size is not None:

@@ -192,8 +192,7 @@ def encode_gamma(alpha: torch.Tensor, gamma: float = 2.2) -> torch.Tensor:
 
 def decode_gamma(alpha: torch.Tensor, gamma: float = 2.2) -> torch.Tensor:
     """Undo ``encode_gamma``: back to linear transparency."""
-    if not gamma > 0:
-        raise ValueError(f"gamma must be positive, got {gamma!r}")
+    gamma = checks.positive(gamma, "gamma", "decode_gamma")
     return 1 - (1 - alpha).clamp(0, 1) ** gamma
 
 
