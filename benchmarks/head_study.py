@@ -54,7 +54,7 @@ def run(head: str, steps: int, precision: str, objective: str, samples: int, wor
     out = base / f"{head}-{steps}-{precision}-{objective}"
     out.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
-    train.train(p, steps=steps, out_dir=out, progress=False)
+    train.train(p, steps=steps, out_dir=out, progress=False, overwrite=True)
     trained = time.perf_counter() - began
     paths = scoring.evaluate(p, out_dir=out, progress=False)
     result = scored(head, steps, read_csv(paths["results"]))

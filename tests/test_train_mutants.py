@@ -242,7 +242,7 @@ def test_checkpoints_fall_every_checkpoint_every_steps_and_at_the_end(tmp_path, 
     monkeypatch.setattr(T, "_save", lambda run, *args: saved.append(run.step) or save(run, *args))
     T.train(P, steps=7, out_dir=tmp_path, progress=False, data=DATA)
     assert saved == [3, 6, 7]
-    T.train(P, steps=7, out_dir=tmp_path, progress=False, data=DATA)   # not resumed unless asked: from 0 again
+    T.train(P, steps=7, out_dir=tmp_path, progress=False, data=DATA, overwrite=True)  # not resumed: from 0
     assert saved == [3, 6, 7, 3, 6, 7]
 
 
@@ -339,7 +339,7 @@ def test_a_time_budget_met_exactly_is_not_yet_spent(tmp_path, monkeypatch):
 
 
 def test_training_writes_into_the_profiles_artifacts_by_default():
-    summary = T.train(P, steps=1, progress=False, data=DATA)
+    summary = T.train(P, steps=1, progress=False, data=DATA, overwrite=True)
     assert summary["checkpoint"] == artifacts_dir(P.name) / "checkpoint.pt" and summary["checkpoint"].exists()
 
 

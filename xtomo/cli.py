@@ -81,6 +81,7 @@ def _simulate(args) -> None:
 
 
 @command(PROFILE, arg("--resume", action="store_true", help="continue from the last checkpoint"),
+         arg("--overwrite", action="store_true", help="replace a checkpoint already in the folder with a new run"),
          arg("--steps", type=int, default=None, help="override the profile's number of steps"),
          arg("--minutes", type=float, default=None, help="stop (with a checkpoint) after this much time"),
          arg("--out", default=None, help="folder for checkpoint.pt and training_log.csv "
@@ -106,7 +107,7 @@ def _train(args) -> None:
     profile = get_profile(args.profile, **overrides)
     summary = run(profile, resume=args.resume, steps=args.steps, minutes=args.minutes,
                   out_dir=args.out, device=args.device, progress=sys.stderr.isatty(), pipeline=args.pipeline,
-                  init=args.init)
+                  init=args.init, overwrite=args.overwrite)
     if summary["world_size"] == 1 or int(os.environ.get("RANK", "0")) == 0:
         print(f"step {summary['step']}/{summary['total_steps']}: validation L2 {summary['val_l2']:.5f} "
               f"(mean-volume baseline {summary['baseline_l2']:.5f}); checkpoint {summary['checkpoint']}")

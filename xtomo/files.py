@@ -6,11 +6,50 @@ import csv
 import functools
 import json
 import os
+import socket
 import tempfile
+import time
 from pathlib import Path
 
+try:
+    import fcntl
+except ImportError:  # Windows: folders are not locked
+    fcntl = None
+
 __all__ = ["atomic_path", "umask", "write_json", "read_json", "write_csv", "read_csv", "artifacts_dir",
-           "require_artifact"]
+           "require_artifact", "folder_lock", "FolderBusyError"]
+
+LOCK_NAME = ".xtomo.lock"  #: the file in a folder whose lock says a run is writing there
+
+
+class FolderBusyError(ValueError):
+    """Another process is writing into the folder (it holds its lock)."""
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | os.PathLike, what: str = "a run"):
+    """Hold ``folder``'s lock while the block runs; if another process holds it, fail at once, naming it.
+
+    The lock is the operating system's (``flock``) on ``folder/.xtomo.lock``, so it is released when
+    its holder ends, however it ends: a killed run never leaves the folder locked.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 512, 0).decode(errors="replace").strip() or "another process"
+                raise FolderBusyError(f"{folder} is in use by {holder}; wait for it to end or choose "
+                                      "another folder") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{what} (pid {os.getpid()} on {socket.gethostname()}, since "
+                      f"{time.strftime('%Y-%m-%d %H:%M:%S')})".encode(), 0)
+        yield folder
+    finally:
+        os.close(fd)  # releases the lock
 
 
 @functools.cache

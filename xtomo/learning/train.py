@@ -25,7 +25,7 @@ import xtomo._checks as checks
 from xtomo import __version__
 from xtomo.data.datasets import ProceduralBank, XrayDataset
 from xtomo.data.pipeline import DevicePipeline, use_device_pipeline
-from xtomo.files import artifacts_dir, atomic_path, require_artifact, write_csv
+from xtomo.files import artifacts_dir, atomic_path, folder_lock, require_artifact, write_csv
 from xtomo.imaging.shading import LEVEL as SURFACE_LEVEL
 from xtomo.learning.model import ModelConfig, XrayToVolume, build_model
 from xtomo.profiles import OBJECTIVES, PRECISIONS, PROFILES, Profile, get_profile
@@ -227,7 +227,7 @@ class _Run:
 def train(profile: Profile | str = "quick", resume: bool = False, steps: int | None = None,
           minutes: float | None = None, out_dir: str | os.PathLike | None = None,
           device: str | None = None, progress: bool = True, data: tuple | None = None,
-          pipeline: str = "auto", init: str | os.PathLike | None = None) -> dict:
+          pipeline: str = "auto", init: str | os.PathLike | None = None, overwrite: bool = False) -> dict:
     """Train the profile's network; returns a summary (final step, losses, baseline, paths).
 
     ``steps`` overrides the profile's step count; ``minutes`` stops earlier once that much wall
@@ -238,6 +238,8 @@ def train(profile: Profile | str = "quick", resume: bool = False, steps: int | N
     ``pipeline`` makes the batches on the training device (``"device"``, ``xtomo.data.pipeline``), by
     a ``DataLoader`` (``"loader"``), or (``"auto"``) on the device where it is a GPU: the same samples.
     ``init`` (``"shipped"`` or a checkpoint file) gives a new run its first weights: fine-tuning.
+    A new run (no ``resume``) refuses to replace a checkpoint in ``out_dir`` unless ``overwrite``; the
+    folder is locked while the run writes there (a second run into it fails at once, naming the first).
     """
     p = get_profile(profile)
     total = checks.integer(steps if steps is not None else p.steps, "steps", minimum=1, what="train")
@@ -247,17 +249,21 @@ def train(profile: Profile | str = "quick", resume: bool = False, steps: int | N
     device = _device(device)
     out = Path(out_dir) if out_dir else artifacts_dir(p.name)
     ck_path, log_path = out / "checkpoint.pt", out / "training_log.csv"
-    train_set, val_set = train_val_sets(p) if data is None else data
-    val_idx = validation_indices(p, len(val_set))
-    if use_device_pipeline(pipeline, device):
-        train_set, val_set = DevicePipeline(train_set, device), DevicePipeline(val_set, device)
-    run = _start(p, total, rank, world, device, ck_path if resume else None, init)
-    if run.baseline is None:
-        run.baseline = mean_volume_l2(train_set, val_set, val_idx, min(256, len(train_set)), p.seed)[1]
-    last_val = _loop(run, train_set, (val_set, val_idx), minutes, progress, (ck_path, log_path))
-    if world > 1:
-        _check_in_sync(run.model)
-        dist.barrier()
+    with folder_lock(out, f"xtomo train --profile {p.name}") if rank == 0 else nullcontext():
+        if rank == 0 and not resume and not overwrite and ck_path.exists():
+            raise CheckpointError(f"{ck_path} holds another run's checkpoint; resume it (--resume), or replace "
+                                  "it deliberately (--overwrite)")
+        train_set, val_set = train_val_sets(p) if data is None else data
+        val_idx = validation_indices(p, len(val_set))
+        if use_device_pipeline(pipeline, device):
+            train_set, val_set = DevicePipeline(train_set, device), DevicePipeline(val_set, device)
+        run = _start(p, total, rank, world, device, ck_path if resume else None, init)
+        if run.baseline is None:
+            run.baseline = mean_volume_l2(train_set, val_set, val_idx, min(256, len(train_set)), p.seed)[1]
+        last_val = _loop(run, train_set, (val_set, val_idx), minutes, progress, (ck_path, log_path))
+        if world > 1:
+            _check_in_sync(run.model)
+            dist.barrier()
     return dict(step=run.step, total_steps=total, val_l2=last_val, baseline_l2=run.baseline, checkpoint=ck_path,
                 log=log_path, history=run.history, world_size=world)
 
