@@ -81,7 +81,7 @@ def test_reconstruct_a_real_dicom_radiograph_with_a_preview(checkpoint, tmp_path
     (["--crop", "1,2"], "--crop expects TOP,LEFT,SIDE"),
     (["--crop", "0,0,999"], "does not fit"),
     (["--air", "1.5"], "air must be a fraction"),
-    (["--preview", "p.jpg"], "--preview must name a .png"),
+    (["--preview", "p.jpg"], "p.jpg: --preview must be a .png file"),
     (["--gamma", "inf"], "gamma must be a finite number > 0, got inf"),
     (["--gamma", "0"], "gamma must be a finite number > 0, got 0"),
 ])

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable
 
 from xtomo import __version__
+from xtomo.files import writable_target
 from xtomo.profiles import OBJECTIVES, PIPELINES, PRECISIONS, PROFILES, get_profile
 
 __all__ = ["main", "command", "arg"]
@@ -164,9 +165,10 @@ def _reconstruct(args) -> None:
 
     if args.policy not in fusion.POLICIES:
         raise ValueError(f"unknown fusion policy {args.policy!r}; choose one of {sorted(fusion.POLICIES)}")
-    if args.preview is not None and not args.preview.lower().endswith(".png"):
-        raise ValueError(f"--preview must name a .png file, got {args.preview!r}")
     box = None if args.crop is None else _box(args.crop)
+    writable_target(args.out, (".nii", ".nii.gz", ".npz"), "--out")  # before the work, not after it
+    if args.preview is not None:
+        writable_target(args.preview, (".png",), "--preview")
     ck = shipped.checkpoint() if args.checkpoint is None else load_checkpoint(args.checkpoint)
     chi = ck["profile"]["chi"]
     model = model_from_checkpoint(ck)
@@ -232,8 +234,7 @@ def _render(args) -> None:
     if args.size < 2 or args.volume_size < 2:
         raise ValueError(f"--size and --volume-size must be at least 2, "
                          f"got {args.size} and {args.volume_size}")
-    if not args.out.lower().endswith(".png"):
-        raise ValueError(f"--out must name a .png file, got {args.out!r}")
+    writable_target(args.out, (".png",), "--out")
     if args.mode == "dvr" and args.transfer not in rendering.TRANSFERS:
         raise ValueError(f"unknown --transfer {args.transfer!r}; choose one of {sorted(rendering.TRANSFERS)}")
     volume = io.load_volume(args.volume, size=args.volume_size)

@@ -17,7 +17,7 @@ except ImportError:  # Windows: folders are not locked
     fcntl = None
 
 __all__ = ["atomic_path", "umask", "write_json", "read_json", "write_csv", "read_csv", "artifacts_dir",
-           "require_artifact", "folder_lock", "FolderBusyError"]
+           "require_artifact", "folder_lock", "FolderBusyError", "writable_target"]
 
 LOCK_NAME = ".xtomo.lock"  #: the file in a folder whose lock says a run is writing there
 
@@ -67,7 +67,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None):
     An interrupted write leaves the old file (or nothing), never a half-written one.
     ``suffix`` keeps writers that choose the format from the extension happy (e.g. ``.nii.gz``).
     """
-    path = Path(path)
+    path = writable_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = suffix if suffix is not None else "".join(path.suffixes)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name.split('.')[0]}.", suffix=f".part{suffix}",
@@ -81,6 +81,23 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None):
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def writable_target(path: str | os.PathLike, suffixes: tuple[str, ...] = (), what: str = "the output") -> Path:
+    """``path`` if a file may be written there, else an error naming why: it must end in one of
+    ``suffixes`` (when given), not be a folder nor a read-only file, and its folder (made when
+    missing) must be a folder. Commands call it before the work whose result it will hold."""
+    path = Path(path)
+    if suffixes and not path.name.lower().endswith(tuple(suffixes)):
+        raise ValueError(f"{path}: {what} must be a {' or '.join(suffixes)} file")
+    if path.is_dir():
+        raise ValueError(f"{path}: {what} is a folder; name a file in it")
+    if path.exists() and not path.stat().st_mode & 0o222:
+        raise ValueError(f"{path}: {what} exists and is read-only; it is left as it is")
+    folder = next((p for p in path.parents if p.exists()), None)
+    if folder is not None and not folder.is_dir():
+        raise ValueError(f"{path}: {what} cannot be made, {folder} is a file, not a folder")
+    return path
 
 
 def write_json(path: str | os.PathLike, obj) -> Path:
