@@ -225,9 +225,10 @@ def test_codecs_are_the_power_laws_on_opacity_with_gamma_2_2_by_default():
 
 
 @pytest.mark.parametrize("codec", [xray.encode_gamma, xray.decode_gamma])
-@pytest.mark.parametrize("gamma", [0.0, -1.0, math.nan])
+@pytest.mark.parametrize("gamma", [0.0, -1.0, math.nan, math.inf])
 def test_codecs_reject_a_gamma_that_is_not_positive(codec, gamma):
-    with pytest.raises(ValueError, match=exactly(f"gamma must be positive, got {gamma!r}")):
+    message = f"{codec.__name__}: gamma must be a finite number > 0, got {gamma!r}"
+    with pytest.raises(ValueError, match=exactly(message)):
         codec(torch.full((2,), 0.5), gamma)
 
 

@@ -185,8 +185,7 @@ def encode_gamma(alpha: torch.Tensor, gamma: float = 2.2) -> torch.Tensor:
 
     Works on opacity (1 - alpha), the quantity that is shown, and returns encoded alpha.
     """
-    if not gamma > 0:
-        raise ValueError(f"gamma must be positive, got {gamma!r}")
+    gamma = checks.positive(gamma, "gamma", "encode_gamma")
     return 1 - (1 - alpha).clamp(0, 1) ** (1 / gamma)
 
 
