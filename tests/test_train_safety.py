@@ -83,3 +83,32 @@ def test_the_train_command_passes_overwrite(monkeypatch):
     main(["train", "--profile", "smoke", "--overwrite"])
     main(["train", "--profile", "smoke"])
     assert seen == [True, False]
+
+
+def test_a_checkpoint_whose_settings_and_weights_disagree_is_refused_before_it_is_built(tmp_path):
+    """Settings that ask for a network far larger than the stored weights are caught on the meta device
+    (shapes only), so nothing of that size is ever allocated."""
+    T.train(P, out_dir=tmp_path, progress=False, data=DATA)
+    ck = T.load_checkpoint(tmp_path / "checkpoint.pt")
+    huge = dict(ck, model_config=dict(ck["model_config"], width=1 << 20))
+    with pytest.raises(T.CheckpointError, match=r"weights do not fit the network its settings describe \("):
+        T.model_from_checkpoint(huge)
+    bad = dict(ck, model_config=dict(ck["model_config"], colour="red"))
+    with pytest.raises(T.CheckpointError, match=r"model settings do not describe a network: .*colour"):
+        T.model_from_checkpoint(bad)
+    short = dict(ck, model={k: v for k, v in list(ck["model"].items())[1:]})
+    with pytest.raises(T.CheckpointError, match=r"\(1 tensors missing, extra or of another shape, first: "):
+        T.model_from_checkpoint(short)
+    assert T.model_from_checkpoint(ck) is not None
+
+
+@pytest.mark.parametrize("device,message", [
+    ("foo", "unknown device 'foo'; use cpu, cuda or cuda:N"),
+    ("cuda:64", "device cuda:64 was asked for, but torch sees"),
+    ("meta", "device meta is not supported"),
+])
+def test_an_unusable_device_is_refused_in_one_line(tmp_path, device, message):
+    done = subprocess.run([sys.executable, "-m", "xtomo", "train", "--profile", "smoke", "--device", device,
+                           "--out", str(tmp_path)], capture_output=True, text=True)
+    assert done.returncode == 2 and done.stderr.startswith(f"xtomo: error: {message}")
+    assert not (tmp_path / "checkpoint.pt").exists()

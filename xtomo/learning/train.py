@@ -176,7 +176,18 @@ def load_checkpoint(path: str | os.PathLike, profile: Profile | None = None) -> 
 def model_from_checkpoint(ck: dict, fused: bool = True):
     """The network of a checkpoint, in eval mode; ``fused`` folds batch norm into the
     convolutions for faster inference (same outputs), as ``fuse_for_inference`` does."""
-    model = build_model(ModelConfig(**ck["model_config"]))
+    try:
+        config = ModelConfig(**ck["model_config"])
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"the checkpoint's model settings do not describe a network: {error}") from None
+    with torch.device("meta"):  # the shapes its settings ask for, before any memory is taken
+        wanted = {k: tuple(v.shape) for k, v in build_model(config).state_dict().items()}
+    stored = {k: tuple(v.shape) for k, v in ck["model"].items()} if isinstance(ck["model"], dict) else {}
+    if wanted != stored:
+        wrong = sorted(set(wanted) ^ set(stored)) or [k for k in wanted if wanted[k] != stored[k]]
+        raise CheckpointError(f"the checkpoint's weights do not fit the network its settings describe "
+                              f"({len(wrong)} tensors missing, extra or of another shape, first: {wrong[0]})")
+    model = build_model(config)
     model.load_state_dict(ck["model"])
     return model.fuse_for_inference() if fused else model.eval()
 
@@ -291,7 +302,15 @@ def _device(device: str | None) -> torch.device:
     """``device``, or this process's GPU when there is one (``LOCAL_RANK`` under torchrun), else the CPU."""
     if device is None:
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
-    return torch.device(device)
+    try:
+        device = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"device {device} was asked for, but torch sees {torch.cuda.device_count()} CUDA devices")
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"device {device} is not supported; use cpu, cuda or cuda:N")
+    return device
 
 
 def _start(p: Profile, total: int, rank: int, world: int, device: torch.device, resume_from: Path | None,
