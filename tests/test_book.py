@@ -247,6 +247,9 @@ def test_book_builds_from_executed_fixture_chapters(tmp_path):
     assert "Henzler" in page2 and "Henzler" in (html / "book" / "references.html").read_text()
     timings = json.loads((out / "smoke" / "timings.json").read_text())["chapters"]
     assert set(timings) == {"01_params", "02_figure"}
+    downloads = (html / "book" / "downloads.html").read_text()  # each executed chapter, and its command
+    assert re.search(r'href="\.\./_downloads/\w+/01_params\.ipynb"', downloads)
+    assert "xtomo run 02_figure --profile smoke" in re.sub(r"<[^>]+>", "", downloads)
 
     # a warning (here an unknown citation) fails the build and leaves the previous book in place
     with open(root / "book" / "rerun.md", "a") as page:

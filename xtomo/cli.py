@@ -266,12 +266,15 @@ def _run(args) -> None:
     print(path)
 
 
-@command(PROFILE)
+@command(PROFILE, arg("--force", action="store_true",
+                     help="rerun every chapter and rebuild the HTML, changed or not (default: only what changed)"))
 def _book(args) -> None:
-    """Execute every chapter in order, then build the HTML book into _build/html/."""
+    """Execute the chapters that changed (or read one that did), then build the HTML book into _build/html/."""
     from xtomo.publish.website import build_book
 
-    print(build_book(args.profile, progress_bar=sys.stderr.isatty()))
+    # one line as each chapter starts and ends, at once, also into a log file (make book > log 2>&1)
+    report = lambda line: print(line, file=sys.stderr, flush=True)
+    print(build_book(args.profile, progress_bar=sys.stderr.isatty(), force=args.force, report=report))
 
 
 def _parser() -> argparse.ArgumentParser:

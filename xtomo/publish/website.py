@@ -5,16 +5,21 @@ the repository's configuration, its ``book/`` pages and the executed chapters, h
 render that (it executes nothing itself, so every number in the book comes from exactly one
 papermill run) with warnings as errors, and adds the JavaScript the book serves itself
 (``vendor``). In the staged chapters, papermill's injected-parameters cell is hidden and one line
-in its place says which parameters the build used (``stage_notebook``).
+in its place says which parameters the build used (``stage_notebook``); ``book/downloads.md`` gets
+a download link to each executed chapter and the command that reruns it (``downloads``).
+Chapters whose inputs did not change are not rerun (``cache``).
 """
 from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -23,12 +28,14 @@ from xtomo.files import atomic_path, umask
 from xtomo.profiles import get_profile
 
 from . import vendor
-from .chapters import BookError, book_root, find_chapters, resolve_chapter, run_chapter, typed_parameters
+from .cache import CACHE_FILE, Cache, digest, library_hash, reads, run_chapters, tree_hash
+from .chapters import BookError, book_root, find_chapters, resolve_chapter, typed_parameters
 
-__all__ = ["BookFailed", "built_with", "stage_notebook", "build_book"]
+__all__ = ["BookFailed", "built_with", "stage_notebook", "rerun_command", "downloads", "build_book"]
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 INJECTED = "injected-parameters"  # papermill's tag of the cell it adds after the parameters cell
+DOWNLOADS = "downloads.md"  # the page of book/ that the staged book completes with the chapters' links
 BUILT_WITH = "xtomo-built-with"  # the tag of the line that says which parameters a build used
 _MARKUP = set("\\`*_[]<>!&$~{}|#")  # Markdown/MyST markup characters, escaped in that line
 
@@ -85,6 +92,26 @@ def stage_notebook(executed: Path, dest: Path) -> Path:
     return dest
 
 
+def rerun_command(executed: Path) -> str:
+    """The ``xtomo run`` command that reruns an executed chapter with the parameters it ran with."""
+    import nbformat
+
+    parameters = dict(nbformat.read(executed, as_version=4).metadata.get("papermill", {}).get("parameters", {}))
+    profile = parameters.pop("profile", "quick")
+    given = [f"-p {shlex.quote(f'{name}={value}')}" for name, value in parameters.items()]
+    return " ".join(["xtomo run", executed.stem, "--profile", shlex.quote(profile), *given])
+
+
+def downloads(executed: list[Path]) -> str:
+    """Markdown for the downloads page: each executed chapter as a download link, with the
+    command that reruns it (the page sits in ``book/``, the chapters in ``notebooks/``)."""
+    parts = []
+    for notebook in executed:
+        parts.append(f"\n## {notebook.stem}\n\n{{download}}`{notebook.name} <../notebooks/{notebook.name}>`\n\n"
+                     f"```bash\n{rerun_command(notebook)}\n```\n")
+    return "".join(parts)
+
+
 def _stage(root: Path, executed: list[Path], dest: Path, partial: bool = False) -> Path:
     """A book source folder: the root's config, TOC and ``book/`` pages, the executed chapters.
 
@@ -110,8 +137,9 @@ def _stage(root: Path, executed: list[Path], dest: Path, partial: bool = False) 
         shutil.copy2(root / "_toc.yml", staging / "_toc.yml")
         shutil.copytree(root / "book", staging / "book")
         (staging / "notebooks").mkdir()
-        for notebook in executed:
-            stage_notebook(notebook, staging / "notebooks" / notebook.name)
+        staged = [stage_notebook(notebook, staging / "notebooks" / notebook.name) for notebook in executed]
+        with open(staging / "book" / DOWNLOADS, "a") as page:
+            page.write(downloads(staged))
     except BaseException:
         shutil.rmtree(staging)
         raise
@@ -146,19 +174,50 @@ def _jupyter_book(source: Path, work: Path) -> Path:
     return build
 
 
+def _html(root: Path, executed: list[Path], out: Path, cache: Cache, *, partial: bool, force: bool,
+          report: Callable[[str], None]) -> Path:
+    """Build the HTML book from the executed chapters into ``out/html``, unless nothing it is made
+    of changed: the chapters' runs, the book's pages and configuration, the library (autodoc)."""
+    key = digest({"runs": [(p.stem, cache.run_id(p.stem)) for p in executed], "partial": partial,
+                  "source": tree_hash(root / "_config.yml", root / "_toc.yml", root / "book"),
+                  "library": library_hash()})
+    index = out / "html" / "index.html"
+    if not force and cache.fresh("html", key, index):
+        report(f"[{time.strftime('%H:%M:%S')}] HTML: unchanged, not rebuilt")
+        return index
+    report(f"[{time.strftime('%H:%M:%S')}] HTML: jupyter-book started")
+    bundles = vendor.fetch_bundles(out / "vendor")
+    folders, modules = vendor.widget_modules()
+    vendor.check_widget_modules(executed, modules)
+    profile_dir = cache.path.parent
+    source = _stage(root, executed, profile_dir / "source", partial=partial)
+    build = _jupyter_book(source, profile_dir)
+    vendor.install_bundles(build / "_build" / "html", bundles, folders, modules)
+    _replace_dir(build / "_build" / "html", out / "html")
+    shutil.rmtree(build)
+    cache.store("html", key, index)
+    report(f"[{time.strftime('%H:%M:%S')}] HTML: built")
+    return index
+
+
 def build_book(profile: str = "quick", chapters: list | None = None, parameters: dict | None = None,
                out: str | os.PathLike | None = None, *, root: str | os.PathLike | None = None,
-               progress_bar: bool = False) -> Path:
+               progress_bar: bool = False, force: bool = False,
+               report: Callable[[str], None] = lambda line: None) -> Path:
     """Run every chapter (or ``chapters``) in order, then build the HTML book; return its index.
 
     ``parameters`` go to every chapter, so each must declare them; they are all checked before
-    the first chapter starts, and the build stops at the first chapter that fails. Everything
-    goes under ``out`` (default ``<root>/_build``): executed chapters in ``<profile>/notebooks``,
-    the staged book source in ``<profile>/source``, the npm packages the book serves in
-    ``vendor/`` (fetched once), and the finished book in ``html/``, which is replaced only once
-    the new one is complete. ``root`` is the book source (default: ``chapters.book_root()``, found
-    from the working directory): ``_config.yml``, ``_toc.yml``, ``book/`` and ``notebooks/``.
+    the first chapter starts, and the build stops at the first chapter that fails. A chapter
+    reruns only when it or what it reads changed (``cache``; ``force`` reruns all), and the HTML
+    is rebuilt only when a chapter ran or the book's pages or the library changed. ``report``
+    gets a line as each chapter starts and ends, and a summary. Everything goes under ``out``
+    (default ``<root>/_build``): executed chapters in ``<profile>/notebooks``, the staged book
+    source in ``<profile>/source``, the npm packages the book serves in ``vendor/`` (fetched
+    once), and the finished book in ``html/``, which is replaced only once the new one is
+    complete. ``root`` is the book source (default: ``chapters.book_root()``, found from the
+    working directory): ``_config.yml``, ``_toc.yml``, ``book/`` and ``notebooks/``.
     """
+    start = time.perf_counter()
     root = Path(root).resolve() if root is not None else book_root()
     out = Path(out).resolve() if out is not None else root / "_build"
     paths = [resolve_chapter(c, root) for c in chapters] if chapters is not None else find_chapters(root)
@@ -167,14 +226,13 @@ def build_book(profile: str = "quick", chapters: list | None = None, parameters:
     get_profile(profile)
     for path in paths:
         typed_parameters(path, dict(parameters or {}))
-    bundles = vendor.fetch_bundles(out / "vendor")  # before the chapters: no registry, no book
-    folders, modules = vendor.widget_modules()
-    executed = [run_chapter(path, profile, parameters, out / profile / "notebooks", root=root,
-                            progress_bar=progress_bar) for path in paths]
-    vendor.check_widget_modules(executed, modules)
-    source = _stage(root, executed, out / profile / "source", partial=len(paths) < len(find_chapters(root)))
-    build = _jupyter_book(source, out / profile)
-    vendor.install_bundles(build / "_build" / "html", bundles, folders, modules)
-    html = _replace_dir(build / "_build" / "html", out / "html")
-    shutil.rmtree(build)
-    return html / "index.html"
+    reads(root, paths)  # a bad _chapters.yml fails before anything runs
+    vendor.fetch_bundles(out / "vendor")  # before the chapters: no registry, no book
+    notebooks = out / profile / "notebooks"
+    ran = run_chapters(paths, profile, parameters, notebooks, root=root, force=force, report=report,
+                       progress_bar=progress_bar)
+    index = _html(root, [notebooks / path.name for path in paths], out, Cache(out / profile / CACHE_FILE),
+                  partial=len(paths) < len(find_chapters(root)), force=force, report=report)
+    report(f"book: {len(paths)} chapters, {sum(ran.values())} run, {len(paths) - sum(ran.values())} cached, "
+           f"in {time.perf_counter() - start:.0f} s; HTML: {index}")
+    return index
