@@ -141,9 +141,19 @@ def _box(text: str) -> tuple[int, int, int]:
              help="a real radiograph: take the fraction Q of least opaque pixels as air and make "
                   "them empty, and fade out the corners outside the inscribed disc (e.g. 0.01)"),
          arg("--preview", default=None, metavar="PNG",
-             help="also write a preview: the x-ray and iso-surfaces from three views"))
+             help="also write a preview: the x-ray and iso-surfaces from three views"),
+         arg("--pixel-size", default=None, metavar="MM[,MM]",
+             help="the x-ray's pixel size in mm (rows,columns if they differ); default: the file's "
+                  "(DICOM), else a field of view of 250 mm"),
+         arg("--fov", type=float, default=None, metavar="MM",
+             help="the x-ray's field of view in mm along its longer side (instead of --pixel-size)"),
+         arg("--frame", type=int, default=None, metavar="N",
+             help="the frame of a multi-frame DICOM file to reconstruct from (0-based)"))
 def _reconstruct(args) -> None:
     """Reconstruct a view-aligned density volume from one x-ray (fused to its full resolution)."""
+    import numpy as np
+
+    from xtomo import geometry
     from xtomo.data import io
     from xtomo.imaging import fusion
     from xtomo.imaging import render as rendering
@@ -160,27 +170,40 @@ def _reconstruct(args) -> None:
     ck = shipped.checkpoint() if args.checkpoint is None else load_checkpoint(args.checkpoint)
     chi = ck["profile"]["chi"]
     model = model_from_checkpoint(ck)
-    alpha = io.load_xray(args.xray, gamma=args.gamma)
+    alpha = io.load_xray(args.xray, gamma=args.gamma, frame=args.frame)
+    pixel_mm, said_by = io.xray_pixel_size(args.xray, tuple(alpha.shape), fov=args.fov,
+                                           pixel_size=None if args.pixel_size is None else _mm(args.pixel_size))
     if box is not None or args.air is not None:
         alpha = prepare_radiograph(alpha, box=box, air=args.air, vignette=args.air is not None)
     coarse = infer(alpha, model, fuse=False)
+    full = square(alpha)[0, 0]
+    shape = tuple(coarse.shape) if args.no_fusion else (coarse.shape[0], *full.shape)
+    affine = geometry.reconstruction_affine(shape, tuple(alpha.shape), pixel_mm)
     if args.no_fusion:
-        io.save_volume(coarse, args.out)
-        volume_shape = tuple(coarse.shape)
+        io.save_volume(coarse, args.out, affine=affine)
     elif args.out.lower().endswith((".nii", ".nii.gz")):  # streamed: memory stays bounded
-        full = square(alpha)[0, 0]
         fusion.fuse_to_file(coarse, full, args.out, chi=chi, policy=args.policy,
-                            progress=sys.stderr.isatty())
-        volume_shape = (coarse.shape[0], *full.shape)
+                            progress=sys.stderr.isatty(), affine=affine)
     else:
-        volume = infer(alpha, model, fuse=True, chi=chi, policy=args.policy)
-        io.save_volume(volume, args.out)
-        volume_shape = tuple(volume.shape)
-    print(f"{args.out}: volume {volume_shape} (depth first, front to back along the ray)")
+        io.save_volume(infer(alpha, model, fuse=True, chi=chi, policy=args.policy), args.out, affine=affine)
+    extent = np.abs(np.diag(affine)[:3]) * shape[::-1]
+    print(f"{args.out}: volume {shape} (depth first, front to back along the ray), "
+          f"{extent[0]:.1f} x {extent[1]:.1f} x {extent[2]:.1f} mm (pixel size from {said_by})")
     if args.preview is not None:   # from a copy fused at no more than 256^2, whatever the image size
         small = to_network_input(alpha, min(256, max(alpha.shape[-2:])))[0, 0]
         shown = coarse if args.no_fusion else fusion.fuse_upsampled(coarse, small, chi=chi, policy=args.policy)
         print(rendering.save_png(rendering.preview(shown, small), args.preview))
+
+
+def _mm(text: str) -> tuple[float, float]:
+    """``"0.14"`` or ``"0.14,0.15"`` as (row, column) mm, or an error naming ``--pixel-size``."""
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) not in (1, 2) or not all(math.isfinite(v) and v > 0 for v in values):
+        raise ValueError(f"--pixel-size expects MM or ROW,COLUMN in mm, positive (e.g. 0.14), got {text!r}")
+    return values[0], values[-1]
 
 
 def _view(text: str) -> tuple[float, float]:
