@@ -252,6 +252,30 @@ def _render(args) -> None:
     print(rendering.save_png(picture, args.out))
 
 
+@command(arg("volume", help="volume file: NIfTI, DICOM, MetaImage, NRRD, npz/npy, TIFF stack or slice video"),
+         arg("--level", type=float, required=True, help="the iso-level, a density in [0, 1] (e.g. 0.1)"),
+         arg("--out", required=True, metavar="MESH", help="mesh file to write: .stl or .ply"),
+         arg("--volume-size", type=int, default=128, metavar="V",
+             help="resample the volume to V^3 voxels first, keeping its extent (default: 128)"))
+def _mesh(args) -> None:
+    """Write the iso-surface of a volume at a level as a closed STL or PLY mesh, in millimetres."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from xtomo.data import io, meshes
+    from xtomo.data.formats import file_suffix
+
+    if file_suffix(Path(args.out)) not in meshes.MESH_FORMATS:
+        raise ValueError(f"--out must name a .stl or .ply file, got {args.out!r}")
+    volume, affine = io.load_volume_affine(args.volume, size=args.volume_size, fit=False)
+    vertices, faces = meshes.iso_mesh(volume, args.level, affine)
+    extent = vertices.max(axis=0) - vertices.min(axis=0)
+    meshes.save_mesh(vertices, faces, args.out)
+    print(f"{args.out}: {len(faces):,} triangles, {len(vertices):,} vertices, "
+          f"{' x '.join(f'{v:.1f}' for v in extent)} mm ({np.abs(np.diag(affine)[:3]).mean():.3g} mm voxels)")
+
+
 @command()
 def _fetch_data(args) -> int | None:
     """Fetch the real CT volume and radiographs used by the tests and chapters (data/real/)."""
