@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import Callable
 
+import xtomo._checks as checks
 from xtomo import __version__
 from xtomo.profiles import OBJECTIVES, PRECISIONS, PROFILES, get_profile
 
@@ -148,7 +149,8 @@ def _box(text: str) -> tuple[int, int, int]:
          arg("--fov", type=float, default=None, metavar="MM",
              help="the x-ray's field of view in mm along its longer side (instead of --pixel-size)"),
          arg("--frame", type=int, default=None, metavar="N",
-             help="the frame of a multi-frame DICOM file to reconstruct from (0-based)"))
+             help="the frame of a multi-frame DICOM file to reconstruct from (0-based)"),
+         arg("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)"))
 def _reconstruct(args) -> None:
     """Reconstruct a view-aligned density volume from one x-ray (fused to its full resolution)."""
     import numpy as np
@@ -169,7 +171,7 @@ def _reconstruct(args) -> None:
     box = None if args.crop is None else _box(args.crop)
     ck = shipped.checkpoint() if args.checkpoint is None else load_checkpoint(args.checkpoint)
     chi = ck["profile"]["chi"]
-    model = model_from_checkpoint(ck)
+    model = model_from_checkpoint(ck).to(checks.device(args.device))  # fusion stays on the CPU
     alpha = io.load_xray(args.xray, gamma=args.gamma, frame=args.frame)
     pixel_mm, said_by = io.xray_pixel_size(args.xray, tuple(alpha.shape), fov=args.fov,
                                            pixel_size=None if args.pixel_size is None else _mm(args.pixel_size))
@@ -231,7 +233,8 @@ def _view(text: str) -> tuple[float, float]:
          arg("--level", type=float, default=0.1, help="iso level for iso and anaglyph (default: 0.1)"),
          arg("--transfer", default="bone", metavar="NAME",
              help="transfer function for dvr: bone, skin-bone, rainbow (default: bone)"),
-         arg("--out", required=True, metavar="PNG", help="image file to write (.png)"))
+         arg("--out", required=True, metavar="PNG", help="image file to write (.png)"),
+         arg("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)"))
 def _render(args) -> None:
     """Render a volume from a view as a PNG: x-ray, iso-surface, DVR, MIP or anaglyph."""
     from xtomo.data import io
@@ -246,9 +249,10 @@ def _render(args) -> None:
         raise ValueError(f"--out must name a .png file, got {args.out!r}")
     if args.mode == "dvr" and args.transfer not in rendering.TRANSFERS:
         raise ValueError(f"unknown --transfer {args.transfer!r}; choose one of {sorted(rendering.TRANSFERS)}")
-    volume = io.load_volume(args.volume, size=args.volume_size)
-    picture = rendering.image(volume, args.mode, xray.direction(az, el), size=args.size,
-                              level=args.level, transfer=args.transfer)
+    device = checks.device(args.device)
+    volume = io.load_volume(args.volume, size=args.volume_size).to(device)
+    picture = rendering.image(volume, args.mode, xray.direction(az, el).to(device), size=args.size,
+                              level=args.level, transfer=args.transfer).cpu()
     print(rendering.save_png(picture, args.out))
 
 

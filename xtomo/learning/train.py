@@ -268,7 +268,7 @@ def _device(device: str | None) -> torch.device:
     """``device``, or this process's GPU when there is one (``LOCAL_RANK`` under torchrun), else the CPU."""
     if device is None:
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
-    return torch.device(device)
+    return checks.device(device, "train")
 
 
 def _start(p: Profile, total: int, rank: int, world: int, device: torch.device, resume_from: Path | None) -> _Run:
