@@ -178,7 +178,7 @@ def test_fuse_to_file_failing_before_any_block_keeps_its_own_error(tmp_path, mon
     def failing(*args):
         raise RuntimeError("no header")
 
-    monkeypatch.setattr(fusion, "_nifti_header", failing)
+    monkeypatch.setattr(fusion, "nifti_header", failing)
     for name in ("v.nii", "v.nii.gz"):
         with pytest.raises(RuntimeError, match="no header"):
             fusion.fuse_to_file(*good(), tmp_path / name, progress=False)

@@ -31,6 +31,7 @@ from xtomo.cli import main
 from xtomo.data import realdata
 from xtomo.data.formats import read_volume
 from xtomo.data.io import FIT_RADIUS, HU_WINDOW, load_volume, load_xray, prepare_volume, save_volume, save_xray
+from xtomo.geometry import DEFAULT_FOV_MM
 
 DATA = realdata.data_dir()
 FETCH = "xtomo fetch-data"
@@ -346,15 +347,16 @@ def test_save_load_cube_round_trip_property(tmp_path, vol):
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(arrays(np.float32, st.tuples(*[st.integers(2, 6)] * 3), elements=st.floats(0, 1, width=32)))
 def test_save_load_volume_round_trip_property(tmp_path, vol):
-    """Any shape: the file holds the array exactly, with spacing 1/side per axis (the unit cube),
-    and loading it is resampling that array as an in-memory volume of that spacing."""
+    """Any shape: the file holds the array exactly, with spacing DEFAULT_FOV_MM/side per axis (the
+    default cube), and loading it is resampling that array as an in-memory volume of that spacing."""
     vol = not_constant(vol)
     save_volume(vol, tmp_path / "p.npz")
     raw = read_volume(tmp_path / "p.npz")
     assert np.array_equal(raw.array, vol)
-    np.testing.assert_allclose(raw.spacing, [1 / s for s in vol.shape], rtol=1e-12)
+    spacing = [DEFAULT_FOV_MM / s for s in vol.shape]
+    np.testing.assert_allclose(raw.spacing, spacing, rtol=1e-12)
     loaded = load_volume(tmp_path / "p.npz", size=vol.shape[0], fit=False)
-    expected = prepare_volume(vol, vol.shape[0], spacing=[1 / s for s in vol.shape], fit=False)
+    expected = prepare_volume(vol, vol.shape[0], spacing=spacing, fit=False)
     assert loaded.shape == (vol.shape[0],) * 3 and torch.equal(loaded, expected)
 
 
@@ -430,7 +432,7 @@ def test_unknown_extensions(tmp_path):
     with pytest.raises(ValueError, match=names(path) + ".*unknown x-ray format '.xyz'"):
         load_xray(path)
     (tmp_path / "empty_dir").mkdir()
-    with pytest.raises(ValueError, match="no .dcm or .tif"):
+    with pytest.raises(ValueError, match="no DICOM files or .tif"):
         load_volume(tmp_path / "empty_dir")
     with pytest.raises(ValueError, match=names(tmp_path / "v.txt") + ".*use .nii, .nii.gz or .npz"):
         save_volume(blobs((4, 4, 4)), tmp_path / "v.txt")
@@ -447,8 +449,8 @@ def _write(path: Path) -> Path:
         tifffile.imwrite(path, (vol * 255).astype(np.uint8))
     elif suffix == ".mp4":
         iio2.mimwrite(path, (vol * 255).astype(np.uint8), fps=8, macro_block_size=16)
-    elif suffix == ".dcm":
-        write_dicom(path, (vol * 4095).astype(np.uint16), Modality="OT")
+    elif suffix == ".dcm":  # a volume or one radiograph
+        write_dicom(path, ((vol if path.name.startswith("v") else vol[8]) * 4095).astype(np.uint16), Modality="OT")
     elif suffix in (".png", ".jpg"):
         iio.imwrite(path, (vol[8] * 255).astype(np.uint8))
     return path

@@ -2,9 +2,11 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import imageio.v3 as iio
 import nibabel as nib
+import numpy as np
 import pytest
 import torch
 from conftest import require
@@ -16,11 +18,13 @@ from xtomo.learning.train import train
 from xtomo.profiles import get_profile
 
 SMOKE = get_profile("smoke")
+REPO = Path(__file__).resolve().parent.parent
 
 
 def xtomo(*args, **kwargs):
-    return subprocess.run([sys.executable, "-m", "xtomo", *args], capture_output=True, text=True,
-                          env=os.environ.copy(), **kwargs)
+    """``python -m xtomo ARGS`` of this checkout's package, from whatever folder ``cwd`` names."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    return subprocess.run([sys.executable, "-m", "xtomo", *args], capture_output=True, text=True, env=env, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -72,12 +76,47 @@ def test_reconstruct_a_real_dicom_radiograph_with_a_preview(checkpoint, tmp_path
     assert done.returncode == 0, done.stderr
     volume = nib.load(tmp_path / "cat.nii.gz")
     assert volume.shape == (640, 640, SMOKE.volume_size)      # x fastest: the crop at full resolution
+    # the file's PixelSpacing, 0.14 mm: the crop is 89.6 mm wide, and so deep
+    np.testing.assert_allclose(volume.header.get_zooms(), [0.14, 0.14, 89.6 / SMOKE.volume_size], rtol=1e-5)
+    assert volume.header.get_xyzt_units()[0] == "mm" and "89.6 x 89.6 x 89.6 mm (pixel size from PixelSpacing)" \
+        in done.stdout
     picture = iio.imread(tmp_path / "cat.png")
     assert picture.shape == (192, 4 * 192, 3) and picture.std() > 5
     assert str(tmp_path / "cat.png") in done.stdout
 
 
+def test_a_whole_dicom_radiograph_reconstructs_to_its_physical_width(checkpoint, tmp_path):
+    try:
+        cat = realdata.RADIOGRAPHS["cat chest"].path   # 3072 columns x 2614 rows of 0.14 mm
+    except FileNotFoundError as missing:
+        require(missing, str(missing))
+    done = xtomo("reconstruct", str(cat), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "cat.nii"),
+                 "--no-fusion")
+    assert done.returncode == 0, done.stderr
+    volume = nib.load(tmp_path / "cat.nii")
+    width = 3072 * 0.14                                   # the detector's width, 430.08 mm
+    corners = np.array([[x, y, z, 1] for x in (-0.5, volume.shape[0] - 0.5) for y in (-0.5, volume.shape[1] - 0.5)
+                        for z in (-0.5, volume.shape[2] - 0.5)]) @ volume.affine.T
+    np.testing.assert_allclose(np.ptp(corners[:, :3], axis=0), [width] * 3, rtol=1e-5)  # what a viewer shows
+    np.testing.assert_allclose(volume.get_qform(), volume.get_sform(), atol=1e-4)
+
+
+def test_the_user_says_how_large_a_png_xray_is(checkpoint, tmp_path):
+    io.save_xray(torch.linspace(0.4, 1.0, 512).reshape(16, 32), tmp_path / "x.png")
+    sizes = {"--fov": ("100", 100.0), "--pixel-size": ("0.5", 16.0), None: (None, 250.0)}  # 32 columns
+    for option, (value, width) in sizes.items():
+        given = [option, value] if option else []
+        done = xtomo("reconstruct", "x.png", "--checkpoint", str(checkpoint), "--out", "v.nii", *given, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        affine = nib.load(tmp_path / "v.nii").affine
+        assert affine[0, 0] == pytest.approx(width / 32) and affine[1, 1] == pytest.approx(-width / 32)
+        assert f"from {option or 'default'})" in done.stdout
+
+
 @pytest.mark.parametrize("args,message", [
+    (["--pixel-size", "0,1"], "--pixel-size expects MM or ROW,COLUMN"),
+    (["--pixel-size", "1", "--fov", "2"], "not both"),
+    (["--frame", "2"], "chooses a frame of a multi-frame DICOM"),
     (["--crop", "1,2"], "--crop expects TOP,LEFT,SIDE"),
     (["--crop", "0,0,999"], "does not fit"),
     (["--air", "1.5"], "air must be a fraction"),

@@ -431,9 +431,14 @@ def test_distributed_reads_the_world_from_torchrun(monkeypatch):
 def test_device_defaults_to_this_processs_gpu_or_the_cpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert T._device(None) == torch.device("cpu")
-    assert T._device("cpu") == torch.device("cpu")
+    with pytest.raises(ValueError, match="train: unknown device 'meta'; expected cpu, cuda or cuda:N"):
+        T._device("meta")
+    with pytest.raises(ValueError, match="no CUDA GPU"):
+        T._device("cuda")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    with pytest.raises(ValueError, match=r"has 4 CUDA GPU\(s\), cuda:0 to cuda:3"):
+        T._device("cuda:4")
     monkeypatch.delenv("LOCAL_RANK", raising=False)
     assert T._device(None) == torch.device("cuda:0")
     monkeypatch.setenv("LOCAL_RANK", "3")

@@ -103,9 +103,9 @@ def test_a_checkpoint_whose_settings_and_weights_disagree_is_refused_before_it_i
 
 
 @pytest.mark.parametrize("device,message", [
-    ("foo", "unknown device 'foo'; use cpu, cuda or cuda:N"),
-    ("cuda:64", "device cuda:64 was asked for, but torch sees"),
-    ("meta", "device meta is not supported"),
+    ("foo", "train: unknown device 'foo'; expected cpu, cuda or cuda:N"),
+    ("cuda:64", "train: device 'cuda:64': this machine has "),
+    ("meta", "train: unknown device 'meta'"),
 ])
 def test_an_unusable_device_is_refused_in_one_line(tmp_path, device, message):
     done = subprocess.run([sys.executable, "-m", "xtomo", "train", "--profile", "smoke", "--device", device,

@@ -15,7 +15,7 @@ The subpackages follow the book's pipeline, each using only those before it:
 tomography, renders) → ``data`` (files, real data, training pairs) → ``learning`` (network,
 training, inference) → ``methods`` (NN, ORACLE, classical) → ``evaluation`` (metrics, statistics,
 chapter 5's protocol, chapter 8's reality check) → ``study`` (the 2AFC user studies) → ``viz``
-(figures, explorers) → ``publish`` (chapters and the book). ``profiles`` and ``files`` serve all;
+(figures, explorers) → ``publish`` (chapters and the book). ``profiles``, ``files`` and ``geometry`` serve all;
 ``cli`` is the ``xtomo`` command.
 """
 __version__ = "0.1.0"
@@ -28,7 +28,7 @@ from xtomo.learning.train import load_model  # noqa: E402
 from xtomo.profiles import get_profile  # noqa: E402
 
 SUBPACKAGES = ["specimens", "imaging", "data", "learning", "methods", "evaluation", "study", "viz", "publish",
-               "profiles", "files", "cli"]
+               "profiles", "files", "geometry", "cli"]
 __all__ = ["simulate", "align", "load_volume", "load_xray", "load_model", "reconstruct", "get_profile",
            "__version__", *SUBPACKAGES]
 __getattr__ = submodules(__name__, SUBPACKAGES)[0]  # its own __dir__ below also lists the front door

@@ -12,7 +12,7 @@ import numbers
 import numpy as np
 import torch
 
-__all__ = ["integer", "number", "positive", "nonnegative", "probability", "choice", "tensor", "alpha",
+__all__ = ["device", "integer", "number", "positive", "nonnegative", "probability", "choice", "tensor", "alpha",
            "directions", "volume"]
 
 
@@ -127,3 +127,21 @@ def volume(v, what: str | None = None, min_side: int = 2) -> tuple[torch.Tensor,
         raise ValueError(f"{_prefix(what)}volume is too small along an axis: shape {tuple(v.shape)}")
     single = v.dim() == 3
     return (v[None] if single else v), single
+
+
+def device(value, what: str | None = None) -> torch.device:
+    """``value`` (``cpu``, ``cuda``, ``cuda:N`` or a torch.device) as a device this machine has."""
+    try:
+        found = torch.device(value)
+    except (RuntimeError, TypeError):
+        found = None
+    if found is None or found.type not in ("cpu", "cuda"):
+        raise ValueError(f"{_prefix(what)}unknown device {str(value)!r}; expected cpu, cuda or cuda:N")
+    if found.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"{_prefix(what)}device {str(value)!r}: this machine has no CUDA GPU; use cpu")
+        if found.index is not None and found.index >= count:
+            raise ValueError(f"{_prefix(what)}device {str(value)!r}: this machine has {count} CUDA GPU(s), "
+                             f"cuda:0 to cuda:{count - 1}")
+    return found

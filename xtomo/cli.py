@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import Callable
 
+import xtomo._checks as checks
 from xtomo import __version__
 from xtomo.files import writable_target
 from xtomo.profiles import OBJECTIVES, PIPELINES, PRECISIONS, PROFILES, get_profile
@@ -152,9 +153,20 @@ def _box(text: str) -> tuple[int, int, int]:
              help="a real radiograph: take the fraction Q of least opaque pixels as air and make "
                   "them empty, and fade out the corners outside the inscribed disc (e.g. 0.01)"),
          arg("--preview", default=None, metavar="PNG",
-             help="also write a preview: the x-ray and iso-surfaces from three views"))
+             help="also write a preview: the x-ray and iso-surfaces from three views"),
+         arg("--pixel-size", default=None, metavar="MM[,MM]",
+             help="the x-ray's pixel size in mm (rows,columns if they differ); default: the file's "
+                  "(DICOM), else a field of view of 250 mm"),
+         arg("--fov", type=float, default=None, metavar="MM",
+             help="the x-ray's field of view in mm along its longer side (instead of --pixel-size)"),
+         arg("--frame", type=int, default=None, metavar="N",
+             help="the frame of a multi-frame DICOM file to reconstruct from (0-based)"),
+         arg("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)"))
 def _reconstruct(args) -> None:
     """Reconstruct a view-aligned density volume from one x-ray (fused to its full resolution)."""
+    import numpy as np
+
+    from xtomo import geometry
     from xtomo.data import io
     from xtomo.imaging import fusion
     from xtomo.imaging import render as rendering
@@ -171,8 +183,10 @@ def _reconstruct(args) -> None:
         writable_target(args.preview, (".png",), "--preview")
     ck = shipped.checkpoint() if args.checkpoint is None else load_checkpoint(args.checkpoint)
     chi = ck["profile"]["chi"]
-    model = model_from_checkpoint(ck)
-    alpha = io.load_xray(args.xray, gamma=args.gamma)
+    model = model_from_checkpoint(ck).to(checks.device(args.device))  # fusion stays on the CPU
+    alpha = io.load_xray(args.xray, gamma=args.gamma, frame=args.frame)
+    pixel_mm, said_by = io.xray_pixel_size(args.xray, tuple(alpha.shape), fov=args.fov,
+                                           pixel_size=None if args.pixel_size is None else _mm(args.pixel_size))
     if box is not None or args.air is not None:
         alpha = prepare_radiograph(alpha, box=box, air=args.air, vignette=args.air is not None)
     coarse = infer(alpha, model, fuse=False)
@@ -181,21 +195,32 @@ def _reconstruct(args) -> None:
         small = to_network_input(alpha, min(256, max(alpha.shape[-2:])))[0, 0]
         shown = coarse if args.no_fusion else fusion.fuse_upsampled(coarse, small, chi=chi, policy=args.policy)
         preview = rendering.preview(shown, small)
+    full = square(alpha)[0, 0]
+    shape = tuple(coarse.shape) if args.no_fusion else (coarse.shape[0], *full.shape)
+    affine = geometry.reconstruction_affine(shape, tuple(alpha.shape), pixel_mm)
     if args.no_fusion:
-        io.save_volume(coarse, args.out)
-        volume_shape = tuple(coarse.shape)
+        io.save_volume(coarse, args.out, affine=affine)
     elif args.out.lower().endswith((".nii", ".nii.gz")):  # streamed: memory stays bounded
-        full = square(alpha)[0, 0]
         fusion.fuse_to_file(coarse, full, args.out, chi=chi, policy=args.policy,
-                            progress=sys.stderr.isatty())
-        volume_shape = (coarse.shape[0], *full.shape)
+                            progress=sys.stderr.isatty(), affine=affine)
     else:
-        volume = infer(alpha, model, fuse=True, chi=chi, policy=args.policy)
-        io.save_volume(volume, args.out)
-        volume_shape = tuple(volume.shape)
-    print(f"{args.out}: volume {volume_shape} (depth first, front to back along the ray)")
+        io.save_volume(infer(alpha, model, fuse=True, chi=chi, policy=args.policy), args.out, affine=affine)
+    extent = np.abs(np.diag(affine)[:3]) * shape[::-1]
+    print(f"{args.out}: volume {shape} (depth first, front to back along the ray), "
+          f"{extent[0]:.1f} x {extent[1]:.1f} x {extent[2]:.1f} mm (pixel size from {said_by})")
     if preview is not None:
         print(rendering.save_png(preview, args.preview))
+
+
+def _mm(text: str) -> tuple[float, float]:
+    """``"0.14"`` or ``"0.14,0.15"`` as (row, column) mm, or an error naming ``--pixel-size``."""
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) not in (1, 2) or not all(math.isfinite(v) and v > 0 for v in values):
+        raise ValueError(f"--pixel-size expects MM or ROW,COLUMN in mm, positive (e.g. 0.14), got {text!r}")
+    return values[0], values[-1]
 
 
 def _view(text: str) -> tuple[float, float]:
@@ -223,7 +248,8 @@ def _view(text: str) -> tuple[float, float]:
          arg("--level", type=float, default=0.1, help="iso level for iso and anaglyph (default: 0.1)"),
          arg("--transfer", default="bone", metavar="NAME",
              help="transfer function for dvr: bone, skin-bone, rainbow (default: bone)"),
-         arg("--out", required=True, metavar="PNG", help="image file to write (.png)"))
+         arg("--out", required=True, metavar="PNG", help="image file to write (.png)"),
+         arg("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)"))
 def _render(args) -> None:
     """Render a volume from a view as a PNG: x-ray, iso-surface, DVR, MIP or anaglyph."""
     from xtomo.data import io
@@ -237,10 +263,35 @@ def _render(args) -> None:
     writable_target(args.out, (".png",), "--out")
     if args.mode == "dvr" and args.transfer not in rendering.TRANSFERS:
         raise ValueError(f"unknown --transfer {args.transfer!r}; choose one of {sorted(rendering.TRANSFERS)}")
-    volume = io.load_volume(args.volume, size=args.volume_size)
-    picture = rendering.image(volume, args.mode, xray.direction(az, el), size=args.size,
-                              level=args.level, transfer=args.transfer)
+    device = checks.device(args.device)
+    volume = io.load_volume(args.volume, size=args.volume_size).to(device)
+    picture = rendering.image(volume, args.mode, xray.direction(az, el).to(device), size=args.size,
+                              level=args.level, transfer=args.transfer).cpu()
     print(rendering.save_png(picture, args.out))
+
+
+@command(arg("volume", help="volume file: NIfTI, DICOM, MetaImage, NRRD, npz/npy, TIFF stack or slice video"),
+         arg("--level", type=float, required=True, help="the iso-level, a density in [0, 1] (e.g. 0.1)"),
+         arg("--out", required=True, metavar="MESH", help="mesh file to write: .stl or .ply"),
+         arg("--volume-size", type=int, default=128, metavar="V",
+             help="resample the volume to V^3 voxels first, keeping its extent (default: 128)"))
+def _mesh(args) -> None:
+    """Write the iso-surface of a volume at a level as a closed STL or PLY mesh, in millimetres."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from xtomo.data import io, meshes
+    from xtomo.data.formats import file_suffix
+
+    if file_suffix(Path(args.out)) not in meshes.MESH_FORMATS:
+        raise ValueError(f"--out must name a .stl or .ply file, got {args.out!r}")
+    volume, affine = io.load_volume_affine(args.volume, size=args.volume_size, fit=False)
+    vertices, faces = meshes.iso_mesh(volume, args.level, affine)
+    extent = vertices.max(axis=0) - vertices.min(axis=0)
+    meshes.save_mesh(vertices, faces, args.out)
+    print(f"{args.out}: {len(faces):,} triangles, {len(vertices):,} vertices, "
+          f"{' x '.join(f'{v:.1f}' for v in extent)} mm ({np.abs(np.diag(affine)[:3]).mean():.3g} mm voxels)")
 
 
 @command()

@@ -8,6 +8,7 @@ the problem; nothing is clipped silently.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +16,19 @@ import torch
 from scipy import ndimage
 
 import xtomo._checks as checks
-from xtomo.data.formats import RawVolume, dtype_full_scale, file_suffix, read_radiograph, read_volume
+from xtomo import geometry
+from xtomo.data.formats import (
+    RawVolume,
+    dtype_full_scale,
+    file_suffix,
+    radiograph_pixel_size,
+    read_radiograph,
+    read_volume,
+)
 from xtomo.files import atomic_path
 
-__all__ = ["HU_WINDOW", "FIT_RADIUS", "load_volume", "prepare_volume", "dry_skull", "save_volume",
-           "load_xray", "save_xray"]
+__all__ = ["HU_WINDOW", "FIT_RADIUS", "load_volume", "load_volume_affine", "prepare_volume", "dry_skull",
+           "save_volume", "load_xray", "xray_pixel_size", "save_xray"]
 
 HU_WINDOW = (150.0, 2000.0)
 """Default CT window (lo, hi) in HU: density = (HU - lo) / (hi - lo), limited to [0, 1].
@@ -44,22 +53,41 @@ def load_volume(path, size: int = 128, *, hu_window=None, fit: bool = True, thre
                 spacing=None) -> torch.Tensor:
     """Read a volume file and resample it to a ``[size, size, size]`` density cube.
 
-    Formats: ``.npy``, ``.npz`` (key ``volume``, or its single array; optional ``spacing``),
-    NIfTI ``.nii``/``.nii.gz``, DICOM (a directory of ``.dcm`` slices or one multi-frame
-    ``.dcm``), TIFF (a multi-page ``.tif``/``.tiff`` or a directory of single-page slices) and
-    slice videos (``.mp4 .avi .mov .mkv``: each frame a z-slice, RGB folded to grey, 8-bit values
-    read as linear density / 255 as the paper did for its UTCT slice videos).
+    Formats: ``.npy``, ``.npz`` (key ``volume``, or its single array; optional ``spacing`` and
+    ``affine``), NIfTI ``.nii``/``.nii.gz``, MetaImage ``.mha``/``.mhd``, NRRD ``.nrrd``/``.nhdr``,
+    DICOM (a directory of slices, a DICOMDIR, or one multi-frame file; named ``*.dcm`` or anyhow,
+    recognised by the DICOM preamble), TIFF (a multi-page ``.tif``/``.tiff`` or a directory of
+    single-page slices) and slice videos (``.mp4 .avi .mov .mkv``: each frame a z-slice, RGB
+    folded to grey, 8-bit values read as linear density / 255 as the paper did for its UTCT
+    slice videos).
 
-    NIfTI and DICOM are put in nibabel's closest canonical RAS+ orientation and stored (z, y, x) =
-    (S, A, R): x grows to the patient's Right, y to Anterior, z to Superior. Other formats keep
-    their array order. ``spacing`` (z, y, x) overrides the voxel size read from the file
-    (npy, TIFF and videos carry none and default to isotropic). The remaining arguments are
-    those of :func:`~xtomo.data.io.prepare_volume`.
+    NIfTI, MetaImage, NRRD and DICOM are put in nibabel's closest canonical RAS+ orientation and
+    stored (z, y, x) = (S, A, R): x grows to the patient's Right, y to Anterior, z to Superior.
+    Other formats keep their array order. ``spacing`` (z, y, x) overrides the voxel size read from
+    the file (npy, TIFF and videos carry none and default to isotropic). The remaining arguments
+    are those of :func:`~xtomo.data.io.prepare_volume`. :func:`load_volume_affine` also returns
+    where the cube lies in the file's world (mm).
+    """
+    return load_volume_affine(path, size, hu_window=hu_window, fit=fit, threshold=threshold, spacing=spacing)[0]
+
+
+def load_volume_affine(path, size: int = 128, *, hu_window=None, fit: bool = True, threshold=None,
+                       spacing=None) -> tuple[torch.Tensor, np.ndarray]:
+    """:func:`load_volume`, and the cube's NIfTI affine: from its (x, y, z) voxel indices (the
+    array's last, middle, first) to the file's world in mm, RAS for the formats that have one.
+
+    ``save_volume(volume, path, affine=affine)`` writes the cube where it was in the file: read
+    with ``fit=False`` at the file's own cubic size, a volume is written back with its affine.
     """
     path = Path(path)
     raw = read_volume(path)
     if spacing is not None:
-        raw = raw._replace(spacing=spacing)
+        new = np.array(_spacing(spacing, str(path)))
+        if raw.affine is not None:  # keep the file's directions and origin, at the new voxel size
+            affine = raw.affine.copy()
+            affine[:3, :3] *= (new / np.array(raw.spacing))[::-1]
+            raw = raw._replace(affine=affine)
+        raw = raw._replace(spacing=tuple(new))
     return _prepare(raw, size, hu_window, fit, threshold, str(path))
 
 
@@ -86,7 +114,7 @@ def prepare_volume(array, size: int = 128, *, spacing=(1.0, 1.0, 1.0), hu_window
     """
     if torch.is_tensor(array):
         array = array.detach().cpu().numpy()
-    return _prepare(RawVolume(np.asarray(array), spacing), size, hu_window, fit, threshold, source)
+    return _prepare(RawVolume(np.asarray(array), spacing), size, hu_window, fit, threshold, source)[0]
 
 
 def dry_skull(array, threshold: float, *, min_island: int = 64) -> np.ndarray:
@@ -111,12 +139,15 @@ def dry_skull(array, threshold: float, *, min_island: int = 64) -> np.ndarray:
     return np.where(keep[labels], data, 0).astype(data.dtype, copy=False)
 
 
-def save_volume(volume, path, spacing=None) -> Path:
-    """Write a volume as NIfTI (``.nii``/``.nii.gz``, float32) or ``.npz`` (key ``volume``), atomically.
+def save_volume(volume, path, spacing=None, *, affine=None) -> Path:
+    """Write a volume as NIfTI (``.nii``/``.nii.gz``, float32) or ``.npz`` (keys ``volume``, ``spacing``,
+    ``affine``), atomically.
 
-    ``spacing`` (z, y, x, or one number) defaults to 1/side per axis, so that the field of view
-    is the unit cube. NIfTI is written (x, y, z) with a positive diagonal affine centred on 0,
-    which :func:`load_volume` (``fit=False``, same size) reads back to the same array.
+    ``affine`` (4 x 4, from (x, y, z) voxel indices to world mm; e.g. from :func:`load_volume_affine`
+    or ``xtomo.geometry.view_affine``) places it; else ``spacing`` (z, y, x in mm, or one number) centres
+    it on 0 with the array's axes as the world's; neither: it fills the cube of side
+    ``xtomo.geometry.DEFAULT_FOV_MM``. NIfTI holds the array (x, y, z), x fastest, its qform and sform both
+    the affine (code 1, scanner) and its units mm, as nibabel and viewers read them.
     """
     path = Path(path)
     array = _as_numpy(volume, "volume", str(path)).astype(np.float32)
@@ -124,26 +155,40 @@ def save_volume(volume, path, spacing=None) -> Path:
         raise ValueError(f"{path}: expected a 3-D volume [D, H, W] to save, got shape {array.shape}")
     if not np.isfinite(array).all():
         raise ValueError(f"{path}: the volume to save holds NaN or inf values")
-    spacing = _spacing(np.reciprocal(np.array(array.shape, float)) if spacing is None else spacing,
-                       str(path))
+    affine = _affine(array.shape, spacing, affine, str(path))
     name = path.name.lower()
     if name.endswith((".nii", ".nii.gz")):
         import nibabel as nib
-        zooms = np.array(spacing[::-1])  # (x, y, z)
-        affine = np.diag([*zooms, 1.0])
-        affine[:3, 3] = -zooms * (np.array(array.shape[::-1]) - 1) / 2
-        image = nib.Nifti1Image(np.ascontiguousarray(array.transpose(2, 1, 0)), affine)
+        header = geometry.nifti_header(array.shape, affine)
+        image = nib.Nifti1Image(np.ascontiguousarray(array.transpose(2, 1, 0)), None, header)
         with atomic_path(path) as tmp:
             nib.save(image, tmp)
     elif name.endswith(".npz"):
+        spacing = tuple(np.sqrt((affine[:3, :3] ** 2).sum(axis=0))[::-1])
         with atomic_path(path) as tmp:
-            np.savez_compressed(tmp, volume=array, spacing=np.array(spacing))
+            np.savez_compressed(tmp, volume=array, spacing=np.array(spacing), affine=affine)
     else:
         raise ValueError(f"{path}: cannot save a volume as '{file_suffix(path)}'; use .nii, .nii.gz or .npz")
     return path
 
 
-def _prepare(raw: RawVolume, size, hu_window, fit, threshold, source) -> torch.Tensor:
+def _affine(shape, spacing, affine, source) -> np.ndarray:
+    """The affine ``save_volume`` writes: ``affine`` checked, else a centred grid of ``spacing``."""
+    if affine is None:
+        spacing = np.array(geometry.DEFAULT_FOV_MM) / np.array(shape, float) if spacing is None else spacing
+        return geometry.grid_affine(_spacing(spacing, source), shape)
+    if spacing is not None:
+        raise ValueError(f"{source}: give the volume's spacing or its affine, not both")
+    affine = np.asarray(affine, float)
+    if affine.shape != (4, 4) or not np.isfinite(affine).all() or not np.allclose(affine[3], [0, 0, 0, 1]) \
+            or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
+        raise ValueError(f"{source}: affine must be a finite invertible 4 x 4 matrix with last row "
+                         f"0, 0, 0, 1, got {affine.tolist()!r}")
+    return affine
+
+
+def _prepare(raw: RawVolume, size, hu_window, fit, threshold, source) -> tuple[torch.Tensor, np.ndarray]:
+    """The density cube of a volume as read, and its affine (see ``load_volume_affine``)."""
     size = checks.integer(size, "size", minimum=2, what=source)
     array = np.squeeze(raw.array)
     if array.ndim != 3 or min(array.shape) < 2:
@@ -164,7 +209,12 @@ def _prepare(raw: RawVolume, size, hu_window, fit, threshold, source) -> torch.T
         extent = np.array(array.shape) * spacing
         centre, side = extent / 2, extent.max()
     out = _resample(density, spacing, centre, side, size)
-    return torch.from_numpy(np.clip(out, 0.0, 1.0, out=out))  # clips float rounding only
+    scale = side / size / spacing  # the cube's voxel index -> the array's, per axis (z, y, x): as _resample
+    offset = (centre - side / 2 + side / size / 2) / spacing - 0.5
+    to_array = np.diag([*scale[::-1], 1.0])
+    to_array[:3, 3] = offset[::-1]
+    affine = (raw.affine if raw.affine is not None else np.diag([*spacing[::-1], 1.0])) @ to_array
+    return torch.from_numpy(np.clip(out, 0.0, 1.0, out=out)), affine  # clips float rounding only
 
 
 def _to_density(array: np.ndarray, hu, full_scale, hu_window, source) -> np.ndarray:
@@ -252,7 +302,7 @@ def _resample(density: np.ndarray, spacing: np.ndarray, centre: np.ndarray, side
 # ---------------------------------------------------------------------------------------------
 # x-rays
 
-def load_xray(path, gamma=None, *, size=None) -> torch.Tensor:
+def load_xray(path, gamma=None, *, size=None, frame: int | None = None) -> torch.Tensor:
     """Read a radiograph as transparency alpha ``[H, W]`` float32 in [0, 1].
 
     Formats: PNG (8/16 bit), JPEG, TIFF, DICOM. Files hold opacity with bone bright, so
@@ -263,10 +313,11 @@ def load_xray(path, gamma=None, *, size=None) -> torch.Tensor:
     ``gamma`` undoes a display gamma: a display value is v = linear ** (1 / gamma), so
     linear = v ** gamma (e.g. gamma=2.2 for sRGB-like images); None leaves values as they are.
     ``size`` resizes, anti-aliased, to ``size x size``; a non-square image is first padded to a
-    square, centred, with background (alpha = 1).
+    square, centred, with background (alpha = 1). ``frame`` chooses one frame of a multi-frame
+    DICOM file (which needs it). ``xray_pixel_size`` says how many mm its pixels span.
     """
     path = Path(path)
-    image, full_scale = read_radiograph(path)
+    image, full_scale = read_radiograph(path, frame)
     bad = image.size - np.count_nonzero(np.isfinite(image)) if image.dtype.kind == "f" else 0
     if bad:
         raise ValueError(f"{path}: {bad} NaN or inf pixels")
@@ -301,6 +352,34 @@ def save_xray(alpha, path, bits: int = 8) -> Path:
     with atomic_path(path) as tmp:
         iio.imwrite(tmp, values, extension=".png")
     return path
+
+
+def xray_pixel_size(path: str | os.PathLike | None, shape: tuple[int, int], *, pixel_size=None,
+                    fov: float | None = None) -> tuple[tuple[float, float], str]:
+    """The (row, column) pixel size in mm of the x-ray in ``path`` (``shape`` = (H, W) pixels), and
+    where it came from.
+
+    ``pixel_size`` (one number or (row, column)) or ``fov`` (mm spanned by the longer side) win;
+    else the file's own (DICOM: PixelSpacing, or ImagerPixelSpacing over the magnification); else
+    ``geometry.DEFAULT_FOV_MM`` over the longer side. The source is ``"--pixel-size"``, ``"--fov"``, the
+    DICOM attribute, or ``"default"``.
+    """
+    if pixel_size is not None and fov is not None:
+        raise ValueError("give the x-ray's pixel size or its field of view, not both")
+    side = max(shape)
+    if pixel_size is not None:
+        values = np.broadcast_to(np.asarray(pixel_size, float), (2,))
+        if not (np.isfinite(values).all() and (values > 0).all()):
+            raise ValueError(f"pixel size must be one or two positive numbers in mm, got {pixel_size!r}")
+        return (float(values[0]), float(values[1])), "--pixel-size"
+    if fov is not None:
+        fov = checks.positive(fov, "field of view (mm)", what="x-ray")
+        return (fov / side, fov / side), "--fov"
+    if path is not None:
+        found = radiograph_pixel_size(path)
+        if found is not None:
+            return found
+    return (geometry.DEFAULT_FOV_MM / side, geometry.DEFAULT_FOV_MM / side), "default"
 
 
 def _resize_square(alpha: np.ndarray, size, source) -> np.ndarray:

@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 
 import xtomo._checks as checks
 from xtomo.files import atomic_path
+from xtomo.geometry import DEFAULT_FOV_MM, grid_affine, nifti_header
 from xtomo.imaging.xray import CHI, N_STEPS
 
 __all__ = ["MAX_DENSITY", "POLICIES", "alpha_floor", "required_sum", "density_error",
@@ -216,13 +217,15 @@ def fuse_upsampled(mu_coarse, alpha_full, chi: float = CHI, policy: str = "propo
 
 
 def fuse_to_file(mu_coarse, alpha_full, path, tile: int = 256, chi: float = CHI,
-                 policy: str = "proportional", beta: float = 2.0, progress: bool = True) -> Path:
+                 policy: str = "proportional", beta: float = 2.0, progress: bool = True,
+                 affine=None) -> Path:
     """:func:`fuse_upsampled` streamed block by block into a NIfTI file (``.nii`` or ``.nii.gz``), atomically.
 
     Blocks are whole rows holding about ``tile * tile`` pixels each, so memory is bounded by
     ``n * tile**2`` voxels whatever the image size. Each block's rows are sampled on the global
     grid, so blocks join seamlessly. The file has the layout of ``xtomo.data.io.save_volume`` (float32,
-    x fastest, unit-cube affine): ``load_volume(path, fit=False)`` and nibabel read it as such.
+    x fastest, qform = sform = ``affine``, in mm; by default, as there, the cube of side
+    ``DEFAULT_FOV_MM`` centred on 0): ``load_volume(path, fit=False)`` and nibabel read it as such.
     ``.nii`` is written in place, one positioned write per depth slice and block (no memory map,
     so written pages never count as this process's memory); ``.nii.gz`` is not seekable, so it
     is written as ``.nii`` beside the target first and then compressed sequentially.
@@ -233,13 +236,19 @@ def fuse_to_file(mu_coarse, alpha_full, path, tile: int = 256, chi: float = CHI,
         raise ValueError(f"fuse_to_file: {path}: expected a .nii or .nii.gz path")
     tile = checks.integer(tile, "tile", minimum=1, what="fuse_to_file")
     chi, fn = _chi(chi, "fuse_to_file"), _policy(policy, beta, "fuse_to_file")
+    shape = (mu.shape[0], *alpha.shape)
+    if affine is None:
+        affine = grid_affine(DEFAULT_FOV_MM / np.array(shape, float), shape)
+    header = nifti_header(shape, np.asarray(affine, float))
+    header.set_data_offset(352)
+    header = header.binaryblock + b"\0" * 4  # no extensions
     with atomic_path(path) as tmp:
         if path.name.lower().endswith(".nii"):
-            _stream_nifti(tmp, mu, alpha, tile, chi, fn, progress)
+            _stream_nifti(tmp, header, mu, alpha, tile, chi, fn, progress)
         else:
             raw = tmp.with_name(tmp.name[:-len(".gz")])
             try:
-                _stream_nifti(raw, mu, alpha, tile, chi, fn, progress)
+                _stream_nifti(raw, header, mu, alpha, tile, chi, fn, progress)
                 with open(raw, "rb") as src, gzip.open(tmp, "wb", compresslevel=1) as dst:
                     shutil.copyfileobj(src, dst, 1 << 24)
             finally:
@@ -274,10 +283,10 @@ def _upsample_rows(mu: torch.Tensor, size, start: int, stop: int) -> torch.Tenso
     return block if W == w else F.interpolate(block, size=W, mode="linear", align_corners=False)
 
 
-def _stream_nifti(path: Path, mu, alpha, tile, chi, policy, progress) -> None:
-    """Write the fused volume to an uncompressed NIfTI at ``path``, one block of rows at a time."""
+def _stream_nifti(path: Path, header: bytes, mu, alpha, tile, chi, policy, progress) -> None:
+    """Write the fused volume to an uncompressed NIfTI at ``path`` (``header`` first), one block of
+    rows at a time."""
     n, (H, W) = mu.shape[0], alpha.shape
-    header = _nifti_header(n, H, W)
     rows = max(1, tile * tile // W)
     slab = H * W * 4  # bytes of one depth slice: the file holds slice after slice, rows within
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
@@ -288,29 +297,12 @@ def _stream_nifti(path: Path, mu, alpha, tile, chi, policy, progress) -> None:
             for start in range(0, H, rows):
                 stop = min(start + rows, H)
                 block = _fuse(_upsample_rows(mu, (H, W), start, stop), alpha[start:stop], chi, policy)
-                block = block.cpu().numpy().astype(np.float32, copy=False)
+                block = np.ascontiguousarray(block.cpu().numpy(), dtype=np.float32)  # a view when not upsampled
                 for d in range(n):
                     os.pwrite(fd, block[d], len(header) + d * slab + start * W * 4)
                 bar.update(stop - start)
     finally:
         os.close(fd)
-
-
-def _nifti_header(n: int, H: int, W: int) -> bytes:
-    """The 352 header bytes of a float32 ``(x, y, z) = (W, H, n)`` NIfTI-1 file on the unit cube.
-
-    Same geometry as ``xtomo.data.io.save_volume``: voxel sizes 1/side, positive diagonal affine
-    centred on 0. The data follow at byte 352, x fastest, float32 in native byte order (as the header).
-    """
-    import nibabel as nib
-    shape = np.array([W, H, n])
-    zooms = 1.0 / shape
-    affine = np.diag([*zooms, 1.0])
-    affine[:3, 3] = -zooms * (shape - 1) / 2
-    image = nib.Nifti1Image(np.broadcast_to(np.float32(0), tuple(shape)), affine)
-    header = image.header
-    header.set_data_offset(352)
-    return header.binaryblock + b"\0" * 4  # no extensions
 
 
 # ---------------------------------------------------------------------------------------------

@@ -302,15 +302,7 @@ def _device(device: str | None) -> torch.device:
     """``device``, or this process's GPU when there is one (``LOCAL_RANK`` under torchrun), else the CPU."""
     if device is None:
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(device)
-    except RuntimeError:
-        raise ValueError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise ValueError(f"device {device} was asked for, but torch sees {torch.cuda.device_count()} CUDA devices")
-    if device.type not in ("cpu", "cuda"):
-        raise ValueError(f"device {device} is not supported; use cpu, cuda or cuda:N")
-    return device
+    return checks.device(device, "train")
 
 
 def _start(p: Profile, total: int, rank: int, world: int, device: torch.device, resume_from: Path | None,

@@ -1,0 +1,65 @@
+"""Physical size: where a volume's voxels lie in millimetres, and the NIfTI header that says so.
+
+An x-ray's pixel size comes from its file where the file says it, from the user where the user
+says it, and otherwise from :data:`DEFAULT_FOV_MM` (``xtomo.data.io.xray_pixel_size``). A
+reconstruction fills the cube whose side is the squared x-ray's width, so its voxels follow from
+the x-ray's pixels; its affine places it in the *detector frame* (``view_affine``). A volume read
+from a NIfTI, DICOM, MetaImage or NRRD file keeps that file's own (patient, RAS) frame instead.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["DEFAULT_FOV_MM", "view_affine", "reconstruction_affine", "grid_affine", "nifti_header"]
+
+DEFAULT_FOV_MM = 250.0
+"""Field of view (mm) of an x-ray's longer side when neither its file nor the user gives a pixel
+size: an adult human head with a margin. Pass ``fov=``/``pixel_size=`` (``--fov``,
+``--pixel-size``) for anything else; the shape of a reconstruction does not depend on it."""
+
+
+def view_affine(shape: tuple[int, int, int], extent_mm: tuple[float, float, float]) -> np.ndarray:
+    """The NIfTI affine of a view-aligned volume ``[D, H, W]`` spanning ``extent_mm`` (depth, height,
+    width), in the detector frame, centred on 0.
+
+    The NIfTI voxel (i, j, k) is (column, row, depth). World +x points to the image's right
+    (columns grow), +y to its top (rows grow downwards), +z towards the x-ray source (depth grows
+    from the source to the detector): a right-handed frame, in mm, in which a viewer shows the
+    volume as the x-ray was seen. It is not the patient's frame: a radiograph does not say it.
+    """
+    steps = np.array(extent_mm, float)[::-1] / np.array(shape, float)[::-1]  # (x, y, z) mm per voxel
+    affine = np.diag([steps[0], -steps[1], -steps[2], 1.0])
+    affine[:3, 3] = -affine[:3, :3] @ ((np.array(shape[::-1], float) - 1) / 2)
+    return affine
+
+
+def reconstruction_affine(shape: tuple[int, int, int], xray_shape: tuple[int, int],
+                          pixel_mm: tuple[float, float]) -> np.ndarray:
+    """The affine of a volume ``[D, H, W]`` reconstructed from an x-ray of ``xray_shape`` = (rows,
+    columns) pixels of ``pixel_mm`` = (row, column) mm: the x-ray is squared (padded to its longer
+    side) and the volume fills that square's cube, its depth as deep as the square is wide."""
+    side = max(xray_shape)
+    row, col = pixel_mm
+    return view_affine(shape, (side * col, side * row, side * col))
+
+
+def grid_affine(spacing_zyx, shape: tuple[int, int, int]) -> np.ndarray:
+    """The NIfTI affine of a ``[D, H, W]`` = (z, y, x) array of voxels ``spacing_zyx`` mm that is
+    centred on 0, its axes those of the world (+x, +y, +z as the indices grow)."""
+    steps = np.array(spacing_zyx, float)[::-1]
+    affine = np.diag([*steps, 1.0])
+    affine[:3, 3] = -steps * (np.array(shape[::-1], float) - 1) / 2
+    return affine
+
+
+def nifti_header(shape: tuple[int, int, int], affine: np.ndarray):
+    """The NIfTI-1 header of a float32 volume ``[D, H, W]`` (stored (x, y, z), x fastest) placed by
+    ``affine``: qform and sform both the affine (code 1, scanner), voxel sizes from it, units mm."""
+    import nibabel as nib
+    header = nib.Nifti1Header()
+    header.set_data_shape(tuple(shape[::-1]))
+    header.set_data_dtype(np.float32)
+    header.set_qform(affine, code=1)
+    header.set_sform(affine, code=1)
+    header.set_xyzt_units(xyz="mm")
+    return header
