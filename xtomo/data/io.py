@@ -54,15 +54,14 @@ def load_volume(path, size: int = 128, *, hu_window=None, fit: bool = True, thre
     """Read a volume file and resample it to a ``[size, size, size]`` density cube.
 
     Formats: ``.npy``, ``.npz`` (key ``volume``, or its single array; optional ``spacing`` and
-    ``affine``), NIfTI ``.nii``/``.nii.gz``, MetaImage ``.mha``/``.mhd``, NRRD ``.nrrd``/``.nhdr``,
-    DICOM (a directory of slices, a DICOMDIR, or one multi-frame file; named ``*.dcm`` or anyhow,
-    recognised by the DICOM preamble), TIFF (a multi-page ``.tif``/``.tiff`` or a directory of
-    single-page slices) and slice videos (``.mp4 .avi .mov .mkv``: each frame a z-slice, RGB
-    folded to grey, 8-bit values read as linear density / 255 as the paper did for its UTCT
-    slice videos).
+    ``affine``), NIfTI ``.nii``/``.nii.gz``, DICOM (a directory of slices, a DICOMDIR, or one
+    multi-frame file; named ``*.dcm`` or anyhow, recognised by the DICOM preamble), TIFF (a
+    multi-page ``.tif``/``.tiff`` or a directory of single-page slices) and slice videos
+    (``.mp4 .avi .mov .mkv``: each frame a z-slice, RGB folded to grey, 8-bit values read as
+    linear density / 255 as the paper did for its UTCT slice videos).
 
-    NIfTI, MetaImage, NRRD and DICOM are put in nibabel's closest canonical RAS+ orientation and
-    stored (z, y, x) = (S, A, R): x grows to the patient's Right, y to Anterior, z to Superior.
+    NIfTI and DICOM are put in nibabel's closest canonical RAS+ orientation and stored
+    (z, y, x) = (S, A, R): x grows to the patient's Right, y to Anterior, z to Superior.
     Other formats keep their array order. ``spacing`` (z, y, x) overrides the voxel size read from
     the file (npy, TIFF and videos carry none and default to isotropic). The remaining arguments
     are those of :func:`~xtomo.data.io.prepare_volume`. :func:`load_volume_affine` also returns
