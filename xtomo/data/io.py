@@ -64,7 +64,7 @@ def load_volume(path, size: int = 128, *, hu_window=None, fit: bool = True, thre
     (z, y, x) = (S, A, R): x grows to the patient's Right, y to Anterior, z to Superior.
     Other formats keep their array order. ``spacing`` (z, y, x) overrides the voxel size read from
     the file (npy, TIFF and videos carry none and default to isotropic). The remaining arguments
-    are those of :func:`~xtomo.data.io.prepare_volume`. :func:`load_volume_affine` also returns
+    are those of :func:`~xtomo.data.io.prepare_volume`. :func:`~xtomo.data.io.load_volume_affine` also returns
     where the cube lies in the file's world (mm).
     """
     return load_volume_affine(path, size, hu_window=hu_window, fit=fit, threshold=threshold, spacing=spacing)[0]
@@ -142,7 +142,7 @@ def save_volume(volume, path, spacing=None, *, affine=None) -> Path:
     """Write a volume as NIfTI (``.nii``/``.nii.gz``, float32) or ``.npz`` (keys ``volume``, ``spacing``,
     ``affine``), atomically.
 
-    ``affine`` (4 x 4, from (x, y, z) voxel indices to world mm; e.g. from :func:`load_volume_affine`
+    ``affine`` (4 x 4, from (x, y, z) voxel indices to world mm; e.g. from :func:`~xtomo.data.io.load_volume_affine`
     or ``xtomo.geometry.view_affine``) places it; else ``spacing`` (z, y, x in mm, or one number) centres
     it on 0 with the array's axes as the world's; neither: it fills the cube of side
     ``xtomo.geometry.DEFAULT_FOV_MM``. NIfTI holds the array (x, y, z), x fastest, its qform and sform both
