@@ -1,7 +1,8 @@
-"""Training on smoother specimens (a profile's ``blur``) and from given weights (``init``): the blur is a
-normalised, cut Gaussian with the variance it should have, seeded per sample, applied to training
-samples only and alike by the dataset and the device pipeline; a fine-tuning run starts from exactly
-the weights it was given, and records them."""
+"""Training on smoother, lighter or denser specimens (a profile's ``blur`` and ``gain``) and from given
+weights (``init``): the blur is a normalised, cut Gaussian with the variance it should have, the gain a
+log-uniform factor clipped to the density range, both seeded per sample, applied to training samples
+only and alike by the dataset and the device pipeline; a fine-tuning run starts from exactly the weights
+it was given, and records them."""
 from __future__ import annotations
 
 import dataclasses
@@ -10,14 +11,15 @@ import math
 import pytest
 import torch
 
-from xtomo.data.datasets import ProceduralBank, XrayDataset, blurred, make_sample
+from xtomo.data.datasets import ProceduralBank, XrayDataset, augmented, blurred, make_sample
 from xtomo.data.pipeline import DevicePipeline
 from xtomo.learning import model as model_module
 from xtomo.learning import train as T
 from xtomo.learning.model import ModelConfig
 from xtomo.profiles import get_profile
 
-P = get_profile("smoke").replace(n_species=5, n_val_species=2, n_views=6, volume_size=8, xray_size=8, blur=1.5)
+P = get_profile("smoke").replace(n_species=5, n_val_species=2, n_views=6, volume_size=8, xray_size=8, blur=1.5,
+                                 gain=1.5)
 
 
 def kernel(sigma):
@@ -63,34 +65,53 @@ def sets():
     return XrayDataset(bank, [0, 1, 2], P, augment=True), XrayDataset(bank, [0, 1, 2], P)
 
 
-def test_sigmas_are_seeded_per_sample_within_the_profiles_blur(sets):
-    augmented, plain = sets
-    everything = list(range(len(augmented)))
-    sigmas = augmented.sigmas(everything)
-    assert torch.equal(sigmas, augmented.sigmas(everything)) and len(set(sigmas.tolist())) == len(everything)
+def test_blur_and_gain_are_seeded_per_sample_within_the_profiles_ranges(sets):
+    train_set, plain = sets
+    everything = list(range(len(train_set)))
+    sigmas, gains = train_set.augmentation(everything)
+    again = train_set.augmentation(everything)
+    assert torch.equal(sigmas, again[0]) and torch.equal(gains, again[1])
+    assert len(set(sigmas.tolist())) == len(everything) and len(set(gains.tolist())) == len(everything)
     assert 0 <= sigmas.min() and sigmas.max() <= P.blur and sigmas.max() > P.blur / 2
-    assert torch.equal(plain.sigmas(everything), torch.zeros(len(everything)))
-    no_blur = XrayDataset(augmented.bank, [0, 1, 2], P.replace(blur=0.0), augment=True)
-    assert torch.equal(no_blur.sigmas(everything), torch.zeros(len(everything)))
-    train_set, val_set = T.train_val_sets(P)
-    assert train_set.augment and not val_set.augment
+    # log-uniform in [1/gain, gain]: its logarithm uniform around 0, lighter and denser alike
+    logs = gains.log() / math.log(P.gain)
+    assert -1 <= logs.min() < -0.5 and 0.5 < logs.max() <= 1 and abs(float(logs.mean())) < 0.25
+    assert all(torch.equal(a, b) for a, b in zip(plain.augmentation(everything),
+                                                 (torch.zeros(len(everything)), torch.ones(len(everything)))))
+    no_blur = XrayDataset(train_set.bank, [0, 1, 2], P.replace(blur=0.0), augment=True)
+    assert torch.equal(no_blur.augmentation(everything)[0], torch.zeros(len(everything)))
+    assert torch.equal(no_blur.augmentation(everything)[1], gains)  # the gain does not depend on the blur
+    neither = XrayDataset(train_set.bank, [0, 1, 2], P.replace(blur=0.0, gain=1.0), augment=True)
+    assert torch.equal(neither.augmentation(everything)[1], torch.ones(len(everything)))
+    train, val_set = T.train_val_sets(P)
+    assert train.augment and not val_set.augment
 
 
-def test_an_augmented_sample_is_made_from_the_blurred_specimen_by_both_paths(sets):
-    augmented, plain = sets
+def test_a_gain_scales_densities_and_clips_them_to_the_unit_range():
+    v = torch.tensor([0.0, 0.2, 0.5, 0.9]).repeat(3, 4, 4, 1)
+    out = augmented(v, torch.zeros(3), torch.tensor([1.0, 0.5, 2.0]))
+    assert torch.equal(out[0], v[0])
+    torch.testing.assert_close(out[1], v[1] * 0.5, rtol=0, atol=0)
+    torch.testing.assert_close(out[2, ..., :3], v[2, ..., :3] * 2, rtol=0, atol=0)
+    assert torch.equal(out[2, ..., 3], torch.ones(4, 4))  # 1.8 is beyond the densest bone
+    assert augmented(v, torch.zeros(3), torch.ones(3)) is v
+
+
+def test_an_augmented_sample_is_made_from_the_changed_specimen_by_both_paths(sets):
+    train_set, plain = sets
     index = 2  # specimen 0, view 1, not mirrored
-    s = augmented.locate(index)
+    s = train_set.locate(index)
     assert (s.specimen, s.mirrored) == (0, False)
-    sigma = augmented.sigmas([index])
-    specimen = blurred(augmented.bank.volume(0)[None], sigma)[0]
-    alpha, volume = make_sample(specimen, augmented.directions(0)[s.view], P)
-    item = augmented[index]
+    sigma, gain = train_set.augmentation([index])
+    specimen = (blurred(train_set.bank.volume(0)[None], sigma)[0] * gain).clamp(0, 1)
+    alpha, volume = make_sample(specimen, train_set.directions(0)[s.view], P)
+    item = train_set[index]
     torch.testing.assert_close(item["xray"][0], alpha)
     torch.testing.assert_close(item["volume"], volume)
     assert not torch.allclose(item["volume"], plain[index]["volume"])
     indices = [5, 2, 17, 30, 2]
-    batch = DevicePipeline(augmented).batch(indices)
-    items = [augmented[i] for i in indices]
+    batch = DevicePipeline(train_set).batch(indices)
+    items = [train_set[i] for i in indices]
     torch.testing.assert_close(batch["xray"], torch.stack([it["xray"] for it in items]), rtol=0, atol=1e-6)
     torch.testing.assert_close(batch["volume"], torch.stack([it["volume"] for it in items]), rtol=0, atol=1e-6)
 
@@ -99,6 +120,12 @@ def test_an_augmented_sample_is_made_from_the_blurred_specimen_by_both_paths(set
 def test_a_profiles_blur_is_checked(blur):
     with pytest.raises(ValueError, match=r"profile 'smoke': blur must be a number of voxels in \[0, 8\)"):
         P.replace(blur=blur)
+
+
+@pytest.mark.parametrize("gain", [0.5, 0, 4.5, float("nan"), float("inf"), "2"])
+def test_a_profiles_gain_is_checked(gain):
+    with pytest.raises(ValueError, match=r"profile 'smoke': gain must be a density factor in \[1, 4\]"):
+        P.replace(gain=gain)
 
 
 TINY = ModelConfig(in_size=8, slices=8, width=4, stem_width=2, levels=1, units_per_level=0, bottom_units=1,
@@ -127,24 +154,27 @@ def test_a_fine_tuning_run_starts_from_the_weights_it_is_given(tiny, tmp_path):
         T._start(RUN.replace(model="tiny-other"), 2, 0, 1, torch.device("cpu"), None, init=first["checkpoint"])
 
 
-def test_a_run_resumes_only_with_its_own_blur(tiny, tmp_path):
+def test_a_run_resumes_only_with_its_own_blur_and_gain(tiny, tmp_path):
     done = T.train(RUN, out_dir=tmp_path, progress=False)
     with pytest.raises(T.CheckpointError, match=r"blur: 1.5 there, 0.5 here"):
         T.load_checkpoint(done["checkpoint"], RUN.replace(blur=0.5))
+    with pytest.raises(T.CheckpointError, match=r"gain: 1.5 there, 2.0 here"):
+        T.load_checkpoint(done["checkpoint"], RUN.replace(gain=2.0))
     old = T.load_checkpoint(done["checkpoint"])
-    del old["profile"]["blur"]  # a checkpoint from before the blur trained without it
+    del old["profile"]["blur"], old["profile"]["gain"]  # a checkpoint from before them trained without them
     torch.save(old, tmp_path / "old.pt")
-    T.load_checkpoint(tmp_path / "old.pt", RUN.replace(blur=0.0))
-    with pytest.raises(T.CheckpointError, match=r"blur: 0.0 there, 1.5 here"):
+    T.load_checkpoint(tmp_path / "old.pt", RUN.replace(blur=0.0, gain=1.0))
+    with pytest.raises(T.CheckpointError, match=r"blur: 0.0 there, 1.5 here; gain: 1.0 there, 1.5 here"):
         T.load_checkpoint(tmp_path / "old.pt", RUN)
 
 
-def test_the_train_command_passes_init_and_blur(monkeypatch):
+def test_the_train_command_passes_init_blur_and_gain(monkeypatch):
     from xtomo.cli import main
 
     seen = []
-    monkeypatch.setattr(T, "train", lambda profile, **kw: seen.append((profile.blur, kw["init"])) or dict(
-        world_size=1, step=1, total_steps=1, val_l2=0.5, baseline_l2=1.0, checkpoint="ck.pt"))
-    main(["train", "--profile", "smoke", "--init", "shipped", "--blur", "1.2"])
+    monkeypatch.setattr(T, "train", lambda profile, **kw: seen.append((profile.blur, profile.gain, kw["init"])) or
+                        dict(world_size=1, step=1, total_steps=1, val_l2=0.5, baseline_l2=1.0, checkpoint="ck.pt"))
+    main(["train", "--profile", "smoke", "--init", "shipped", "--blur", "1.2", "--gain", "1.6"])
     main(["train", "--profile", "smoke"])
-    assert seen == [(1.2, "shipped"), (get_profile("smoke").blur, None)]
+    smoke = get_profile("smoke")
+    assert seen == [(1.2, 1.6, "shipped"), (smoke.blur, smoke.gain, None)]

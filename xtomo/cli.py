@@ -98,6 +98,9 @@ def _simulate(args) -> None:
          arg("--blur", type=float, default=None,
              help="blur each training specimen by a Gaussian of random sigma up to this many voxels "
                   "(default: the profile's)"),
+         arg("--gain", type=float, default=None,
+             help="scale each training specimen's densities by a random factor in [1/GAIN, GAIN] "
+                  "(default: the profile's)"),
          arg("--pipeline", choices=PIPELINES, default="auto",
              help="where the batches are made: device (on the training device, all specimens held there), "
                   "loader (a DataLoader's CPU workers), auto (device on a GPU, loader on a CPU); same samples"))
@@ -105,7 +108,7 @@ def _train(args) -> None:
     """Train the network of a profile; torchrun-compatible (torchrun --nproc-per-node N -m xtomo train)."""
     from xtomo.learning.train import train as run
 
-    overrides = {k: v for k in ("precision", "objective", "blur") if (v := getattr(args, k)) is not None}
+    overrides = {k: v for k in ("precision", "objective", "blur", "gain") if (v := getattr(args, k)) is not None}
     profile = get_profile(args.profile, **overrides)
     summary = run(profile, resume=args.resume, steps=args.steps, minutes=args.minutes,
                   out_dir=args.out, device=args.device, progress=sys.stderr.isatty(), pipeline=args.pipeline,

@@ -46,6 +46,8 @@ class Profile:
     surface_weight: float = 0.1   # the surface objective's cross-entropy weight beside L2
     blur: float = 0.0         # training specimens smoothed by a Gaussian of random sigma in [0, blur] voxels
                               # (real CTs are smoother than procedural crania; 0: none; xtomo.data.datasets)
+    gain: float = 1.0         # training specimens' densities scaled by a random factor in [1/gain, gain]
+                              # (log-uniform; real bone is as dense as its scan makes it; 1: none)
     # evaluation (chapter 5)
     eval_samples: int = 64        # held-out samples every method is scored on (seeded subset)
     classical_samples: int = 3    # of those, how many the slow classical method also runs on
@@ -101,6 +103,8 @@ def _validated(p: Profile) -> Profile:
     checks.positive(p.surface_weight, "surface_weight", what)
     if not (isinstance(p.blur, (int, float)) and 0 <= p.blur < 8):
         raise ValueError(f"{what}: blur must be a number of voxels in [0, 8), got {p.blur!r}")
+    if not (isinstance(p.gain, (int, float)) and 1 <= p.gain <= 4):
+        raise ValueError(f"{what}: gain must be a density factor in [1, 4] (1: none), got {p.gain!r}")
     checks.positive(p.lr, "lr", what)
     if p.n_val_species >= p.n_species:
         raise ValueError(

@@ -24,7 +24,7 @@ from xtomo.profiles import Profile, get_profile
 from xtomo.specimens import crania
 
 __all__ = ["PAPER_COUNTS", "ProceduralBank", "FileBank", "TensorBank", "XrayDataset", "ViewDataset",
-           "make_sample", "blurred", "view_target", "aligned_truth", "counts", "simulate_collection"]
+           "make_sample", "blurred", "augmented", "view_target", "aligned_truth", "counts", "simulate_collection"]
 
 #: What Henzler et al. (2018, Sec. 3) report for their dataset.
 PAPER_COUNTS = dict(species=175, val_species=20, views=1332, mirrors=2,
@@ -130,8 +130,10 @@ class XrayDataset(torch.utils.data.Dataset):
     Each specimen has ``n_views`` seeded directions on the +z hemisphere, each used as is and
     mirrored. Items are dicts: ``xray`` ``[1, S, S]`` alpha, ``volume`` ``[D, V, V]``, and the
     specimen, view, mirror flag and direction. Safe with ``DataLoader`` workers. With ``augment``
-    (training sets) and a profile's ``blur`` above 0, each sample's specimen is first smoothed by a
-    Gaussian of a seeded random width (``sigmas``): real CTs are smoother than the procedural crania.
+    (training sets), each sample's specimen is first smoothed by a Gaussian of a seeded random width
+    up to the profile's ``blur`` and its densities scaled by a seeded random gain within the profile's
+    ``gain`` (``augmentation``): real CTs are smoother than the procedural crania, and their bone is
+    as dense as their scanner, window and extinction coefficient make it.
     """
 
     def __init__(self, bank, specimens: Sequence[int] | None = None, profile: Profile | str = "quick",
@@ -177,19 +179,21 @@ class XrayDataset(torch.utils.data.Dataset):
         directions = torch.stack([table[s.specimen][s.view] for s in found])
         return [s.specimen for s in found], directions, torch.tensor([s.mirrored for s in found]), None
 
-    def sigmas(self, indices: Sequence[int]) -> torch.Tensor:
-        """The blur (Gaussian sigma, voxels) of each sample's specimen: uniform in [0, ``blur``], a function of
-        the profile's seed and the index; zero without ``augment``."""
+    def augmentation(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(blur, gain) ``[B]`` of each sample's specimen, functions of the profile's seed and the index:
+        the blur (Gaussian sigma, voxels) uniform in [0, ``blur``], the density gain log-uniform in
+        [1 / ``gain``, ``gain``]; (0, 1) without ``augment``."""
         p = self.profile
-        if not (self.augment and p.blur > 0):
-            return torch.zeros(len(indices))
+        if not self.augment or (p.blur == 0 and p.gain == 1):
+            return torch.zeros(len(indices)), torch.ones(len(indices))
         seeds = [p.seed * 1_000_003 + 17 + i % len(self) for i in indices]
-        return torch.cat([torch.rand(1, generator=torch.Generator().manual_seed(s)) for s in seeds]) * p.blur
+        u = torch.stack([torch.rand(2, generator=torch.Generator().manual_seed(s)) for s in seeds])
+        return u[:, 0] * p.blur, float(p.gain) ** (2 * u[:, 1] - 1)
 
     def __getitem__(self, index: int) -> dict:
         s = self.locate(index)
         d = self.directions(s.specimen)[s.view]
-        specimen = blurred(self.bank.volume(s.specimen)[None], self.sigmas([index]))[0]
+        specimen = augmented(self.bank.volume(s.specimen)[None], *self.augmentation([index]))[0]
         alpha, volume = make_sample(specimen, d, self.profile)
         if s.mirrored:
             alpha, volume = xray.mirror(alpha), xray.mirror(volume)
@@ -243,9 +247,9 @@ class ViewDataset(torch.utils.data.Dataset):
         return ([self.specimens[v] for v in picked.tolist()], self.directions[picked],
                 torch.tensor([m for _, m in found]), None if self.xrays is None else self.xrays[picked].float())
 
-    def sigmas(self, indices: Sequence[int]) -> torch.Tensor:
-        """No blur: a view dataset's volumes are used as they are."""
-        return torch.zeros(len(indices))
+    def augmentation(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """No blur, gain 1: a view dataset's volumes are used as they are."""
+        return torch.zeros(len(indices)), torch.ones(len(indices))
 
     def __getitem__(self, index: int) -> dict:
         view, mirrored = self.locate(index)
@@ -278,6 +282,14 @@ def blurred(volumes: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
         shape[2 + axis] = 2 * radius + 1
         out = F.conv3d(out, kernels.reshape(shape), padding="same", groups=b)
     return out[0]
+
+
+def augmented(volumes: torch.Tensor, sigmas: torch.Tensor, gains: torch.Tensor) -> torch.Tensor:
+    """Volumes ``[B, D, H, W]`` blurred (``blurred``) and their densities scaled by ``gains`` ``[B]``,
+    clipped to the densities' range [0, 1] as every loaded volume is."""
+    out = blurred(volumes, sigmas)
+    gains = gains.to(out.device, out.dtype).reshape(-1, 1, 1, 1)
+    return out if bool((gains == 1).all()) else (out * gains).clamp(0.0, 1.0)
 
 
 def _lateral(aligned: torch.Tensor, profile: Profile) -> torch.Tensor:

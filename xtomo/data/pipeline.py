@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from xtomo import _checks as checks
-from xtomo.data.datasets import blurred
+from xtomo.data.datasets import augmented
 from xtomo.imaging import xray
 from xtomo.profiles import PIPELINES
 
@@ -67,7 +67,7 @@ class DevicePipeline:
         p = self.profile
         specimens, directions, mirrored, given = self.dataset.views(list(indices))
         rows = torch.tensor([self._row[k] for k in specimens], device=self.device)
-        volumes = blurred(self.volumes.index_select(0, rows).float(), self.dataset.sigmas(list(indices)))
+        volumes = augmented(self.volumes.index_select(0, rows).float(), *self.dataset.augmentation(list(indices)))
         aligned = xray.align(volumes, directions.to(self.device), n_steps=p.n_steps, size=p.xray_size)
         alpha = xray.composite(aligned, chi=p.chi) if given is None else given.to(self.device)
         if p.xray_size != p.volume_size:  # the targets averaged down laterally, as make_sample does

@@ -91,7 +91,7 @@ class _Steps(torch.utils.data.Sampler):
 
 def train_val_sets(p: Profile) -> tuple[XrayDataset, XrayDataset]:
     """Training and validation datasets of a profile: split by species, never mixed; only training
-    samples are augmented (the profile's ``blur``)."""
+    samples are augmented (the profile's ``blur`` and ``gain``)."""
     bank = ProceduralBank(p)
     train_ids, val_ids = crania.split(bank.species, p.n_val_species, seed=p.seed)
     return XrayDataset(bank, train_ids, p, augment=True), XrayDataset(bank, val_ids, p)
@@ -162,8 +162,8 @@ def load_checkpoint(path: str | os.PathLike, profile: Profile | None = None) -> 
         raise CheckpointError(f"checkpoint {path} is not an xtomo checkpoint: it lacks {sorted(missing)}")
     if profile is not None:
         keys = ("model", "volume_size", "xray_size", "batch_size", "seed", "chi", "objective", "surface_weight",
-                "blur")
-        made = {"objective": "l2", "surface_weight": profile.surface_weight, "blur": 0.0,  # before these settings
+                "blur", "gain")
+        made = {"objective": "l2", "surface_weight": profile.surface_weight, "blur": 0.0, "gain": 1.0,  # before these
                 **ck["profile"]}
         changed = [f"{k}: {made.get(k)!r} there, {getattr(profile, k)!r} here"
                    for k in keys if made.get(k) != getattr(profile, k)]
