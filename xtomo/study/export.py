@@ -65,7 +65,10 @@ def import_responses(csv_path: str | os.PathLike, log: ResponseLog | str | os.Pa
     Every row must be valid (``protocol.validate_row``), from a person, of an exported study and
     pair, show that pair's two stimuli with the real one on ``real_side``, and be the only answer
     to its session's trial; its session must not be in the log already (imported twice). Nothing
-    is appended unless every row passes; the error names each bad line. Returns the rows appended.
+    is appended unless every row passes; the error names each bad line. The rows go in as one
+    append under the log's lock (``ResponseLog.extend``), checked again there against what the log
+    holds then: two imports of one file at once add it once, and a failed write adds nothing.
+    Returns the rows appended.
     """
     csv_path = Path(csv_path)
     log = log if isinstance(log, ResponseLog) else ResponseLog(log)
@@ -95,4 +98,11 @@ def import_responses(csv_path: str | os.PathLike, log: ResponseLog | str | os.Pa
         seen.add((r["session"], r["trial"]))
     if errors:
         raise ValueError(f"{csv_path}: {len(errors)} bad row(s), nothing imported:\n  " + "\n  ".join(errors[:10]))
-    return [log.append(r) for r in rows]
+
+    def not_yet_logged(logged: list[dict]) -> None:
+        again = sorted({r["session"] for r in rows} & {r["session"] for r in logged})
+        if again:
+            raise ValueError(f"{csv_path}: session(s) {', '.join(again)} already in {log.path} "
+                             "(imported before?); nothing imported")
+
+    return log.extend(rows, check=not_yet_logged)

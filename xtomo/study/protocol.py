@@ -233,9 +233,10 @@ def _format(row: dict) -> list:
 class ResponseLog:
     """An append-only response CSV: the header once, then one row per answered trial.
 
-    Every append opens the file with ``O_APPEND``, takes an exclusive lock, writes one whole row
-    and fsyncs it before returning, so concurrent sessions interleave whole rows and a crash loses
-    at most the trial being answered. Existing rows are never rewritten.
+    Every append opens the file with ``O_APPEND``, takes an exclusive lock, writes its rows whole
+    and fsyncs them before returning, so concurrent sessions interleave whole rows and a crash loses
+    at most the trial being answered. A write that fails part way (a full disk) is cut back to
+    where it began: all of its rows or none. Existing rows are never rewritten.
     """
 
     def __init__(self, path: str | os.PathLike):
@@ -243,26 +244,57 @@ class ResponseLog:
 
     def append(self, row: dict) -> dict:
         """Validate ``row`` and append it; returns the typed row."""
-        try:
-            row = validate_row(row)
-        except ValueError as error:
-            raise ValueError(f"{self.path}: refusing to log a bad row: {error}") from None
-        row["rt_s"] = float(f"{row['rt_s']:.4f}")   # as it will read back
+        return self.extend([row])[0]
+
+    def extend(self, rows, check: Callable[[list[dict]], None] | None = None) -> list[dict]:
+        """Validate ``rows`` and append them all, or none; returns the typed rows.
+
+        ``check(logged)``, called under the log's lock with the rows already in it, may raise to
+        refuse the whole append (say, rows that are there already).
+        """
+        typed = []
+        for row in rows:
+            try:
+                row = validate_row(row)
+            except ValueError as error:
+                raise ValueError(f"{self.path}: refusing to log a bad row: {error}") from None
+            row["rt_s"] = float(f"{row['rt_s']:.4f}")   # as it will read back
+            typed.append(row)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
         try:
             if fcntl is not None:
                 fcntl.flock(fd, fcntl.LOCK_EX)
             size = os.fstat(fd).st_size
-            if size == 0:
-                os.write(fd, _HEADER)
-            else:
+            if size:
                 self._check(fd, size)
-            os.write(fd, _line(_format(row)))
-            os.fsync(fd)
+            if check is not None:
+                check(read_responses(self.path) if size else [])
+            data = (b"" if size else _HEADER) + b"".join(_line(_format(r)) for r in typed)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            except OSError:
+                os.ftruncate(fd, size)  # all or nothing: no torn or partial import is left behind
+                raise
         finally:
             os.close(fd)  # releases the lock
-        return row
+        return typed
+
+    def writable(self) -> None:
+        """Raise (with the reason) if rows could not be appended now: the log is not a response log,
+        ends in a partial line, or cannot be written."""
+        if not self.path.exists():
+            return
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
+        try:
+            size = os.fstat(fd).st_size
+            if size:
+                self._check(fd, size)
+        finally:
+            os.close(fd)
 
     def _check(self, fd: int, size: int) -> None:
         """Refuse to append to a file that is not a response log or ends in a partial line."""
@@ -280,19 +312,25 @@ class ResponseLog:
 
 def read_responses(path: str | os.PathLike, study: str | None = None) -> list[dict]:
     """The typed rows of a response CSV (of one study, if given); a bad file or row fails with
-    an error that names the line and what is wrong with it (every bad line, up to ten)."""
+    an error that names the line and what is wrong with it (every bad line, up to ten). A trial
+    answered twice in one session (an import done twice) is a bad row."""
     path = Path(path)
     with open(path, newline="") as fh:
         reader = csv.DictReader(fh)
         if reader.fieldnames is None or list(reader.fieldnames) != FIELDS:
             raise ValueError(f"{path}: expected the header {','.join(FIELDS)}, got "
                              f"{','.join(reader.fieldnames or []) or 'an empty file'}")
-        rows, errors = [], []
+        rows, errors, lines = [], [], {}
         for row in reader:
             try:
                 if None in row:
                     raise ValueError(f"{len(FIELDS) + len(row[None])} values for {len(FIELDS)} columns")
-                rows.append(validate_row(row))
+                typed = validate_row(row)
+                key = typed["session"], typed["trial"]
+                if key in lines:
+                    raise ValueError(f"trial {key[1]} of session {key[0]} is already answered on line {lines[key]}")
+                lines[key] = reader.line_num
+                rows.append(typed)
             except ValueError as error:
                 errors.append(f"line {reader.line_num}: {error}")
     if errors:
