@@ -154,9 +154,10 @@ PROFILES: dict[str, Profile] = {
 }
 
 # The model that ships with the package (xtomo.learning.shipped): quick's data, split and network, trained
-# far longer than chapter 3 can (hours on a CPU), in bf16 where the CPU computes it natively.
+# far longer than chapter 3 can (hours on a CPU), in bf16 where the CPU computes it natively, on specimens
+# blurred and made lighter or denser at random, as real CTs are (benchmarks/RESULTS.md, `augment`).
 PROFILES["pretrained"] = PROFILES["quick"].replace(name="pretrained", steps=12_000, val_every=500,
-                                                   checkpoint_every=250, precision="auto")
+                                                   checkpoint_every=250, precision="auto", blur=1.2, gain=1.6)
 
 
 def get_profile(name: str | Profile = "quick", **overrides) -> Profile:

@@ -1,0 +1,77 @@
+"""Does the network depend on how dense a real skull comes out? The real head at several density scales.
+
+    python benchmarks/density_scale.py [--scales 0.5,0.7,1,1.4,2] [--views 8] [--model NAME=CKPT ...] [--write]
+
+How dense bone is in a CT volume depends on the scanner, its calibration, the window that maps its
+numbers to densities and the extinction coefficient, none of which a user controls once the file is
+made. This scales the real head's densities (clipped to [0, 1], as every loaded volume is) and scores
+each network of ours on its x-rays (ideal and physical, ``xtomo.evaluation.realcase``) against the
+even spread: a network that learned skulls and not one density should hold its ratio across the
+scales. Networks: the shipped model and every ``--model NAME=CHECKPOINT`` given. ``--write``
+replaces the ``density`` section of RESULTS.md.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from _common import RESULTS, busy_cores, heading, update_section
+
+from xtomo.data import realdata
+from xtomo.evaluation import realcase
+from xtomo.learning import shipped, train
+from xtomo.profiles import get_profile
+
+
+def rows(models: dict, scales: list[float], views: int) -> list[dict]:
+    """One row per network, acquisition and density scale: ratios of ours to the even spread."""
+    p = get_profile("quick")
+    head = realdata.head(p.volume_size)
+    out = []
+    for name, model in models.items():
+        for scale in scales:
+            for acquisition in realcase.ACQUISITIONS:
+                found, _ = realcase.evaluate_volume((head * scale).clamp(0, 1), model, p, views=views, seed=p.seed,
+                                                    name="real head", acquisition=acquisition)
+                out += [dict(r, network=name, scale=scale) for r in realcase.against_even(found)]
+    return out
+
+
+def table(found: list[dict], command: str, busy: float) -> str:
+    lines = heading("The real head at other density scales: ours over the even spread (`quick`)", command, busy)
+    lines[-1] += (" The head's densities times the scale, clipped to [0, 1]. Ratios are ours / even spread of the "
+                  "mean over the views (RMSE: per view, then averaged); p: one-sided paired t-test over views of "
+                  "\"ours has the smaller L2\".")
+    lines += ["", "| network | density scale | acquisition | views | L2 ratio | RMSE ratio | DSSIM ratio | p (L2) |",
+              "|---|---:|---|---:|---:|---:|---:|---:|"]
+    for r in found:
+        lines.append(f"| {r['network']} | {r['scale']:g} | {r['acquisition']} | {r['views']} | {r['l2 ours/even']:.3f} "
+                     f"| {r['rmse ours/even']:.3f} | {r['dssim ours/even']:.3f} | {r['l2 p']:.2g} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scales", default="0.5,0.7,1,1.4,2", help="density factors (default 0.5,0.7,1,1.4,2)")
+    parser.add_argument("--views", type=int, default=8, help="seeded views of the head (default 8)")
+    parser.add_argument("--model", action="append", default=[], metavar="NAME=CHECKPOINT",
+                        help="another network to score beside the shipped model (repeatable)")
+    parser.add_argument("--write", action="store_true", help=f"record the table in {RESULTS.name}")
+    args = parser.parse_args(argv)
+    if any("=" not in m for m in args.model):
+        parser.error("--model: expected NAME=CHECKPOINT")
+    busy = busy_cores()
+    models = {"shipped model": shipped.load()}
+    models |= {name: train.load_model(path) for name, path in (m.split("=", 1) for m in args.model)}
+    scales = [float(s) for s in args.scales.split(",")]
+    command = f"python benchmarks/density_scale.py --scales {args.scales} --views {args.views}" + "".join(
+        f" --model {m}" for m in args.model)
+    text = table(rows(models, scales, args.views), command, busy)
+    print(text)
+    if args.write:
+        update_section(RESULTS, text, name="density")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
