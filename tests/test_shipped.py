@@ -158,3 +158,31 @@ def test_a_model_shipped_for_a_profile_stands_for_it(exported, monkeypatch):
     finally:
         for suffix in (".pt", ".json"):
             (folder / f"smoke{suffix}").unlink()
+
+
+def test_a_model_fine_tuned_from_the_shipped_one_carries_its_history(exported, tmp_path, monkeypatch):
+    """``xtomo train --init shipped`` then ``export-model``: the manifest tells both runs end to end (their
+    commands in order, steps, samples and wall time summed, one validation curve whose steps, samples
+    and clock go on from the first run's) and names the weights it started from by their sha256."""
+    _, folder, first = exported
+    monkeypatch.setattr(shipped, "FOLDER", folder)
+    monkeypatch.setattr(shipped, "NAME", "tiny")
+    tuned = SMOKE.replace(lr=SMOKE.lr / 3, blur=1.0, gain=1.5)
+    train(tuned, steps=8, out_dir=tmp_path, progress=False, init="shipped")
+    ck = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert ck["based_on"]["sha256"] == first["sha256"]
+    info = shipped.export(tmp_path / "checkpoint.pt", name="tuned", folder=folder)
+    assert info["commands"] == first["commands"] + ["xtomo train --profile smoke --steps 8 --init shipped",
+                                                    "xtomo export-model CHECKPOINT --name tuned"]
+    assert info["step"] == first["step"] + 8 == info["total_steps"]
+    assert info["samples_seen"] == first["samples_seen"] + 8 * SMOKE.batch_size
+    assert info["wall_seconds"] == pytest.approx(first["wall_seconds"] + ck["history"][-1]["seconds"])
+    assert info["validation"][:len(first["validation"])] == first["validation"]
+    later = info["validation"][len(first["validation"]):]
+    assert [r["step"] for r in later] == [first["step"] + r["step"] for r in ck["history"]]
+    assert [r["val_l2"] for r in later] == [r["val_l2"] for r in ck["history"]]
+    for key in ("step", "samples", "seconds"):
+        values = [r[key] for r in info["validation"]]
+        assert values == sorted(values)
+    assert info["based_on"]["sha256"] == first["sha256"] and info["based_on"]["step"] == first["step"]
+    assert info["profile"]["blur"] == 1.0 and info["profile"]["gain"] == 1.5

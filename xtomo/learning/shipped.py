@@ -73,6 +73,8 @@ def export(checkpoint: str | os.PathLike, name: str | None = None, folder: str |
     steps = ck.get("total_steps", ck["step"])
     trained_by = command or (f"xtomo train --profile {profile['name']} --steps {steps}"
                              + (f" --init {ck['init']}" if ck.get("init") else ""))
+    validation = [{k: row[k] for k in ("step", "samples", "train_l2", "val_l2", "lr", "seconds")}
+                  for row in ck["history"]]
     info = dict(name=name, file=pt.name, sha256=_sha256(pt), bytes=pt.stat().st_size, dtype="float16",
                 commands=[trained_by, f"xtomo export-model CHECKPOINT --name {name}"],
                 seed=profile["seed"], code_version=ck.get("code_version"), step=ck["step"], total_steps=steps,
@@ -81,10 +83,26 @@ def export(checkpoint: str | os.PathLike, name: str | None = None, folder: str |
                 machine=ck.get("machine"), generator=ck.get("generator"), precision=profile.get("precision"),
                 profile=profile,
                 model_config=ck["model_config"], baseline_l2=ck.get("baseline_l2"), val_l2=ck.get("val_l2"),
-                validation=[{k: row[k] for k in ("step", "samples", "train_l2", "val_l2", "lr", "seconds")}
-                            for row in ck["history"]])
+                validation=validation)
+    if ck.get("based_on"):
+        info = _continued(ck["based_on"], info)
     write_json(js, info)
     return info
+
+
+def _continued(before: dict, info: dict) -> dict:
+    """The manifest of a model fine-tuned from the shipped model ``before`` (its manifest): the commands,
+    steps, samples, wall time and validation curve of both runs end to end, and ``based_on``, the
+    earlier model's sha256, machine and code version."""
+    offset = {k: before["validation"][-1][k] if before["validation"] else 0 for k in ("step", "samples", "seconds")}
+    later = [dict(row, **{k: row[k] + offset[k] for k in offset}) for row in info["validation"]]
+    return dict(info, commands=before["commands"] + info["commands"], step=before["step"] + info["step"],
+                total_steps=before["total_steps"] + info["total_steps"],
+                samples_seen=before["samples_seen"] + info["samples_seen"],
+                wall_seconds=before["wall_seconds"] + info["wall_seconds"],
+                validation=before["validation"] + later,
+                based_on={k: before.get(k) for k in ("name", "sha256", "step", "samples_seen", "wall_seconds",
+                                                     "machine", "code_version", "precision", "profile")})
 
 
 def manifest(name: str | None = None, folder: str | os.PathLike | None = None) -> dict:

@@ -233,6 +233,7 @@ class _Run:
     baseline: float | None = None
     running: list = dataclasses.field(default_factory=list)
     init: str | None = None  # the weights a new run started from ("shipped" or a checkpoint's path)
+    based_on: dict | None = None  # started from the shipped model: its manifest (how those weights were made)
 
 
 def train(profile: Profile | str = "quick", resume: bool = False, steps: int | None = None,
@@ -326,13 +327,17 @@ def _start(p: Profile, total: int, rank: int, world: int, device: torch.device, 
     if init is not None and not (resume_from is not None and resume_from.exists()):
         model.load_state_dict(initial_weights(init, model))
         run.init = str(init)
+        if run.init == "shipped":
+            from xtomo.learning import shipped
+
+            run.based_on = shipped.manifest()
     if resume_from is not None and resume_from.exists():
         ck = load_checkpoint(resume_from, p)
         model.load_state_dict(ck["model"])
         optimiser.load_state_dict(ck["optimiser"])
         schedule.load_state_dict(ck["schedule"])
         run.step, run.history, run.baseline, run.running = ck["step"], ck["history"], ck["baseline_l2"], ck["running"]
-        run.init = ck.get("init")
+        run.init, run.based_on = ck.get("init"), ck.get("based_on")
     return run
 
 
@@ -440,7 +445,8 @@ def _save(run: _Run, val: float | None, ck_path: Path, log_path: Path) -> None:
                  schedule=run.schedule.state_dict(), step=run.step, history=run.history, baseline_l2=run.baseline,
                  val_l2=val, total_steps=run.total, model_config=dataclasses.asdict(run.model.config),
                  profile=dataclasses.asdict(run.p), seed=run.p.seed, code_version=code_version(),
-                 world_size=run.world, running=run.running, machine=machine(), generator=crania.VERSION, init=run.init)
+                 world_size=run.world, running=run.running, machine=machine(), generator=crania.VERSION, init=run.init,
+                 based_on=run.based_on)
     save_torch(state, ck_path)
     write_csv(log_path, run.history, LOG_FIELDS)
 
