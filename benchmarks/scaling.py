@@ -3,14 +3,16 @@
     python benchmarks/scaling.py LABEL=CHECKPOINT ... [--samples 120] [--write]
 
 Each checkpoint (written by ``xtomo train``; ``shipped`` names the model that ships with the
-package) is scored by chapter 5's protocol (``xtomo.evaluation.scoring.evaluate``) at the ``quick``
-profile on the same held-out samples, beside NN and ORACLE. The table gives, per checkpoint, the
-samples it had seen, its training wall time, and in both metrics the mean error, the ratios
-ours/NN and ours/ORACLE and the one-sided paired p of "ours has the smaller error". Checkpoints taken
+package, and a ``.pt`` beside its ``.json`` manifest is a model stored as the package stores it) is
+scored by chapter 5's protocol (``xtomo.evaluation.scoring.evaluate``) at the ``quick`` profile on
+the same held-out samples, beside NN and ORACLE. The table gives, per checkpoint, the samples it had
+seen, its training wall time, and in both metrics the mean error, the ratios ours/NN and ours/ORACLE
+and the one-sided paired p of "ours has the smaller error". Checkpoints taken
 part-way through one long run stand where that run's cosine schedule had brought the learning
 rate, so they are not what a run of that length would give; the labels say which is which.
 ``--write`` replaces the ``scaling`` section of RESULTS.md and writes the rows to ``scaling.json``
-(beside this script), from which chapter 5 draws its scaling figure.
+(beside this script), from which chapter 5 draws its scaling figure; with ``--section NAME`` it
+replaces that section instead and leaves ``scaling.json`` alone.
 """
 from __future__ import annotations
 
@@ -42,17 +44,20 @@ def evaluated(label: str, path: str, samples: int, base: Path) -> dict:
     bank = base / scoring.BANK_FILE   # the x-ray bank is built once and shared
     if bank.exists():
         os.link(bank, out / scoring.BANK_FILE)
-    if path == "shipped":
-        ck = shipped.checkpoint()
+    if path == "shipped" or Path(path).with_suffix(".json").exists():  # the package's model, or one stored like it
+        name, folder = (None, None) if path == "shipped" else (Path(path).stem, Path(path).parent)
+        ck = shipped.checkpoint(name, folder)
         path = out / "shipped.pt"
-        shutil.copy(shipped.paths()[0], path)
+        shutil.copy(shipped.paths(name, folder)[0], path)
     else:
         ck = load_checkpoint(path)
     rows = read_csv(scoring.evaluate(p, checkpoint=path, progress=False, out_dir=out, shipped=False)["results"])
     if not bank.exists():
         os.link(out / scoring.BANK_FILE, bank)
-    seconds = ck["manifest"]["wall_seconds"] if "manifest" in ck else ck["history"][-1]["seconds"]
-    row = dict(label=label, step=ck["step"], samples_seen=ck["step"] * ck["profile"]["batch_size"],
+    made = ck.get("manifest") or dict(step=ck["step"], samples_seen=ck["step"] * ck["profile"]["batch_size"],
+                                      wall_seconds=ck["history"][-1]["seconds"])  # a shipped model: all its runs
+    seconds = made["wall_seconds"]
+    row = dict(label=label, step=made["step"], samples_seen=made["samples_seen"],
                hours=seconds / 3600, n=len({r["sample"] for r in rows}))
     for metric in ("l2", "dssim"):
         means = {r["method"]: r["mean"] for r in scoring.summary(rows, metric)}
@@ -87,6 +92,9 @@ def main(argv=None) -> int:
                         help="a label and an xtomo checkpoint (or 'shipped'), in the table's order")
     parser.add_argument("--samples", type=int, default=120, help="held-out samples scored (default 120)")
     parser.add_argument("--write", action="store_true", help=f"record the table in {RESULTS.name}")
+    parser.add_argument("--section", default="scaling",
+                        help="the RESULTS.md section --write replaces (default scaling; only that one also "
+                             "writes scaling.json, chapter 5's scaling figure)")
     args = parser.parse_args(argv)
     pairs = [item.split("=", 1) for item in args.checkpoints]
     if any(len(pair) != 2 for pair in pairs):
@@ -98,7 +106,8 @@ def main(argv=None) -> int:
     text = table(rows, command, busy)
     print(text)
     if args.write:
-        update_section(RESULTS, text, name="scaling")
+        update_section(RESULTS, text, name=args.section)
+    if args.write and args.section == "scaling":
         record = dict(measured=f"{_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC", command=command,
                       machine=machine_line(), profile="quick", rows=rows)
         atomic_write_text(RECORD, json.dumps(record, indent=1) + "\n")
