@@ -2,7 +2,7 @@
 
 The front door, the calls a user starts with::
 
-    xtomo.load_volume(path, size=128)      # a CT volume from NIfTI, DICOM, TIFF, npy/npz, video
+    xtomo.load_volume(path, size=128)      # a CT volume: NIfTI, MetaImage, NRRD, DICOM, TIFF, npy/npz, video
     xtomo.simulate(volume, direction)      # its Beer–Lambert x-ray (alpha, linear units)
     xtomo.align(volume, direction)         # the volume in that x-ray's camera frame, depth first
     xtomo.load_xray(path, gamma=None)      # a radiograph as alpha

@@ -235,7 +235,7 @@ def _view(text: str) -> tuple[float, float]:
     return az, el
 
 
-@command(arg("volume", help="volume file: .npy, .npz, NIfTI, DICOM, TIFF stack or slice video"),
+@command(arg("volume", help="volume file: .npy, .npz, NIfTI, MetaImage, NRRD, DICOM, TIFF stack or slice video"),
          arg("--mode", required=True, choices=["xray", "iso", "dvr", "mip", "anaglyph"],
              help="x-ray (opacity, bone bright), shaded iso-surface, direct volume rendering, "
                   "maximum intensity projection or red-cyan anaglyph"),

@@ -7,18 +7,27 @@ or unreadable files raise ``ValueError`` (``FileNotFoundError`` for a missing pa
 from __future__ import annotations
 
 import math
+import os
 import re
+import zlib
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
 __all__ = ["FormatError", "RawVolume", "read_volume", "read_radiograph", "radiograph_pixel_size", "file_suffix",
-           "natural_order", "ras_zyx", "dtype_full_scale"]
+           "natural_order", "ras_zyx", "dtype_full_scale", "MAX_VOXELS_VARIABLE", "DEFAULT_MAX_VOXELS", "max_voxels",
+           "check_claim", "inflate"]
 
 _LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)  # Rec. 709 luminance; the weights sum to 1
 _VIDEO = (".mp4", ".avi", ".mov", ".mkv")
 _TIFF = (".tif", ".tiff")
+
+MAX_VOXELS_VARIABLE = "XTOMO_MAX_VOXELS"
+DEFAULT_MAX_VOXELS = 2 ** 30
+"""The most voxels a volume file may claim (1024 cubed; a float32 copy is 4 GiB), unless the
+environment variable ``XTOMO_MAX_VOXELS`` says another number."""
+_DEFLATE_RATIO = 1032   # deflate (zlib, gzip, zip) expands its input at most about 1032-fold
 
 
 class FormatError(ValueError):
@@ -46,7 +55,7 @@ def read_volume(path) -> RawVolume:
 
 
 def _volume_reader(path: Path):
-    from xtomo.data import dicom
+    from xtomo.data import dicom, itkfiles
     if path.is_dir():
         files = [p for p in path.iterdir() if p.is_file()]
         if any(p.name.upper() == "DICOMDIR" or dicom.is_dicom(p) for p in files):
@@ -56,7 +65,8 @@ def _volume_reader(path: Path):
         raise FormatError(f"{path}: directory holds no DICOM files or .tif/.tiff slices")
     name = path.name.lower()
     readers = {".npy": _read_npy, ".npz": _read_npz, ".nii": _read_nifti, ".nii.gz": _read_nifti,
-               ".dcm": dicom.read_dicom_volume, **dict.fromkeys(_TIFF, _read_tiff_volume),
+               ".mha": itkfiles.read_metaimage, ".mhd": itkfiles.read_metaimage, ".nrrd": itkfiles.read_nrrd,
+               ".nhdr": itkfiles.read_nrrd, ".dcm": dicom.read_dicom_volume, **dict.fromkeys(_TIFF, _read_tiff_volume),
                **dict.fromkeys(_VIDEO, _read_video)}
     for suffix, reader in readers.items():
         if name.endswith(suffix):
@@ -68,10 +78,44 @@ def _volume_reader(path: Path):
 
 
 def _read_npy(path: Path) -> RawVolume:
+    with open(path, "rb") as fh:
+        shape, dtype = _npy_header(fh)
+        check_claim(path, shape, dtype, path.stat().st_size - fh.tell())
     return RawVolume(np.load(path, allow_pickle=False))
 
 
+def _npy_header(fh) -> tuple[tuple, np.dtype]:
+    """The shape and dtype an ``.npy`` header claims (the stream left at the data)."""
+    version = np.lib.format.read_magic(fh)
+    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, _, dtype = read(fh)
+    return shape, dtype
+
+
+def _check_npz(path: Path) -> None:
+    """Every array of an ``.npz`` claims no more than its compressed bytes can hold (numpy
+    allocates what a member's header claims before reading it)."""
+    import zipfile
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            if not info.filename.endswith(".npy"):
+                continue
+            compressed = info.compress_type != zipfile.ZIP_STORED
+            if info.compress_size > path.stat().st_size or (not compressed and info.file_size != info.compress_size):
+                raise FormatError(f"{path} ({info.filename}): cannot read this volume file: the archive claims "
+                                  f"{info.file_size:,} bytes in {info.compress_size:,}, and holds "
+                                  f"{path.stat().st_size:,} bytes in all")
+            with archive.open(info) as fh:
+                shape, dtype = _npy_header(fh)
+                start = fh.tell()
+            check_claim(path, shape, dtype, info.file_size - start, what=info.filename)
+            if compressed:
+                check_claim(path, (info.file_size,), np.uint8, info.compress_size, compressed=True,
+                            what=info.filename)
+
+
 def _read_npz(path: Path) -> RawVolume:
+    _check_npz(path)
     with np.load(path, allow_pickle=False) as npz:
         keys = list(npz.keys())
         if "volume" in npz:  # its array order kept; an affine, if saved, still places it
@@ -86,7 +130,15 @@ def _read_npz(path: Path) -> RawVolume:
 def _read_nifti(path: Path) -> RawVolume:
     import nibabel as nib
     image = nib.load(path)
-    proxy = image.dataobj
+    proxy = image.dataobj   # where the voxels start; nib.load's header has its offset reset
+    shape, dtype, offset = proxy.shape, image.get_data_dtype(), int(proxy.offset)
+    if path.name.lower().endswith(".gz"):
+        claimed = check_claim(path, shape, dtype, path.stat().st_size, compressed=True)
+        with open(path, "rb") as fh:   # counted, not kept: nibabel allocates what the header claims
+            held = inflate(path, fh, offset + claimed, keep=False) - offset
+    else:
+        held = path.stat().st_size - offset
+    check_claim(path, shape, dtype, held)
     data = np.asarray(proxy, dtype=np.float32)
     if data.ndim > 3 and math.prod(data.shape[3:]) == 1:
         data = data.reshape(data.shape[:3])
@@ -230,3 +282,75 @@ def _grey(array: np.ndarray, ndim: int) -> np.ndarray:
 def dtype_full_scale(array: np.ndarray) -> float | None:
     """The largest value an integer array's dtype holds (None for floats)."""
     return float(np.iinfo(array.dtype).max) if array.dtype.kind in "iu" else None
+
+
+# ---------------------------------------------------------------------------------------------
+# what a header claims, checked before anything of that size is allocated
+
+def max_voxels() -> int:
+    """The most voxels a volume file may claim: ``XTOMO_MAX_VOXELS`` if set, else :data:`DEFAULT_MAX_VOXELS`."""
+    text = os.environ.get(MAX_VOXELS_VARIABLE)
+    if text is None or not text.strip():
+        return DEFAULT_MAX_VOXELS
+    try:
+        limit = int(text.strip().replace("_", ""))
+    except ValueError:
+        limit = 0
+    if limit < 1:
+        raise ValueError(f"{MAX_VOXELS_VARIABLE}={text!r}: expected a positive whole number of voxels")
+    return limit
+
+
+def check_claim(path: Path, shape, dtype, held: int, *, compressed: bool = False, what: str = "",
+                size: int | None = None) -> int:
+    """The byte count that a header claims (``shape`` of ``dtype``), checked against the ``held`` bytes
+    of data the file has (``compressed``: the compressed bytes, which deflate expands at most
+    about 1032-fold) and against :func:`max_voxels`; a ``FormatError`` naming both otherwise.
+    ``what`` names the part of the file (a zip member); ``size`` is the files' length in all
+    (default: ``path``'s)."""
+    shape = tuple(int(n) for n in shape)
+    voxels = math.prod(shape)  # Python integers: a lying header cannot overflow them
+    claimed = voxels * np.dtype(dtype).itemsize
+    where = f"{path}{f' ({what})' if what else ''}: cannot read this volume file: its header claims shape " \
+            f"{shape} of {np.dtype(dtype)} ({claimed:,} bytes)"
+    if min(shape, default=0) < 0:
+        raise FormatError(f"{where}, a negative size")
+    if compressed and claimed > held * _DEFLATE_RATIO + 4096:
+        raise FormatError(f"{where}, more than its {held:,} compressed bytes can hold")
+    if not compressed and claimed != held:
+        raise FormatError(f"{where}, but the file holds {held:,} bytes of data "
+                          f"({path.stat().st_size if size is None else size:,} bytes in all)")
+    if voxels > max_voxels():
+        raise FormatError(f"{where}: {voxels:,} voxels, more than the {max_voxels():,} allowed "
+                          f"(set {MAX_VOXELS_VARIABLE} to read larger volumes)")
+    return claimed
+
+
+def inflate(path: Path, stream, claimed: int, *, keep: bool = True) -> bytearray | int:
+    """Decompress the zlib or gzip data (members one after another) read from ``stream``, never
+    holding more than the ``claimed`` bytes: the bytes (``keep``) or their count, which must be
+    ``claimed``; a ``FormatError`` otherwise. Memory grows with the data found, not the claim."""
+    out, count, pending = bytearray(), 0, b""
+    decoder = zlib.decompressobj(zlib.MAX_WBITS | 32)  # either header
+    while True:
+        if not pending:
+            pending = stream.read(1 << 20)
+            if not pending:
+                break
+        if decoder.eof:
+            if not pending.strip(b"\0"):  # zero padding after the last member
+                pending = b""
+                continue
+            decoder = zlib.decompressobj(zlib.MAX_WBITS | 32)
+        piece = decoder.decompress(pending, claimed + 1 - count)
+        count += len(piece)
+        if count > claimed:
+            raise FormatError(f"{path}: cannot read this volume file: its compressed data hold more than the "
+                              f"{claimed:,} bytes its header claims")
+        if keep:
+            out += piece
+        pending = decoder.unused_data if decoder.eof else decoder.unconsumed_tail
+    if not decoder.eof or count != claimed:
+        raise FormatError(f"{path}: cannot read this volume file: its compressed data hold {count:,} bytes"
+                          f"{'' if decoder.eof else ' and end early'}; its header claims {claimed:,}")
+    return out if keep else count
