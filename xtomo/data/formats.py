@@ -133,9 +133,9 @@ def _read_nifti(path: Path) -> RawVolume:
     proxy = image.dataobj   # where the voxels start; nib.load's header has its offset reset
     shape, dtype, offset = proxy.shape, image.get_data_dtype(), int(proxy.offset)
     if path.name.lower().endswith(".gz"):
-        claimed = check_claim(path, shape, dtype, path.stat().st_size, compressed=True)
+        check_claim(path, shape, dtype, path.stat().st_size, compressed=True)
         with open(path, "rb") as fh:   # counted, not kept: nibabel allocates what the header claims
-            held = inflate(path, fh, offset + claimed, keep=False) - offset
+            held = inflate(path, fh, shape, dtype, header=offset, keep=False)
     else:
         held = path.stat().st_size - offset
     check_claim(path, shape, dtype, held)
@@ -301,6 +301,16 @@ def max_voxels() -> int:
     return limit
 
 
+def _claim(path: Path, shape, dtype, what: str = "") -> tuple[tuple, int, int, str]:
+    """The shape a header claims as ints, its voxels and bytes, and the words that say so."""
+    shape = tuple(int(n) for n in shape)
+    voxels = math.prod(shape)  # Python integers: a lying header cannot overflow them
+    claimed = voxels * np.dtype(dtype).itemsize
+    where = f"{path}{f' ({what})' if what else ''}: cannot read this volume file: its header claims shape " \
+            f"{shape} of {np.dtype(dtype)} ({claimed:,} bytes)"
+    return shape, voxels, claimed, where
+
+
 def check_claim(path: Path, shape, dtype, held: int, *, compressed: bool = False, what: str = "",
                 size: int | None = None) -> int:
     """The byte count that a header claims (``shape`` of ``dtype``), checked against the ``held`` bytes
@@ -308,28 +318,27 @@ def check_claim(path: Path, shape, dtype, held: int, *, compressed: bool = False
     about 1032-fold) and against :func:`max_voxels`; a ``FormatError`` naming both otherwise.
     ``what`` names the part of the file (a zip member); ``size`` is the files' length in all
     (default: ``path``'s)."""
-    shape = tuple(int(n) for n in shape)
-    voxels = math.prod(shape)  # Python integers: a lying header cannot overflow them
-    claimed = voxels * np.dtype(dtype).itemsize
-    where = f"{path}{f' ({what})' if what else ''}: cannot read this volume file: its header claims shape " \
-            f"{shape} of {np.dtype(dtype)} ({claimed:,} bytes)"
+    shape, voxels, claimed, where = _claim(path, shape, dtype, what)
     if min(shape, default=0) < 0:
         raise FormatError(f"{where}, a negative size")
+    total = path.stat().st_size if size is None else size
     if compressed and claimed > held * _DEFLATE_RATIO + 4096:
-        raise FormatError(f"{where}, more than its {held:,} compressed bytes can hold")
+        raise FormatError(f"{where}, more than its {held:,} compressed bytes can hold ({total:,} bytes in all)")
     if not compressed and claimed != held:
-        raise FormatError(f"{where}, but the file holds {held:,} bytes of data "
-                          f"({path.stat().st_size if size is None else size:,} bytes in all)")
+        raise FormatError(f"{where}, but the file holds {held:,} bytes of data ({total:,} bytes in all)")
     if voxels > max_voxels():
         raise FormatError(f"{where}: {voxels:,} voxels, more than the {max_voxels():,} allowed "
                           f"(set {MAX_VOXELS_VARIABLE} to read larger volumes)")
     return claimed
 
 
-def inflate(path: Path, stream, claimed: int, *, keep: bool = True) -> bytearray | int:
-    """Decompress the zlib or gzip data (members one after another) read from ``stream``, never
-    holding more than the ``claimed`` bytes: the bytes (``keep``) or their count, which must be
-    ``claimed``; a ``FormatError`` otherwise. Memory grows with the data found, not the claim."""
+def inflate(path: Path, stream, shape, dtype, *, header: int = 0, keep: bool = True) -> bytearray | int:
+    """Decompress the zlib or gzip data (members one after another) read from ``stream``: ``header``
+    bytes, then the voxels a header claims (``shape`` of ``dtype``). Never holds more than that:
+    memory grows with the data found, not with the claim. Returns the voxels' bytes (``keep``) or
+    their count; a ``FormatError`` if there are more or fewer than claimed."""
+    shape, _, claimed, where = _claim(path, shape, dtype)
+    claimed += header
     out, count, pending = bytearray(), 0, b""
     decoder = zlib.decompressobj(zlib.MAX_WBITS | 32)  # either header
     while True:
@@ -345,12 +354,11 @@ def inflate(path: Path, stream, claimed: int, *, keep: bool = True) -> bytearray
         piece = decoder.decompress(pending, claimed + 1 - count)
         count += len(piece)
         if count > claimed:
-            raise FormatError(f"{path}: cannot read this volume file: its compressed data hold more than the "
-                              f"{claimed:,} bytes its header claims")
+            raise FormatError(f"{where}, but its compressed data hold more")
         if keep:
             out += piece
         pending = decoder.unused_data if decoder.eof else decoder.unconsumed_tail
     if not decoder.eof or count != claimed:
-        raise FormatError(f"{path}: cannot read this volume file: its compressed data hold {count:,} bytes"
-                          f"{'' if decoder.eof else ' and end early'}; its header claims {claimed:,}")
-    return out if keep else count
+        raise FormatError(f"{where}, but its compressed data hold {max(count - header, 0):,} bytes"
+                          f"{'' if decoder.eof else ' and end early'}")
+    return out[header:] if keep and header else out if keep else count - header

@@ -312,7 +312,8 @@ def _voxels(path: Path, sources, sizes, dtype: np.dtype, compressed: bool, *, by
         with open(file, "rb") as fh:
             fh.seek(start)
             if compressed:
-                parts.append(np.frombuffer(inflate(path, fh, claimed // len(sources)), dtype))
+                parts.append(np.frombuffer(inflate(path, fh, (per_file,) if len(sources) > 1 else sizes, dtype),
+                                           dtype))
             else:
                 parts.append(np.fromfile(fh, dtype, count=per_file))
     array = parts[0] if len(parts) == 1 else np.concatenate(parts)
