@@ -187,12 +187,14 @@ def _read_video(path: Path) -> RawVolume:
 
 def read_radiograph(path, frame: int | None = None) -> tuple[np.ndarray, float | None]:
     """One 2-D image in ``path`` (PNG, JPEG, TIFF or DICOM, the last named anyhow), colour folded to
-    grey, and its full scale (the largest value its integers can hold; None for floats).
+    grey, and its full scale: the largest value of the significant bits the file states (PNG
+    sBIT, TIFF BitsPerSample or S/MaxSampleValue, DICOM Bits Stored; see ``io.load_xray``), else
+    the largest its integers can hold; None for floats.
     ``frame`` chooses one frame of a multi-frame DICOM file, which needs it."""
     from xtomo.data import dicom
     path = _existing(path)
     suffix = file_suffix(path)
-    readers = {".png": _read_image, ".jpg": _read_image, ".jpeg": _read_image,
+    readers = {".png": _read_png, ".jpg": _read_image, ".jpeg": _read_image,
                **dict.fromkeys(_TIFF, _read_tiff_image), ".dcm": dicom.read_dicom_radiograph}
     reader = readers.get(suffix) or (dicom.read_dicom_radiograph if dicom.is_dicom(path) else None)
     if path.is_dir() or reader is None:
@@ -225,6 +227,42 @@ def _read_image(path: Path):
     return iio.imread(path), None
 
 
+def _read_png(path: Path):
+    """A PNG and its full scale: ``2**sBIT - 1`` where its sBIT chunk says fewer significant bits
+    than its samples have and the values are stored as they are (none above that, not all
+    multiples of ``2**(depth - sBIT)``); None (the container's) otherwise, as for values scaled up
+    to the sample depth as the PNG specification asks."""
+    import imageio.v3 as iio
+    array = iio.imread(path)
+    depth, bits = _png_bits(path)
+    if bits is None or not 0 < bits < depth or array.dtype.kind != "u" or 8 * array.dtype.itemsize != depth:
+        return array, None   # (a 16-bit colour PNG comes as 8 bits from Pillow)
+    samples = array[..., :-1] if array.ndim == 3 and array.shape[-1] in (2, 4) else array  # not alpha
+    top = 2 ** bits - 1
+    scaled_up = samples.max() > top or not (samples % (1 << (depth - bits))).any()
+    return array, None if scaled_up else float(top)
+
+
+def _png_bits(path: Path) -> tuple[int, int | None]:
+    """The sample depth (IHDR) of a PNG and the significant bits of its grey or colour samples
+    (sBIT, None without it or for a palette image), read from the chunks before the image data."""
+    depth, colour, bits = 0, 0, None
+    with open(path, "rb") as fh:
+        if fh.read(8) != b"\x89PNG\r\n\x1a\n":
+            return depth, bits
+        while len(head := fh.read(8)) == 8:
+            length, kind = int.from_bytes(head[:4], "big"), head[4:]
+            if kind in (b"IDAT", b"IEND"):
+                break
+            data = fh.read(min(length, 64))
+            fh.seek(length - len(data) + 4, 1)   # the rest, and the CRC
+            if kind == b"IHDR" and len(data) >= 10:
+                depth, colour = data[8], data[9]
+            elif kind == b"sBIT" and data and colour != 3:
+                bits = max(data[:3] if colour in (2, 6) else data[:1])
+    return depth, bits
+
+
 def _read_tiff_image(path: Path):
     """One TIFF image with any sample (colour) axis moved last."""
     import tifffile
@@ -235,7 +273,24 @@ def _read_tiff_image(path: Path):
         array = series.asarray()
         if "S" in series.axes:
             array = np.moveaxis(array, series.axes.index("S"), -1)
-    return array, None
+        return array, _tiff_full_scale(series.pages[0], array)
+
+
+def _tiff_full_scale(page, array: np.ndarray) -> float | None:
+    """The largest of fewer significant bits than the samples' type holds, where the TIFF says so:
+    BitsPerSample (12-bit data unpacked to 16), or an SMaxSampleValue/MaxSampleValue of the form
+    ``2**k - 1`` (other values are statistics of the image, as TIFF 6.0 defines MaxSampleValue);
+    the smallest of them. None: the type's. SMinSampleValue is not used (0 stays 0)."""
+    if array.dtype.kind != "u":
+        return None
+    container = np.iinfo(array.dtype).max
+    tops = [2 ** page.bitspersample - 1] if 0 < page.bitspersample < 8 * array.dtype.itemsize else []
+    for code in (341, 281):   # SMaxSampleValue, MaxSampleValue
+        tag = page.tags.get(code)
+        value = int(np.max(tag.value)) if tag is not None and np.size(tag.value) else 0
+        if 0 < value < container and (value + 1) & value == 0:
+            tops.append(value)
+    return float(min(tops)) if tops else None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -329,6 +329,14 @@ def load_xray(path, gamma=None, *, size=None, frame: int | None = None) -> torch
     its Bits Stored after the modality LUT/rescale and VOI LUT/window, MONOCHROME1 inverted so
     that bone is bright). RGB(A) folds to grey by Rec. 709 luminance, dropping alpha.
 
+    The full scale of integers is the largest value of the bits the file says it uses: a PNG's
+    ``sBIT`` chunk (12-bit values stored as they are in a 16-bit PNG: 4095; values scaled up to
+    16 bits as the PNG specification asks, seen as values above 4095 or low bits all zero:
+    65535), a TIFF's BitsPerSample, or its SMaxSampleValue/MaxSampleValue where that is
+    ``2**k - 1`` (SMinSampleValue is not used). Where the file does not say, the container's:
+    255 for 8-bit, 65535 for 16-bit images, so 12-bit data in a 16-bit file without ``sBIT``
+    reads 16 times too transparent (rescale it, or add the chunk).
+
     ``gamma`` undoes a display gamma: a display value is v = linear ** (1 / gamma), so
     linear = v ** gamma (e.g. gamma=2.2 for sRGB-like images); None leaves values as they are.
     ``size`` (at most :data:`~xtomo.data.io.MAX_XRAY_SIZE`) resizes, anti-aliased, to ``size x size``;
