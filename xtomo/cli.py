@@ -250,6 +250,8 @@ def _view(text: str) -> tuple[float, float]:
          arg("--transfer", default="bone", metavar="NAME",
              help="transfer function for dvr: bone, skin-bone, rainbow (default: bone)"),
          arg("--out", required=True, metavar="PNG", help="image file to write (.png)"),
+         arg("--bits", type=int, choices=(8, 16), default=8,
+             help="bits per pixel of the PNG: 16 for --mode xray (opacity, as load_xray reads it; default: 8)"),
          arg("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)"))
 def _render(args) -> None:
     """Render a volume from a view as a PNG: x-ray, iso-surface, DVR, MIP or anaglyph."""
@@ -267,13 +269,18 @@ def _render(args) -> None:
         raise ValueError(f"--size {args.size} with --volume-size {args.volume_size} renders through {samples:,} "
                          f"samples, more than the {max_voxels():,} allowed ({MAX_VOXELS_VARIABLE}); lower either")
     writable_target(args.out, (".png",), "--out")
+    if args.bits == 16 and args.mode != "xray":
+        raise ValueError(f"--bits 16 is for --mode xray; --mode {args.mode} writes an 8-bit PNG")
     if args.mode == "dvr" and args.transfer not in rendering.TRANSFERS:
         raise ValueError(f"unknown --transfer {args.transfer!r}; choose one of {sorted(rendering.TRANSFERS)}")
     device = checks.device(args.device)
     volume = io.load_volume(args.volume, size=args.volume_size).to(device)
     picture = rendering.image(volume, args.mode, xray.direction(az, el).to(device), size=args.size,
                               level=args.level, transfer=args.transfer).cpu()
-    print(rendering.save_png(picture, args.out))
+    if args.mode == "xray" and args.bits == 16:   # picture is the opacity 1 - alpha
+        print(io.save_xray(1 - picture, args.out, bits=16))
+    else:
+        print(rendering.save_png(picture, args.out))
 
 
 @command(arg("volume", help="volume file: NIfTI, DICOM, npz/npy, TIFF stack or slice video"),
