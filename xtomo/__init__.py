@@ -21,7 +21,7 @@ chapter 5's protocol, chapter 8's reality check) → ``study`` (the 2AFC user st
 """
 __version__ = "0.1.0"
 
-import importlib  # noqa: E402
+import importlib as _importlib  # noqa: E402
 
 from xtomo._lazy import short_names  # noqa: E402
 from xtomo.data.io import load_volume, load_xray  # noqa: E402
@@ -40,12 +40,12 @@ _SHORT: dict[str, str] = {}
 def __getattr__(name: str):
     """A subpackage, or a module of one by its own name (``xtomo.metrics``), imported when first asked."""
     if name in SUBPACKAGES:
-        return importlib.import_module(f"{__name__}.{name}")
+        return _importlib.import_module(f"{__name__}.{name}")
     if not name.startswith("_"):
         if not _SHORT:
             _SHORT.update(short_names(__name__, SUBPACKAGES))
         if name in _SHORT:
-            return importlib.import_module(_SHORT[name])
+            return _importlib.import_module(_SHORT[name])
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
