@@ -312,3 +312,28 @@ def test_cli_rejects_bad_views_and_missing_files(volume_file, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("xtomo: error: ") and "missing.npy" in err and "no such file" in err
     assert not (tmp_path / "x.png").exists()
+
+
+def test_cli_writes_a_16_bit_xray(volume_file, tmp_path, capsys):
+    """--bits 16: the x-ray as load_xray reads it back, to 1/65535 of the rendered alpha (8 bits:
+    only to 1/255); other modes stay 8-bit and say so."""
+    from xtomo.data import io
+
+    args = ["render", str(volume_file), "--mode", "xray", "--view", "40,25", "--size", "32", "--volume-size", "32"]
+    assert cli.main([*args, "--bits", "16", "--out", str(tmp_path / "x16.png")]) == 0
+    assert cli.main([*args, "--out", str(tmp_path / "x8.png")]) == 0
+    assert capsys.readouterr().out.split() == [str(tmp_path / "x16.png"), str(tmp_path / "x8.png")]
+    stored = iio.imread(tmp_path / "x16.png")
+    assert stored.dtype == np.uint16 and stored.shape == (32, 32) and stored.max() > 255
+    assert iio.imread(tmp_path / "x8.png").dtype == np.uint8
+    alpha = render.radiograph(io.load_volume(volume_file, size=32), xray.direction(40.0, 25.0), size=32)
+    error16 = (io.load_xray(tmp_path / "x16.png") - alpha).abs().max().item()
+    error8 = (io.load_xray(tmp_path / "x8.png") - alpha).abs().max().item()
+    assert error16 <= 0.5 / 65535 + 1e-6 < 1 / 1024 < error8 <= 0.5 / 255 + 1e-6
+    iso = ["render", str(volume_file), "--mode", "iso", "--bits", "16", "--out", str(tmp_path / "i.png")]
+    assert cli.main(iso) == 2
+    assert capsys.readouterr().err == "xtomo: error: --bits 16 is for --mode xray; --mode iso writes an 8-bit PNG\n"
+    assert not (tmp_path / "i.png").exists()
+    with pytest.raises(SystemExit):
+        cli.main([*args, "--bits", "12", "--out", str(tmp_path / "x12.png")])
+    assert "invalid choice: 12" in capsys.readouterr().err

@@ -238,39 +238,52 @@ def _view(text: str) -> tuple[float, float]:
     return az, el
 
 
-@command(arg("volume", help="volume file: .npy, .npz, NIfTI, DICOM, TIFF stack or slice video"),
+@command(arg("volume", help="volume file: .npy, .npz, NIfTI, MetaImage, NRRD, DICOM, TIFF stack or slice video"),
          arg("--mode", required=True, choices=["xray", "iso", "dvr", "mip", "anaglyph"],
              help="x-ray (opacity, bone bright), shaded iso-surface, direct volume rendering, "
                   "maximum intensity projection or red-cyan anaglyph"),
          arg("--view", default="30,20", metavar="AZ,EL",
              help="view azimuth and elevation in degrees (default: 30,20; --view=-30,20 for a "
                   "negative azimuth)"),
-         arg("--size", type=int, default=256, metavar="N", help="image side in pixels (default: 256)"),
+         arg("--size", type=int, default=256, metavar="N", help="image side in pixels, 2 to 8192 (default: 256)"),
          arg("--volume-size", type=int, default=128, metavar="V",
-             help="resample the volume to V^3 voxels first (default: 128)"),
+             help="resample the volume to V^3 voxels first, V from 2 to 1024 (default: 128); V x N x N "
+                  "is at most XTOMO_MAX_VOXELS (default 2^30)"),
          arg("--level", type=float, default=0.1, help="iso level for iso and anaglyph (default: 0.1)"),
          arg("--transfer", default="bone", metavar="NAME",
              help="transfer function for dvr: bone, skin-bone, rainbow (default: bone)"),
          arg("--out", required=True, metavar="PNG", help="image file to write (.png)"),
+         arg("--bits", type=int, choices=(8, 16), default=8,
+             help="bits per pixel of the PNG: 16 for --mode xray (opacity, as load_xray reads it; default: 8)"),
          arg("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)"))
 def _render(args) -> None:
     """Render a volume from a view as a PNG: x-ray, iso-surface, DVR, MIP or anaglyph."""
     from xtomo.data import io
+    from xtomo.data.formats import MAX_VOXELS_VARIABLE, max_voxels
     from xtomo.imaging import render as rendering
     from xtomo.imaging import xray
 
     az, el = _view(args.view)
-    if args.size < 2 or args.volume_size < 2:
-        raise ValueError(f"--size and --volume-size must be at least 2, "
+    if not (2 <= args.size <= io.MAX_XRAY_SIZE and 2 <= args.volume_size <= io.MAX_VOLUME_SIZE):
+        raise ValueError(f"--size must be 2 to {io.MAX_XRAY_SIZE} and --volume-size 2 to {io.MAX_VOLUME_SIZE}, "
                          f"got {args.size} and {args.volume_size}")
+    samples = args.volume_size * args.size ** 2   # the camera-frame volume every mode renders through
+    if samples > max_voxels():
+        raise ValueError(f"--size {args.size} with --volume-size {args.volume_size} renders through {samples:,} "
+                         f"samples, more than the {max_voxels():,} allowed ({MAX_VOXELS_VARIABLE}); lower either")
     writable_target(args.out, (".png",), "--out")
+    if args.bits == 16 and args.mode != "xray":
+        raise ValueError(f"--bits 16 is for --mode xray; --mode {args.mode} writes an 8-bit PNG")
     if args.mode == "dvr" and args.transfer not in rendering.TRANSFERS:
         raise ValueError(f"unknown --transfer {args.transfer!r}; choose one of {sorted(rendering.TRANSFERS)}")
     device = checks.device(args.device)
     volume = io.load_volume(args.volume, size=args.volume_size).to(device)
     picture = rendering.image(volume, args.mode, xray.direction(az, el).to(device), size=args.size,
                               level=args.level, transfer=args.transfer).cpu()
-    print(rendering.save_png(picture, args.out))
+    if args.mode == "xray" and args.bits == 16:   # picture is the opacity 1 - alpha
+        print(io.save_xray(1 - picture, args.out, bits=16))
+    else:
+        print(rendering.save_png(picture, args.out))
 
 
 @command(arg("volume", help="volume file: NIfTI, DICOM, npz/npy, TIFF stack or slice video"),

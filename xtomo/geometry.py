@@ -4,7 +4,7 @@ An x-ray's pixel size comes from its file where the file says it, from the user 
 says it, and otherwise from :data:`DEFAULT_FOV_MM` (``xtomo.data.io.xray_pixel_size``). A
 reconstruction fills the cube whose side is the squared x-ray's width, so its voxels follow from
 the x-ray's pixels; its affine places it in the *detector frame* (``view_affine``). A volume read
-from a NIfTI or DICOM file keeps that file's own (patient, RAS) frame instead.
+from a NIfTI, DICOM, MetaImage or NRRD file keeps that file's own (patient, RAS) frame instead.
 """
 from __future__ import annotations
 

@@ -2,10 +2,11 @@
 
 ``io`` (CT volumes and radiographs in and out, in the project's conventions), ``formats`` (the
 file formats people have, read as stored), ``dicom`` (DICOM series, DICOMDIR, radiographs,
-compressed or not), ``meshes`` (iso-surfaces as STL or PLY), ``realdata`` (the real files the
-book fetches from packages), ``datasets`` (species banks and the x-ray/volume pairs of the paper).
+compressed or not), ``itkfiles`` (MetaImage and NRRD, as ITK tools and 3D Slicer write them),
+``meshes`` (iso-surfaces as STL or PLY), ``realdata`` (the real files the book fetches from
+packages), ``datasets`` (species banks and the x-ray/volume pairs of the paper).
 """
 from xtomo._lazy import submodules
 
-__all__ = ["io", "formats", "dicom", "meshes", "realdata", "datasets"]
+__all__ = ["io", "formats", "dicom", "itkfiles", "meshes", "realdata", "datasets"]
 __getattr__, __dir__ = submodules(__name__, __all__)

@@ -27,8 +27,8 @@ from xtomo.data.formats import (
 )
 from xtomo.files import atomic_path
 
-__all__ = ["HU_WINDOW", "FIT_RADIUS", "load_volume", "load_volume_affine", "prepare_volume", "dry_skull",
-           "save_volume", "load_xray", "xray_pixel_size", "save_xray"]
+__all__ = ["HU_WINDOW", "FIT_RADIUS", "MAX_VOLUME_SIZE", "MAX_XRAY_SIZE", "load_volume", "load_volume_affine",
+           "prepare_volume", "dry_skull", "save_volume", "load_xray", "xray_pixel_size", "save_xray"]
 
 HU_WINDOW = (150.0, 2000.0)
 """Default CT window (lo, hi) in HU: density = (HU - lo) / (hi - lo), limited to [0, 1].
@@ -43,6 +43,12 @@ density is linear in mu: density = (1000 * mu / mu_water - 1000 - lo) / (hi - lo
 FIT_RADIUS = 0.48
 """Radius, in unit-cube lengths, of the sphere that ``fit`` scales the specimen into (margin 0.02)."""
 
+MAX_VOLUME_SIZE = 1024
+"""The largest cube side ``load_volume``/``prepare_volume`` resample to (1024 cubed float32 is 4 GiB)."""
+
+MAX_XRAY_SIZE = 8192
+"""The largest side ``load_xray(size=...)`` resizes to."""
+
 _HU_DETECT = -500.0  # data whose minimum lies below this are taken to be CT numbers
 
 
@@ -54,18 +60,31 @@ def load_volume(path, size: int = 128, *, hu_window=None, fit: bool = True, thre
     """Read a volume file and resample it to a ``[size, size, size]`` density cube.
 
     Formats: ``.npy``, ``.npz`` (key ``volume``, or its single array; optional ``spacing`` and
-    ``affine``), NIfTI ``.nii``/``.nii.gz``, DICOM (a directory of slices, a DICOMDIR, or one
-    multi-frame file; named ``*.dcm`` or anyhow, recognised by the DICOM preamble), TIFF (a
-    multi-page ``.tif``/``.tiff`` or a directory of single-page slices) and slice videos
+    ``affine``), NIfTI ``.nii``/``.nii.gz``, MetaImage ``.mha`` (data inline) and ``.mhd`` (data in
+    one file, a ``LIST`` or a ``%d`` pattern of files beside it), NRRD ``.nrrd`` (data attached)
+    and ``.nhdr`` (detached), DICOM (a directory of slices, a DICOMDIR, or one multi-frame file;
+    named ``*.dcm`` or anyhow, recognised by the DICOM preamble), TIFF (a multi-page
+    ``.tif``/``.tiff`` or a directory of single-page slices) and slice videos
     (``.mp4 .avi .mov .mkv``: each frame a z-slice, RGB folded to grey, 8-bit values read as
-    linear density / 255 as the paper did for its UTCT slice videos).
+    linear density / 255 as the paper did for its UTCT slice videos). MetaImage and NRRD: one
+    channel, 3-D, 8- to 64-bit integers or floats of either byte order, raw or deflated
+    (``CompressedData = True``; ``encoding: gzip``), placed by ``ElementSpacing``, ``Offset`` and
+    ``TransformMatrix`` (LPS, as ITK writes them) or by ``space``, ``space directions`` (else
+    ``spacings``) and ``space origin`` (LPS, RAS or LAS; scanner-xyz and 3D-right-handed are taken
+    as RAS); lengths are read as mm.
 
-    NIfTI and DICOM are put in nibabel's closest canonical RAS+ orientation and stored
-    (z, y, x) = (S, A, R): x grows to the patient's Right, y to Anterior, z to Superior.
-    Other formats keep their array order. ``spacing`` (z, y, x) overrides the voxel size read from
-    the file (npy, TIFF and videos carry none and default to isotropic). The remaining arguments
-    are those of :func:`~xtomo.data.io.prepare_volume`. :func:`~xtomo.data.io.load_volume_affine` also returns
+    NIfTI, MetaImage, NRRD and DICOM are put in nibabel's closest canonical RAS+ orientation and
+    stored (z, y, x) = (S, A, R): x grows to the patient's Right, y to Anterior, z to Superior; one
+    volume saved in any of them loads as the same cube with the same affine. Other formats keep
+    their array order. ``spacing`` (z, y, x) overrides the voxel size read from the file (npy,
+    TIFF and videos carry none and default to isotropic). The remaining arguments are those of
+    :func:`~xtomo.data.io.prepare_volume`. :func:`~xtomo.data.io.load_volume_affine` also returns
     where the cube lies in the file's world (mm).
+
+    A file whose header claims more voxel bytes than it holds (or, deflated, more than its
+    compressed bytes can hold), or more voxels than ``XTOMO_MAX_VOXELS`` (an environment
+    variable; default ``2**30``, 1024 cubed), fails before anything of that size is allocated;
+    ``size`` is at most :data:`~xtomo.data.io.MAX_VOLUME_SIZE`.
     """
     return load_volume_affine(path, size, hu_window=hu_window, fit=fit, threshold=threshold, spacing=spacing)[0]
 
@@ -79,6 +98,7 @@ def load_volume_affine(path, size: int = 128, *, hu_window=None, fit: bool = Tru
     with ``fit=False`` at the file's own cubic size, a volume is written back with its affine.
     """
     path = Path(path)
+    checks.integer(size, "size", minimum=2, maximum=MAX_VOLUME_SIZE, what=str(path))  # before reading
     raw = read_volume(path)
     if spacing is not None:
         new = np.array(_spacing(spacing, str(path)))
@@ -188,7 +208,7 @@ def _affine(shape, spacing, affine, source) -> np.ndarray:
 
 def _prepare(raw: RawVolume, size, hu_window, fit, threshold, source) -> tuple[torch.Tensor, np.ndarray]:
     """The density cube of a volume as read, and its affine (see ``load_volume_affine``)."""
-    size = checks.integer(size, "size", minimum=2, what=source)
+    size = checks.integer(size, "size", minimum=2, maximum=MAX_VOLUME_SIZE, what=source)
     array = np.squeeze(raw.array)
     if array.ndim != 3 or min(array.shape) < 2:
         raise ValueError(f"{source}: expected a 3-D volume with every side >= 2 voxels, "
@@ -309,13 +329,24 @@ def load_xray(path, gamma=None, *, size=None, frame: int | None = None) -> torch
     its Bits Stored after the modality LUT/rescale and VOI LUT/window, MONOCHROME1 inverted so
     that bone is bright). RGB(A) folds to grey by Rec. 709 luminance, dropping alpha.
 
+    The full scale of integers is the largest value of the bits the file says it uses: a PNG's
+    ``sBIT`` chunk (12-bit values stored as they are in a 16-bit PNG: 4095; values scaled up to
+    16 bits as the PNG specification asks, seen as values above 4095 or low bits all zero:
+    65535), a TIFF's BitsPerSample, or its SMaxSampleValue/MaxSampleValue where that is
+    ``2**k - 1`` (SMinSampleValue is not used). Where the file does not say, the container's:
+    255 for 8-bit, 65535 for 16-bit images, so 12-bit data in a 16-bit file without ``sBIT``
+    reads 16 times too transparent (rescale it, or add the chunk).
+
     ``gamma`` undoes a display gamma: a display value is v = linear ** (1 / gamma), so
     linear = v ** gamma (e.g. gamma=2.2 for sRGB-like images); None leaves values as they are.
-    ``size`` resizes, anti-aliased, to ``size x size``; a non-square image is first padded to a
-    square, centred, with background (alpha = 1). ``frame`` chooses one frame of a multi-frame
-    DICOM file (which needs it). ``xray_pixel_size`` says how many mm its pixels span.
+    ``size`` (at most :data:`~xtomo.data.io.MAX_XRAY_SIZE`) resizes, anti-aliased, to ``size x size``;
+    a non-square image is first padded to a square, centred, with background (alpha = 1).
+    ``frame`` chooses one frame of a multi-frame DICOM file (which needs it). ``xray_pixel_size``
+    says how many mm its pixels span.
     """
     path = Path(path)
+    if size is not None:  # before reading
+        checks.integer(size, "size", minimum=2, maximum=MAX_XRAY_SIZE, what=str(path))
     image, full_scale = read_radiograph(path, frame)
     bad = image.size - np.count_nonzero(np.isfinite(image)) if image.dtype.kind == "f" else 0
     if bad:
@@ -383,7 +414,7 @@ def xray_pixel_size(path: str | os.PathLike | None, shape: tuple[int, int], *, p
 
 def _resize_square(alpha: np.ndarray, size, source) -> np.ndarray:
     """Pad to a centred square with background (alpha = 1), then resize anti-aliased."""
-    size = checks.integer(size, "size", minimum=2, what=source)
+    size = checks.integer(size, "size", minimum=2, maximum=MAX_XRAY_SIZE, what=source)
     from skimage.transform import resize
     h, w = alpha.shape
     n = max(h, w)
