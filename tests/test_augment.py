@@ -157,15 +157,18 @@ def test_a_fine_tuning_run_starts_from_the_weights_it_is_given(tiny, tmp_path):
 def test_a_run_resumes_only_with_its_own_blur_and_gain(tiny, tmp_path):
     done = T.train(RUN, out_dir=tmp_path, progress=False)
     with pytest.raises(T.CheckpointError, match=r"blur: 1.5 there, 0.5 here"):
-        T.load_checkpoint(done["checkpoint"], RUN.replace(blur=0.5))
+        T.load_checkpoint(done["checkpoint"], RUN.replace(blur=0.5), resuming=True)
     with pytest.raises(T.CheckpointError, match=r"gain: 1.5 there, 2.0 here"):
-        T.load_checkpoint(done["checkpoint"], RUN.replace(gain=2.0))
+        T.load_checkpoint(done["checkpoint"], RUN.replace(gain=2.0), resuming=True)
+    T.load_checkpoint(done["checkpoint"], RUN.replace(blur=0.0, gain=1.0))  # evaluating it needs neither
     old = T.load_checkpoint(done["checkpoint"])
     del old["profile"]["blur"], old["profile"]["gain"]  # a checkpoint from before them trained without them
     torch.save(old, tmp_path / "old.pt")
-    T.load_checkpoint(tmp_path / "old.pt", RUN.replace(blur=0.0, gain=1.0))
+    T.load_checkpoint(tmp_path / "old.pt", RUN.replace(blur=0.0, gain=1.0), resuming=True)
     with pytest.raises(T.CheckpointError, match=r"blur: 0.0 there, 1.5 here; gain: 1.0 there, 1.5 here"):
-        T.load_checkpoint(tmp_path / "old.pt", RUN)
+        T.load_checkpoint(tmp_path / "old.pt", RUN, resuming=True)
+    with pytest.raises(T.CheckpointError, match=r"blur: 1.5 there, 0.0 here"):
+        T.train(RUN.replace(blur=0.0), resume=True, out_dir=tmp_path, progress=False)
 
 
 def test_the_train_command_passes_init_blur_and_gain(monkeypatch):

@@ -147,8 +147,12 @@ def _distributed() -> tuple[int, int]:
     return (dist.get_rank(), world) if world > 1 else (0, 1)
 
 
-def load_checkpoint(path: str | os.PathLike, profile: Profile | None = None) -> dict:
-    """A checkpoint's contents, read with ``weights_only=True``; clear errors when it is unusable."""
+def load_checkpoint(path: str | os.PathLike, profile: Profile | None = None, resuming: bool = False) -> dict:
+    """A checkpoint's contents, read with ``weights_only=True``; clear errors when it is unusable.
+
+    With ``profile``, its network, data and objective must be the checkpoint's; ``resuming`` (a run
+    that continues) asks the same of the training-only augmentation (``blur``, ``gain``), which a
+    network may be evaluated without."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
@@ -162,7 +166,7 @@ def load_checkpoint(path: str | os.PathLike, profile: Profile | None = None) -> 
         raise CheckpointError(f"checkpoint {path} is not an xtomo checkpoint: it lacks {sorted(missing)}")
     if profile is not None:
         keys = ("model", "volume_size", "xray_size", "batch_size", "seed", "chi", "objective", "surface_weight",
-                "blur", "gain")
+                *(("blur", "gain") if resuming else ()))
         made = {"objective": "l2", "surface_weight": profile.surface_weight, "blur": 0.0, "gain": 1.0,  # before these
                 **ck["profile"]}
         changed = [f"{k}: {made.get(k)!r} there, {getattr(profile, k)!r} here"
@@ -332,7 +336,7 @@ def _start(p: Profile, total: int, rank: int, world: int, device: torch.device, 
 
             run.based_on = shipped.manifest()
     if resume_from is not None and resume_from.exists():
-        ck = load_checkpoint(resume_from, p)
+        ck = load_checkpoint(resume_from, p, resuming=True)
         model.load_state_dict(ck["model"])
         optimiser.load_state_dict(ck["optimiser"])
         schedule.load_state_dict(ck["schedule"])
