@@ -70,8 +70,9 @@ def evaluated(label: str, path: str, samples: int, base: Path) -> dict:
     return row
 
 
-def table(rows: list[dict], command: str, busy: float) -> str:
-    lines = heading("How much training it takes (`quick` network, chapter 5's protocol)", command, busy)
+def table(rows: list[dict], command: str, busy: float,
+          title: str = "How much training it takes (`quick` network, chapter 5's protocol)") -> str:
+    lines = heading(title, command, busy)
     lines[-1] += (" Each checkpoint scored on the same held-out samples of the `quick` profile beside NN and "
                   "ORACLE; ratios are ours / baseline, p the one-sided paired t-test of \"ours has the smaller "
                   "error\"; hours: the checkpoint's training wall time.")
@@ -103,7 +104,8 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="xtomo-scaling-") as tmp:   # species volumes: the quick artifacts'
         rows = [evaluated(label, path, args.samples, Path(tmp)) for label, path in pairs]
     command = "python benchmarks/scaling.py " + " ".join(args.checkpoints) + f" --samples {args.samples}"
-    text = table(rows, command, busy)
+    text = table(rows, command, busy, *(() if args.section == "scaling" else (
+        f"Chapter 5's protocol on the `quick` network (`{args.section}`)",)))
     print(text)
     if args.write:
         update_section(RESULTS, text, name=args.section)
