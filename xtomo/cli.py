@@ -286,7 +286,7 @@ def _render(args) -> None:
         print(rendering.save_png(picture, args.out))
 
 
-@command(arg("volume", help="volume file: NIfTI, DICOM, npz/npy, TIFF stack or slice video"),
+@command(arg("volume", help="volume file: .npy, .npz, NIfTI, MetaImage, NRRD, DICOM, TIFF stack or slice video"),
          arg("--level", type=float, required=True, help="the iso-level, a density in [0, 1] (e.g. 0.1)"),
          arg("--out", required=True, metavar="MESH", help="mesh file to write: .stl or .ply"),
          arg("--volume-size", type=int, default=128, metavar="V",
