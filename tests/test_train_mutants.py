@@ -159,8 +159,9 @@ def _the_checkpoint_holds_everything_a_resumed_run_needs(whole):
     ck = whole["ck"]
     assert set(ck) == {"model", "optimiser", "schedule", "step", "history", "baseline_l2", "val_l2", "total_steps",
                        "model_config", "profile", "seed", "code_version", "world_size", "running", "machine",
-                       "generator", "init"}
-    assert (ck["step"], ck["total_steps"], ck["seed"], ck["world_size"], ck["init"]) == (5, 5, P.seed, 1, None)
+                       "generator", "init", "based_on"}
+    assert (ck["step"], ck["total_steps"], ck["seed"], ck["world_size"], ck["init"], ck["based_on"]) == \
+        (5, 5, P.seed, 1, None, None)
     assert ck["machine"] == T.machine() and ck["generator"] == crania.VERSION
     assert ck["model_config"] == dataclasses.asdict(TINY) and ck["profile"] == dataclasses.asdict(P)
     assert ck["code_version"] == T.code_version() and ck["running"] == []   # the last step was logged
