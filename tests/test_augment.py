@@ -11,7 +11,7 @@ import math
 import pytest
 import torch
 
-from xtomo.data.datasets import ProceduralBank, XrayDataset, augmented, blurred, make_sample
+from xtomo.data.datasets import CUT_TILT, ProceduralBank, XrayDataset, augmented, blurred, make_sample, truncated
 from xtomo.data.pipeline import DevicePipeline
 from xtomo.learning import model as model_module
 from xtomo.learning import train as T
@@ -19,7 +19,7 @@ from xtomo.learning.model import ModelConfig
 from xtomo.profiles import get_profile
 
 P = get_profile("smoke").replace(n_species=5, n_val_species=2, n_views=6, volume_size=8, xray_size=8, blur=1.5,
-                                 gain=1.5)
+                                 gain=1.5, cut=0.4)
 
 
 def kernel(sigma):
@@ -68,21 +68,29 @@ def sets():
 def test_blur_and_gain_are_seeded_per_sample_within_the_profiles_ranges(sets):
     train_set, plain = sets
     everything = list(range(len(train_set)))
-    sigmas, gains = train_set.augmentation(everything)
+    sigmas, gains, cuts, tilts = train_set.augmentation(everything)
     again = train_set.augmentation(everything)
-    assert torch.equal(sigmas, again[0]) and torch.equal(gains, again[1])
+    assert all(torch.equal(a, b) for a, b in zip((sigmas, gains, cuts, tilts), again))
     assert len(set(sigmas.tolist())) == len(everything) and len(set(gains.tolist())) == len(everything)
     assert 0 <= sigmas.min() and sigmas.max() <= P.blur and sigmas.max() > P.blur / 2
     # log-uniform in [1/gain, gain]: its logarithm uniform around 0, lighter and denser alike
     logs = gains.log() / math.log(P.gain)
     assert -1 <= logs.min() < -0.5 and 0.5 < logs.max() <= 1 and abs(float(logs.mean())) < 0.25
-    assert all(torch.equal(a, b) for a, b in zip(plain.augmentation(everything),
-                                                 (torch.zeros(len(everything)), torch.ones(len(everything)))))
+    # half the samples whole, the others cut by up to `cut` on a plane leaning up to CUT_TILT
+    assert 0.3 < float((cuts == 0).float().mean()) < 0.7 and 0 <= cuts.min() and P.cut / 2 < cuts.max() <= P.cut
+    assert tilts.abs().max() <= CUT_TILT and tilts.min() < 0 < tilts.max()
+    nothing = (torch.zeros(len(everything)), torch.ones(len(everything))) + (torch.zeros(len(everything)),) * 2
+    assert all(torch.equal(a, b) for a, b in zip(plain.augmentation(everything), nothing, strict=True))
     no_blur = XrayDataset(train_set.bank, [0, 1, 2], P.replace(blur=0.0), augment=True)
     assert torch.equal(no_blur.augmentation(everything)[0], torch.zeros(len(everything)))
     assert torch.equal(no_blur.augmentation(everything)[1], gains)  # the gain does not depend on the blur
+    assert torch.equal(no_blur.augmentation(everything)[2], cuts)  # nor does the cut
     neither = XrayDataset(train_set.bank, [0, 1, 2], P.replace(blur=0.0, gain=1.0), augment=True)
     assert torch.equal(neither.augmentation(everything)[1], torch.ones(len(everything)))
+    assert torch.equal(neither.augmentation(everything)[2], cuts)
+    uncut = XrayDataset(train_set.bank, [0, 1, 2], P.replace(cut=0.0), augment=True).augmentation(everything)
+    assert torch.equal(uncut[0], sigmas) and torch.equal(uncut[1], gains)
+    assert torch.equal(uncut[2], torch.zeros_like(cuts))
     train, val_set = T.train_val_sets(P)
     assert train.augment and not val_set.augment
 
@@ -99,17 +107,19 @@ def test_a_gain_scales_densities_and_clips_them_to_the_unit_range():
 
 def test_an_augmented_sample_is_made_from_the_changed_specimen_by_both_paths(sets):
     train_set, plain = sets
-    index = 2  # specimen 0, view 1, not mirrored
+    index = next(i for i in range(0, len(train_set), 2) if train_set.augmentation([i])[2] > 0)  # a cut one
     s = train_set.locate(index)
-    assert (s.specimen, s.mirrored) == (0, False)
-    sigma, gain = train_set.augmentation([index])
-    specimen = (blurred(train_set.bank.volume(0)[None], sigma)[0] * gain).clamp(0, 1)
-    alpha, volume = make_sample(specimen, train_set.directions(0)[s.view], P)
+    assert not s.mirrored
+    sigma, gain, cut, tilt = train_set.augmentation([index])
+    specimen = truncated(train_set.bank.volume(s.specimen)[None], cut, tilt)
+    specimen = (blurred(specimen, sigma)[0] * gain).clamp(0, 1)
+    alpha, volume = make_sample(specimen, train_set.directions(s.specimen)[s.view], P)
     item = train_set[index]
     torch.testing.assert_close(item["xray"][0], alpha)
     torch.testing.assert_close(item["volume"], volume)
     assert not torch.allclose(item["volume"], plain[index]["volume"])
-    indices = [5, 2, 17, 30, 2]
+    indices = [5, 2, 17, 30, 2, index]
+    assert 0 < int((train_set.augmentation(indices)[2] > 0).sum()) < len(indices)  # cut and whole in one batch
     batch = DevicePipeline(train_set).batch(indices)
     items = [train_set[i] for i in indices]
     torch.testing.assert_close(batch["xray"], torch.stack([it["xray"] for it in items]), rtol=0, atol=1e-6)
@@ -130,6 +140,12 @@ def test_a_profiles_gain_is_checked(gain):
 
 TINY = ModelConfig(in_size=8, slices=8, width=4, stem_width=2, levels=1, units_per_level=0, bottom_units=1,
                    up_units=0, stride=1)
+@pytest.mark.parametrize("cut", [-0.1, 0.61, float("nan"), "0.2"])
+def test_a_profiles_cut_is_checked(cut):
+    with pytest.raises(ValueError, match=r"profile 'smoke': cut must be a fraction of the specimen's height"):
+        P.replace(cut=cut)
+
+
 RUN = P.replace(model="tiny-augment", batch_size=4, steps=2, val_every=2, checkpoint_every=2, val_samples=3)
 
 
@@ -160,12 +176,15 @@ def test_a_run_resumes_only_with_its_own_blur_and_gain(tiny, tmp_path):
         T.load_checkpoint(done["checkpoint"], RUN.replace(blur=0.5), resuming=True)
     with pytest.raises(T.CheckpointError, match=r"gain: 1.5 there, 2.0 here"):
         T.load_checkpoint(done["checkpoint"], RUN.replace(gain=2.0), resuming=True)
-    T.load_checkpoint(done["checkpoint"], RUN.replace(blur=0.0, gain=1.0))  # evaluating it needs neither
+    with pytest.raises(T.CheckpointError, match=r"cut: 0.4 there, 0.2 here"):
+        T.load_checkpoint(done["checkpoint"], RUN.replace(cut=0.2), resuming=True)
+    T.load_checkpoint(done["checkpoint"], RUN.replace(blur=0.0, gain=1.0, cut=0.0))  # evaluating it needs none
     old = T.load_checkpoint(done["checkpoint"])
-    del old["profile"]["blur"], old["profile"]["gain"]  # a checkpoint from before them trained without them
+    del old["profile"]["blur"], old["profile"]["gain"], old["profile"]["cut"]  # from before them: without them
     torch.save(old, tmp_path / "old.pt")
-    T.load_checkpoint(tmp_path / "old.pt", RUN.replace(blur=0.0, gain=1.0), resuming=True)
-    with pytest.raises(T.CheckpointError, match=r"blur: 0.0 there, 1.5 here; gain: 1.0 there, 1.5 here"):
+    T.load_checkpoint(tmp_path / "old.pt", RUN.replace(blur=0.0, gain=1.0, cut=0.0), resuming=True)
+    with pytest.raises(T.CheckpointError,
+                       match=r"blur: 0.0 there, 1.5 here; gain: 1.0 there, 1.5 here; cut: 0.0 there, 0.4 here"):
         T.load_checkpoint(tmp_path / "old.pt", RUN, resuming=True)
     with pytest.raises(T.CheckpointError, match=r"blur: 1.5 there, 0.0 here"):
         T.train(RUN.replace(blur=0.0), resume=True, out_dir=tmp_path, progress=False)
@@ -175,9 +194,10 @@ def test_the_train_command_passes_init_blur_and_gain(monkeypatch):
     from xtomo.cli import main
 
     seen = []
-    monkeypatch.setattr(T, "train", lambda profile, **kw: seen.append((profile.blur, profile.gain, kw["init"])) or
+    monkeypatch.setattr(T, "train", lambda profile, **kw: seen.append((profile.blur, profile.gain, profile.cut,
+                                                                       kw["init"])) or
                         dict(world_size=1, step=1, total_steps=1, val_l2=0.5, baseline_l2=1.0, checkpoint="ck.pt"))
-    main(["train", "--profile", "smoke", "--init", "shipped", "--blur", "1.2", "--gain", "1.6"])
+    main(["train", "--profile", "smoke", "--init", "shipped", "--blur", "1.2", "--gain", "1.6", "--cut", "0.3"])
     main(["train", "--profile", "smoke"])
     smoke = get_profile("smoke")
-    assert seen == [(1.2, 1.6, "shipped"), (smoke.blur, smoke.gain, None)]
+    assert seen == [(1.2, 1.6, 0.3, "shipped"), (smoke.blur, smoke.gain, smoke.cut, None)]

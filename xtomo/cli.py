@@ -101,6 +101,9 @@ def _simulate(args) -> None:
          arg("--gain", type=float, default=None,
              help="scale each training specimen's densities by a random factor in [1/GAIN, GAIN] "
                   "(default: the profile's)"),
+         arg("--cut", type=float, default=None,
+             help="cut each training specimen from below by a plane removing a random fraction up to CUT of its "
+                  "height, then fit it into the cube again (default: the profile's)"),
          arg("--pipeline", choices=PIPELINES, default="auto",
              help="where the batches are made: device (on the training device, all specimens held there), "
                   "loader (a DataLoader's CPU workers), auto (device on a GPU, loader on a CPU); same samples"))
@@ -108,7 +111,7 @@ def _train(args) -> None:
     """Train the network of a profile; torchrun-compatible (torchrun --nproc-per-node N -m xtomo train)."""
     from xtomo.learning.train import train as run
 
-    overrides = {k: v for k in ("precision", "objective", "blur", "gain") if (v := getattr(args, k)) is not None}
+    overrides = {k: v for k in ("precision", "objective", "blur", "gain", "cut") if (v := getattr(args, k)) is not None}
     profile = get_profile(args.profile, **overrides)
     summary = run(profile, resume=args.resume, steps=args.steps, minutes=args.minutes,
                   out_dir=args.out, device=args.device, progress=sys.stderr.isatty(), pipeline=args.pipeline,

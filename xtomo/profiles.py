@@ -48,6 +48,9 @@ class Profile:
                               # (real CTs are smoother than procedural crania; 0: none; xtomo.data.datasets)
     gain: float = 1.0         # training specimens' densities scaled by a random factor in [1/gain, gain]
                               # (log-uniform; real bone is as dense as its scan makes it; 1: none)
+    cut: float = 0.0          # half the training specimens cut from below by a plane removing a random share
+                              # in [0, cut] of their height, then fitted into the cube again (a CT's field of
+                              # view often cuts a head's jaw and face; 0: none; xtomo.data.datasets.truncated)
     # evaluation (chapter 5)
     eval_samples: int = 64        # held-out samples every method is scored on (seeded subset)
     classical_samples: int = 3    # of those, how many the slow classical method also runs on
@@ -105,6 +108,9 @@ def _validated(p: Profile) -> Profile:
         raise ValueError(f"{what}: blur must be a number of voxels in [0, 8), got {p.blur!r}")
     if not (isinstance(p.gain, (int, float)) and 1 <= p.gain <= 4):
         raise ValueError(f"{what}: gain must be a density factor in [1, 4] (1: none), got {p.gain!r}")
+    if not (isinstance(p.cut, (int, float)) and 0 <= p.cut <= 0.6):
+        raise ValueError(f"{what}: cut must be a fraction of the specimen's height in [0, 0.6] (0: none), "
+                         f"got {p.cut!r}")
     checks.positive(p.lr, "lr", what)
     if p.n_val_species >= p.n_species:
         raise ValueError(
@@ -157,10 +163,13 @@ PROFILES: dict[str, Profile] = {
 # far longer than chapter 3 can (hours on a CPU), in bf16 where the CPU computes it natively
 # (`xtomo train --profile pretrained`), then fine-tuned from those weights at a third of the learning rate
 # on specimens blurred and made lighter or denser at random, as real CTs are (`xtomo train --profile tuned
-# --init shipped`; benchmarks/RESULTS.md, `augment` and `density`).
+# --init shipped`; benchmarks/RESULTS.md, `augment` and `density`), then fine-tuned again with half the
+# specimens also cut from below, as a CT's field of view cuts a head (`xtomo train --profile cut --init
+# shipped`; RESULTS.md, `cut`).
 PROFILES["pretrained"] = PROFILES["quick"].replace(name="pretrained", steps=12_000, val_every=500,
                                                    checkpoint_every=250, precision="auto")
 PROFILES["tuned"] = PROFILES["pretrained"].replace(name="tuned", steps=2_000, lr=3e-4, blur=1.2, gain=1.6)
+PROFILES["cut"] = PROFILES["tuned"].replace(name="cut", cut=0.4)
 
 
 def get_profile(name: str | Profile = "quick", **overrides) -> Profile:

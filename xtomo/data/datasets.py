@@ -18,13 +18,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from xtomo.data.io import FIT_RADIUS
 from xtomo.files import artifacts_dir, atomic_path, write_json
 from xtomo.imaging import xray
 from xtomo.profiles import Profile, get_profile
 from xtomo.specimens import crania
 
 __all__ = ["PAPER_COUNTS", "ProceduralBank", "FileBank", "TensorBank", "XrayDataset", "ViewDataset",
-           "make_sample", "blurred", "augmented", "view_target", "aligned_truth", "counts", "simulate_collection"]
+           "CUT_TILT", "make_sample", "blurred", "truncated", "augmented", "view_target", "aligned_truth", "counts",
+           "simulate_collection"]
+
+CUT_TILT = math.radians(20)  #: the cutting plane of ``truncated`` leans up to this far forward or back
 
 #: What Henzler et al. (2018, Sec. 3) report for their dataset.
 PAPER_COUNTS = dict(species=175, val_species=20, views=1332, mirrors=2,
@@ -130,10 +134,12 @@ class XrayDataset(torch.utils.data.Dataset):
     Each specimen has ``n_views`` seeded directions on the +z hemisphere, each used as is and
     mirrored. Items are dicts: ``xray`` ``[1, S, S]`` alpha, ``volume`` ``[D, V, V]``, and the
     specimen, view, mirror flag and direction. Safe with ``DataLoader`` workers. With ``augment``
-    (training sets), each sample's specimen is first smoothed by a Gaussian of a seeded random width
-    up to the profile's ``blur`` and its densities scaled by a seeded random gain within the profile's
-    ``gain`` (``augmentation``): real CTs are smoother than the procedural crania, and their bone is
-    as dense as their scanner, window and extinction coefficient make it.
+    (training sets), each sample's specimen is first cut from below by a seeded random share of the
+    profile's ``cut`` and fitted into the cube again, then smoothed by a Gaussian of a seeded random
+    width up to the profile's ``blur`` and its densities scaled by a seeded random gain within the
+    profile's ``gain`` (``augmentation``): a CT's field of view often cuts a head's jaw and face, real
+    CTs are smoother than the procedural crania, and their bone is as dense as their scanner, window
+    and extinction coefficient make it.
     """
 
     def __init__(self, bank, specimens: Sequence[int] | None = None, profile: Profile | str = "quick",
@@ -179,16 +185,20 @@ class XrayDataset(torch.utils.data.Dataset):
         directions = torch.stack([table[s.specimen][s.view] for s in found])
         return [s.specimen for s in found], directions, torch.tensor([s.mirrored for s in found]), None
 
-    def augmentation(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(blur, gain) ``[B]`` of each sample's specimen, functions of the profile's seed and the index:
-        the blur (Gaussian sigma, voxels) uniform in [0, ``blur``], the density gain log-uniform in
-        [1 / ``gain``, ``gain``]; (0, 1) without ``augment``."""
-        p = self.profile
-        if not self.augment or (p.blur == 0 and p.gain == 1):
-            return torch.zeros(len(indices)), torch.ones(len(indices))
+    def augmentation(self, indices: Sequence[int]) -> tuple[torch.Tensor, ...]:
+        """(blur, gain, cut, tilt) ``[B]`` of each sample's specimen, functions of the profile's seed and
+        the index: the blur (Gaussian sigma, voxels) uniform in [0, ``blur``], the density gain
+        log-uniform in [1 / ``gain``, ``gain``], the cut (share of the height) 0 for half the samples
+        and uniform in [0, ``cut``] for the others (whole skulls stay as common as cut ones), and the
+        cutting plane's tilt uniform within ``CUT_TILT`` (``truncated``); (0, 1, 0, 0) without
+        ``augment``."""
+        p, n = self.profile, len(indices)
+        if not self.augment or (p.blur == 0 and p.gain == 1 and p.cut == 0):
+            return torch.zeros(n), torch.ones(n), torch.zeros(n), torch.zeros(n)
         seeds = [p.seed * 1_000_003 + 17 + i % len(self) for i in indices]
-        u = torch.stack([torch.rand(2, generator=torch.Generator().manual_seed(s)) for s in seeds])
-        return u[:, 0] * p.blur, float(p.gain) ** (2 * u[:, 1] - 1)
+        u = torch.stack([torch.rand(4, generator=torch.Generator().manual_seed(s)) for s in seeds])
+        return (u[:, 0] * p.blur, float(p.gain) ** (2 * u[:, 1] - 1), (2 * u[:, 2] - 1).clamp_min(0) * p.cut,
+                (2 * u[:, 3] - 1) * CUT_TILT)
 
     def __getitem__(self, index: int) -> dict:
         s = self.locate(index)
@@ -247,9 +257,10 @@ class ViewDataset(torch.utils.data.Dataset):
         return ([self.specimens[v] for v in picked.tolist()], self.directions[picked],
                 torch.tensor([m for _, m in found]), None if self.xrays is None else self.xrays[picked].float())
 
-    def augmentation(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """No blur, gain 1: a view dataset's volumes are used as they are."""
-        return torch.zeros(len(indices)), torch.ones(len(indices))
+    def augmentation(self, indices: Sequence[int]) -> tuple[torch.Tensor, ...]:
+        """No blur, gain 1, no cut: a view dataset's volumes are used as they are."""
+        n = len(indices)
+        return torch.zeros(n), torch.ones(n), torch.zeros(n), torch.zeros(n)
 
     def __getitem__(self, index: int) -> dict:
         view, mirrored = self.locate(index)
@@ -284,9 +295,56 @@ def blurred(volumes: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
     return out[0]
 
 
-def augmented(volumes: torch.Tensor, sigmas: torch.Tensor, gains: torch.Tensor) -> torch.Tensor:
-    """Volumes ``[B, D, H, W]`` blurred (``blurred``) and their densities scaled by ``gains`` ``[B]``,
-    clipped to the densities' range [0, 1] as every loaded volume is."""
+def truncated(volumes: torch.Tensor, cuts: torch.Tensor, tilts: torch.Tensor) -> torch.Tensor:
+    """Volumes ``[B, D, H, W]`` (z up, y forward, x across), each cut from below as a CT's field of view
+    cuts a head, then fitted into the cube again as ``io.prepare_volume`` fits every real volume.
+
+    The plane's normal is z tilted by ``tilts`` (radians) towards y; below it goes the share ``cuts`` of
+    the specimen's extent along that normal (its voxels above 5 % of its densest). The rest is centred
+    on its bounding box and scaled, equally on all axes, until it reaches ``io.FIT_RADIUS``; trilinear,
+    zero outside. A volume whose cut is 0 is left as it is.
+    """
+    cuts = cuts.to(volumes.device, volumes.dtype).reshape(-1)
+    picked = (cuts > 0).nonzero()[:, 0]
+    if len(picked) == 0:
+        return volumes
+    v = volumes.index_select(0, picked)
+    d, h, w = v.shape[1:]
+    z, y, x = ((torch.arange(n, device=v.device, dtype=v.dtype) + 0.5) * 2 / n - 1 for n in (d, h, w))
+    z, y, x = z.view(1, d, 1, 1), y.view(1, 1, h, 1), x.view(1, 1, 1, w)  # voxel centres in [-1, 1]
+    tilt = tilts.to(v.device, v.dtype).index_select(0, picked).view(-1, 1, 1, 1)
+    height = (z * torch.cos(tilt) + y * torch.sin(tilt)).expand_as(v).contiguous()
+    floor = 0.05 * v.amax((1, 2, 3), keepdim=True)
+    inside = v > floor
+    low = height.masked_fill(~inside, math.inf).amin((1, 2, 3), keepdim=True)
+    high = height.masked_fill(~inside, -math.inf).amax((1, 2, 3), keepdim=True)
+    v = v * (height >= low + cuts[picked].view(-1, 1, 1, 1) * (high - low))
+    inside = v > floor
+    centre = [_middle(c.flatten(), inside.any(dims)) for c, dims in ((x, (1, 2)), (y, (1, 3)), (z, (2, 3)))]
+    x, y, z = x - centre[0].view(-1, 1, 1, 1), y - centre[1].view(-1, 1, 1, 1), z - centre[2].view(-1, 1, 1, 1)
+    reach = (x * x + y * y + z * z).masked_fill_(~inside, 0).amax((1, 2, 3))
+    radius = reach.sqrt() + math.sqrt(3) / min(d, h, w)  # to the far corner of a voxel
+    scale = (radius / (2 * FIT_RADIUS)).view(-1, 1)  # the cube spans [-1, 1]; the fit sphere 2 * FIT_RADIUS
+    theta = torch.cat([torch.eye(3, device=v.device, dtype=v.dtype) * scale[:, :, None],
+                       torch.stack(centre, 1)[:, :, None]], 2)  # grid_sample's order: x, y, z
+    grid = F.affine_grid(theta, [len(v), 1, d, h, w], align_corners=False)
+    fitted = F.grid_sample(v[:, None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)[:, 0]
+    return volumes.index_copy(0, picked, fitted)
+
+
+def _middle(coords: torch.Tensor, occupied: torch.Tensor) -> torch.Tensor:
+    """``[B]``: halfway between the lowest and highest of ``coords`` ``[N]`` where ``occupied`` ``[B, N]``."""
+    low = coords.expand_as(occupied).masked_fill(~occupied, math.inf).amin(1)
+    return (low + coords.expand_as(occupied).masked_fill(~occupied, -math.inf).amax(1)) / 2
+
+
+def augmented(volumes: torch.Tensor, sigmas: torch.Tensor, gains: torch.Tensor, cuts: torch.Tensor | None = None,
+              tilts: torch.Tensor | None = None) -> torch.Tensor:
+    """Volumes ``[B, D, H, W]`` cut and fitted again (``truncated``, where ``cuts`` are given), blurred
+    (``blurred``) and their densities scaled by ``gains`` ``[B]``, clipped to the densities' range
+    [0, 1] as every loaded volume is."""
+    if cuts is not None:
+        volumes = truncated(volumes, cuts, torch.zeros_like(cuts) if tilts is None else tilts)
     out = blurred(volumes, sigmas)
     gains = gains.to(out.device, out.dtype).reshape(-1, 1, 1, 1)
     return out if bool((gains == 1).all()) else (out * gains).clamp(0.0, 1.0)
