@@ -299,8 +299,9 @@ def truncated(volumes: torch.Tensor, cuts: torch.Tensor, tilts: torch.Tensor) ->
     """Volumes ``[B, D, H, W]`` (z up, y forward, x across), each cut from below as a CT's field of view
     cuts a head, then fitted into the cube again as ``io.prepare_volume`` fits every real volume.
 
-    The plane's normal is z tilted by ``tilts`` (radians) towards y; below it goes the share ``cuts`` of
-    the specimen's extent along that normal (its voxels above 5 % of its densest). The rest is centred
+    The plane's normal is z tilted by ``tilts`` (radians) towards +y (a positive tilt takes more from the
+    back, a negative one more from the face); below it goes the share ``cuts`` of the specimen's extent
+    along that normal (its voxels above 5 % of its densest). The rest is centred
     on its bounding box and scaled, equally on all axes, until it reaches ``io.FIT_RADIUS``; trilinear,
     zero outside. A volume whose cut is 0 is left as it is.
     """
