@@ -75,6 +75,22 @@ def heading(title: str, command: str, busy: float) -> list[str]:
             f"(other processes kept {busy:.1f} cores busy at the start)."]
 
 
+EVEN_SPREAD_NOTE = ("Ratios are ours / even spread of the mean over the views (RMSE: per view, then averaged); "
+                    "p: one-sided paired t-test over views of \"ours has the smaller L2\".")
+
+
+def against_even_table(rows: list[dict], lead: dict[str, str]) -> list[str]:
+    """A Markdown table of ``xtomo.evaluation.realcase.against_even`` rows: the ``lead`` columns (header:
+    row key, left-aligned) first, then views, the L2, RMSE and DSSIM ratios and the p of L2."""
+    lines = ["| " + " | ".join(lead) + " | views | L2 ratio | RMSE ratio | DSSIM ratio | p (L2) |",
+             "|" + "---|" * len(lead) + "---:|---:|---:|---:|---:|"]
+    for r in rows:
+        first = " | ".join(f"{r[key]:g}" if isinstance(r[key], float) else str(r[key]) for key in lead.values())
+        lines.append(f"| {first} | {r['views']} | {r['l2 ours/even']:.3f} | {r['rmse ours/even']:.3f} "
+                     f"| {r['dssim ours/even']:.3f} | {r['l2 p']:.2g} |")
+    return lines
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same folder, so a reader never sees half of it."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)

@@ -21,7 +21,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from _common import RESULTS, busy_cores, heading, update_section
+from _common import EVEN_SPREAD_NOTE, RESULTS, against_even_table, busy_cores, heading, update_section
 from real_skull import cases
 
 from xtomo.learning import shipped, train
@@ -52,13 +52,8 @@ def table(rows: list[dict], command: str, busy: float) -> str:
     lines = heading("Fine-tuning the shipped model on blurred, lighter or denser specimens: ours over the even spread",
                     command, busy)
     lines[-1] += (f" Fine-tuning: Adam at {LR:g} cosine-decayed to a tenth, batch 8, bf16, from the shipped weights. "
-                  "Ratios are ours / even spread of the mean over the views (RMSE: per view, then averaged); "
-                  "p: one-sided paired t-test over views of \"ours has the smaller L2\".")
-    lines += ["", "| network | case | acquisition | views | L2 ratio | RMSE ratio | DSSIM ratio | p (L2) |",
-              "|---|---|---|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        lines.append(f"| {r['variant']} | {r['case']} | {r['acquisition']} | {r['views']} | {r['l2 ours/even']:.3f} "
-                     f"| {r['rmse ours/even']:.3f} | {r['dssim ours/even']:.3f} | {r['l2 p']:.2g} |")
+                  + EVEN_SPREAD_NOTE)
+    lines += [""] + against_even_table(rows, {"network": "variant", "case": "case", "acquisition": "acquisition"})
     return "\n".join(lines)
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from _common import RESULTS, busy_cores, heading, update_section
+from _common import EVEN_SPREAD_NOTE, RESULTS, against_even_table, busy_cores, heading, update_section
 
 from xtomo.data import realdata
 from xtomo.evaluation import realcase
@@ -39,14 +39,9 @@ def rows(models: dict, scales: list[float], views: int) -> list[dict]:
 
 def table(found: list[dict], command: str, busy: float) -> str:
     lines = heading("The real head at other density scales: ours over the even spread (`quick`)", command, busy)
-    lines[-1] += (" The head's densities times the scale, clipped to [0, 1]. Ratios are ours / even spread of the "
-                  "mean over the views (RMSE: per view, then averaged); p: one-sided paired t-test over views of "
-                  "\"ours has the smaller L2\".")
-    lines += ["", "| network | density scale | acquisition | views | L2 ratio | RMSE ratio | DSSIM ratio | p (L2) |",
-              "|---|---:|---|---:|---:|---:|---:|---:|"]
-    for r in found:
-        lines.append(f"| {r['network']} | {r['scale']:g} | {r['acquisition']} | {r['views']} | {r['l2 ours/even']:.3f} "
-                     f"| {r['rmse ours/even']:.3f} | {r['dssim ours/even']:.3f} | {r['l2 p']:.2g} |")
+    lines[-1] += " The head's densities times the scale, clipped to [0, 1]. " + EVEN_SPREAD_NOTE
+    lines += [""] + against_even_table(found, {"network": "network", "density scale": "scale",
+                                               "acquisition": "acquisition"})
     return "\n".join(lines)
 
 

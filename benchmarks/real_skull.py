@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from _common import RESULTS, busy_cores, heading, update_section
+from _common import EVEN_SPREAD_NOTE, RESULTS, against_even_table, busy_cores, heading, update_section
 
 import xtomo
 from xtomo.data import realdata
@@ -61,13 +61,8 @@ def cases(species: int, views: int, model=None, others: dict | None = None) -> l
 
 def table(rows: list[dict], command: str, busy: float) -> str:
     lines = heading("Real head against held-out species: ours over the even spread (`quick`)", command, busy)
-    lines[-1] += (" Ratios are ours / even spread of the mean over the views (RMSE: per view, then averaged); "
-                  "p: one-sided paired t-test over views of \"ours has the smaller L2\".")
-    lines += ["", "| case | acquisition | network | views | L2 ratio | RMSE ratio | DSSIM ratio | p (L2) |",
-              "|---|---|---|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        lines.append(f"| {r['case']} | {r['acquisition']} | {r['model']} | {r['views']} | {r['l2 ours/even']:.3f} "
-                     f"| {r['rmse ours/even']:.3f} | {r['dssim ours/even']:.3f} | {r['l2 p']:.2g} |")
+    lines[-1] += " " + EVEN_SPREAD_NOTE
+    lines += [""] + against_even_table(rows, {"case": "case", "acquisition": "acquisition", "network": "model"})
     return "\n".join(lines)
 
 

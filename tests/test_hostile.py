@@ -214,6 +214,23 @@ def test_a_checkpoint_that_cannot_be_written_is_an_os_error_naming_it(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == []
 
 
+def test_exporting_a_model_to_a_full_disk_is_one_line_naming_the_file_and_leaves_nothing(tmp_path):
+    import dataclasses
+
+    from xtomo.profiles import get_profile
+
+    checkpoint = tmp_path / "checkpoint.pt"
+    torch.save(dict(model={"w": torch.zeros(20_000)}, model_config={}, profile=dataclasses.asdict(get_profile("smoke")),
+                    step=1, history=[]), checkpoint)
+    folder = tmp_path / "models"
+    folder.mkdir()
+    run = full_disk(4096, "export-model", str(checkpoint), "--name", "full", "--folder", str(folder))
+    assert run.returncode == 1, run.stderr
+    assert run.stderr.startswith(f"xtomo: error: {folder / 'full.pt'}: could not be written (")
+    assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
+    assert list(folder.iterdir()) == []
+
+
 def test_an_atomic_write_reaches_the_disk_before_it_replaces_the_old_file(tmp_path, monkeypatch):
     seen, real_fsync, real_replace = [], os.fsync, os.replace
     monkeypatch.setattr(files.os, "fsync", lambda fd: seen.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))

@@ -96,9 +96,10 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None):
             tmp.unlink()
 
 
-def save_torch(obj, path: str | os.PathLike) -> Path:
+def save_torch(obj, path: str | os.PathLike, check=None) -> Path:
     """``torch.save`` ``obj`` to ``path`` atomically; a write that fails (torch says only "unexpected
-    pos" when the disk fills) is an ``OSError`` naming the file and the space left."""
+    pos" when the disk fills) is an ``OSError`` naming the file and the space left. ``check(tmp)``, when
+    given, sees the written file before it takes the name, and may refuse it by raising."""
     import torch
 
     path = Path(path)
@@ -109,6 +110,8 @@ def save_torch(obj, path: str | os.PathLike) -> Path:
             free = shutil.disk_usage(path.parent).free
             raise OSError(errno.EIO, f"could not be written ({free / 2**20:.0f} MiB free on its disk; "
                                      f"torch: {str(error).strip()[:120]})", str(path)) from None
+        if check is not None:
+            check(tmp)
     return path
 
 
@@ -143,8 +146,8 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
+    except PermissionError:  # another user's: it runs
+        pass
     return True
 
 

@@ -163,13 +163,10 @@ PROFILES: dict[str, Profile] = {
 # far longer than chapter 3 can (hours on a CPU), in bf16 where the CPU computes it natively
 # (`xtomo train --profile pretrained`), then fine-tuned from those weights at a third of the learning rate
 # on specimens blurred and made lighter or denser at random, as real CTs are (`xtomo train --profile tuned
-# --init shipped`; benchmarks/RESULTS.md, `augment` and `density`), then fine-tuned again with half the
-# specimens also cut from below, as a CT's field of view cuts a head (`xtomo train --profile cut --init
-# shipped`; RESULTS.md, `cut`).
+# --init shipped`; benchmarks/RESULTS.md, `augment` and `density`).
 PROFILES["pretrained"] = PROFILES["quick"].replace(name="pretrained", steps=12_000, val_every=500,
                                                    checkpoint_every=250, precision="auto")
 PROFILES["tuned"] = PROFILES["pretrained"].replace(name="tuned", steps=2_000, lr=3e-4, blur=1.2, gain=1.6)
-PROFILES["cut"] = PROFILES["tuned"].replace(name="cut", cut=0.4)
 
 
 def get_profile(name: str | Profile = "quick", **overrides) -> Profile:

@@ -14,9 +14,7 @@ import hashlib
 import os
 from pathlib import Path
 
-import torch
-
-from xtomo.files import atomic_path, read_json, write_json
+from xtomo.files import read_json, save_torch, write_json
 
 __all__ = ["FOLDER", "NAME", "MAX_BYTES", "paths", "available", "export", "manifest", "checkpoint", "load",
            "same_data", "name_for", "for_profile", "ShippedModelError"]
@@ -63,12 +61,14 @@ def export(checkpoint: str | os.PathLike, name: str | None = None, folder: str |
                    seed=ck["profile"]["seed"], code_version=ck.get("code_version"))
     name = name or NAME
     pt, js = paths(name, folder)
-    with atomic_path(pt) as tmp:
-        torch.save(shipped, tmp)
+
+    def small_enough(tmp: Path) -> None:
         size = tmp.stat().st_size
         if size >= MAX_BYTES:
             raise ShippedModelError(f"export: {name} would take {size / 2**20:.1f} MiB, over the "
                                     f"{MAX_BYTES / 2**20:.0f} MiB a shipped model may take")
+
+    save_torch(shipped, pt, check=small_enough)
     profile = ck["profile"]
     steps = ck.get("total_steps", ck["step"])
     trained_by = command or (f"xtomo train --profile {profile['name']} --steps {steps}"
