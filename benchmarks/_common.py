@@ -91,6 +91,23 @@ def against_even_table(rows: list[dict], lead: dict[str, str]) -> list[str]:
     return lines
 
 
+def add_model_option(parser) -> None:
+    """``--model NAME=CHECKPOINT`` (repeatable): networks to score beside the shipped model."""
+    parser.add_argument("--model", action="append", default=[], metavar="NAME=CHECKPOINT",
+                        help="another network to score beside the shipped model (repeatable)")
+
+
+def networks(parser, specs: list[str]) -> dict:
+    """The shipped model and each ``--model NAME=CHECKPOINT`` of ``specs``, by name (a malformed one is
+    a usage error of ``parser``)."""
+    from xtomo.learning import shipped, train
+
+    if any("=" not in m for m in specs):
+        parser.error("--model: expected NAME=CHECKPOINT")
+    return {"shipped model": shipped.load()} | {name: train.load_model(path)
+                                                for name, path in (m.split("=", 1) for m in specs)}
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same folder, so a reader never sees half of it."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)

@@ -16,12 +16,21 @@ import argparse
 import sys
 
 import torch
-from _common import EVEN_SPREAD_NOTE, RESULTS, against_even_table, busy_cores, heading, update_section
+from _common import (
+    EVEN_SPREAD_NOTE,
+    RESULTS,
+    add_model_option,
+    against_even_table,
+    busy_cores,
+    heading,
+    networks,
+    update_section,
+)
 
 from xtomo.data import realdata
 from xtomo.data.datasets import truncated
 from xtomo.evaluation import realcase
-from xtomo.learning import shipped, train
+from xtomo.learning import train
 from xtomo.profiles import get_profile
 
 
@@ -68,15 +77,11 @@ def main(argv=None) -> int:
     parser.add_argument("--species", type=int, default=6, help="held-out species scored (default 6)")
     parser.add_argument("--views", type=int, default=8, help="seeded views per skull (default 8)")
     parser.add_argument("--cuts", default="0.2,0.35", help="shares of the height cut away (default 0.2,0.35)")
-    parser.add_argument("--model", action="append", default=[], metavar="NAME=CHECKPOINT",
-                        help="another network to score beside the shipped model (repeatable)")
+    add_model_option(parser)
     parser.add_argument("--write", action="store_true", help=f"record the table in {RESULTS.name}")
     args = parser.parse_args(argv)
-    if any("=" not in m for m in args.model):
-        parser.error("--model: expected NAME=CHECKPOINT")
     busy = busy_cores()
-    models = {"shipped model": shipped.load()}
-    models |= {name: train.load_model(path) for name, path in (m.split("=", 1) for m in args.model)}
+    models = networks(parser, args.model)
     cuts = [float(c) for c in args.cuts.split(",") if c]
     command = (f"python benchmarks/cut_study.py --species {args.species} --views {args.views} --cuts {args.cuts}"
                + "".join(f" --model {m}" for m in args.model))

@@ -15,11 +15,19 @@ from __future__ import annotations
 import argparse
 import sys
 
-from _common import EVEN_SPREAD_NOTE, RESULTS, against_even_table, busy_cores, heading, update_section
+from _common import (
+    EVEN_SPREAD_NOTE,
+    RESULTS,
+    add_model_option,
+    against_even_table,
+    busy_cores,
+    heading,
+    networks,
+    update_section,
+)
 
 from xtomo.data import realdata
 from xtomo.evaluation import realcase
-from xtomo.learning import shipped, train
 from xtomo.profiles import get_profile
 
 
@@ -49,15 +57,11 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scales", default="0.5,0.7,1,1.4,2", help="density factors (default 0.5,0.7,1,1.4,2)")
     parser.add_argument("--views", type=int, default=8, help="seeded views of the head (default 8)")
-    parser.add_argument("--model", action="append", default=[], metavar="NAME=CHECKPOINT",
-                        help="another network to score beside the shipped model (repeatable)")
+    add_model_option(parser)
     parser.add_argument("--write", action="store_true", help=f"record the table in {RESULTS.name}")
     args = parser.parse_args(argv)
-    if any("=" not in m for m in args.model):
-        parser.error("--model: expected NAME=CHECKPOINT")
     busy = busy_cores()
-    models = {"shipped model": shipped.load()}
-    models |= {name: train.load_model(path) for name, path in (m.split("=", 1) for m in args.model)}
+    models = networks(parser, args.model)
     scales = [float(s) for s in args.scales.split(",")]
     command = f"python benchmarks/density_scale.py --scales {args.scales} --views {args.views}" + "".join(
         f" --model {m}" for m in args.model)

@@ -102,8 +102,8 @@ def _simulate(args) -> None:
              help="scale each training specimen's densities by a random factor in [1/GAIN, GAIN] "
                   "(default: the profile's)"),
          arg("--cut", type=float, default=None,
-             help="cut each training specimen from below by a plane removing a random fraction up to CUT of its "
-                  "height, then fit it into the cube again (default: the profile's)"),
+             help="cut half the training specimens from below by a plane removing a random share up to CUT of "
+                  "their height, then fit them into the cube again (default: the profile's)"),
          arg("--pipeline", choices=PIPELINES, default="auto",
              help="where the batches are made: device (on the training device, all specimens held there), "
                   "loader (a DataLoader's CPU workers), auto (device on a GPU, loader on a CPU); same samples"))
