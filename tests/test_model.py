@@ -236,3 +236,24 @@ def test_unknown_head_is_rejected():
 
     with pytest.raises(ValueError, match="head must be one of"):
         dataclasses.replace(PRESETS["smoke"], head="sigmoid")
+
+
+def test_mirrored_inference_answers_a_mirrored_xray_with_the_mirrored_volume():
+    """``infer`` averages the network's volume with its volume of the mirrored x-ray, mirrored back:
+    mirroring the x-ray left-right mirrors the answer, which a single pass does not do."""
+    from xtomo.learning.inference import infer, reconstruct
+
+    model = build_model("smoke", seed=0)
+    model(torch.rand(4, 1, 32, 32))  # running statistics that are not trivial
+    model.eval()
+    x = torch.rand(2, 1, 32, 32)
+    with torch.no_grad():
+        plain, mirrored = model(x), model(x.flip(-1)).flip(-1)
+        torch.testing.assert_close(infer(model, x), ((plain + mirrored) / 2).clamp_min(0))
+        torch.testing.assert_close(infer(model, x, mirror=False), plain.clamp_min(0))
+        torch.testing.assert_close(infer(model, x.flip(-1)), infer(model, x).flip(-1), atol=1e-6, rtol=0)
+        assert (plain - mirrored).abs().max() > 1e-3  # the network alone is not symmetric
+    alpha = torch.rand(48, 48) * 0.5 + 0.5
+    for fuse in (False, True):
+        torch.testing.assert_close(reconstruct(alpha.flip(-1), model, fuse=fuse),
+                                   reconstruct(alpha, model, fuse=fuse).flip(-1), atol=1e-5, rtol=1e-5)

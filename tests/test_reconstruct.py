@@ -151,3 +151,21 @@ def test_the_radiograph_recipe_with_a_preview_works_on_the_bundled_radiographs(c
                  "--air", "0.01", "--gamma", "2.2", "--preview", str(tmp_path / "p.png"))
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "p.png").exists() and (tmp_path / "v.nii.gz").exists()
+
+
+def test_single_pass_runs_the_network_once(checkpoint, tmp_path):
+    """By default the network's answer is averaged with its answer to the mirrored x-ray;
+    ``--single-pass`` writes the network's own, as the paper's did."""
+    from xtomo.learning.inference import reconstruct
+    from xtomo.learning.train import load_model
+
+    alpha = torch.rand(32, 32) * 0.6 + 0.4
+    io.save_xray(alpha, tmp_path / "x.png", bits=16)
+    alpha = io.load_xray(tmp_path / "x.png")
+    model = load_model(checkpoint)
+    for extra, mirror in (([], True), (["--single-pass"], False)):
+        done = xtomo("reconstruct", "x.png", "--checkpoint", str(checkpoint), "--out", "v.npz", "--no-fusion",
+                     *extra, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        written = torch.from_numpy(np.load(tmp_path / "v.npz")["volume"])
+        torch.testing.assert_close(written, reconstruct(alpha, model, fuse=False, mirror=mirror), atol=1e-6, rtol=1e-5)

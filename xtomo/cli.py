@@ -151,6 +151,8 @@ def _box(text: str) -> tuple[int, int, int]:
          arg("--out", required=True, help="volume file to write: .nii or .nii.gz (streamed), or .npz"),
          arg("--no-fusion", action="store_true",
              help="keep the network's coarse volume instead of fusing it with the full-resolution x-ray"),
+         arg("--single-pass", action="store_true",
+             help="run the network once, without averaging in its answer to the mirrored x-ray"),
          arg("--policy", default="proportional", help="fusion policy (default: the paper's proportional)"),
          arg("--gamma", type=float, default=None, help="undo this display gamma of the image (e.g. 2.2)"),
          arg("--crop", default=None, metavar="TOP,LEFT,SIDE",
@@ -195,7 +197,8 @@ def _reconstruct(args) -> None:
                                            pixel_size=None if args.pixel_size is None else _mm(args.pixel_size))
     if box is not None or args.air is not None:
         alpha = prepare_radiograph(alpha, box=box, air=args.air, vignette=args.air is not None)
-    coarse = infer(alpha, model, fuse=False)
+    mirror = not args.single_pass
+    coarse = infer(alpha, model, fuse=False, mirror=mirror)
     preview = None
     if args.preview is not None:   # made first, so a failure costs no volume; fused at no more than 256^2
         small = to_network_input(alpha, min(256, max(alpha.shape[-2:])))[0, 0]
@@ -210,7 +213,8 @@ def _reconstruct(args) -> None:
         fusion.fuse_to_file(coarse, full, args.out, chi=chi, policy=args.policy,
                             progress=sys.stderr.isatty(), affine=affine)
     else:
-        io.save_volume(infer(alpha, model, fuse=True, chi=chi, policy=args.policy), args.out, affine=affine)
+        io.save_volume(infer(alpha, model, fuse=True, chi=chi, policy=args.policy, mirror=mirror), args.out,
+                       affine=affine)
     extent = np.abs(np.diag(affine)[:3]) * shape[::-1]
     print(f"{args.out}: volume {shape} (depth first, front to back along the ray), "
           f"{extent[0]:.1f} x {extent[1]:.1f} x {extent[2]:.1f} mm (pixel size from {said_by})")

@@ -8,7 +8,7 @@ import xtomo._checks as checks
 from xtomo.imaging import fusion
 from xtomo.imaging.xray import CHI
 
-__all__ = ["reconstruct", "square", "to_network_input", "upsample", "prepare_radiograph"]
+__all__ = ["reconstruct", "infer", "square", "to_network_input", "upsample", "prepare_radiograph"]
 
 
 def square(alpha: torch.Tensor) -> torch.Tensor:
@@ -86,21 +86,35 @@ def upsample(volume: torch.Tensor, size) -> torch.Tensor:
     return F.interpolate(volume[None], size=tuple(size), mode="bilinear", align_corners=False)[0]
 
 
+def infer(model, x: torch.Tensor, mirror: bool = True) -> torch.Tensor:
+    """The network's coarse volumes ``[B, D, s, s]`` of network inputs ``x`` ``[B, 1, s, s]``, on the
+    model's device, clamped at zero. With ``mirror`` they are averaged with the network's volumes of
+    the mirrored x-rays, mirrored back: the x-ray mirrored left-right is the x-ray of the mirrored
+    specimen (which training shows the network too), so the average is an estimate from the same
+    evidence with less of the network's own noise, and is exactly mirror-symmetric in its input."""
+    x = x.to(next(model.parameters()).device)
+    if not mirror:
+        return model(x).float().clamp_min(0)
+    both = model(torch.cat([x, x.flip(-1)])).float()
+    plain, flipped = both.split(x.shape[0])
+    return ((plain + flipped.flip(-1)) / 2).clamp_min(0)
+
+
 @torch.no_grad()
 def reconstruct(alpha: torch.Tensor, model, fuse: bool = True, chi: float = CHI,
-                policy: str = "proportional", beta: float = 2.0) -> torch.Tensor:
+                policy: str = "proportional", beta: float = 2.0, mirror: bool = True) -> torch.Tensor:
     """The view-aligned density volume ``[D, S, S]`` (or ``[B, D, S, S]``) of an x-ray.
 
     The network infers a coarse volume at its own resolution (the paper's Sec. 4.1); its output
     layer is linear, so values that dip below zero are set to zero (density cannot be negative).
     With ``fuse`` the volume is then upsampled to the x-ray's full (squared) resolution and fused
     with it (Sec. 4.2, ``xtomo.imaging.fusion``), so that it re-projects exactly to the x-ray.
+    ``mirror`` averages in the network's answer to the mirrored x-ray (``infer``).
     """
     single = alpha.dim() == 2
-    device = next(model.parameters()).device
     x = square(alpha)
     model.eval()
-    coarse = model(to_network_input(x, model.config.in_size).to(device)).float().clamp_min(0).cpu()
+    coarse = infer(model, to_network_input(x, model.config.in_size), mirror).cpu()
     if fuse:
         coarse = torch.stack([fusion.fuse_upsampled(c, a[0], chi=chi, policy=policy, beta=beta)
                               for c, a in zip(coarse, x)])
