@@ -123,8 +123,8 @@ def _paths_and_info_record_the_settings(evaluated, sets):
     assert paths == dict(results=out / "evaluation.csv", slices=out / "slice_count.csv", info=out / "evaluation.json")
     bank = SampleBank(sets[0])
     info = json.loads(paths["info"].read_text())
-    assert info == dict(profile="smoke", generator=crania.VERSION, step=5, samples=3, k=K, level=0.1,
-                        classical_samples=2, shipped=None,
+    assert info == dict(profile="smoke", generator=crania.VERSION, inference="mirror-averaged", step=5, samples=3,
+                        k=K, level=0.1, classical_samples=2, shipped=None,
                         fields=scoring._FIELDS, bank_bytes=len(bank) * 32 * 32 * 2,
                         full_bytes=bank.full_nbytes(), bank_samples=len(bank), thumb=32)
     assert (out / scoring.BANK_FILE).exists()                           # the bank is cached next to the results

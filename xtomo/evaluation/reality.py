@@ -30,6 +30,7 @@ from xtomo.data import datasets
 from xtomo.evaluation import metrics, scoring, stats
 from xtomo.files import artifacts_dir, atomic_path, read_csv, read_json, write_csv, write_json
 from xtomo.imaging import microct, render, xray
+from xtomo.learning.inference import VERSION as INFERENCE
 from xtomo.learning.inference import reconstruct
 from xtomo.learning.train import load_checkpoint, model_from_checkpoint
 from xtomo.learning.train import train as train_network
@@ -296,7 +297,7 @@ class MouseStudy(MouseScans):
         models, steps = {}, {}
         for training in TRAININGS:
             models[training], steps[training] = self.network(training)
-        stamp = dict(self.stamp(), reconstruction=self.reconstruction, steps=steps, k=k,
+        stamp = dict(self.stamp(), reconstruction=self.reconstruction, steps=steps, k=k, inference=INFERENCE,
                      eval_samples=self.p.eval_samples)
         folder = self.dir / "scores"
         path = folder / "scores.csv"

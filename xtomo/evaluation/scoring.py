@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from xtomo.evaluation import metrics, stats
 from xtomo.files import artifacts_dir, read_csv, require_artifact, write_csv, write_json
 from xtomo.imaging import fusion, render, xray
+from xtomo.learning.inference import VERSION as INFERENCE
 from xtomo.learning.inference import reconstruct
 from xtomo.learning.shipped import for_profile as shipped_for
 from xtomo.methods import classical
@@ -136,8 +137,8 @@ def evaluate(profile: Profile | str = "quick", checkpoint: str | os.PathLike | N
     train_set, val_set = train_val_sets(p)
     indices = evaluation_indices(p, len(val_set))
     paths = dict(results=out / "evaluation.csv", slices=out / "slice_count.csv", info=out / "evaluation.json")
-    stamp = dict(profile=p.name, generator=crania.VERSION, step=ck["step"], samples=len(indices), k=k, level=LEVEL,
-                 classical_samples=p.classical_samples, fields=_FIELDS, **versions)
+    stamp = dict(profile=p.name, generator=crania.VERSION, inference=INFERENCE, step=ck["step"], samples=len(indices),
+                 k=k, level=LEVEL, classical_samples=p.classical_samples, fields=_FIELDS, **versions)
     rows, slice_rows = _resume(paths, stamp)
     done = {int(r["sample"]) for r in rows}
     todo = [i for i in indices if i not in done]

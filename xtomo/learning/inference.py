@@ -8,7 +8,10 @@ import xtomo._checks as checks
 from xtomo.imaging import fusion
 from xtomo.imaging.xray import CHI
 
-__all__ = ["reconstruct", "infer", "square", "to_network_input", "upsample", "prepare_radiograph"]
+#: How ``reconstruct`` answers by default (``infer``); cached scores carry it, so a change rescores them.
+VERSION = "mirror-averaged"
+
+__all__ = ["VERSION", "reconstruct", "infer", "square", "to_network_input", "upsample", "prepare_radiograph"]
 
 
 def square(alpha: torch.Tensor) -> torch.Tensor:
