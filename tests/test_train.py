@@ -1,4 +1,5 @@
 """Training: deterministic resume after a kill, checkpoints that fail clearly, DDP, reconstruct."""
+import dataclasses
 import os
 import signal
 import subprocess
@@ -298,3 +299,15 @@ def test_train_command_passes_objective_and_precision_to_the_profile(monkeypatch
     assert (seen[0].objective, seen[0].precision) == ("surface", "bf16")
     assert (seen[1].objective, seen[1].precision) == (SMOKE.objective, SMOKE.precision)
     assert "validation L2 0.50000" in capsys.readouterr().out
+
+
+def test_checkpoint_profile_is_the_profile_the_network_was_trained_at():
+    """A checkpoint's stored settings on its profile; an unknown name falls back to quick's, and
+    settings this version does not know are left out."""
+    from xtomo.learning.train import checkpoint_profile
+
+    smoke = get_profile("smoke", volume_size=16, seed=3)
+    stored = dataclasses.asdict(smoke)
+    assert checkpoint_profile(dict(profile=stored)) == smoke
+    other = checkpoint_profile(dict(profile=dict(stored, name="mine", future_setting=1)))
+    assert other.name == "quick" and other.volume_size == 16 and other.seed == 3 and other.n_species == smoke.n_species

@@ -222,6 +222,69 @@ def _reconstruct(args) -> None:
         print(rendering.save_png(preview, args.preview))
 
 
+@command(arg("volume", help="a CT of a skull: NIfTI, MetaImage, NRRD, DICOM, TIFF stack, npy/npz or slice video"),
+         arg("--checkpoint", default=None,
+             help="a checkpoint written by `xtomo train` (default: the model shipped with the package)"),
+         arg("--views", type=int, default=8, help="seeded view directions to x-ray it from (default 8)"),
+         arg("--seed", type=int, default=0, help="seed of the view directions and of the physical x-rays' noise"),
+         arg("--acquisition", default="both", choices=("ideal", "physical", "both"),
+             help="Beer-Lambert x-rays, chapter 8's physical ones (spectrum, scatter, noise, blur, 8-bit "
+                  "gamma), or both (default)"),
+         arg("--csv", default=None, metavar="CSV", help="also write every view's scores of every method"),
+         arg("--figure", default=None, metavar="PNG",
+             help="also write the first two views: x-ray, then ours, the even spread and the CT as "
+                  "iso-surfaces from the x-ray's view and a novel one"),
+         arg("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)"))
+def _evaluate(args) -> None:
+    """Score a network on x-rays of a skull CT against the CT, beside the even spread along each ray."""
+    from xtomo.data import io
+    from xtomo.evaluation import realcase, scoring
+    from xtomo.files import write_csv
+    from xtomo.learning import shipped
+    from xtomo.learning.train import checkpoint_profile, load_checkpoint, model_from_checkpoint
+
+    views = checks.integer(args.views, "--views", minimum=1, what="xtomo evaluate")
+    for target, suffixes, flag in ((args.csv, (".csv",), "--csv"), (args.figure, (".png",), "--figure")):
+        if target is not None:
+            writable_target(target, suffixes, flag)  # before the work, not after it
+    ck = shipped.checkpoint() if args.checkpoint is None else load_checkpoint(args.checkpoint)
+    p = checkpoint_profile(ck)
+    model = model_from_checkpoint(ck).to(checks.device(args.device))
+    volume = io.load_volume(args.volume, size=p.volume_size)
+    acquisitions = realcase.ACQUISITIONS if args.acquisition == "both" else (args.acquisition,)
+    rows, shown = [], None
+    for acquisition in acquisitions:
+        found, seen = realcase.evaluate_volume(volume, model, p, views=views, seed=args.seed, name=args.volume,
+                                               show=2 if shown is None else 0, acquisition=acquisition)
+        rows += found
+        shown = shown or seen
+    print(f"{args.volume}: {views} views at {p.xray_size}^2 -> {p.volume_size}^3; "
+          f"ours over the even spread (below 1: ours is closer to the CT)")
+    print("acquisition  L2 ratio  RMSE ratio  DSSIM ratio  p (ours has the smaller L2)")
+    for r in realcase.against_even(rows):
+        print(f"{r['acquisition']:<11}  {r['l2 ours/even']:8.3f}  {r['rmse ours/even']:10.3f}  "
+              f"{r['dssim ours/even']:11.3f}  {r['l2 p']:.2g}")
+    if args.csv is not None:
+        print(write_csv(args.csv, rows, ["acquisition", *scoring._FIELDS]))
+    if args.figure is not None:
+        from xtomo.viz import figures
+
+        columns = scoring.grid_columns(shown, {"even spread": shown["extrude"], "CT": shown["truth"]})
+        _save_figure(figures.method_grid(shown["xrays"], columns, pixels=128), args.figure)
+
+
+def _save_figure(fig, path: str) -> None:
+    """Write a matplotlib figure as a PNG, atomically, and close it."""
+    import matplotlib.pyplot as plt
+
+    from xtomo.files import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    print(path)
+
+
 def _mm(text: str) -> tuple[float, float]:
     """``"0.14"`` or ``"0.14,0.15"`` as (row, column) mm, or an error naming ``--pixel-size``."""
     try:

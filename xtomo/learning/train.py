@@ -31,7 +31,8 @@ from xtomo.learning.model import ModelConfig, XrayToVolume, build_model
 from xtomo.profiles import OBJECTIVES, PRECISIONS, PROFILES, Profile, get_profile
 from xtomo.specimens import crania
 
-__all__ = ["train", "initial_weights", "load_model", "load_checkpoint", "model_from_checkpoint", "CheckpointError",
+__all__ = ["train", "initial_weights", "load_model", "load_checkpoint", "model_from_checkpoint", "checkpoint_profile",
+           "CheckpointError",
            "train_val_sets",
            "validation_indices", "validation_l2", "mean_volume_l2", "step_indices", "native_bf16",
            "mixed_precision", "machine", "objective_loss", "SURFACE_LEVEL", "SURFACE_WIDTH", "SURFACE_WEIGHT"]
@@ -176,6 +177,15 @@ def load_checkpoint(path: str | os.PathLike, profile: Profile | None = None, res
             raise CheckpointError(f"checkpoint {path} was made with other settings ({'; '.join(changed)}); "
                                   "resume with the same profile")
     return ck
+
+
+def checkpoint_profile(ck: dict) -> Profile:
+    """The profile a checkpoint's network was trained at: its stored settings (those this version
+    knows) on the profile of its name, or on ``quick`` when the name is not a built-in one."""
+    stored = dict(ck["profile"])
+    name = stored.pop("name", "quick")
+    known = {f.name for f in dataclasses.fields(Profile)}
+    return get_profile(name if name in PROFILES else "quick", **{k: v for k, v in stored.items() if k in known})
 
 
 def model_from_checkpoint(ck: dict, fused: bool = True):
