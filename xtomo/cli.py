@@ -265,7 +265,7 @@ def _evaluate(args) -> None:
         print(f"{r['acquisition']:<11}  {r['l2 ours/even']:8.3f}  {r['rmse ours/even']:10.3f}  "
               f"{r['dssim ours/even']:11.3f}  {r['l2 p']:.2g}")
     if args.csv is not None:
-        print(write_csv(args.csv, rows, ["acquisition", *scoring._FIELDS]))
+        print(write_csv(args.csv, rows, list(dict.fromkeys(key for row in rows for key in row))))
     if args.figure is not None:
         from xtomo.viz import figures
 
