@@ -68,7 +68,7 @@ def sets():
 def test_blur_and_gain_are_seeded_per_sample_within_the_profiles_ranges(sets):
     train_set, plain = sets
     everything = list(range(len(train_set)))
-    sigmas, gains, cuts, tilts = train_set.augmentation(everything)
+    sigmas, gains, cuts, tilts, _ = train_set.augmentation(everything)
     again = train_set.augmentation(everything)
     assert all(torch.equal(a, b) for a, b in zip((sigmas, gains, cuts, tilts), again))
     assert len(set(sigmas.tolist())) == len(everything) and len(set(gains.tolist())) == len(everything)
@@ -79,7 +79,8 @@ def test_blur_and_gain_are_seeded_per_sample_within_the_profiles_ranges(sets):
     # half the samples whole, the others cut by up to `cut` on a plane leaning up to CUT_TILT
     assert 0.3 < float((cuts == 0).float().mean()) < 0.7 and 0 <= cuts.min() and P.cut / 2 < cuts.max() <= P.cut
     assert tilts.abs().max() <= CUT_TILT and tilts.min() < 0 < tilts.max()
-    nothing = (torch.zeros(len(everything)), torch.ones(len(everything))) + (torch.zeros(len(everything)),) * 2
+    n = len(everything)
+    nothing = (torch.zeros(n), torch.ones(n), torch.zeros(n), torch.zeros(n), torch.ones(n, 3))
     assert all(torch.equal(a, b) for a, b in zip(plain.augmentation(everything), nothing, strict=True))
     no_blur = XrayDataset(train_set.bank, [0, 1, 2], P.replace(blur=0.0), augment=True)
     assert torch.equal(no_blur.augmentation(everything)[0], torch.zeros(len(everything)))
@@ -110,7 +111,7 @@ def test_an_augmented_sample_is_made_from_the_changed_specimen_by_both_paths(set
     index = next(i for i in range(0, len(train_set), 2) if train_set.augmentation([i])[2] > 0)  # a cut one
     s = train_set.locate(index)
     assert not s.mirrored
-    sigma, gain, cut, tilt = train_set.augmentation([index])
+    sigma, gain, cut, tilt, _ = train_set.augmentation([index])
     specimen = truncated(train_set.bank.volume(s.specimen)[None], cut, tilt)
     specimen = (blurred(specimen, sigma)[0] * gain).clamp(0, 1)
     alpha, volume = make_sample(specimen, train_set.directions(s.specimen)[s.view], P)
@@ -178,6 +179,8 @@ def test_a_run_resumes_only_with_its_own_blur_and_gain(tiny, tmp_path):
         T.load_checkpoint(done["checkpoint"], RUN.replace(gain=2.0), resuming=True)
     with pytest.raises(T.CheckpointError, match=r"cut: 0.4 there, 0.2 here"):
         T.load_checkpoint(done["checkpoint"], RUN.replace(cut=0.2), resuming=True)
+    with pytest.raises(T.CheckpointError, match=r"stretch: 1.0 there, 1.2 here"):
+        T.load_checkpoint(done["checkpoint"], RUN.replace(stretch=1.2), resuming=True)
     T.load_checkpoint(done["checkpoint"], RUN.replace(blur=0.0, gain=1.0, cut=0.0))  # evaluating it needs none
     old = T.load_checkpoint(done["checkpoint"])
     del old["profile"]["blur"], old["profile"]["gain"], old["profile"]["cut"]  # from before them: without them
@@ -195,9 +198,41 @@ def test_the_train_command_passes_init_blur_and_gain(monkeypatch):
 
     seen = []
     monkeypatch.setattr(T, "train", lambda profile, **kw: seen.append((profile.blur, profile.gain, profile.cut,
-                                                                       kw["init"])) or
+                                                                       profile.stretch, kw["init"])) or
                         dict(world_size=1, step=1, total_steps=1, val_l2=0.5, baseline_l2=1.0, checkpoint="ck.pt"))
-    main(["train", "--profile", "smoke", "--init", "shipped", "--blur", "1.2", "--gain", "1.6", "--cut", "0.3"])
+    main(["train", "--profile", "smoke", "--init", "shipped", "--blur", "1.2", "--gain", "1.6", "--cut", "0.3",
+          "--stretch", "1.2"])
     main(["train", "--profile", "smoke"])
     smoke = get_profile("smoke")
-    assert seen == [(1.2, 1.6, 0.3, "shipped"), (smoke.blur, smoke.gain, smoke.cut, None)]
+    assert seen == [(1.2, 1.6, 0.3, 1.2, "shipped"), (smoke.blur, smoke.gain, smoke.cut, smoke.stretch, None)]
+
+
+def test_a_stretch_is_seeded_per_sample_and_both_paths_make_the_same_sample(sets):
+    """``stretch``: each specimen scaled along x, y and z by factors log-uniform in [1/stretch, stretch],
+    drawn apart from the other augmentations (which stay what they were), and applied the same way by
+    the dataset and the device pipeline."""
+    train_set, _ = sets
+    stretched = XrayDataset(train_set.bank, [0, 1, 2], P.replace(stretch=1.3), augment=True)
+    everything = list(range(len(stretched)))
+    *others, factors = stretched.augmentation(everything)
+    assert all(torch.equal(a, b) for a, b in zip(others, train_set.augmentation(everything)[:4], strict=True))
+    assert torch.equal(factors, stretched.augmentation(everything)[4]) and factors.shape == (len(everything), 3)
+    logs = factors.log() / math.log(1.3)
+    assert -1 <= logs.min() < -0.5 and 0.5 < logs.max() <= 1 and abs(float(logs.mean())) < 0.25
+    assert len(set(factors[:, 0].tolist())) == len(everything) and not torch.equal(factors[:, 0], factors[:, 2])
+    assert torch.equal(train_set.augmentation(everything)[4], torch.ones(len(everything), 3))
+    index = 4
+    s = stretched.locate(index)
+    sigma, gain, cut, tilt, factor = stretched.augmentation([index])
+    specimen = truncated(stretched.bank.volume(s.specimen)[None], cut, tilt, factor)
+    specimen = (blurred(specimen, sigma)[0] * gain).clamp(0, 1)
+    alpha, volume = make_sample(specimen, stretched.directions(s.specimen)[s.view], P)
+    torch.testing.assert_close(stretched[index]["volume"], volume)
+    torch.testing.assert_close(stretched[index]["xray"][0], alpha)
+    indices = [5, 2, 17, 30, index]
+    batch = DevicePipeline(stretched).batch(indices)
+    items = [stretched[i] for i in indices]
+    torch.testing.assert_close(batch["xray"], torch.stack([it["xray"] for it in items]), rtol=0, atol=1e-6)
+    torch.testing.assert_close(batch["volume"], torch.stack([it["volume"] for it in items]), rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="stretch must be a factor in"):
+        P.replace(stretch=2.0)

@@ -117,3 +117,18 @@ def test_more_cut_keeps_less_of_the_skull():
         pts = occupied(b)
         extents.append(float((pts[:, 0].max() - pts[:, 0].min()) / (pts[:, 1].max() - pts[:, 1].min())))
     assert extents[0] > extents[1] > extents[2]  # flatter and flatter, relative to the width
+
+
+def test_a_stretched_ball_is_the_ellipsoid_of_its_factors_fitted_to_the_sphere():
+    """A ball stretched by (x 1.25, y 1, z 0.8) is an ellipsoid whose semi-axes keep those ratios; its
+    longest axis (x) reaches the fit sphere, and a stretch of 1 everywhere leaves a volume as it is."""
+    v = ball(0.6)[None]
+    assert truncated(v, torch.zeros(1), torch.zeros(1), torch.ones(1, 3)) is v
+    out = truncated(v, torch.zeros(1), torch.zeros(1), torch.tensor([[1.25, 1.0, 0.8]]))[0]
+    pts = occupied(out)
+    half = (pts.amax(0) - pts.amin(0)) / 2 + 1 / N  # semi-axes (z, y, x), to the voxels' outer faces
+    voxel = 2 / N
+    assert half[2] == pytest.approx(2 * io.FIT_RADIUS, abs=voxel)
+    assert float(half[1] / half[2]) == pytest.approx(1 / 1.25, abs=0.05)
+    assert float(half[0] / half[2]) == pytest.approx(0.8 / 1.25, abs=0.05)
+    assert ((pts.amax(0) + pts.amin(0)) / 2).abs().max() <= voxel  # centred

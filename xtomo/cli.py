@@ -104,6 +104,9 @@ def _simulate(args) -> None:
          arg("--cut", type=float, default=None,
              help="cut half the training specimens from below by a plane removing a random share up to CUT of "
                   "their height, then fit them into the cube again (default: the profile's)"),
+         arg("--stretch", type=float, default=None, metavar="F",
+             help="scale each training specimen along each of its axes by a random factor in [1/F, F], then "
+                  "fit it again (e.g. 1.2; 1: none)"),
          arg("--pipeline", choices=PIPELINES, default="auto",
              help="where the batches are made: device (on the training device, all specimens held there), "
                   "loader (a DataLoader's CPU workers), auto (device on a GPU, loader on a CPU); same samples"))
@@ -111,7 +114,8 @@ def _train(args) -> None:
     """Train the network of a profile; torchrun-compatible (torchrun --nproc-per-node N -m xtomo train)."""
     from xtomo.learning.train import train as run
 
-    overrides = {k: v for k in ("precision", "objective", "blur", "gain", "cut") if (v := getattr(args, k)) is not None}
+    overrides = {k: v for k in ("precision", "objective", "blur", "gain", "cut", "stretch")
+                 if (v := getattr(args, k)) is not None}
     profile = get_profile(args.profile, **overrides)
     summary = run(profile, resume=args.resume, steps=args.steps, minutes=args.minutes,
                   out_dir=args.out, device=args.device, progress=sys.stderr.isatty(), pipeline=args.pipeline,

@@ -51,6 +51,8 @@ class Profile:
     cut: float = 0.0          # half the training specimens cut from below by a plane removing a random share
                               # in [0, cut] of their height, then fitted into the cube again (a CT's field of
                               # view often cuts a head's jaw and face; 0: none; xtomo.data.datasets.truncated)
+    stretch: float = 1.0      # each training specimen scaled along each of its axes by a random factor in
+                              # [1 / stretch, stretch] (log-uniform), then fitted again (1: none; truncated)
     # evaluation (chapter 5)
     eval_samples: int = 64        # held-out samples every method is scored on (seeded subset)
     classical_samples: int = 3    # of those, how many the slow classical method also runs on
@@ -111,6 +113,8 @@ def _validated(p: Profile) -> Profile:
     if not (isinstance(p.cut, (int, float)) and 0 <= p.cut <= 0.6):
         raise ValueError(f"{what}: cut must be a fraction of the specimen's height in [0, 0.6] (0: none), "
                          f"got {p.cut!r}")
+    if not (isinstance(p.stretch, (int, float)) and 1 <= p.stretch <= 1.5):
+        raise ValueError(f"{what}: stretch must be a factor in [1, 1.5] (1: none), got {p.stretch!r}")
     checks.positive(p.lr, "lr", what)
     if p.n_val_species >= p.n_species:
         raise ValueError(

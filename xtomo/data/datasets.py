@@ -135,11 +135,13 @@ class XrayDataset(torch.utils.data.Dataset):
     mirrored. Items are dicts: ``xray`` ``[1, S, S]`` alpha, ``volume`` ``[D, V, V]``, and the
     specimen, view, mirror flag and direction. Safe with ``DataLoader`` workers. With ``augment``
     (training sets), each sample's specimen is first cut from below by a seeded random share of the
-    profile's ``cut`` and fitted into the cube again, then smoothed by a Gaussian of a seeded random
+    profile's ``cut``, stretched along its axes by seeded random factors within the profile's
+    ``stretch`` and fitted into the cube again, then smoothed by a Gaussian of a seeded random
     width up to the profile's ``blur`` and its densities scaled by a seeded random gain within the
     profile's ``gain`` (``augmentation``): a CT's field of view often cuts a head's jaw and face, real
-    CTs are smoother than the procedural crania, and their bone is as dense as their scanner, window
-    and extinction coefficient make it.
+    CTs are smoother than the procedural crania, their bone is as dense as their scanner, window
+    and extinction coefficient make it, and a human braincase is taller and narrower than the
+    generator's.
     """
 
     def __init__(self, bank, specimens: Sequence[int] | None = None, profile: Profile | str = "quick",
@@ -186,19 +188,21 @@ class XrayDataset(torch.utils.data.Dataset):
         return [s.specimen for s in found], directions, torch.tensor([s.mirrored for s in found]), None
 
     def augmentation(self, indices: Sequence[int]) -> tuple[torch.Tensor, ...]:
-        """(blur, gain, cut, tilt) ``[B]`` of each sample's specimen, functions of the profile's seed and
-        the index: the blur (Gaussian sigma, voxels) uniform in [0, ``blur``], the density gain
-        log-uniform in [1 / ``gain``, ``gain``], the cut (share of the height) 0 for half the samples
-        and uniform in [0, ``cut``] for the others (whole skulls stay as common as cut ones), and the
-        cutting plane's tilt uniform within ``CUT_TILT`` (``truncated``); (0, 1, 0, 0) without
-        ``augment``."""
+        """(blur, gain, cut, tilt ``[B]``, stretch ``[B, 3]``) of each sample's specimen, functions of the
+        profile's seed and the index: the blur (Gaussian sigma, voxels) uniform in [0, ``blur``], the
+        density gain log-uniform in [1 / ``gain``, ``gain``], the cut (share of the height) 0 for half the
+        samples and uniform in [0, ``cut``] for the others (whole skulls stay as common as cut ones), the
+        cutting plane's tilt uniform within ``CUT_TILT``, and the stretch along each axis (x, y, z)
+        log-uniform in [1 / ``stretch``, ``stretch``] (``truncated``); nothing changed without ``augment``."""
         p, n = self.profile, len(indices)
-        if not self.augment or (p.blur == 0 and p.gain == 1 and p.cut == 0):
-            return torch.zeros(n), torch.ones(n), torch.zeros(n), torch.zeros(n)
+        if not self.augment or (p.blur == 0 and p.gain == 1 and p.cut == 0 and p.stretch == 1):
+            return torch.zeros(n), torch.ones(n), torch.zeros(n), torch.zeros(n), torch.ones(n, 3)
         seeds = [p.seed * 1_000_003 + 17 + i % len(self) for i in indices]
         u = torch.stack([torch.rand(4, generator=torch.Generator().manual_seed(s)) for s in seeds])
+        # the stretch from generators of its own, so the other draws stay what they were before it existed
+        w = torch.stack([torch.rand(3, generator=torch.Generator().manual_seed(s + 7_919)) for s in seeds])
         return (u[:, 0] * p.blur, float(p.gain) ** (2 * u[:, 1] - 1), (2 * u[:, 2] - 1).clamp_min(0) * p.cut,
-                (2 * u[:, 3] - 1) * CUT_TILT)
+                (2 * u[:, 3] - 1) * CUT_TILT, float(p.stretch) ** (2 * w - 1))
 
     def __getitem__(self, index: int) -> dict:
         s = self.locate(index)
@@ -258,9 +262,9 @@ class ViewDataset(torch.utils.data.Dataset):
                 torch.tensor([m for _, m in found]), None if self.xrays is None else self.xrays[picked].float())
 
     def augmentation(self, indices: Sequence[int]) -> tuple[torch.Tensor, ...]:
-        """No blur, gain 1, no cut: a view dataset's volumes are used as they are."""
+        """No blur, gain 1, no cut, no stretch: a view dataset's volumes are used as they are."""
         n = len(indices)
-        return torch.zeros(n), torch.ones(n), torch.zeros(n), torch.zeros(n)
+        return torch.zeros(n), torch.ones(n), torch.zeros(n), torch.zeros(n), torch.ones(n, 3)
 
     def __getitem__(self, index: int) -> dict:
         view, mirrored = self.locate(index)
@@ -295,7 +299,8 @@ def blurred(volumes: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
     return out[0]
 
 
-def truncated(volumes: torch.Tensor, cuts: torch.Tensor, tilts: torch.Tensor) -> torch.Tensor:
+def truncated(volumes: torch.Tensor, cuts: torch.Tensor, tilts: torch.Tensor,
+              stretches: torch.Tensor | None = None) -> torch.Tensor:
     """Volumes ``[B, D, H, W]`` (z up, y forward, x across), each cut from below as a CT's field of view
     cuts a head, then fitted into the cube again as ``io.prepare_volume`` fits every real volume.
 
@@ -303,10 +308,12 @@ def truncated(volumes: torch.Tensor, cuts: torch.Tensor, tilts: torch.Tensor) ->
     back, a negative one more from the face); below it goes the share ``cuts`` of the specimen's extent
     along that normal (its voxels above 5 % of its densest). The rest is centred
     on its bounding box and scaled, equally on all axes, until it reaches ``io.FIT_RADIUS``; trilinear,
-    zero outside. A volume whose cut is 0 is left as it is.
+    zero outside. ``stretches`` ``[B, 3]`` (x, y, z) first scale each specimen along its own axes (after
+    the cut), so the fit sees the stretched shape. A volume whose cut is 0 and stretch 1 is left as it is.
     """
     cuts = cuts.to(volumes.device, volumes.dtype).reshape(-1)
-    picked = (cuts > 0).nonzero()[:, 0]
+    stretches = (torch.ones(len(cuts), 3) if stretches is None else stretches).to(volumes.device, volumes.dtype)
+    picked = ((cuts > 0) | (stretches != 1).any(1)).nonzero()[:, 0]
     if len(picked) == 0:
         return volumes
     v = volumes.index_select(0, picked)
@@ -321,31 +328,37 @@ def truncated(volumes: torch.Tensor, cuts: torch.Tensor, tilts: torch.Tensor) ->
     high = height.masked_fill(~inside, -math.inf).amax((1, 2, 3), keepdim=True)
     v = v * (height >= low + cuts[picked].view(-1, 1, 1, 1) * (high - low))
     inside = v > floor
-    centre = [_middle(c.flatten(), inside.any(dims)) for c, dims in ((x, (1, 2)), (y, (1, 3)), (z, (2, 3)))]
+    s = stretches.index_select(0, picked)  # the stretched shape's coordinates: x * s_x, y * s_y, z * s_z
+    x, y, z = (c * s[:, i].view(-1, 1, 1, 1) for i, c in enumerate((x, y, z)))
+    centre = [_middle(c, inside.any(dims)) for c, dims in ((x.flatten(1), (1, 2)), (y.flatten(1), (1, 3)),
+                                                            (z.flatten(1), (2, 3)))]
     x, y, z = x - centre[0].view(-1, 1, 1, 1), y - centre[1].view(-1, 1, 1, 1), z - centre[2].view(-1, 1, 1, 1)
     reach = (x * x + y * y + z * z).masked_fill_(~inside, 0).amax((1, 2, 3))
-    radius = reach.sqrt() + math.sqrt(3) / min(d, h, w)  # to the far corner of a voxel
+    radius = reach.sqrt() + math.sqrt(3) / min(d, h, w) * s.amax(1)  # to the far corner of a voxel
     scale = (radius / (2 * FIT_RADIUS)).view(-1, 1)  # the cube spans [-1, 1]; the fit sphere 2 * FIT_RADIUS
-    theta = torch.cat([torch.eye(3, device=v.device, dtype=v.dtype) * scale[:, :, None],
-                       torch.stack(centre, 1)[:, :, None]], 2)  # grid_sample's order: x, y, z
+    # an output point u is the stretched point centre + scale * u, so the specimen's point (centre + scale * u) / s
+    theta = torch.cat([torch.diag_embed(scale / s), (torch.stack(centre, 1) / s)[:, :, None]], 2)  # x, y, z
     grid = F.affine_grid(theta, [len(v), 1, d, h, w], align_corners=False)
     fitted = F.grid_sample(v[:, None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)[:, 0]
     return volumes.index_copy(0, picked, fitted)
 
 
 def _middle(coords: torch.Tensor, occupied: torch.Tensor) -> torch.Tensor:
-    """``[B]``: halfway between the lowest and highest of ``coords`` ``[N]`` where ``occupied`` ``[B, N]``."""
-    low = coords.expand_as(occupied).masked_fill(~occupied, math.inf).amin(1)
-    return (low + coords.expand_as(occupied).masked_fill(~occupied, -math.inf).amax(1)) / 2
+    """``[B]``: halfway between the lowest and highest of ``coords`` (``[N]`` or ``[B, N]``) where
+    ``occupied`` ``[B, N]``."""
+    coords = coords.expand_as(occupied)
+    low = coords.masked_fill(~occupied, math.inf).amin(1)
+    return (low + coords.masked_fill(~occupied, -math.inf).amax(1)) / 2
 
 
 def augmented(volumes: torch.Tensor, sigmas: torch.Tensor, gains: torch.Tensor, cuts: torch.Tensor | None = None,
-              tilts: torch.Tensor | None = None) -> torch.Tensor:
-    """Volumes ``[B, D, H, W]`` cut and fitted again (``truncated``, where ``cuts`` are given), blurred
-    (``blurred``) and their densities scaled by ``gains`` ``[B]``, clipped to the densities' range
-    [0, 1] as every loaded volume is."""
-    if cuts is not None:
-        volumes = truncated(volumes, cuts, torch.zeros_like(cuts) if tilts is None else tilts)
+              tilts: torch.Tensor | None = None, stretches: torch.Tensor | None = None) -> torch.Tensor:
+    """Volumes ``[B, D, H, W]`` cut, stretched and fitted again (``truncated``, where ``cuts`` or
+    ``stretches`` are given), blurred (``blurred``) and their densities scaled by ``gains`` ``[B]``,
+    clipped to the densities' range [0, 1] as every loaded volume is."""
+    if cuts is not None or stretches is not None:
+        cuts = torch.zeros(len(volumes)) if cuts is None else cuts
+        volumes = truncated(volumes, cuts, torch.zeros_like(cuts) if tilts is None else tilts, stretches)
     out = blurred(volumes, sigmas)
     gains = gains.to(out.device, out.dtype).reshape(-1, 1, 1, 1)
     return out if bool((gains == 1).all()) else (out * gains).clamp(0.0, 1.0)

@@ -167,9 +167,9 @@ def load_checkpoint(path: str | os.PathLike, profile: Profile | None = None, res
         raise CheckpointError(f"checkpoint {path} is not an xtomo checkpoint: it lacks {sorted(missing)}")
     if profile is not None:
         keys = ("model", "volume_size", "xray_size", "batch_size", "seed", "chi", "objective", "surface_weight",
-                *(("blur", "gain", "cut") if resuming else ()))
+                *(("blur", "gain", "cut", "stretch") if resuming else ()))
         made = {"objective": "l2", "surface_weight": profile.surface_weight,  # checkpoints from before these
-                "blur": 0.0, "gain": 1.0, "cut": 0.0,
+                "blur": 0.0, "gain": 1.0, "cut": 0.0, "stretch": 1.0,
                 **ck["profile"]}
         changed = [f"{k}: {made.get(k)!r} there, {getattr(profile, k)!r} here"
                    for k in keys if made.get(k) != getattr(profile, k)]
