@@ -1,15 +1,17 @@
-"""Is the real head's gap its proportions? The shipped model on the head stretched along each axis.
+"""Is the real head's gap its proportions? Networks on the head stretched along each axis.
 
-    python benchmarks/proportion_fit.py [--views 8] [--scales 0.7,0.85,1,1.15] [--write]
+    python benchmarks/proportion_fit.py [--views 8] [--scales 0.7,0.85,1,1.15] [--model NAME=CHECKPOINT]
+                                        [--write]
 
-The real head (``realdata.head`` at 128^3, canonical frame: height z, length y, width x) is scaled along
-one anatomical axis at a time by each factor, then along all three by ``--combined`` (trilinear
-resampling), fitted into the cube again as every CT is (``io.prepare_volume`` at the `quick` volume
-size) and scored by ``xtomo.evaluation.realcase`` against the even spread on seeded ideal x-rays. If the
-network had learned proportions that a human skull lies outside of, a head squashed or stretched towards
-the procedural crania would score clearly better than the head as it is; how much better bounds what
-training on more varied proportions could gain. Rows of scale 1 are the head itself, resampled once more
-than in ``real_skull.py``. ``--write`` replaces the ``proportion-fit`` section of RESULTS.md.
+The real head (``realdata.head`` at the `quick` volume size, canonical frame: height z, length y, width
+x) is scaled along one anatomical axis at a time by each factor, then along all three by ``--combined``,
+and fitted into the cube again by ``datasets.truncated`` (the training's stretch augmentation, which
+fits as ``io.prepare_volume`` fits every CT), and each network (the shipped model, and each ``--model``)
+is scored by ``xtomo.evaluation.realcase`` against the even spread on seeded ideal x-rays. If a network
+had learned proportions that a human skull lies outside of, a head squashed or stretched towards the
+procedural crania would score clearly better than the head as it is; how much better bounds what
+training on more varied proportions could gain. ``--write`` replaces the ``proportion-fit`` section of
+RESULTS.md.
 """
 from __future__ import annotations
 
@@ -17,39 +19,41 @@ import argparse
 import sys
 
 import torch
-import torch.nn.functional as F
-from _common import EVEN_SPREAD_NOTE, RESULTS, against_even_table, busy_cores, heading, update_section
+from _common import (
+    EVEN_SPREAD_NOTE,
+    RESULTS,
+    add_model_option,
+    against_even_table,
+    busy_cores,
+    heading,
+    networks,
+    update_section,
+)
 
-from xtomo.data import io, realdata
+from xtomo.data import realdata
+from xtomo.data.datasets import truncated
 from xtomo.evaluation import realcase
-from xtomo.learning import shipped
 from xtomo.profiles import get_profile
 
 AXES = ("height", "length", "width")  #: the canonical axes (z, y, x) of a volume [z, y, x]
 
 
-def stretched(volume: torch.Tensor, factors: tuple[float, float, float], size: int) -> torch.Tensor:
-    """``volume`` [z, y, x] with its contents scaled by ``factors`` (z, y, x) about the centre, refitted
-    into a ``size``^3 cube."""
-    fz, fy, fx = factors
-    theta = torch.tensor([[1 / fx, 0, 0, 0], [0, 1 / fy, 0, 0], [0, 0, 1 / fz, 0]], dtype=torch.float32)[None]
-    grid = F.affine_grid(theta, (1, 1, *volume.shape), align_corners=False)
-    return io.prepare_volume(F.grid_sample(volume[None, None], grid, align_corners=False)[0, 0], size)
-
-
-def rows(scales: list[float], combined: tuple[float, float, float], views: int) -> list[dict]:
-    """``against_even`` of the head scaled along each axis by each of ``scales``, then by ``combined``."""
+def rows(models: dict, scales: list[float], combined: tuple[float, float, float], views: int) -> list[dict]:
+    """``against_even`` of each network on the head scaled along each axis by each of ``scales``, then
+    by ``combined``."""
     p = get_profile("quick")
-    model, head = shipped.load(), realdata.head(128)
+    head = realdata.head(p.volume_size)[None]
     cases = [("none", "1", (1.0, 1.0, 1.0))]
     cases += [(name, f"{s:g}", tuple(s if i == axis else 1.0 for i in range(3)))
               for axis, name in enumerate(AXES) for s in scales if s != 1]
     cases.append(("all three", " x ".join(f"{s:g}" for s in combined), combined))
     out = []
-    for name, label, factors in cases:
-        found, _ = realcase.evaluate_volume(stretched(head, factors, p.volume_size), model, p, views=views,
-                                            seed=p.seed, name="real head")
-        out += [dict(r, axis=name, scale=label) for r in realcase.against_even(found)]
+    for network, model in models.items():
+        for name, label, factors in cases:
+            stretch = torch.tensor([factors[::-1]])  # (x, y, z), as truncated takes it
+            volume = truncated(head, torch.zeros(1), torch.zeros(1), stretch)[0]
+            found, _ = realcase.evaluate_volume(volume, model, p, views=views, seed=p.seed, name="real head")
+            out += [dict(r, network=network, axis=name, scale=label) for r in realcase.against_even(found)]
     return out
 
 
@@ -58,6 +62,7 @@ def main(argv=None) -> int:
     parser.add_argument("--views", type=int, default=8, help="seeded views (default 8)")
     parser.add_argument("--scales", default="0.7,0.85,1,1.15", help="factors along each axis")
     parser.add_argument("--combined", default="0.85,1,1.15", help="factors (height, length, width) together")
+    add_model_option(parser)
     parser.add_argument("--write", action="store_true", help=f"record the table in {RESULTS.name}")
     args = parser.parse_args(argv)
     busy = busy_cores()
@@ -65,12 +70,14 @@ def main(argv=None) -> int:
     combined = tuple(float(s) for s in args.combined.split(","))
     if len(combined) != 3:
         parser.error("--combined takes three factors: height,length,width")
+    models = networks(parser, args.model)
     command = (f"python benchmarks/proportion_fit.py --views {args.views} --scales {args.scales} "
-               f"--combined {args.combined}")
+               f"--combined {args.combined}" + "".join(f" --model {m}" for m in args.model))
     lines = heading("Proportions of the real head: the shipped model on the head stretched along one axis",
                     command, busy)
     lines[-1] += " Ideal x-rays, `quick` sizes. " + EVEN_SPREAD_NOTE
-    lines += [""] + against_even_table(rows(scales, combined, args.views), {"axis stretched": "axis", "scale": "scale"})
+    lines += [""] + against_even_table(rows(models, scales, combined, args.views),
+                                              {"network": "network", "axis stretched": "axis", "scale": "scale"})
     text = "\n".join(lines)
     print(text)
     if args.write:
