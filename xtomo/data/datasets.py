@@ -344,9 +344,7 @@ def truncated(volumes: torch.Tensor, cuts: torch.Tensor, tilts: torch.Tensor,
 
 
 def _middle(coords: torch.Tensor, occupied: torch.Tensor) -> torch.Tensor:
-    """``[B]``: halfway between the lowest and highest of ``coords`` (``[N]`` or ``[B, N]``) where
-    ``occupied`` ``[B, N]``."""
-    coords = coords.expand_as(occupied)
+    """``[B]``: halfway between the lowest and highest of ``coords`` ``[B, N]`` where ``occupied`` ``[B, N]``."""
     low = coords.masked_fill(~occupied, math.inf).amin(1)
     return (low + coords.masked_fill(~occupied, -math.inf).amax(1)) / 2
 
