@@ -112,6 +112,18 @@ def test_sizes_and_cache(sets, tmp_path):
     assert torch.equal(SampleBank(train_set, thumb=4, progress=False).build(path).xrays, first)
 
 
+def test_oracle_builds_the_bank_it_searches(sets, bank, tmp_path):
+    """ORACLE's pass makes the same thumbnails as ``build``; ``build`` then only caches them."""
+    train_set, val_set = sets
+    _, alphas, volumes = _items(val_set, [0, 9])
+    fresh = SampleBank(train_set, thumb=8, progress=False)
+    assert fresh.oracle(volumes, k=4) == bank.oracle(volumes, k=4)
+    assert torch.equal(fresh.xrays, bank.xrays)
+    path = tmp_path / "bank.npy"
+    assert fresh.build(path).xrays is not None and torch.equal(torch.from_numpy(np.load(path)), bank.xrays)
+    assert fresh.nn(alphas, k=4) == bank.nn(alphas, k=4)
+
+
 def test_thumbnail_is_an_area_average():
     x = torch.rand(2, 16, 16)
     t = thumbnail(x, 4)

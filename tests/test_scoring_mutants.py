@@ -225,8 +225,7 @@ def _slice_study_of_the_unfused_output(evaluated, sets):
 
 
 def _progress_is_one_bar_per_sample(evaluated, sets):
-    bank, bar, search = evaluated["bars"]                              # the bar opens before the searches
-    assert bank.kwargs == dict(desc="x-ray bank", unit="specimen", disable=False)
+    bar, search = evaluated["bars"]    # the bar opens before the search; ORACLE's builds the bank, so no bank bar
     assert search.kwargs == dict(desc="ORACLE search", unit="specimen", disable=False)
     assert bar.kwargs == dict(total=3, initial=0, desc="evaluation", unit="sample", disable=False)
     assert bar.updates == 3 and bar.closed

@@ -142,14 +142,15 @@ def evaluate(profile: Profile | str = "quick", checkpoint: str | os.PathLike | N
     rows, slice_rows = _resume(paths, stamp)
     done = {int(r["sample"]) for r in rows}
     todo = [i for i in indices if i not in done]
-    bank = SampleBank(train_set, progress=progress).build(out / BANK_FILE) if todo else None
+    bank = SampleBank(train_set, progress=progress) if todo else None
     classical_left = p.classical_samples - len({r["sample"] for r in rows if r["method"] == "classical"})
     bar = tqdm(total=len(indices), initial=len(indices) - len(todo), desc="evaluation", unit="sample",
                disable=not progress)
     # One pass over the bank answers every query; the per-sample work is then saved chunk by chunk.
+    # ORACLE's pass makes the thumbnails NN searches on the way (build then only caches them).
     items = [val_set[i] for i in todo]
-    nn = bank.nn(torch.stack([it["xray"][0] for it in items]), k=k) if todo else []
     oracle = bank.oracle(torch.stack([it["volume"] for it in items]), k=k) if todo else []
+    nn = bank.build(out / BANK_FILE).nn(torch.stack([it["xray"][0] for it in items]), k=k) if todo else []
     for start in range(0, len(todo), chunk):
         stop = start + chunk
         for index, item, m_nn, m_or in zip(todo[start:stop], items[start:stop], nn[start:stop], oracle[start:stop]):

@@ -122,12 +122,13 @@ def align(volume: torch.Tensor, direction: torch.Tensor, n_steps: int = N_STEPS,
     w1 = F.grid_sample(vol, g1, mode="bilinear", padding_mode="zeros", align_corners=False)
     # Pass 2, polar tilt about y: every y-slice turned in the (x, z) plane; y-slices are channels.
     w1 = w1.permute(0, 2, 1, 3)  # [B, y, z, x]
-    g2 = _rotation_grid(cos_po, -sin_po, n_steps, rows)
+    # Its grid's rows are taken in reverse, so z' comes out descending: the flip costs no copy.
+    g2 = _rotation_grid(cos_po, -sin_po, n_steps, rows).flip(1)
     w2 = F.grid_sample(w1, g2, mode="bilinear", padding_mode="zeros", align_corners=False)
-    # w2 is [B, y', z', x'] with camera right = y', up = -x', back = z'.
+    # w2 is [B, y', z', x'] with camera right = y', up = -x', back = z', z' descending.
     # Depth front to back = z' descending; rows top to bottom = up descending = x' ascending;
     # columns left to right = right ascending = y' ascending.
-    out = w2.permute(0, 2, 3, 1).flip(1).contiguous()
+    out = w2.permute(0, 2, 3, 1).contiguous()
     return out[0] if single else out
 
 

@@ -122,20 +122,21 @@ class SampleBank:
         return torch.cat(xrays), (torch.cat(vols) if volumes else None)
 
     def build(self, cache: str | Path | None = None) -> SampleBank:
-        """Make every thumbnail (or read them from ``cache``, an ``.npy`` file, if it matches)."""
+        """Make every thumbnail, unless ``oracle`` made them already or ``cache`` (an ``.npy`` file)
+        holds them; save them to ``cache`` when it does not."""
         from tqdm.auto import tqdm
 
         path = Path(cache) if cache else None
         shape = (len(self), self.thumb, self.thumb)
-        if path is not None and path.exists():
-            stored = np.load(path)
-            if stored.shape == shape:
-                self.xrays = torch.from_numpy(stored)
-                return self
-        parts = [self._coarse(k, volumes=False)[0].half()
-                 for k in tqdm(self.dataset.specimens, desc="x-ray bank", unit="specimen",
-                               disable=not self.progress)]
-        self.xrays = torch.cat(parts)
+        stored = np.load(path, mmap_mode="r") if path is not None and path.exists() else None
+        if stored is not None and stored.shape == shape:
+            if self.xrays is None:
+                self.xrays = torch.from_numpy(np.array(stored))
+            return self
+        if self.xrays is None:
+            self.xrays = torch.cat([self._coarse(k, volumes=False)[0].half()
+                                    for k in tqdm(self.dataset.specimens, desc="x-ray bank", unit="specimen",
+                                                  disable=not self.progress)])
         if path is not None:
             with atomic_path(path) as tmp:
                 with open(tmp, "wb") as fh:
@@ -161,15 +162,22 @@ class SampleBank:
     def oracle(self, truths: torch.Tensor, k: int = 16) -> list[Match]:
         """ORACLE for each view-aligned truth ``[Q, D, V, V]``: the nearest training volume
         (mean squared voxel error), searched over coarse volumes regenerated per specimen; the
-        best ``oracle_pool * k`` of them are compared at full size."""
+        best ``oracle_pool * k`` of them are compared at full size. The thumbnails come from the
+        same alignments, so an unbuilt bank is built by the search (``build`` then only saves it)."""
         from tqdm.auto import tqdm
 
         q = _batch(truths, 3, "volumes")
         k = checks.integer(k, "k", minimum=1)
         small, top = _coarse_volume(q, self.volume_side), _Top(len(q), self.oracle_pool * k)
+        thumbnails = [] if self.xrays is None else None
         for i, specimen in enumerate(tqdm(self.dataset.specimens, desc="ORACLE search", unit="specimen",
                                           disable=not self.progress)):
-            top.add(_scores(small, self._coarse(specimen, volumes=True)[1]), i * self.views)
+            xrays, volumes = self._coarse(specimen, volumes=True)
+            top.add(_scores(small, volumes), i * self.views)
+            if thumbnails is not None:
+                thumbnails.append(xrays.half())
+        if thumbnails is not None:  # the same alignments made them: the bank is built
+            self.xrays = torch.cat(thumbnails)
         return [self._refine(c, lambda a, v, i=i: (v - q[i]).square().mean()) for i, c in enumerate(top.entries())]
 
     def _refine(self, candidates, distance) -> Match:
