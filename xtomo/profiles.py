@@ -151,7 +151,7 @@ PROFILES: dict[str, Profile] = {
                 n_mice=5, n_test_mice=2, mouse_samples=40, mouse_phantom_size=64, ct_angles=24, ct_arc=180,
                 mouse_steps=12, study_pairs=2, study_train_pairs=8, study_cnn_steps=20),
         Profile("quick", n_species=175, n_val_species=20, n_views=1332, mirror=True,
-                volume_size=64, xray_size=128, gallery=6, realism_size=96, model="quick", batch_size=8, steps=900,
+                volume_size=64, xray_size=128, gallery=6, realism_size=96, model="quick", batch_size=8, steps=600,
                 val_every=100, val_samples=96, checkpoint_every=100, workers=1, eval_samples=120,
                 classical_samples=3, mouse_samples=480, mouse_phantom_size=128, ct_angles=90, ct_arc=180,
                 mouse_steps=200, study_pairs=10, study_train_pairs=48, study_cnn_steps=150),
