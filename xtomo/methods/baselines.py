@@ -123,16 +123,16 @@ class SampleBank:
 
     def build(self, cache: str | Path | None = None) -> SampleBank:
         """Make every thumbnail, unless ``oracle`` made them already or ``cache`` (an ``.npy`` file)
-        holds them; save them to ``cache`` when it does not."""
+        holds them; thumbnails made in this process are saved to ``cache``."""
         from tqdm.auto import tqdm
 
         path = Path(cache) if cache else None
         shape = (len(self), self.thumb, self.thumb)
-        stored = np.load(path, mmap_mode="r") if path is not None and path.exists() else None
-        if stored is not None and stored.shape == shape:
-            if self.xrays is None:
-                self.xrays = torch.from_numpy(np.array(stored))
-            return self
+        if self.xrays is None and path is not None and path.exists():
+            stored = np.load(path)
+            if stored.shape == shape:
+                self.xrays = torch.from_numpy(stored)
+                return self
         if self.xrays is None:
             self.xrays = torch.cat([self._coarse(k, volumes=False)[0].half()
                                     for k in tqdm(self.dataset.specimens, desc="x-ray bank", unit="specimen",
