@@ -400,6 +400,32 @@ def test_validation_l2_is_the_mean_over_every_voxel_of_every_sample():
     assert torch.equal(batches[0][0][1], val[1]["xray"]) and torch.equal(batches[1][1][0], val[4]["volume"])
 
 
+class _Counted(list):
+    """Pairs that count how often each is made."""
+
+    def __init__(self, items):
+        super().__init__(items)
+        self.made = []
+
+    def __getitem__(self, i):
+        self.made.append(i)
+        return super().__getitem__(i)
+
+
+def test_validation_samples_are_made_once_and_kept_when_small(tmp_path):
+    val = _Counted(pairs(5, 2))
+    kept = T._kept_validation(val, P)
+    assert isinstance(kept, T.Kept) and len(kept) == 5
+    first = T.validation_l2(_Constant(0.3), kept, [4, 0, 3], 2, "cpu")
+    assert T.validation_l2(_Constant(0.3), kept, [4, 0, 3], 2, "cpu") == first
+    assert first == T.validation_l2(_Constant(0.3), pairs(5, 2), [4, 0, 3], 2, "cpu") and val.made == [4, 0, 3]
+    per_sample = 4 * (P.volume_size ** 3 + P.xray_size ** 2)
+    assert T._kept_validation(val, P.replace(val_samples=T.KEEP_VALIDATION_BYTES // per_sample)) is not val
+    assert T._kept_validation(val, P.replace(val_samples=T.KEEP_VALIDATION_BYTES // per_sample + 1)) is val
+    pipeline = T.DevicePipeline.__new__(T.DevicePipeline)
+    assert T._kept_validation(pipeline, P) is pipeline
+
+
 def test_mean_volume_l2_against_its_definition():
     train_set, val_set = pairs(6, 3), pairs(4, 4)
     g = torch.Generator().manual_seed(9 + 11)

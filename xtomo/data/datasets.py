@@ -24,7 +24,7 @@ from xtomo.imaging import xray
 from xtomo.profiles import Profile, get_profile
 from xtomo.specimens import crania
 
-__all__ = ["PAPER_COUNTS", "ProceduralBank", "FileBank", "TensorBank", "XrayDataset", "ViewDataset",
+__all__ = ["PAPER_COUNTS", "ProceduralBank", "FileBank", "TensorBank", "XrayDataset", "ViewDataset", "Kept",
            "CUT_TILT", "make_sample", "blurred", "truncated", "augmented", "view_target", "aligned_truth", "counts",
            "simulate_collection"]
 
@@ -213,6 +213,21 @@ class XrayDataset(torch.utils.data.Dataset):
             alpha, volume = xray.mirror(alpha), xray.mirror(volume)
         return dict(xray=alpha[None], volume=volume, specimen=s.specimen, view=s.view,
                     mirrored=s.mirrored, direction=d)
+
+
+class Kept:
+    """A dataset whose items are kept once made, for samples asked for again and again (validation)."""
+
+    def __init__(self, dataset):
+        self.dataset, self.items = dataset, {}
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        if index not in self.items:
+            self.items[index] = self.dataset[index]
+        return self.items[index]
 
 
 class ViewDataset(torch.utils.data.Dataset):

@@ -146,8 +146,7 @@ def evaluate(profile: Profile | str = "quick", checkpoint: str | os.PathLike | N
     classical_left = p.classical_samples - len({r["sample"] for r in rows if r["method"] == "classical"})
     bar = tqdm(total=len(indices), initial=len(indices) - len(todo), desc="evaluation", unit="sample",
                disable=not progress)
-    # One pass over the bank answers every query; the per-sample work is then saved chunk by chunk.
-    # ORACLE's pass makes the thumbnails NN searches on the way (build then only caches them).
+    # One pass over the bank answers every query (ORACLE's makes NN's thumbnails); then chunk by chunk.
     items = [val_set[i] for i in todo]
     oracle = bank.oracle(torch.stack([it["volume"] for it in items]), k=k) if todo else []
     nn = bank.build(out / BANK_FILE).nn(torch.stack([it["xray"][0] for it in items]), k=k) if todo else []

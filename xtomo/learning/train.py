@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 import xtomo._checks as checks
 from xtomo import __version__
-from xtomo.data.datasets import ProceduralBank, XrayDataset
+from xtomo.data.datasets import Kept, ProceduralBank, XrayDataset
 from xtomo.data.pipeline import DevicePipeline, use_device_pipeline
 from xtomo.files import artifacts_dir, folder_lock, require_artifact, save_torch, write_csv
 from xtomo.imaging.shading import LEVEL as SURFACE_LEVEL
@@ -36,6 +36,19 @@ __all__ = ["train", "initial_weights", "load_model", "load_checkpoint", "model_f
            "train_val_sets",
            "validation_indices", "validation_l2", "mean_volume_l2", "step_indices", "native_bf16",
            "mixed_precision", "machine", "objective_loss", "SURFACE_LEVEL", "SURFACE_WIDTH", "SURFACE_WEIGHT"]
+
+
+#: the most memory validation samples may keep between validations; above it they are remade
+KEEP_VALIDATION_BYTES = 256 * 2 ** 20
+
+
+def _kept_validation(val_set, p: Profile):
+    """``val_set`` with its samples kept once made (every validation asks for the same ones) when the
+    profile's fit in ``KEEP_VALIDATION_BYTES``; as it is otherwise, and for a ``DevicePipeline``."""
+    per_sample = 4 * (p.volume_size ** 3 + p.xray_size ** 2)
+    if isinstance(val_set, DevicePipeline) or p.val_samples * per_sample > KEEP_VALIDATION_BYTES:
+        return val_set
+    return Kept(val_set)
 
 
 class CheckpointError(ValueError):
@@ -284,6 +297,7 @@ def train(profile: Profile | str = "quick", resume: bool = False, steps: int | N
         val_idx = validation_indices(p, len(val_set))
         if use_device_pipeline(pipeline, device):
             train_set, val_set = DevicePipeline(train_set, device), DevicePipeline(val_set, device)
+        val_set = _kept_validation(val_set, p)
         run = _start(p, total, rank, world, device, ck_path if resume else None, init)
         if run.baseline is None:
             run.baseline = mean_volume_l2(train_set, val_set, val_idx, min(256, len(train_set)), p.seed)[1]
