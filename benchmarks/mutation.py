@@ -56,8 +56,9 @@ TESTS = {
     # test, DDP with gloo, the reconstruct command line) never kill a mutant, since mutmut's
     # trampolines do not follow new processes, and the rest train the smoke network for 12 to 100
     # steps per mutant; tests/test_train_mutants.py checks the same in-process, on a tiny network. The
-    # test_train.py tests kept take under 0.2 s; test_augment.py's two train a tiny network (1-3 s): the
-    # checkpoint, fine-tuning and resume checks that a run of the kept tests alone left untested (2026-12-04)
+    # test_train.py tests kept take under 0.2 s; test_augment.py's two train a tiny network (1-3 s); with
+    # test_train_safety.py's two they check the checkpoint, fine-tuning and resume rules that a run of the
+    # other tests alone left untested (2026-12-04)
     "xtomo/learning/train.py": ["tests/test_train.py::test_step_indices_are_a_function_of_seed_and_step",
                                 "tests/test_train.py::test_mixed_precision_is_bf16_only_where_asked_or_native",
                                 "tests/test_train.py::test_objective_loss_l2_is_mse_and_surface_adds_a_cross_entropy_at_the_iso_level",
@@ -66,7 +67,10 @@ TESTS = {
                                 "tests/test_train.py::test_training_writes_checkpoint_and_log",
                                 "tests/test_train.py::test_fused_inference_model_matches",
                                 "tests/test_augment.py::test_a_fine_tuning_run_starts_from_the_weights_it_is_given",
-                                "tests/test_augment.py::test_a_run_resumes_only_with_its_own_blur_and_gain"],
+                                "tests/test_augment.py::test_a_run_resumes_only_with_its_own_blur_and_gain",
+                                "tests/test_train_safety.py::test_a_new_run_keeps_another_runs_checkpoint_unless_told",
+                                "tests/test_train_safety.py::"
+                                "test_a_checkpoint_whose_settings_and_weights_disagree_is_refused_before_it_is_built"],
 }
 STATUSES = ("killed", "timeout", "survived", "no tests", "suspicious", "segfault", "skipped", "not checked")
 
