@@ -1,10 +1,11 @@
 """Wall time of the whole book at a profile, chapter by chapter, from cold caches.
 
-    .venv/bin/python benchmarks/book_budget.py [--profile quick] [--write]
+    .venv/bin/python benchmarks/book_budget.py [--profile quick] [--artifacts DIR] [--write]
 
 Builds the book (``xtomo.publish.website.build_book``: every chapter through papermill, then the HTML) with a
 fresh, empty artifacts folder, so species volumes are generated and the network is trained as on a
-new machine, and reports each chapter's seconds (from ``timings.json``) against the budget: all
+new machine (a temporary folder, or ``--artifacts``, an empty one that is kept for what comes next),
+and reports each chapter's seconds (from ``timings.json``) against the budget: all
 chapters of ``quick`` within 30 minutes on 2 cores.
 ``--write`` records the table in RESULTS.md (section ``book-budget-PROFILE``, with ``-fp32`` appended on a
 CPU without native bf16, where chapter 3 trains in float32: the two kinds of machine keep one section each).
@@ -28,6 +29,8 @@ BUDGET_MINUTES = {"smoke": 5, "quick": 30}
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--profile", default="quick")
+    ap.add_argument("--artifacts", type=Path, help="an empty (or new) folder to build into and keep "
+                    "(default: a temporary one, removed afterwards)")
     ap.add_argument("--write", action="store_true", help=f"record the table in {RESULTS.name}")
     args = ap.parse_args(argv)
     from xtomo.learning.train import native_bf16
@@ -35,8 +38,10 @@ def main(argv=None) -> int:
     from xtomo.publish.website import build_book
 
     idle_before = busy_cores()
+    if args.artifacts is not None and args.artifacts.exists() and any(args.artifacts.iterdir()):
+        ap.error(f"--artifacts {args.artifacts} is not empty: a cold build needs an empty folder")
     with tempfile.TemporaryDirectory(prefix="xtomo-budget-") as tmp:
-        os.environ["XTOMO_ARTIFACTS"] = str(Path(tmp) / "artifacts")
+        os.environ["XTOMO_ARTIFACTS"] = str((args.artifacts or Path(tmp) / "artifacts").resolve())
         t0 = time.perf_counter()
         build_book(args.profile)
         whole = time.perf_counter() - t0

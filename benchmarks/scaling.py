@@ -32,6 +32,7 @@ from xtomo.files import read_csv
 from xtomo.learning import shipped
 from xtomo.learning.train import load_checkpoint
 from xtomo.profiles import get_profile
+from xtomo.specimens import crania
 
 RECORD = Path(__file__).with_name("scaling.json")   #: the rows of the last --write, for chapter 5
 
@@ -111,7 +112,7 @@ def main(argv=None) -> int:
         update_section(RESULTS, text, name=args.section)
     if args.write and args.section == "scaling":
         record = dict(measured=f"{_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC", command=command,
-                      machine=machine_line(), profile="quick", rows=rows)
+                      machine=machine_line(), profile="quick", generator=crania.VERSION, rows=rows)
         atomic_write_text(RECORD, json.dumps(record, indent=1) + "\n")
     return 0
 

@@ -124,3 +124,23 @@ def test_individuals_keep_counts_and_switches(species):
     for order, spec in crania.ORDERS.items():
         for family in spec["families"]:
             assert crania.family_template(family).params == proportions.template(order, family)
+
+
+def test_the_braincase_is_a_dome_over_a_flat_floor(species):
+    """On the midline, halfway back, a vertical line through the untextured skull meets the vault above
+    and the cranial floor ``braincase_floor`` half-heights below the centre, and no bone below the floor
+    (a whole ellipsoid, as the braincase was before crania v4, puts its wall there, at 0.87 half-heights)."""
+    by_family = {}
+    for s in species:
+        by_family.setdefault(s.family, s)
+    for s in by_family.values():
+        p = crania.individual(s)
+        bl, bh, wall = p.braincase_length, p.braincase_height, p.braincase_wall
+        z = torch.linspace(-1.2 * bh, 1.2 * bh, 1200)
+        line = (torch.zeros(1200, 1, 1), torch.full((1200, 1, 1), -0.5 * bl), z[:, None, None])  # a (z, y, x) grid
+        bone = crania._bone(p, line, voxel=0.001, texture=False).flatten() > 0.2
+        floor = -p.braincase_floor * bh
+        inside, outside = wall / 2 - 0.001, wall + 0.03  # the wall's half, and the smooth union with the snout
+        assert bone[(z - floor).abs() < inside].all(), f"{s.name}: no cranial floor"
+        assert bone[z > 0].any(), f"{s.name}: no vault"
+        assert not bone[z < floor - outside].any(), f"{s.name}: bone below the cranial floor"

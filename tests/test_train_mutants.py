@@ -500,9 +500,12 @@ def test_ranks_in_sync_compare_weight_checksums(monkeypatch):
 
 
 def test_code_version_names_the_commit_when_in_a_checkout(monkeypatch):
+    here = Path(T.__file__).parent
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=Path(T.__file__).parent).stdout.strip()
-    assert T.code_version() == (f"{__version__}+{commit}" if commit else __version__)
+                            cwd=here).stdout.strip()
+    changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                             text=True, cwd=here).stdout.strip()
+    assert T.code_version() == (f"{__version__}+{commit}{'.dirty' if changed else ''}" if commit else __version__)
 
     def fails(*args, **kwargs):
         raise OSError("no git")
@@ -517,12 +520,15 @@ def test_code_version_names_the_commit_when_in_a_checkout(monkeypatch):
     assert T.code_version() == __version__
     monkeypatch.setattr(T.subprocess, "run", lambda *a, **k: types.SimpleNamespace(stdout="  \n"))
     assert T.code_version() == __version__
-    seen = []
-    monkeypatch.setattr(T.subprocess, "run", lambda args, **k: seen.append((args, k))
-                        or types.SimpleNamespace(stdout="abc1234\n"))
-    assert T.code_version() == f"{__version__}+abc1234"
-    assert seen[0][0] == ["git", "rev-parse", "--short", "HEAD"]
-    assert seen[0][1]["cwd"] == Path(T.__file__).parent and seen[0][1]["text"] is True
+    for status, suffix in (("\n", ""), (" M xtomo/specimens/crania.py\n", ".dirty")):
+        seen = []
+        replies = {"rev-parse": "abc1234\n", "status": status}
+        monkeypatch.setattr(T.subprocess, "run", lambda args, seen=seen, replies=replies, **k:
+                            seen.append((args, k)) or types.SimpleNamespace(stdout=replies[args[1]]))
+        assert T.code_version() == f"{__version__}+abc1234{suffix}"
+        assert [args for args, _ in seen] == [["git", "rev-parse", "--short", "HEAD"],
+                                              ["git", "status", "--porcelain", "--untracked-files=no"]]
+        assert all(k["cwd"] == here and k["text"] is True for _, k in seen)
 
 
 # --- checkpoints ----------------------------------------------------------------------------------

@@ -93,7 +93,7 @@ def export(checkpoint: str | os.PathLike, name: str | None = None, folder: str |
 def _continued(before: dict, info: dict) -> dict:
     """The manifest of a model fine-tuned from the shipped model ``before`` (its manifest): the commands,
     steps, samples, wall time and validation curve of both runs end to end, and ``based_on``, the
-    earlier model's sha256, machine and code version."""
+    earlier model's sha256, machine, code version and crania generator."""
     offset = {k: before["validation"][-1][k] if before["validation"] else 0 for k in ("step", "samples", "seconds")}
     later = [dict(row, **{k: row[k] + offset[k] for k in offset}) for row in info["validation"]]
     return dict(info, commands=before["commands"] + info["commands"], step=before["step"] + info["step"],
@@ -102,7 +102,8 @@ def _continued(before: dict, info: dict) -> dict:
                 wall_seconds=before["wall_seconds"] + info["wall_seconds"],
                 validation=before["validation"] + later,
                 based_on={k: before.get(k) for k in ("name", "sha256", "step", "samples_seen", "wall_seconds",
-                                                     "machine", "code_version", "precision", "profile")})
+                                                     "machine", "code_version", "generator", "precision",
+                                                     "profile")})
 
 
 def manifest(name: str | None = None, folder: str | os.PathLike | None = None) -> dict:

@@ -56,13 +56,18 @@ class CheckpointError(ValueError):
 
 
 def code_version() -> str:
-    """The package version, with the git commit when run from a checkout."""
+    """The package version, with the git commit when run from a checkout (and ``.dirty`` when tracked
+    files differ from it: the commit alone would not say which code ran)."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], capture_output=True, text=True, cwd=Path(__file__).parent,
+                              timeout=5).stdout.strip()
+
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                cwd=Path(__file__).parent, timeout=5).stdout.strip()
+        commit = git("rev-parse", "--short", "HEAD")
+        dirty = bool(commit) and bool(git("status", "--porcelain", "--untracked-files=no"))
     except (OSError, subprocess.SubprocessError):
-        commit = ""
-    return f"{__version__}+{commit}" if commit else __version__
+        commit, dirty = "", False
+    return f"{__version__}+{commit}{'.dirty' if dirty else ''}" if commit else __version__
 
 
 def machine() -> str:

@@ -29,12 +29,12 @@ __all__ = ["VERSION", "ORDERS", "DENSITY", "Species", "catalog", "split", "indiv
            "cranium", "cranium_sphere"]
 
 #: The generator's version: caches of volumes carry it, so a changed generator never reads old skulls.
-VERSION = "v3"
+VERSION = "v4"
 
-_CORTEX = 0.0075  # thickness of cortical plates (the vault's tables), local units (about 1 % of a skull's length)
+_CORTEX = 0.010  # thickness of cortical plates (the vault's tables), local units (about 1 % of a skull's length)
 _WARP, _WARP_CELLS = 0.012, 9  # smooth displacement of the whole skull: no edge stays ruler-straight
 _WALL_VARIATION = 0.8  # relative variation of the vault's thickness over its surface
-_WALL_TILT = 0.35  # how much thicker the crown and occiput are than the temples (relative, per half-axis)
+_WALL_TILT = 0.5  # how much thicker the crown and occiput are than the temples (relative, per half-axis)
 _RELIEF = 0.008  # amplitude of the bone surface's bumps, local units (a few voxels at 128^3)
 _SCROLL_SLOPE = 10.0  # typical gradient of 28-cell lattice noise per local unit: |noise| / slope ~ distance
 _SPECIES_SIGMA, _BLEND = 0.15, 0.35  # spread of a species around its family; up to 35 % of another family
@@ -127,8 +127,9 @@ def _vault(p: Individual, lay: Layout, x: sdf.Coords, texture: bool) -> tuple[to
     (y0, zs), (y1, z1) = lay.snout_base, lay.snout_tip
     (sw0, sh0), (sw1, sh1) = lay.base_section, lay.tip_section
     wall, snout_wall = p.braincase_wall, p.snout_wall
-    braincase = sdf.ellipsoid(x, (0, 0, 0), (bw, bl, bh))
-    brain = sdf.ellipsoid(x, (0, 0, 0), (bw - wall, bl - wall, bh - wall))
+    floor = -p.braincase_floor * bh  # the cranial base: a dome over a flat floor, not a whole ellipsoid
+    braincase = torch.maximum(sdf.ellipsoid(x, (0, 0, 0), (bw, bl, bh)), floor - x[2])
+    brain = torch.maximum(sdf.ellipsoid(x, (0, 0, 0), (bw - wall, bl - wall, bh - wall)), floor + wall - x[2])
     if texture:  # thicker on the crown and at the back, thin over the temples; smooth variation on top;
         # the brain's carve stays beneath it
         lean = (1 + _WALL_TILT * (x[2] / bh - (x[0] / bw) ** 2 - 0.3 * x[1] / bl)).clamp(0.45, 1.6)
@@ -219,7 +220,7 @@ def _outgrowths(parts: Parts, p: Individual, lay: Layout) -> None:
     if p.bulla_radius > 0:
         b = p.bulla_radius
         for s in (-1, 1):
-            parts.blob((s * 0.55 * bw, -0.3 * bl, -0.86 * bh), (b, 1.25 * b, 0.85 * b), k=0.01,
+            parts.blob((s * 0.55 * bw, -0.3 * bl, -p.braincase_floor * bh - 0.6 * b), (b, 1.25 * b, 0.85 * b), k=0.01,
                        hollow=0.6 * p.snout_wall)
     if p.horn_length > 0:
         h = p.horn_length
@@ -358,8 +359,9 @@ def _bone(p: Individual, x: sdf.Coords, voxel: float, texture: bool) -> torch.Te
     bone, braincase = _shape(p, lay, x, texture)
     density = _tissues(bone, braincase, p, lay, x, voxel, texture)
     dense = Parts(x, torch.ones_like(x[0]), 2.5 * _WARP if texture else 0.0)
-    for s in (-1, 1):  # the petrous ridge runs from the ear forward and inward to the clivus
-        dense.rod([(s * 0.56 * bw, -0.36 * bl, -0.64 * bh), (s * 0.16 * bw, -0.1 * bl, -0.56 * bh)],
+    floor = -p.braincase_floor * bh
+    for s in (-1, 1):  # the petrous ridge runs from the ear forward and inward to the clivus, on the floor
+        dense.rod([(s * 0.56 * bw, -0.36 * bl, floor + 0.04 * bh), (s * 0.16 * bw, -0.1 * bl, floor + 0.1 * bh)],
                   [0.042, 0.014], squash=(1, 1, 1.5))
     density = torch.maximum(density, DENSITY["petrous"] * sdf.occupancy(dense.field, voxel))
     return torch.maximum(density, DENSITY["tooth"] * sdf.occupancy(teeth(p, lay, x, 2.5 * _WARP), voxel))

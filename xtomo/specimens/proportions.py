@@ -30,6 +30,7 @@ class Proportions:
     braincase_length: float = 0.30    #: half-length (y) of the braincase
     braincase_height: float = 0.22    #: half-height (z) of the braincase
     braincase_wall: float = 0.022     #: mean thickness of the braincase wall
+    braincase_floor: float = 0.6      #: depth of the braincase's flat floor below its centre, times its half-height
     snout_length: float = 0.35        #: length of the rostrum (snout), from its base to its tip
     snout_width: float = 0.55         #: half-width of the rostrum's base, times the braincase's half-width
     snout_height: float = 0.55        #: half-height of the rostrum's base, times the braincase's half-height
@@ -91,6 +92,7 @@ ORDERS: dict[str, dict] = {
         }),
     "Primates": dict(
         base=dict(braincase_width=0.31, braincase_length=0.36, braincase_height=0.30, braincase_wall=0.027,
+                  braincase_floor=0.5,
                   snout_length=0.08,
                   snout_width=0.5, snout_height=0.65, snout_taper=0.8, snout_drop=0.55, orbits_forward=1.0,
                   postorbital_bar=1.0, orbit_size=0.33, zygomatic_span=0.12, sagittal_crest=0.0,
