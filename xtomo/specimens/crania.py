@@ -127,7 +127,7 @@ def _vault(p: Individual, lay: Layout, x: sdf.Coords, texture: bool) -> tuple[to
     (y0, zs), (y1, z1) = lay.snout_base, lay.snout_tip
     (sw0, sh0), (sw1, sh1) = lay.base_section, lay.tip_section
     wall, snout_wall = p.braincase_wall, p.snout_wall
-    floor = -p.braincase_floor * bh  # the cranial base: a dome over a flat floor, not a whole ellipsoid
+    floor = lay.floor  # the cranial base: a dome over a flat floor, not a whole ellipsoid
     braincase = torch.maximum(sdf.ellipsoid(x, (0, 0, 0), (bw, bl, bh)), floor - x[2])
     brain = torch.maximum(sdf.ellipsoid(x, (0, 0, 0), (bw - wall, bl - wall, bh - wall)), floor + wall - x[2])
     if texture:  # thicker on the crown and at the back, thin over the temples; smooth variation on top;
@@ -220,7 +220,7 @@ def _outgrowths(parts: Parts, p: Individual, lay: Layout) -> None:
     if p.bulla_radius > 0:
         b = p.bulla_radius
         for s in (-1, 1):
-            parts.blob((s * 0.55 * bw, -0.3 * bl, -p.braincase_floor * bh - 0.6 * b), (b, 1.25 * b, 0.85 * b), k=0.01,
+            parts.blob((s * 0.55 * bw, -0.3 * bl, lay.floor - 0.6 * b), (b, 1.25 * b, 0.85 * b), k=0.01,
                        hollow=0.6 * p.snout_wall)
     if p.horn_length > 0:
         h = p.horn_length
@@ -359,7 +359,7 @@ def _bone(p: Individual, x: sdf.Coords, voxel: float, texture: bool) -> torch.Te
     bone, braincase = _shape(p, lay, x, texture)
     density = _tissues(bone, braincase, p, lay, x, voxel, texture)
     dense = Parts(x, torch.ones_like(x[0]), 2.5 * _WARP if texture else 0.0)
-    floor = -p.braincase_floor * bh
+    floor = lay.floor
     for s in (-1, 1):  # the petrous ridge runs from the ear forward and inward to the clivus, on the floor
         dense.rod([(s * 0.56 * bw, -0.36 * bl, floor + 0.04 * bh), (s * 0.16 * bw, -0.1 * bl, floor + 0.1 * bh)],
                   [0.042, 0.014], squash=(1, 1, 1.5))

@@ -56,6 +56,7 @@ class Layout:
     orbit: tuple[float, float, float, float]  # centre (x, y, z) of the orbit at +x, and its radius
     arch: tuple[float, float]                 # half-span of the zygomatic arches, and x of their roots
     molar: float                              # crown height of the cheek teeth
+    floor: float                              # z of the braincase's flat floor (the cranial base)
 
     def palate(self, y):
         """Height of the palate (the rostrum's flat floor) at ``y``, a float or a tensor."""
@@ -93,7 +94,7 @@ def skull_layout(p: Individual) -> Layout:
     sh1, sw1 = sh0 * p.snout_taper, sw0 * p.snout_taper
     arch = (bw * (1 + p.zygomatic_span), max(sw0, ox) * 0.95)
     return Layout((bw, bl, bh), (y0, zs), (y1, z1), (sw0, sh0), (sw1, sh1), (ox, oy, oz, orr), arch,
-                   p.molar_height)
+                   p.molar_height, -p.braincase_floor * bh)
 
 
 def teeth(p: Individual, lay: Layout, x: sdf.Coords, pad: float = 0.0) -> torch.Tensor:
