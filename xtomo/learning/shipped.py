@@ -17,7 +17,7 @@ from pathlib import Path
 from xtomo.files import read_json, save_torch, write_json
 
 __all__ = ["FOLDER", "NAME", "MAX_BYTES", "paths", "available", "export", "manifest", "checkpoint", "load",
-           "same_data", "name_for", "for_profile", "ShippedModelError"]
+           "same_data", "name_for", "for_profile", "describe", "ShippedModelError"]
 
 FOLDER = Path(__file__).parent / "pretrained"   #: where the package keeps its shipped models
 NAME = "quick"          #: the default: the ``quick`` preset, which runs on a CPU at the book's scale
@@ -179,3 +179,23 @@ def for_profile(p, wanted: bool | None = None) -> tuple[object, str | None]:
     if wanted:
         raise ShippedModelError(f"the shipped model was asked for, but {problem}")
     return None, None
+
+
+def describe(info: dict, live_samples: int | None = None) -> str:
+    """A paragraph (Markdown) on how the model of manifest ``info`` was made: samples seen, time,
+    machine, code and validation L2, and, for a fine-tuned model, what its last run changed and every
+    training command in order. ``live_samples``: what the book's live model saw, for comparison."""
+    made = info["profile"]
+    text = (f"The shipped model saw **{info['samples_seen']:,}** training samples ({info['step']:,} steps of "
+            f"{made['batch_size']}" + (f"; chapter 3's saw {live_samples:,}" if live_samples else "") + ") in "
+            f"{info['wall_seconds'] / 3600:.1f} h on {info['machine']} (precision setting {info['precision']!r}), "
+            f"code {info['code_version']}; its validation L2 fell to {info['val_l2']:.5f} "
+            f"(the mean volume's: {info['baseline_l2']:.5f}).")
+    before = info.get("based_on")
+    if not before:
+        return text
+    runs = "; ".join(f"`{c}`" for c in info["commands"] if c.startswith("xtomo train"))
+    return (text + f" Its last {info['step'] - before['step']:,} steps fine-tuned the earlier model's weights on "
+            f"crania {info.get('generator', '?')} (the earlier steps saw crania {before.get('generator', '?')}), "
+            f"blurred by up to {made['blur']:g} voxels, their densities scaled by a random factor between "
+            f"1/{made['gain']:g} and {made['gain']:g}. Its runs, in order: {runs}.")
