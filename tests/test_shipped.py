@@ -190,7 +190,15 @@ def test_a_model_fine_tuned_from_the_shipped_one_carries_its_history(exported, t
     assert "fine-tuned" not in shipped.describe(first)
     told = shipped.describe(info, live_samples=123)
     assert f"**{info['samples_seen']:,}**" in told and "chapter 3's saw 123" in told
-    assert "Its last 8 steps fine-tuned" in told and "between 1/1.5 and 1.5" in told
+    assert "trained in 2 runs" in told and "8 steps on crania" in told and "between 1/1.5 and 1.5" in told
     later_run = "xtomo train --profile smoke --steps 8 --init shipped"
     runs = [told.index(f"`{c}`") for c in (first["commands"][0], later_run)]
     assert runs == sorted(runs)
+    # each run recorded by itself, and kept when the fine-tuned model is fine-tuned again
+    assert [r["steps"] for r in info["runs"]] == [first["step"], 8]
+    assert [r["gain"] for r in info["runs"]] == [SMOKE.gain, 1.5] and info["runs"][0] == first["runs"][0]
+    assert shipped.runs(info) == info["runs"]
+    # a manifest from before runs were recorded tells the same two runs from its based_on
+    legacy = {k: v for k, v in info.items() if k != "runs"}
+    assert shipped.runs(legacy)[0] == info["runs"][0]
+    assert shipped.runs(legacy)[1] == dict(info["runs"][1], seconds=pytest.approx(info["runs"][1]["seconds"]))

@@ -84,23 +84,56 @@ def export(checkpoint: str | os.PathLike, name: str | None = None, folder: str |
                 profile=profile,
                 model_config=ck["model_config"], baseline_l2=ck.get("baseline_l2"), val_l2=ck.get("val_l2"),
                 validation=validation)
+    info["runs"] = [_run_record(info, trained_by)]
     if ck.get("based_on"):
         info = _continued(ck["based_on"], info)
     write_json(js, info)
     return info
 
 
+RUN_KEYS = ("steps", "samples", "seconds", "generator", "code_version", "machine", "precision")
+#: what a manifest's ``runs`` record of each training run, beside its command and augmentation
+AUGMENTATION = ("lr", "blur", "gain", "cut", "stretch")
+
+
+def _run_record(info: dict, command: str) -> dict:
+    """One training run of a manifest: its command, length, crania version, code, machine and recipe."""
+    made = info["profile"]
+    return dict(command=command, steps=info["step"], samples=info["samples_seen"], seconds=info["wall_seconds"],
+                **{k: info.get(k) for k in RUN_KEYS[3:]}, **{k: made.get(k) for k in AUGMENTATION})
+
+
+def runs(info: dict) -> list[dict]:
+    """The training runs that made the model of manifest ``info``, first to last (``_run_record``'s
+    fields). A manifest written before runs were recorded one by one gives two at most: the model it
+    was fine-tuned from (``based_on``, its commands joined; crania and recipe unknown where that took
+    several runs) and its own last run."""
+    if "runs" in info:
+        return info["runs"]
+    commands = [c for c in info["commands"] if c.startswith("xtomo train")]
+    last = _run_record(info, commands[-1])
+    before = info.get("based_on")
+    if not before:
+        return [last]
+    earlier = _run_record(before, "; ".join(commands[:-1]))
+    if len(commands) > 2:  # several runs in one record: their crania and recipes may have differed
+        earlier |= dict.fromkeys(("generator", *AUGMENTATION))
+    last |= dict(steps=info["step"] - before["step"], samples=info["samples_seen"] - before["samples_seen"],
+                 seconds=round(info["wall_seconds"] - before["wall_seconds"], 2))
+    return [earlier, last]
+
+
 def _continued(before: dict, info: dict) -> dict:
     """The manifest of a model fine-tuned from the shipped model ``before`` (its manifest): the commands,
-    steps, samples, wall time and validation curve of both runs end to end, and ``based_on``, the
-    earlier model's sha256, machine, code version and crania generator."""
+    steps, samples, wall time and validation curve of both runs end to end, every training run in
+    ``runs``, and ``based_on``, the earlier model's sha256, machine, code version and crania generator."""
     offset = {k: before["validation"][-1][k] if before["validation"] else 0 for k in ("step", "samples", "seconds")}
     later = [dict(row, **{k: row[k] + offset[k] for k in offset}) for row in info["validation"]]
     return dict(info, commands=before["commands"] + info["commands"], step=before["step"] + info["step"],
                 total_steps=before["total_steps"] + info["total_steps"],
                 samples_seen=before["samples_seen"] + info["samples_seen"],
                 wall_seconds=before["wall_seconds"] + info["wall_seconds"],
-                validation=before["validation"] + later,
+                validation=before["validation"] + later, runs=runs(before) + info["runs"],
                 based_on={k: before.get(k) for k in ("name", "sha256", "step", "samples_seen", "wall_seconds",
                                                      "machine", "code_version", "generator", "precision",
                                                      "profile")})
@@ -181,21 +214,30 @@ def for_profile(p, wanted: bool | None = None) -> tuple[object, str | None]:
     return None, None
 
 
+def _recipe(run: dict) -> str:
+    """How one run's specimens were changed, in words ('' when they were used as made)."""
+    parts = [f"blurred by up to {run['blur']:g} voxels" if run.get("blur") else "",
+             f"densities scaled by a random factor between 1/{run['gain']:g} and {run['gain']:g}"
+             if run.get("gain") not in (None, 1) else "",
+             f"cut from below by up to {run['cut']:g} of their height" if run.get("cut") else "",
+             f"stretched by up to {run['stretch']:g}" if run.get("stretch") not in (None, 1) else ""]
+    return ", ".join(p for p in parts if p)
+
+
 def describe(info: dict, live_samples: int | None = None) -> str:
     """A paragraph (Markdown) on how the model of manifest ``info`` was made: samples seen, time,
-    machine, code and validation L2, and, for a fine-tuned model, what its last run changed and every
-    training command in order. ``live_samples``: what the book's live model saw, for comparison."""
+    machine, code and validation L2, and, when it took several runs, each run in order with its
+    length, crania version and augmentation. ``live_samples``: what the book's live model saw."""
     made = info["profile"]
     text = (f"The shipped model saw **{info['samples_seen']:,}** training samples ({info['step']:,} steps of "
             f"{made['batch_size']}" + (f"; chapter 3's saw {live_samples:,}" if live_samples else "") + ") in "
             f"{info['wall_seconds'] / 3600:.1f} h on {info['machine']} (precision setting {info['precision']!r}), "
             f"code {info['code_version']}; its validation L2 fell to {info['val_l2']:.5f} "
             f"(the mean volume's: {info['baseline_l2']:.5f}).")
-    before = info.get("based_on")
-    if not before:
+    made_by = runs(info)
+    if len(made_by) == 1:
         return text
-    runs = "; ".join(f"`{c}`" for c in info["commands"] if c.startswith("xtomo train"))
-    return (text + f" Its last {info['step'] - before['step']:,} steps fine-tuned the earlier model's weights on "
-            f"crania {info.get('generator', '?')} (the earlier steps saw crania {before.get('generator', '?')}), "
-            f"blurred by up to {made['blur']:g} voxels, their densities scaled by a random factor between "
-            f"1/{made['gain']:g} and {made['gain']:g}. Its runs, in order: {runs}.")
+    told = [f"`{r['command']}` ({r['steps']:,} steps on crania {r.get('generator') or '?'}"
+            + (f"; specimens {_recipe(r)}" if _recipe(r) else "") + ")" for r in made_by]
+    return text + (f" It was trained in {len(made_by)} runs, each starting from the weights the one before left: "
+                   + "; then ".join(told) + ".")
