@@ -8,7 +8,8 @@ network of ours that the `quick` artifacts hold (chapter 3's L2 run, its surface
 model) this scores, by ``xtomo.evaluation.realcase``, the ratio of our error to the even spread's
 (L2, RMSE, DSSIM) on seeded views of the first held-out procedural species (ideal x-rays), of the
 procedural Hominidae the networks trained on (the shape closest to a human skull), and of the real
-head (ideal and physical x-rays), with the one-sided paired p of "ours has the smaller L2".
+head (ideal and physical x-rays; as its file gives it and as CT numbers through ``io.HU_WINDOW``, the
+path a reader's CT takes), with the one-sided paired p of "ours has the smaller L2".
 The gap between the two rows of a network is what the procedural crania do not teach it about a
 real skull. ``--write`` replaces the ``real-skull`` section of RESULTS.md.
 """
@@ -20,7 +21,7 @@ import sys
 from _common import EVEN_SPREAD_NOTE, RESULTS, against_even_table, busy_cores, heading, update_section
 
 import xtomo
-from xtomo.data import realdata
+from xtomo.data import io, realdata
 from xtomo.evaluation import realcase, scoring
 from xtomo.learning import train
 from xtomo.profiles import get_profile
@@ -51,11 +52,14 @@ def cases(species: int, views: int, model=None, others: dict | None = None) -> l
     hominids = [k for k in sorted(set(train_set.specimens)) if train_set.bank.species[k].family == "Hominidae"]
     rows = _scored(train_set.bank, hominids[:species], model, others, p, views)
     out += [dict(case=f"{len(hominids[:species])} training Hominidae", **r) for r in realcase.against_even(rows)]
-    head = realdata.head(p.volume_size)
-    for acquisition in realcase.ACQUISITIONS:
-        found, _ = realcase.evaluate_volume(head, model, p, views=views, seed=p.seed, others=others,
-                                            name="real head", acquisition=acquisition)
-        out += [dict(case="real head", **r) for r in realcase.against_even(found)]
+    # the head as its file gives it, and as a clinical CT would (CT numbers through io.HU_WINDOW)
+    heads = {"real head": realdata.head(p.volume_size),
+             "real head, as CT numbers": io.prepare_volume(realdata.head_hu(), p.volume_size, source="head in HU")}
+    for case, head in heads.items():
+        for acquisition in realcase.ACQUISITIONS:
+            found, _ = realcase.evaluate_volume(head, model, p, views=views, seed=p.seed, others=others,
+                                                name=case, acquisition=acquisition)
+            out += [dict(case=case, **r) for r in realcase.against_even(found)]
     return out
 
 

@@ -31,13 +31,17 @@ __all__ = ["HU_WINDOW", "FIT_RADIUS", "MAX_VOLUME_SIZE", "MAX_XRAY_SIZE", "load_
            "prepare_volume", "dry_skull", "save_volume", "load_xray", "xray_pixel_size", "save_xray"]
 
 HU_WINDOW = (150.0, 2000.0)
-"""Default CT window (lo, hi) in HU: density = (HU - lo) / (hi - lo), limited to [0, 1].
+"""Default CT window (lo, hi) in HU: the dry skull of a CT. Voxels below ``lo`` (air, fat, soft
+tissue, brain) become 0; the rest keep their attenuation relative to air, scaled so that ``hi`` is
+1: density = (HU + 1000) / (hi + 1000), limited to [0, 1].
 
-Attenuation relative to water is mu / mu_water = 1 + HU / 1000: air -1000 HU (mu = 0), fat and
-soft tissue -100..100 HU (mu ~ 0.9..1.1), trabecular bone ~300..800, cortical bone ~1000..2000
-(mu ~ 2..3). The paper's volumes are bone-dominated crania, so the window starts above soft
-tissue (soft tissue and air map to 0) and ends at dense cortical bone (1). Within the window
-density is linear in mu: density = (1000 * mu / mu_water - 1000 - lo) / (hi - lo).
+Attenuation relative to water is mu / mu_water = 1 + HU / 1000: air -1000 HU (mu = 0), fat and soft
+tissue -100..100 HU (mu ~ 0.9..1.1), trabecular bone ~300..800, cortical bone ~1000..2000 (mu ~ 2..3).
+The paper's specimens were dry crania x-rayed in air, and the network learns from such: each bone
+voxel darkens the x-ray by its whole attenuation, so bone keeps mu itself (not mu less a soft-tissue
+level, which would make thin and trabecular bone all but vanish) and everything lighter than bone
+goes, as it had in a dry skull; islands of bone under 64 voxels (and under 1 % of the bone: noise,
+calcifications) go too, so that a speck cannot move the fit. A window from -1000 keeps every tissue.
 """
 
 FIT_RADIUS = 0.48
@@ -116,8 +120,8 @@ def prepare_volume(array, size: int = 128, *, spacing=(1.0, 1.0, 1.0), hu_window
 
     The path every volume takes, so real and procedural volumes are treated alike:
 
-    * Densities: CT numbers (``hu_window`` given, or minimum below -500 HU) map through the window
-      (see :data:`HU_WINDOW`); otherwise integers are divided by their dtype's maximum, floats
+    * Densities: CT numbers (``hu_window`` given, or minimum below -500 HU) become the dry skull of
+      the window (see :data:`HU_WINDOW`); otherwise integers are divided by their dtype's maximum, floats
       are kept when within [0, 1] and divided by their maximum when above 1; negative non-CT
       values are an error.
     * Resampling respects ``spacing`` (physical size per axis, any unit): the output is isotropic
@@ -136,6 +140,20 @@ def prepare_volume(array, size: int = 128, *, spacing=(1.0, 1.0, 1.0), hu_window
     return _prepare(RawVolume(np.asarray(array), spacing), size, hu_window, fit, threshold, source)[0]
 
 
+def _without_specks(bone: np.ndarray, min_island: int) -> np.ndarray:
+    """A bone mask less its islands (26-connected) smaller than ``min_island`` voxels: noise, calcifications.
+    (A CT read through the HU window drops islands under 64 voxels that are also under 1 % of its bone,
+    so a coarse or tiny scan keeps its few voxels.)"""
+    if min_island <= 1:
+        return bone
+    labels, n = ndimage.label(bone, structure=np.ones((3, 3, 3), bool))
+    if n == 0:
+        return bone
+    keep = np.bincount(labels.ravel()) >= min_island
+    keep[0] = False
+    return keep[labels]
+
+
 def dry_skull(array, threshold: float, *, min_island: int = 64) -> np.ndarray:
     """A head CT as the dry skull the paper's specimens were: every voxel below ``threshold`` (air,
     skin, muscle, brain, marrow) set to 0, and islands of bone smaller than ``min_island`` voxels
@@ -149,13 +167,10 @@ def dry_skull(array, threshold: float, *, min_island: int = 64) -> np.ndarray:
     threshold = checks.number(threshold, "threshold", what="dry_skull")
     min_island = checks.integer(min_island, "min_island", minimum=1, what="dry_skull")
     bone = data > threshold
-    labels, n = ndimage.label(bone, structure=np.ones((3, 3, 3), bool))
-    if n == 0:
+    if not bone.any():
         raise ValueError(f"dry_skull: no voxel above the threshold {threshold:g} "
                          f"(values span {float(data.min()):g}..{float(data.max()):g})")
-    keep = np.bincount(labels.ravel()) >= min_island
-    keep[0] = False
-    return np.where(keep[labels], data, 0).astype(data.dtype, copy=False)
+    return np.where(_without_specks(bone, min_island), data, 0).astype(data.dtype, copy=False)
 
 
 def save_volume(volume, path, spacing=None, *, affine=None) -> Path:
@@ -248,7 +263,12 @@ def _to_density(array: np.ndarray, hu, full_scale, hu_window, source) -> np.ndar
         lo, hi = map(float, HU_WINDOW if hu_window is None else hu_window)
         if not hi > lo:
             raise ValueError(f"{source}: hu_window must be (lo, hi) with hi > lo, got {hu_window!r}")
-        density = np.clip((array.astype(np.float32) - lo) / np.float32(hi - lo), 0.0, 1.0)
+        if not hi > -1000:
+            raise ValueError(f"{source}: hu_window's top must be above air (-1000 HU), got {hu_window!r}")
+        hu_values = array.astype(np.float32)
+        bone = hu_values >= lo
+        bone = _without_specks(bone, min(64, int(0.01 * np.count_nonzero(bone))))
+        density = np.where(bone, np.clip((hu_values + 1000) / np.float32(hi + 1000), 0.0, 1.0), np.float32(0))
         window = f" after the HU window ({lo:g}, {hi:g}): nothing is denser than {lo:g} HU"
     else:
         density = _unit_range(array, full_scale, source, "density")

@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["RADIOGRAPHS", "Radiograph", "HEAD", "data_dir", "path", "fetch", "head"]
+__all__ = ["RADIOGRAPHS", "Radiograph", "HEAD", "HEAD_WATER", "data_dir", "path", "fetch", "head", "head_hu"]
 
 
 def data_dir() -> Path:
@@ -89,6 +89,7 @@ ARCHIVES = {
 HEAD = dict(file="tigre_head.mat", subject="an adult human head (CT, 256^3, face and jaw partly cut)",
             source="TIGRE toolbox demo data, pytigre 0.1.8 source archive", licence="BSD-3-Clause")
 _HEAD_BONE = 0.45  # the head's values: soft tissue 0.40-0.42, nothing in 0.42-0.48, bone above
+HEAD_WATER = 0.405  #: the head's soft tissue (the mode of its values below bone), taken as water (0 HU)
 
 
 @dataclass(frozen=True)
@@ -179,6 +180,14 @@ def fetch() -> list[str]:
             if not (data_dir() / name).exists()]
 
 
+def _head_values() -> np.ndarray:
+    """The real head's values as stored (attenuation, air 0), turned to the canonical (z, y, x)."""
+    from scipy.io import loadmat
+
+    raw = loadmat(path(HEAD["file"]), variable_names=["img"])["img"]
+    return np.ascontiguousarray(raw.transpose(2, 1, 0)[:, ::-1, :])
+
+
 def head(size: int = 128) -> torch.Tensor:
     """The real head (``HEAD``) as a dry skull ``[size]^3`` in the canonical frame, fitted into the
     cube by ``io.prepare_volume`` like every real volume.
@@ -187,13 +196,20 @@ def head(size: int = 128) -> torch.Tensor:
     voxels (TIGRE's demo geometry); it is turned to (z up, y forward, x across) and bone is kept
     above 0.45, in the gap between soft tissue (0.40-0.42) and the least dense bone (0.48).
     """
-    from scipy.io import loadmat
-
     from xtomo.data import io
 
-    raw = loadmat(path(HEAD["file"]), variable_names=["img"])["img"]
-    canonical = np.ascontiguousarray(raw.transpose(2, 1, 0)[:, ::-1, :])
-    return io.prepare_volume(io.dry_skull(canonical, _HEAD_BONE), size, source=HEAD["file"])
+    return io.prepare_volume(io.dry_skull(_head_values(), _HEAD_BONE), size, source=HEAD["file"])
+
+
+def head_hu() -> np.ndarray:
+    """The real head as a clinical CT gives it: CT numbers (HU), soft tissue and all, canonical (z, y, x).
+
+    The file's values are attenuation with air at 0; its soft tissue sits at 0.40-0.42 (the mode at
+    ``HEAD_WATER``), taken as water: HU = 1000 (value / ``HEAD_WATER`` - 1), bone then 185-1469 HU.
+    ``io.prepare_volume`` turns it into the dry skull of ``io.HU_WINDOW``, as ``xtomo evaluate`` does
+    with a reader's CT: a check of that path on the one real head the book has.
+    """
+    return (1000.0 * (_head_values() / HEAD_WATER - 1.0)).astype(np.float32)
 
 
 if __name__ == "__main__":
