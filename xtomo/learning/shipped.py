@@ -91,16 +91,15 @@ def export(checkpoint: str | os.PathLike, name: str | None = None, folder: str |
     return info
 
 
-RUN_KEYS = ("steps", "samples", "seconds", "generator", "code_version", "machine", "precision")
-#: what a manifest's ``runs`` record of each training run, beside its command and augmentation
-AUGMENTATION = ("lr", "blur", "gain", "cut", "stretch")
+_MADE_WITH = ("generator", "code_version", "machine", "precision")  # a run's crania, code, machine, arithmetic
+_RECIPE = ("lr", "blur", "gain", "cut", "stretch")                   # ... and its profile's recipe
 
 
 def _run_record(info: dict, command: str) -> dict:
     """One training run of a manifest: its command, length, crania version, code, machine and recipe."""
     made = info["profile"]
     return dict(command=command, steps=info["step"], samples=info["samples_seen"], seconds=info["wall_seconds"],
-                **{k: info.get(k) for k in RUN_KEYS[3:]}, **{k: made.get(k) for k in AUGMENTATION})
+                **{k: info.get(k) for k in _MADE_WITH}, **{k: made.get(k) for k in _RECIPE})
 
 
 def runs(info: dict) -> list[dict]:
@@ -117,7 +116,7 @@ def runs(info: dict) -> list[dict]:
         return [last]
     earlier = _run_record(before, "; ".join(commands[:-1]))
     if len(commands) > 2:  # several runs in one record: their crania and recipes may have differed
-        earlier |= dict.fromkeys(("generator", *AUGMENTATION))
+        earlier |= dict.fromkeys(("generator", *_RECIPE))
     last |= dict(steps=info["step"] - before["step"], samples=info["samples_seen"] - before["samples_seen"],
                  seconds=round(info["wall_seconds"] - before["wall_seconds"], 2))
     return [earlier, last]
