@@ -29,7 +29,16 @@ from pydicom.uid import (
 from xtomo.cli import main
 from xtomo.data import realdata
 from xtomo.data.formats import read_volume
-from xtomo.data.io import FIT_RADIUS, HU_WINDOW, load_volume, load_xray, prepare_volume, save_volume, save_xray
+from xtomo.data.io import (
+    FIT_RADIUS,
+    HU_WINDOW,
+    dry_skull,
+    load_volume,
+    load_xray,
+    prepare_volume,
+    save_volume,
+    save_xray,
+)
 from xtomo.geometry import DEFAULT_FOV_MM
 
 DATA = realdata.data_dir()
@@ -268,6 +277,26 @@ def test_a_ct_speck_does_not_move_the_fit():
     specked = ct.copy()
     specked[1, 1, 1] = 900.0
     assert torch.equal(prepare_volume(specked, 16), prepare_volume(ct, 16))
+
+
+def test_bone_drops_soft_tissue_in_any_units():
+    """``bone``: for data in their own units the dry skull (``dry_skull``) before anything else; for CT
+    numbers the bone window's lower end."""
+    t = np.linspace(-1, 1, 32)
+    z, y, x = np.meshgrid(t, t, t, indexing="ij")
+    r = np.sqrt(x**2 + y**2 + z**2)
+    head = np.where(r < 0.8, 0.4, 0.0) + np.where((r > 0.6) & (r < 0.7), 0.5, 0.0)   # soft tissue, a bony shell
+    head = head.astype(np.float32)
+    assert torch.equal(prepare_volume(head, 16, bone=0.45), prepare_volume(dry_skull(head, 0.45), 16))
+    centre = (8, 8, 8)   # soft tissue: kept without bone=, gone with it
+    assert prepare_volume(head, 16, fit=False)[centre] > 0.3
+    assert prepare_volume(head, 16, fit=False, bone=0.45)[centre] == 0
+    hu = np.full((4, 4, 4), -1000.0, np.float32)
+    hu[1, 1, 1:3] = [200.0, 300.0]
+    out = prepare_volume(hu, 4, fit=False, bone=250).numpy()
+    assert out[1, 1, 1] == 0 and out[1, 1, 2] == pytest.approx(1300 / (HU_WINDOW[1] + 1000))
+    with pytest.raises(ValueError, match="bone must be a finite number"):
+        prepare_volume(head, 16, bone=float("nan"))
 
 
 @pytest.mark.parametrize("dtype, top", [(np.uint8, 255), (np.uint16, 65535), (np.int16, 32767)])

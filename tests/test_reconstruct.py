@@ -196,8 +196,27 @@ def test_evaluate_scores_a_ct_against_the_even_spread(checkpoint, tmp_path):
     assert iio.imread(tmp_path / "grid.png").ndim == 3
 
 
+def test_evaluate_scores_the_dry_skull_of_a_ct_with_soft_tissue(checkpoint, tmp_path):
+    """``--bone``: a skull CT in its own units with soft tissue around the bone scores as its dry skull."""
+    from xtomo.specimens import crania
+
+    skull = crania.skull(crania.catalog(12)[0], size=48)
+    near = torch.nn.functional.max_pool3d(skull[None, None], 9, 1, 4)[0, 0] > 0   # the bone and around it
+    wet = skull.where(skull > 0.25, near * 0.2)                                   # soft tissue at 0.2
+    io.save_volume(wet, tmp_path / "wet.npz")
+    io.save_volume(torch.from_numpy(io.dry_skull(wet.numpy(), 0.25)), tmp_path / "dry.npz")
+    found = {}
+    for name, extra in (("dry", []), ("wet", ["--bone", "0.25"])):
+        done = xtomo("evaluate", f"{name}.npz", "--checkpoint", str(checkpoint), "--views", "2", "--acquisition",
+                     "ideal", *extra, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        found[name] = next(x for x in done.stdout.splitlines() if x.startswith("ideal ")).split()[1:]
+    assert found["wet"] == found["dry"]
+
+
 @pytest.mark.parametrize("args,message", [
     (["--views", "0"], "--views must be"),
+    (["--bone", "nan"], "bone must be a finite number"),
     (["--csv", "s.txt"], "--csv must be a .csv file"),
     (["--acquisition", "xray"], "invalid choice"),
 ])

@@ -187,8 +187,8 @@ def test_a_model_fine_tuned_from_the_shipped_one_carries_its_history(exported, t
     assert info["based_on"]["sha256"] == first["sha256"] and info["based_on"]["step"] == first["step"]
     assert info["profile"]["blur"] == 1.0 and info["profile"]["gain"] == 1.5
     # what a reader is told: the first model alone, then both runs in order and what the last one changed
-    assert "fine-tuned" not in shipped.describe(first)
-    told = shipped.describe(info, live_samples=123)
+    assert "fine-tuned" not in shipped.how_made(first)
+    told = shipped.how_made(info, live_samples=123)
     assert f"**{info['samples_seen']:,}**" in told and "chapter 3's saw 123" in told
     assert "trained in 2 runs" in told and "8 steps on crania" in told and "between 1/1.5 and 1.5" in told
     later_run = "xtomo train --profile smoke --steps 8 --init shipped"

@@ -230,6 +230,10 @@ def _reconstruct(args) -> None:
          arg("--checkpoint", default=None,
              help="a checkpoint written by `xtomo train` (default: the model shipped with the package)"),
          arg("--views", type=int, default=8, help="seeded view directions to x-ray it from (default 8)"),
+         arg("--bone", type=float, default=None, metavar="VALUE",
+             help="where bone starts, in the CT's own units: for CT numbers the bone window's lower end "
+                  "(default 150 HU); for a CT in other units with soft tissue, what is lighter is dropped "
+                  "(the dry skull), e.g. 0.45 for a head whose soft tissue is 0.40"),
          arg("--seed", type=int, default=0, help="seed of the view directions and of the physical x-rays' noise"),
          arg("--acquisition", default="both", choices=("ideal", "physical", "both"),
              help="Beer-Lambert x-rays, chapter 8's physical ones (spectrum, scatter, noise, blur, 8-bit "
@@ -254,7 +258,7 @@ def _evaluate(args) -> None:
     ck = shipped.checkpoint() if args.checkpoint is None else load_checkpoint(args.checkpoint)
     p = checkpoint_profile(ck)
     model = model_from_checkpoint(ck).to(checks.device(args.device))
-    volume = io.load_volume(args.volume, size=p.volume_size)
+    volume = io.load_volume(args.volume, size=p.volume_size, bone=args.bone)
     acquisitions = realcase.ACQUISITIONS if args.acquisition == "both" else (args.acquisition,)
     rows, shown = [], None
     for acquisition in acquisitions:

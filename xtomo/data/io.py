@@ -60,7 +60,7 @@ _HU_DETECT = -500.0  # data whose minimum lies below this are taken to be CT num
 # volumes
 
 def load_volume(path, size: int = 128, *, hu_window=None, fit: bool = True, threshold=None,
-                spacing=None) -> torch.Tensor:
+                spacing=None, bone=None) -> torch.Tensor:
     """Read a volume file and resample it to a ``[size, size, size]`` density cube.
 
     Formats: ``.npy``, ``.npz`` (key ``volume``, or its single array; optional ``spacing`` and
@@ -90,11 +90,12 @@ def load_volume(path, size: int = 128, *, hu_window=None, fit: bool = True, thre
     variable; default ``2**30``, 1024 cubed), fails before anything of that size is allocated;
     ``size`` is at most :data:`~xtomo.data.io.MAX_VOLUME_SIZE`.
     """
-    return load_volume_affine(path, size, hu_window=hu_window, fit=fit, threshold=threshold, spacing=spacing)[0]
+    return load_volume_affine(path, size, hu_window=hu_window, fit=fit, threshold=threshold, spacing=spacing,
+                              bone=bone)[0]
 
 
 def load_volume_affine(path, size: int = 128, *, hu_window=None, fit: bool = True, threshold=None,
-                       spacing=None) -> tuple[torch.Tensor, np.ndarray]:
+                       spacing=None, bone=None) -> tuple[torch.Tensor, np.ndarray]:
     """:func:`load_volume`, and the cube's NIfTI affine: from its (x, y, z) voxel indices (the
     array's last, middle, first) to the file's world in mm, RAS for the formats that have one.
 
@@ -111,11 +112,11 @@ def load_volume_affine(path, size: int = 128, *, hu_window=None, fit: bool = Tru
             affine[:3, :3] *= (new / np.array(raw.spacing))[::-1]
             raw = raw._replace(affine=affine)
         raw = raw._replace(spacing=tuple(new))
-    return _prepare(raw, size, hu_window, fit, threshold, str(path))
+    return _prepare(raw, size, hu_window, fit, threshold, str(path), bone)
 
 
 def prepare_volume(array, size: int = 128, *, spacing=(1.0, 1.0, 1.0), hu_window=None,
-                   fit: bool = True, threshold=None, source: str = "array") -> torch.Tensor:
+                   fit: bool = True, threshold=None, source: str = "array", bone=None) -> torch.Tensor:
     """Map an in-memory volume (numpy or torch, (z, y, x)) to a ``[size]*3`` density cube.
 
     The path every volume takes, so real and procedural volumes are treated alike:
@@ -123,7 +124,9 @@ def prepare_volume(array, size: int = 128, *, spacing=(1.0, 1.0, 1.0), hu_window
     * Densities: CT numbers (``hu_window`` given, or minimum below -500 HU) become the dry skull of
       the window (see :data:`HU_WINDOW`); otherwise integers are divided by their dtype's maximum, floats
       are kept when within [0, 1] and divided by their maximum when above 1; negative non-CT
-      values are an error.
+      values are an error. ``bone``, in the data's own units, is where bone starts: the window's
+      lower end for CT numbers, and for other data the threshold of :func:`dry_skull` (what is
+      lighter goes, with islands of under 64 voxels), which a CT with soft tissue but no HU needs.
     * Resampling respects ``spacing`` (physical size per axis, any unit): the output is isotropic
       and the physical shape is kept. Each axis is Gaussian-prefiltered before trilinear sampling,
       with sigma = 0.5 * sqrt(f**2 - 1) input voxels for a downsampling factor f (which tops the
@@ -137,7 +140,7 @@ def prepare_volume(array, size: int = 128, *, spacing=(1.0, 1.0, 1.0), hu_window
     """
     if torch.is_tensor(array):
         array = array.detach().cpu().numpy()
-    return _prepare(RawVolume(np.asarray(array), spacing), size, hu_window, fit, threshold, source)[0]
+    return _prepare(RawVolume(np.asarray(array), spacing), size, hu_window, fit, threshold, source, bone)[0]
 
 
 def _without_specks(bone: np.ndarray, min_island: int) -> np.ndarray:
@@ -221,7 +224,7 @@ def _affine(shape, spacing, affine, source) -> np.ndarray:
     return affine
 
 
-def _prepare(raw: RawVolume, size, hu_window, fit, threshold, source) -> tuple[torch.Tensor, np.ndarray]:
+def _prepare(raw: RawVolume, size, hu_window, fit, threshold, source, bone=None) -> tuple[torch.Tensor, np.ndarray]:
     """The density cube of a volume as read, and its affine (see ``load_volume_affine``)."""
     size = checks.integer(size, "size", minimum=2, maximum=MAX_VOLUME_SIZE, what=source)
     array = np.squeeze(raw.array)
@@ -229,7 +232,7 @@ def _prepare(raw: RawVolume, size, hu_window, fit, threshold, source) -> tuple[t
         raise ValueError(f"{source}: expected a 3-D volume with every side >= 2 voxels, "
                          f"got shape {tuple(raw.array.shape)}")
     spacing = np.array(_spacing(raw.spacing, source))
-    density = _to_density(array, raw.hu, raw.full_scale, hu_window, source)
+    density = _to_density(array, raw.hu, raw.full_scale, hu_window, source, bone)
 
     if fit:
         threshold = 0.05 * density.max() if threshold is None else float(threshold)
@@ -251,16 +254,19 @@ def _prepare(raw: RawVolume, size, hu_window, fit, threshold, source) -> tuple[t
     return torch.from_numpy(np.clip(out, 0.0, 1.0, out=out)), affine  # clips float rounding only
 
 
-def _to_density(array: np.ndarray, hu, full_scale, hu_window, source) -> np.ndarray:
-    """Values to linear density in [0, 1] (float32): CT numbers through the window, others scaled."""
+def _to_density(array: np.ndarray, hu, full_scale, hu_window, source, bone=None) -> np.ndarray:
+    """Values to linear density in [0, 1] (float32): CT numbers through the window, others scaled;
+    ``bone`` moves the window's lower end, or makes other data a dry skull first."""
     if array.dtype.kind not in "iuf" and array.dtype != bool:
         raise ValueError(f"{source}: expected numbers, got dtype {array.dtype}")
     bad = array.size - np.count_nonzero(np.isfinite(array)) if array.dtype.kind == "f" else 0
     if bad:
         raise ValueError(f"{source}: {bad} NaN or inf values; expected finite densities")
+    bone = None if bone is None else checks.number(bone, "bone", what=source)
     lowest = float(array.min())
     if hu_window is not None or hu or (hu is None and lowest < _HU_DETECT):
         lo, hi = map(float, HU_WINDOW if hu_window is None else hu_window)
+        lo = lo if bone is None else bone
         if not hi > lo:
             raise ValueError(f"{source}: hu_window must be (lo, hi) with hi > lo, got {hu_window!r}")
         if not hi > -1000:
@@ -271,7 +277,7 @@ def _to_density(array: np.ndarray, hu, full_scale, hu_window, source) -> np.ndar
         density = np.where(bone, np.clip((hu_values + 1000) / np.float32(hi + 1000), 0.0, 1.0), np.float32(0))
         window = f" after the HU window ({lo:g}, {hi:g}): nothing is denser than {lo:g} HU"
     else:
-        density = _unit_range(array, full_scale, source, "density")
+        density = _unit_range(array if bone is None else dry_skull(array, bone), full_scale, source, "density")
         window = ""
     if not density.any():
         raise ValueError(f"{source}: empty volume: all densities are zero{window}")

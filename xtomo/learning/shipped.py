@@ -17,7 +17,7 @@ from pathlib import Path
 from xtomo.files import read_json, save_torch, write_json
 
 __all__ = ["FOLDER", "NAME", "MAX_BYTES", "paths", "available", "export", "manifest", "checkpoint", "load",
-           "same_data", "name_for", "for_profile", "describe", "ShippedModelError"]
+           "same_data", "name_for", "for_profile", "how_made", "ShippedModelError"]
 
 FOLDER = Path(__file__).parent / "pretrained"   #: where the package keeps its shipped models
 NAME = "quick"          #: the default: the ``quick`` preset, which runs on a CPU at the book's scale
@@ -223,7 +223,7 @@ def _recipe(run: dict) -> str:
     return ", ".join(p for p in parts if p)
 
 
-def describe(info: dict, live_samples: int | None = None) -> str:
+def how_made(info: dict, live_samples: int | None = None) -> str:
     """A paragraph (Markdown) on how the model of manifest ``info`` was made: samples seen, time,
     machine, code and validation L2, and, when it took several runs, each run in order with its
     length, crania version and augmentation. ``live_samples``: what the book's live model saw."""
