@@ -302,6 +302,19 @@ def test_cli_renders_each_mode(mode, volume_file, tmp_path, capsys):
     assert picture.max() > 100 and picture[0, 0].max() == 0          # something bright, dark corner
 
 
+def test_cli_renders_the_dry_skull_with_bone(volume_file, tmp_path):
+    """``--bone``: what is lighter than bone (the fixture's fainter ball) goes before rendering."""
+    from xtomo.data import io
+
+    np.save(tmp_path / "dry.npy", io.dry_skull(np.load(volume_file), 0.5))
+    args = ["--mode", "xray", "--size", "32", "--volume-size", "32"]
+    assert cli.main(["render", str(volume_file), *args, "--bone", "0.5", "--out", str(tmp_path / "wet.png")]) == 0
+    assert cli.main(["render", str(tmp_path / "dry.npy"), *args, "--out", str(tmp_path / "dry.png")]) == 0
+    assert cli.main(["render", str(volume_file), *args, "--out", str(tmp_path / "all.png")]) == 0
+    wet, dry, every = (iio.imread(tmp_path / f"{n}.png") for n in ("wet", "dry", "all"))
+    assert np.array_equal(wet, dry) and not np.array_equal(wet, every)
+
+
 def test_cli_rejects_bad_views_and_missing_files(volume_file, tmp_path, capsys):
     args = ["--mode", "iso", "--out", str(tmp_path / "x.png")]
     for view in ("1,2,3", "north,20", "30,100"):

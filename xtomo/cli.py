@@ -29,6 +29,13 @@ def arg(*flags, **options) -> tuple:
     return flags, options
 
 
+#: ``--bone`` of the commands that read a CT: where its bone starts (``xtomo.data.io.load_volume``'s ``bone``)
+_BONE = arg("--bone", type=float, default=None, metavar="VALUE",
+            help="where bone starts, in the CT's own units: for CT numbers the bone window's lower end "
+                 "(default 150 HU); for a CT in other units with soft tissue, what is lighter is dropped "
+                 "(the dry skull), e.g. 0.45 for a head whose soft tissue is 0.40")
+
+
 def command(*arguments: tuple):
     """Register the decorated function as the subcommand of its name, without the leading ``_``
     (other ``_`` become ``-``)."""
@@ -230,10 +237,7 @@ def _reconstruct(args) -> None:
          arg("--checkpoint", default=None,
              help="a checkpoint written by `xtomo train` (default: the model shipped with the package)"),
          arg("--views", type=int, default=8, help="seeded view directions to x-ray it from (default 8)"),
-         arg("--bone", type=float, default=None, metavar="VALUE",
-             help="where bone starts, in the CT's own units: for CT numbers the bone window's lower end "
-                  "(default 150 HU); for a CT in other units with soft tissue, what is lighter is dropped "
-                  "(the dry skull), e.g. 0.45 for a head whose soft tissue is 0.40"),
+         _BONE,
          arg("--seed", type=int, default=0, help="seed of the view directions and of the physical x-rays' noise"),
          arg("--acquisition", default="both", choices=("ideal", "physical", "both"),
              help="Beer-Lambert x-rays, chapter 8's physical ones (spectrum, scatter, noise, blur, 8-bit "
@@ -328,6 +332,7 @@ def _view(text: str) -> tuple[float, float]:
              help="resample the volume to V^3 voxels first, V from 2 to 1024 (default: 128); V x N x N "
                   "is at most XTOMO_MAX_VOXELS (default 2^30)"),
          arg("--level", type=float, default=0.1, help="iso level for iso and anaglyph (default: 0.1)"),
+         _BONE,
          arg("--transfer", default="bone", metavar="NAME",
              help="transfer function for dvr: bone, skin-bone, rainbow (default: bone)"),
          arg("--out", required=True, metavar="PNG", help="image file to write (.png)"),
@@ -355,7 +360,7 @@ def _render(args) -> None:
     if args.mode == "dvr" and args.transfer not in rendering.TRANSFERS:
         raise ValueError(f"unknown --transfer {args.transfer!r}; choose one of {sorted(rendering.TRANSFERS)}")
     device = checks.device(args.device)
-    volume = io.load_volume(args.volume, size=args.volume_size).to(device)
+    volume = io.load_volume(args.volume, size=args.volume_size, bone=args.bone).to(device)
     picture = rendering.image(volume, args.mode, xray.direction(az, el).to(device), size=args.size,
                               level=args.level, transfer=args.transfer).cpu()
     if args.mode == "xray" and args.bits == 16:   # picture is the opacity 1 - alpha
