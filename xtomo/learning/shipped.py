@@ -237,6 +237,6 @@ def how_made(info: dict, live_samples: int | None = None) -> str:
     if len(made_by) == 1:
         return text
     told = [f"`{r['command']}` ({r['steps']:,} steps on crania {r.get('generator') or '?'}"
-            + (f"; specimens {_recipe(r)}" if _recipe(r) else "") + ")" for r in made_by]
+            + (f"; specimens {recipe}" if (recipe := _recipe(r)) else "") + ")" for r in made_by]
     return text + (f" It was trained in {len(made_by)} runs, each starting from the weights the one before left: "
                    + "; then ".join(told) + ".")
