@@ -7,9 +7,11 @@ import torch.nn.functional as F
 import xtomo._checks as checks
 from xtomo.imaging import fusion
 from xtomo.imaging.xray import CHI
+from xtomo.learning import exposure as exposures
 
-#: How ``reconstruct`` answers by default (``infer``); cached scores carry it, so a change rescores them.
-VERSION = "mirror-averaged"
+#: How ``reconstruct`` answers by default (``infer``, ``exposure``); cached scores carry it, so a change
+#: rescores them.
+VERSION = "mirror-averaged, exposure-spanned"
 
 __all__ = ["VERSION", "reconstruct", "infer", "square", "to_network_input", "upsample", "prepare_radiograph"]
 
@@ -89,13 +91,21 @@ def upsample(volume: torch.Tensor, size) -> torch.Tensor:
     return F.interpolate(volume[None], size=tuple(size), mode="bilinear", align_corners=False)[0]
 
 
-def infer(model, x: torch.Tensor, mirror: bool = True) -> torch.Tensor:
+def infer(model, x: torch.Tensor, mirror: bool = True, span: bool = True) -> torch.Tensor:
     """The network's coarse volumes ``[B, D, s, s]`` of network inputs ``x`` ``[B, 1, s, s]``, on the
     model's device, clamped at zero. With ``mirror`` they are averaged with the network's volumes of
     the mirrored x-rays, mirrored back: the x-ray mirrored left-right is the x-ray of the mirrored
     specimen (which training shows the network too), so the average is an estimate from the same
-    evidence with less of the network's own noise, and is exactly mirror-symmetric in its input."""
+    evidence with less of the network's own noise, and is exactly mirror-symmetric in its input.
+
+    With ``span``, each x-ray is first brought into the exposure span the model was trained on (its
+    ``exposure`` attribute, set from its checkpoint; ``xtomo.learning.exposure``) as ``x ** g``, and the
+    answer divided by ``g``: a specimen lighter or denser than any in training is reconstructed as one
+    inside the span, scaled back. Inside the span (and for a model without one) ``g`` is 1."""
     x = x.to(next(model.parameters()).device)
+    g = exposures.gain(x, getattr(model, "exposure", None) if span else None, model.config.chi)[:, None, None, None]
+    if not bool((g == 1).all()):
+        return infer(model, x ** g, mirror, span=False) / g
     if not mirror:
         return model(x).float().clamp_min(0)
     both = model(torch.cat([x, x.flip(-1)])).float()
@@ -112,7 +122,8 @@ def reconstruct(alpha: torch.Tensor, model, fuse: bool = True, chi: float = CHI,
     layer is linear, so values that dip below zero are set to zero (density cannot be negative).
     With ``fuse`` the volume is then upsampled to the x-ray's full (squared) resolution and fused
     with it (Sec. 4.2, ``xtomo.imaging.fusion``), so that it re-projects exactly to the x-ray.
-    ``mirror`` averages in the network's answer to the mirrored x-ray (``infer``).
+    ``mirror`` averages in the network's answer to the mirrored x-ray, and an x-ray outside the
+    exposure span the model was trained on is brought into it (``infer``); fusion uses the x-ray as given.
     """
     single = alpha.dim() == 2
     x = square(alpha)

@@ -27,15 +27,16 @@ from xtomo.data.datasets import Kept, ProceduralBank, XrayDataset
 from xtomo.data.pipeline import DevicePipeline, use_device_pipeline
 from xtomo.files import artifacts_dir, folder_lock, require_artifact, save_torch, write_csv
 from xtomo.imaging.shading import LEVEL as SURFACE_LEVEL
+from xtomo.learning import exposure
 from xtomo.learning.model import ModelConfig, XrayToVolume, build_model
-from xtomo.profiles import OBJECTIVES, PRECISIONS, PROFILES, Profile, get_profile
+from xtomo.learning.precision import mixed_precision, native_bf16
+from xtomo.profiles import OBJECTIVES, PROFILES, Profile, get_profile
 from xtomo.specimens import crania
 
 __all__ = ["train", "initial_weights", "load_model", "load_checkpoint", "model_from_checkpoint", "checkpoint_profile",
-           "CheckpointError",
-           "train_val_sets",
-           "validation_indices", "validation_l2", "mean_volume_l2", "step_indices", "native_bf16",
-           "mixed_precision", "machine", "objective_loss", "SURFACE_LEVEL", "SURFACE_WIDTH", "SURFACE_WEIGHT"]
+           "CheckpointError", "train_val_sets", "validation_indices", "validation_l2", "mean_volume_l2", "step_indices",
+           "native_bf16", "mixed_precision", "machine", "objective_loss", "SURFACE_LEVEL", "SURFACE_WIDTH",
+           "SURFACE_WEIGHT"]
 
 
 #: the most memory validation samples may keep between validations; above it they are remade
@@ -222,7 +223,9 @@ def model_from_checkpoint(ck: dict, fused: bool = True):
                               f"({len(wrong)} tensors missing, extra or of another shape, first: {wrong[0]})")
     model = build_model(config)
     model.load_state_dict(ck["model"])
-    return model.fuse_for_inference() if fused else model.eval()
+    model = model.fuse_for_inference() if fused else model.eval()
+    model.exposure = exposure.of_checkpoint(ck)  # read by inference.infer
+    return model
 
 
 def load_model(checkpoint: str | os.PathLike | Profile | None = None, fused: bool = True):
@@ -267,6 +270,7 @@ class _Run:
     running: list = dataclasses.field(default_factory=list)
     init: str | None = None  # the weights a new run started from ("shipped" or a checkpoint's path)
     based_on: dict | None = None  # started from the shipped model: its manifest (how those weights were made)
+    exposure: tuple | None = None  # the training x-rays' exposure span (``exposure.of_training``)
 
 
 def train(profile: Profile | str = "quick", resume: bool = False, steps: int | None = None,
@@ -299,11 +303,13 @@ def train(profile: Profile | str = "quick", resume: bool = False, steps: int | N
             raise CheckpointError(f"{ck_path} holds another run's checkpoint; resume it (--resume), or replace "
                                   "it deliberately (--overwrite)")
         train_set, val_set = train_val_sets(p) if data is None else data
+        run = _start(p, total, rank, world, device, ck_path if resume else None, init)
+        if run.exposure is None and rank == 0:  # from the samples as made one by one, before any pipeline
+            run.exposure = exposure.of_training(p, train_set)
         val_idx = validation_indices(p, len(val_set))
         if use_device_pipeline(pipeline, device):
             train_set, val_set = DevicePipeline(train_set, device), DevicePipeline(val_set, device)
         val_set = _kept_validation(val_set, p)
-        run = _start(p, total, rank, world, device, ck_path if resume else None, init)
         if run.baseline is None:
             run.baseline = mean_volume_l2(train_set, val_set, val_idx, min(256, len(train_set)), p.seed)[1]
         last_val = _loop(run, train_set, (val_set, val_idx), minutes, progress, (ck_path, log_path))
@@ -312,25 +318,6 @@ def train(profile: Profile | str = "quick", resume: bool = False, steps: int | N
             dist.barrier()
     return dict(step=run.step, total_steps=total, val_l2=last_val, baseline_l2=run.baseline, checkpoint=ck_path,
                 log=log_path, history=run.history, world_size=world)
-
-
-def native_bf16(device: torch.device | str = "cpu") -> bool:
-    """Whether ``device`` computes bfloat16 in hardware: any CUDA device here, or a CPU with
-    AVX-512 BF16 or AMX (probed at run time; an older torch without the probes counts as no)."""
-    if torch.device(device).type == "cuda":
-        return True
-    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
-
-
-def mixed_precision(device: torch.device | str, precision: str):
-    """The autocast context a training step runs under: bf16 for ``"bf16"``, and for ``"auto"``
-    where the device computes bf16 natively; otherwise none (float32). Losses stay float32."""
-    device = torch.device(device)
-    checks.choice(precision, "precision", PRECISIONS, "mixed_precision")
-    if precision == "bf16" or (precision == "auto" and native_bf16(device)):
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return nullcontext()
 
 
 def _device(device: str | None) -> torch.device:
@@ -371,7 +358,7 @@ def _start(p: Profile, total: int, rank: int, world: int, device: torch.device, 
         optimiser.load_state_dict(ck["optimiser"])
         schedule.load_state_dict(ck["schedule"])
         run.step, run.history, run.baseline, run.running = ck["step"], ck["history"], ck["baseline_l2"], ck["running"]
-        run.init, run.based_on = ck.get("init"), ck.get("based_on")
+        run.init, run.based_on, run.exposure = ck.get("init"), ck.get("based_on"), ck.get("exposure")
     return run
 
 
@@ -480,7 +467,7 @@ def _save(run: _Run, val: float | None, ck_path: Path, log_path: Path) -> None:
                  val_l2=val, total_steps=run.total, model_config=dataclasses.asdict(run.model.config),
                  profile=dataclasses.asdict(run.p), seed=run.p.seed, code_version=code_version(),
                  world_size=run.world, running=run.running, machine=machine(), generator=crania.VERSION, init=run.init,
-                 based_on=run.based_on)
+                 based_on=run.based_on, exposure=run.exposure)
     save_torch(state, ck_path)
     write_csv(log_path, run.history, LOG_FIELDS)
 
