@@ -38,10 +38,13 @@ def exactly(message):
     return "^" + re.escape(message) + "$"
 
 
+SPAN = (0.001, 10.0)  # an exposure span every x-ray lies in: the stamp records it, inference leaves them alone
+
+
 def _checkpoint(path, step=5):
     model = build_model(P.model, seed=P.seed)
     torch.save(dict(model=model.state_dict(), model_config=dataclasses.asdict(model.config),
-                    profile=dataclasses.asdict(P), step=step), path)
+                    profile=dataclasses.asdict(P), step=step, exposure=SPAN), path)
     return path
 
 
@@ -123,8 +126,8 @@ def _paths_and_info_record_the_settings(evaluated, sets):
     assert paths == dict(results=out / "evaluation.csv", slices=out / "slice_count.csv", info=out / "evaluation.json")
     bank = SampleBank(sets[0])
     info = json.loads(paths["info"].read_text())
-    assert info == dict(profile="smoke", generator=crania.VERSION, inference="mirror-averaged", step=5, samples=3,
-                        k=K, level=0.1, classical_samples=2, shipped=None,
+    assert info == dict(profile="smoke", generator=crania.VERSION, inference="mirror-averaged, exposure-spanned",
+                        step=5, samples=3, exposure=list(SPAN), k=K, level=0.1, classical_samples=2, shipped=None,
                         fields=scoring._FIELDS, bank_bytes=len(bank) * 32 * 32 * 2,
                         full_bytes=bank.full_nbytes(), bank_samples=len(bank), thumb=32)
     assert (out / scoring.BANK_FILE).exists()                           # the bank is cached next to the results

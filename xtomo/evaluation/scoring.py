@@ -138,7 +138,8 @@ def evaluate(profile: Profile | str = "quick", checkpoint: str | os.PathLike | N
     indices = evaluation_indices(p, len(val_set))
     paths = dict(results=out / "evaluation.csv", slices=out / "slice_count.csv", info=out / "evaluation.json")
     stamp = dict(profile=p.name, generator=crania.VERSION, inference=INFERENCE, step=ck["step"], samples=len(indices),
-                 k=k, level=LEVEL, classical_samples=p.classical_samples, fields=_FIELDS, **versions)
+                 exposure=list(model.exposure) if model.exposure else None, k=k, level=LEVEL,
+                 classical_samples=p.classical_samples, fields=_FIELDS, **versions)
     rows, slice_rows = _resume(paths, stamp)
     done = {int(r["sample"]) for r in rows}
     todo = [i for i in indices if i not in done]
