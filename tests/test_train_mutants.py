@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from xtomo import __version__
 from xtomo.files import artifacts_dir, read_csv
+from xtomo.learning import exposure
 from xtomo.learning import model as model_module
 from xtomo.learning import train as T
 from xtomo.learning.model import ModelConfig, build_model
@@ -159,9 +160,10 @@ def _the_checkpoint_holds_everything_a_resumed_run_needs(whole):
     ck = whole["ck"]
     assert set(ck) == {"model", "optimiser", "schedule", "step", "history", "baseline_l2", "val_l2", "total_steps",
                        "model_config", "profile", "seed", "code_version", "world_size", "running", "machine",
-                       "generator", "init", "based_on"}
+                       "generator", "init", "based_on", "exposure"}
     assert (ck["step"], ck["total_steps"], ck["seed"], ck["world_size"], ck["init"], ck["based_on"]) == \
         (5, 5, P.seed, 1, None, None)
+    assert ck["exposure"] == exposure.of_training(P, DATA[0])      # the span of its training x-rays
     assert ck["machine"] == T.machine() and ck["generator"] == crania.VERSION
     assert ck["model_config"] == dataclasses.asdict(TINY) and ck["profile"] == dataclasses.asdict(P)
     assert ck["code_version"] == T.code_version() and ck["running"] == []   # the last step was logged
