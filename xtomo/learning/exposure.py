@@ -4,8 +4,8 @@ A network learns from x-rays whose specimens attenuate within some range; a CT i
 lighter specimen or another exposure can fall outside it, where the network has never been asked
 anything. Scaling every line integral of an x-ray by ``g`` is raising it to ``alpha ** g``, the x-ray
 of the same specimen ``g`` times as dense, so the network's answer to that, divided by ``g``, is an
-answer to the original from inside the range (``inference.reconstruct``). Measured on the real head
-made lighter (benchmarks/RESULTS.md, ``exposure``).
+answer to the original from inside the range (``inference.infer``). Measured on the real head made
+lighter and denser: ``benchmarks/density_scale.py`` (RESULTS.md, ``density``).
 """
 from __future__ import annotations
 
