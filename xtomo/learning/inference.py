@@ -103,9 +103,11 @@ def infer(model, x: torch.Tensor, mirror: bool = True, span: bool = True) -> tor
     answer divided by ``g``: a specimen lighter or denser than any in training is reconstructed as one
     inside the span, scaled back. Inside the span (and for a model without one) ``g`` is 1."""
     x = x.to(next(model.parameters()).device)
-    g = exposures.gain(x, getattr(model, "exposure", None) if span else None, model.config.chi)[:, None, None, None]
-    if not bool((g == 1).all()):
-        return infer(model, x ** g, mirror, span=False) / g
+    within = getattr(model, "exposure", None) if span else None
+    if within is not None:  # no span, no level to measure
+        g = exposures.gain(x, within, model.config.chi)[:, None, None, None]
+        if not bool((g == 1).all()):
+            return infer(model, x ** g, mirror, span=False) / g
     if not mirror:
         return model(x).float().clamp_min(0)
     both = model(torch.cat([x, x.flip(-1)])).float()
