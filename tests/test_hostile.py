@@ -221,7 +221,7 @@ def test_exporting_a_model_to_a_full_disk_is_one_line_naming_the_file_and_leaves
 
     checkpoint = tmp_path / "checkpoint.pt"
     torch.save(dict(model={"w": torch.zeros(20_000)}, model_config={}, profile=dataclasses.asdict(get_profile("smoke")),
-                    step=1, history=[], exposure=(0.01, 0.1)), checkpoint)   # its span known: no crania to make
+                    step=1, history=[], exposure=(0.01, 0.1)), checkpoint)
     folder = tmp_path / "models"
     folder.mkdir()
     run = full_disk(4096, "export-model", str(checkpoint), "--name", "full", "--folder", str(folder))

@@ -56,6 +56,19 @@ def test_weights_are_half_precision_and_give_the_same_volumes(exported):
     assert (a - b).abs().max() <= 1e-2 * a.abs().max()
 
 
+def test_the_exposure_span_ships_with_the_model_and_is_never_guessed(exported, tmp_path):
+    """The checkpoint's span goes into the weights and the manifest; a checkpoint from before spans
+    were measured ships without one (its network answers x-rays as given), not with the crania's."""
+    checkpoint, folder, info = exported
+    span = load_checkpoint(checkpoint)["exposure"]
+    assert info["exposure"] == pytest.approx(list(span))
+    assert shipped.load("tiny", folder).exposure == pytest.approx(span)
+    old = tmp_path / "old.pt"
+    torch.save({k: v for k, v in load_checkpoint(checkpoint).items() if k != "exposure"}, old)
+    assert shipped.export(old, name="old", folder=tmp_path)["exposure"] is None
+    assert shipped.load("old", tmp_path).exposure is None
+
+
 def test_an_altered_or_missing_model_is_refused(exported, tmp_path):
     _, folder, info = exported
     weights, manifest = shipped.paths("tiny", folder)

@@ -52,16 +52,17 @@ def export(checkpoint: str | os.PathLike, name: str | None = None, folder: str |
            command: str | None = None) -> dict:
     """Store a training checkpoint's network as the shipped model ``name``: float16 weights and a
     manifest; returns the manifest. ``command`` is how the checkpoint was trained (default: the
-    ``xtomo train`` command of its profile and step count)."""
+    ``xtomo train`` command of its profile and step count). The network's exposure span goes with it;
+    a checkpoint from before spans were measured has none, and its model answers every x-ray as given."""
     from xtomo.learning import exposure
-    from xtomo.learning.train import checkpoint_profile
     from xtomo.learning.train import load_checkpoint as read
 
     ck = read(checkpoint)
     weights = {k: v.half() if v.is_floating_point() else v for k, v in ck["model"].items()}
-    span = ck.get("exposure") or exposure.of_training(checkpoint_profile(ck))  # older checkpoints: measured now
+    span = exposure.of_checkpoint(ck)  # None for checkpoints from before spans: answered as given, not guessed
     shipped = dict(model=weights, model_config=ck["model_config"], profile=ck["profile"], step=ck["step"],
-                   seed=ck["profile"]["seed"], code_version=ck.get("code_version"), exposure=list(span))
+                   seed=ck["profile"]["seed"], code_version=ck.get("code_version"),
+                   exposure=list(span) if span else None)
     name = name or NAME
     pt, js = paths(name, folder)
 
@@ -86,7 +87,7 @@ def export(checkpoint: str | os.PathLike, name: str | None = None, folder: str |
                 machine=ck.get("machine"), generator=ck.get("generator"), precision=profile.get("precision"),
                 profile=profile,
                 model_config=ck["model_config"], baseline_l2=ck.get("baseline_l2"), val_l2=ck.get("val_l2"),
-                exposure=list(span), validation=validation)
+                exposure=list(span) if span else None, validation=validation)
     info["runs"] = [_run_record(info, trained_by)]
     if ck.get("based_on"):
         info = _continued(ck["based_on"], info)
