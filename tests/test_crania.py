@@ -5,6 +5,7 @@ import torch.nn.functional as F
 
 from xtomo.specimens import crania, proportions
 from xtomo.specimens.proportions import DENSITY
+from xtomo.specimens.skull_plan import skull_layout
 
 # above the densest bone (petrous) and below enamel: voxels wholly inside a tooth
 TEETH = (DENSITY["petrous"] + DENSITY["tooth"]) / 2
@@ -126,13 +127,39 @@ def test_individuals_keep_counts_and_switches(species):
             assert crania.family_template(family).params == proportions.template(order, family)
 
 
+def test_a_primate_floor_falls_behind_and_the_spine_enters_from_below():
+    """A primate's cranial floor is level in front and ``base_drop`` half-heights lower at the back (the
+    posterior fossa; bone there, none under it), and the foramen magnum opens through that low floor,
+    under the braincase; a carnivore's floor stays level, its foramen magnum at the back."""
+    for family, drop in (("Hominidae", True), ("Canidae", False)):
+        p = crania.individual(crania.family_template(family))
+        lay, (bl, bh) = skull_layout(p), (p.braincase_length, p.braincase_height)
+        front, back = float(lay.floor_at(0.3 * bl)[0]), float(lay.floor_at(-0.7 * bl)[0])
+        assert front == pytest.approx(-p.braincase_floor * bh)
+        assert back == pytest.approx(front - p.base_drop * bh) and (back < front - 0.3 * bh) == drop
+        z = torch.linspace(-1.2 * bh, 0.0, 600)
+
+        def bone_on(y, p=p, z=z):
+            line = (torch.zeros(600, 1, 1), torch.full((600, 1, 1), y), z[:, None, None])
+            return crania._bone(p, line, voxel=0.001, texture=False).flatten() > 0.2
+
+        floor = float(lay.floor_at(-0.1 * bl)[0])   # further back: the foramen, then the ellipsoid's own floor
+        at = bone_on(-0.1 * bl)
+        assert at[(z - floor).abs() < p.braincase_wall / 2 - 0.001].all() and not at[z < floor - 0.03].any()
+        (fy, fz), _ = lay.foramen()
+        assert (fy > -0.5 * bl) == drop and not bone_on(fy)[(z - fz).abs() < 0.01].any()
+
+
 def test_the_braincase_is_a_dome_over_a_flat_floor(species):
     """On the midline, halfway back, a vertical line through the untextured skull meets the vault above
     and the cranial floor ``braincase_floor`` half-heights below the centre, and no bone below the floor
-    (a whole ellipsoid, as the braincase was before crania v4, puts its wall there, at 0.87 half-heights)."""
+    (a whole ellipsoid, as the braincase was before crania v4, puts its wall there, at 0.87 half-heights).
+    Families whose floor falls behind (primates, ``base_drop``) are the test above's."""
     by_family = {}
     for s in species:
-        by_family.setdefault(s.family, s)
+        if not s.params.base_drop:
+            by_family.setdefault(s.family, s)
+    assert len(by_family) >= 19   # every family outside the primates
     for s in by_family.values():
         p = crania.individual(s)
         bl, bh, wall = p.braincase_length, p.braincase_height, p.braincase_wall

@@ -29,7 +29,7 @@ __all__ = ["VERSION", "ORDERS", "DENSITY", "Species", "catalog", "split", "indiv
            "cranium", "cranium_sphere"]
 
 #: The generator's version: caches of volumes carry it, so a changed generator never reads old skulls.
-VERSION = "v4"
+VERSION = "v5"
 
 _CORTEX = 0.010  # thickness of cortical plates (the vault's tables), local units (about 1 % of a skull's length)
 _WARP, _WARP_CELLS = 0.012, 9  # smooth displacement of the whole skull: no edge stays ruler-straight
@@ -127,9 +127,10 @@ def _vault(p: Individual, lay: Layout, x: sdf.Coords, texture: bool) -> tuple[to
     (y0, zs), (y1, z1) = lay.snout_base, lay.snout_tip
     (sw0, sh0), (sw1, sh1) = lay.base_section, lay.tip_section
     wall, snout_wall = p.braincase_wall, p.snout_wall
-    floor = lay.floor  # the cranial base: a dome over a flat floor, not a whole ellipsoid
-    braincase = torch.maximum(sdf.ellipsoid(x, (0, 0, 0), (bw, bl, bh)), floor - x[2])
-    brain = torch.maximum(sdf.ellipsoid(x, (0, 0, 0), (bw - wall, bl - wall, bh - wall)), floor + wall - x[2])
+    floor, slope = lay.floor_at(x[1])  # the cranial base: a dome over a floor, not a whole ellipsoid
+    base = (floor - x[2]) / (1 + slope**2).sqrt()  # distance below the floor, where it falls too
+    braincase = torch.maximum(sdf.ellipsoid(x, (0, 0, 0), (bw, bl, bh)), base)
+    brain = torch.maximum(sdf.ellipsoid(x, (0, 0, 0), (bw - wall, bl - wall, bh - wall)), base + wall)
     if texture:  # thicker on the crown and at the back, thin over the temples; smooth variation on top;
         # the brain's carve stays beneath it
         lean = (1 + _WALL_TILT * (x[2] / bh - (x[0] / bw) ** 2 - 0.3 * x[1] / bl)).clamp(0.45, 1.6)
@@ -220,8 +221,8 @@ def _outgrowths(parts: Parts, p: Individual, lay: Layout) -> None:
     if p.bulla_radius > 0:
         b = p.bulla_radius
         for s in (-1, 1):
-            parts.blob((s * 0.55 * bw, -0.3 * bl, lay.floor - 0.6 * b), (b, 1.25 * b, 0.85 * b), k=0.01,
-                       hollow=0.6 * p.snout_wall)
+            parts.blob((s * 0.55 * bw, -0.3 * bl, lay.floor_at(-0.3 * bl)[0] - 0.6 * b), (b, 1.25 * b, 0.85 * b),
+                       k=0.01, hollow=0.6 * p.snout_wall)
     if p.horn_length > 0:
         h = p.horn_length
         for s in (-1, 1):
@@ -291,7 +292,8 @@ def _carve(bone: torch.Tensor, p: Individual, lay: Layout, x: sdf.Coords, brainc
     ox, oy, oz, orr = lay.orbit
     for s in (-1, 1):
         bone = sdf.subtract(bone, sdf.ellipsoid(x, (s * ox, oy, oz), (orr, orr, orr)))
-    bone = sdf.subtract(bone, sdf.ellipsoid(x, (0, -0.92 * bl, -0.42 * bh), (0.24 * bw, 0.3 * bw, 0.22 * bw)))
+    (fy, fz), radii = lay.foramen()
+    bone = sdf.subtract(bone, sdf.ellipsoid(x, (0, fy, fz), radii))
     if p.blowhole > 0.5:
         bone = sdf.subtract(bone, sdf.ellipsoid(x, (0, 0.55 * bl, 0.75 * bh), (0.25 * bw, 0.2 * bl, 0.3 * bh)))
     bone = sdf.subtract(bone, brain)
@@ -319,8 +321,9 @@ def _shape(p: Individual, lay: Layout, x: sdf.Coords, texture: bool) -> tuple[to
         bone = bone + _RELIEF * bumps
         bone = sdf.subtract(bone, _foramina(p, lay, x))
     parts = Parts(x, bone, pad)
+    (fy, fz), _ = lay.foramen()
     for s in (-1, 1):  # occipital condyles beside the foramen magnum
-        parts.blob((s * 0.26 * bw, -0.95 * bl, -0.5 * bh), (0.045, 0.06, 0.035))
+        parts.blob((s * 0.26 * bw, fy - 0.03 * bl, fz - 0.08 * bh), (0.045, 0.06, 0.035))
     return parts.field, braincase
 
 
@@ -359,9 +362,9 @@ def _bone(p: Individual, x: sdf.Coords, voxel: float, texture: bool) -> torch.Te
     bone, braincase = _shape(p, lay, x, texture)
     density = _tissues(bone, braincase, p, lay, x, voxel, texture)
     dense = Parts(x, torch.ones_like(x[0]), 2.5 * _WARP if texture else 0.0)
-    floor = lay.floor
+    ear, clivus = lay.floor_at(-0.36 * bl)[0], lay.floor_at(-0.1 * bl)[0]
     for s in (-1, 1):  # the petrous ridge runs from the ear forward and inward to the clivus, on the floor
-        dense.rod([(s * 0.56 * bw, -0.36 * bl, floor + 0.04 * bh), (s * 0.16 * bw, -0.1 * bl, floor + 0.1 * bh)],
+        dense.rod([(s * 0.56 * bw, -0.36 * bl, ear + 0.04 * bh), (s * 0.16 * bw, -0.1 * bl, clivus + 0.1 * bh)],
                   [0.042, 0.014], squash=(1, 1, 1.5))
     density = torch.maximum(density, DENSITY["petrous"] * sdf.occupancy(dense.field, voxel))
     return torch.maximum(density, DENSITY["tooth"] * sdf.occupancy(teeth(p, lay, x, 2.5 * _WARP), voxel))

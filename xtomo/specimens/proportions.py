@@ -59,6 +59,7 @@ class Proportions:
     tusk_up: float = 0.0              #: length of tusks curving up and out (pigs)
     blowhole: float = 0.0             #: switch: a blowhole through the top of the skull (whales)
     cortical_density: float = DENSITY["cortical"]  #: density of cortical bone
+    base_drop: float = 0.0            #: how far the cranial floor falls behind, times the braincase's half-height
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ ORDERS: dict[str, dict] = {
         }),
     "Primates": dict(
         base=dict(braincase_width=0.31, braincase_length=0.36, braincase_height=0.30, braincase_wall=0.027,
-                  braincase_floor=0.5,
+                  braincase_floor=0.5, base_drop=0.4,
                   snout_length=0.08,
                   snout_width=0.5, snout_height=0.65, snout_taper=0.8, snout_drop=0.55, orbits_forward=1.0,
                   postorbital_bar=1.0, orbit_size=0.33, zygomatic_span=0.12, sagittal_crest=0.0,

@@ -56,7 +56,8 @@ class Layout:
     orbit: tuple[float, float, float, float]  # centre (x, y, z) of the orbit at +x, and its radius
     arch: tuple[float, float]                 # half-span of the zygomatic arches, and x of their roots
     molar: float                              # crown height of the cheek teeth
-    floor: float                              # z of the braincase's flat floor (the cranial base)
+    floor: float                              # z of the cranial floor in front (the anterior cranial fossa)
+    floor_drop: float = 0.0                   # how far the floor falls behind (the posterior cranial fossa)
 
     def palate(self, y):
         """Height of the palate (the rostrum's flat floor) at ``y``, a float or a tensor."""
@@ -64,6 +65,24 @@ class Layout:
         t = (y - y0) / max(y1 - y0, 1e-6)
         t = t.clamp(0, 1) if torch.is_tensor(t) else min(max(t, 0.0), 1.0)
         return (zs - 0.78 * sh0) + t * ((z1 - 0.78 * sh1) - (zs - 0.78 * sh0))
+
+    def floor_at(self, y):
+        """Height of the cranial floor at ``y`` (a float or a tensor) and its slope dz/dy: level in front,
+        falling by ``floor_drop`` over the back of the braincase (a smooth step from 0.2 to -0.6 of its
+        half-length), so a flexed cranial base holds the cerebellum below the level of the orbits."""
+        bl = self.braincase[1]
+        t = (0.2 * bl - y) / (0.8 * bl)
+        t = t.clamp(0, 1) if torch.is_tensor(t) else min(max(t, 0.0), 1.0)
+        return self.floor - self.floor_drop * t * t * (3 - 2 * t), self.floor_drop * 6 * t * (1 - t) / (0.8 * bl)
+
+    def foramen(self) -> tuple[tuple[float, float], tuple[float, float, float]]:
+        """(y, z) and radii of the foramen magnum: at the back of a level cranial base, moved under the
+        braincase and opening downwards as the floor falls behind (an upright primate's head sits on its
+        spine from below)."""
+        bw, bl, bh = self.braincase
+        w = min(1.0, self.floor_drop / (0.4 * bh))
+        y = -0.92 * bl + 0.5 * w * bl
+        return (y, (1 - w) * -0.42 * bh + w * self.floor_at(y)[0]), (0.24 * bw, (0.3 - 0.12 * w) * bw, 0.22 * bw)
 
     def occlusal(self, y):
         """Height of the occlusal plane, where upper and lower teeth meet, at ``y``."""
@@ -94,7 +113,7 @@ def skull_layout(p: Individual) -> Layout:
     sh1, sw1 = sh0 * p.snout_taper, sw0 * p.snout_taper
     arch = (bw * (1 + p.zygomatic_span), max(sw0, ox) * 0.95)
     return Layout((bw, bl, bh), (y0, zs), (y1, z1), (sw0, sh0), (sw1, sh1), (ox, oy, oz, orr), arch,
-                   p.molar_height, -p.braincase_floor * bh)
+                   p.molar_height, -p.braincase_floor * bh, p.base_drop * bh)
 
 
 def teeth(p: Individual, lay: Layout, x: sdf.Coords, pad: float = 0.0) -> torch.Tensor:
