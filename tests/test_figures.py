@@ -95,3 +95,12 @@ def test_scaling_ratios_plot_ours_over_each_baseline_with_break_even_and_the_pap
         assert any(list(line.get_ydata()) == [1.0, 1.0] for line in ax.lines)      # break-even
         assert ax.get_xscale() == "log"
     matplotlib.pyplot.close("all")
+
+
+def test_scaling_caption_says_when_a_record_is_of_older_crania():
+    record = dict(measured="2026-12-03 10:00 UTC", machine="a CPU", profile="quick", generator="v3")
+    assert figures.scaling_caption(record, "v3") == ("Measured 2026-12-03 10:00 UTC on a CPU, profile `quick`, "
+                                                     "crania v3:")
+    older = figures.scaling_caption(record, "v5")
+    assert older.startswith("Measured 2026-12-03 10:00 UTC on a CPU, profile `quick`, crania v3 (")
+    assert "this book's crania are v5" in older and older.endswith(":")

@@ -18,7 +18,7 @@ from xtomo.imaging import render, xray
 __all__ = ["opacity", "show_xray", "image_grid", "labelled_grid", "specimen_views", "hemisphere", "slices",
            "reconstructions", "training_curves", "held_out_curves", "error_means", "error_distributions",
            "method_errors", "error_means_grid", "method_grid", "grouped_means", "slice_counts", "paired_scatter",
-           "scaling_ratios", "depth_profiles", "METHOD_COLOURS"]
+           "scaling_ratios", "scaling_caption", "depth_profiles", "METHOD_COLOURS"]
 
 #: Views named as the paper's Fig. 8b sorts them: (azimuth, elevation) in degrees.
 VIEWS = {"top": (0.0, 90.0), "front": (90.0, 0.0), "side": (0.0, 0.0), "oblique": (55.0, 20.0)}
@@ -248,6 +248,17 @@ def scaling_ratios(rows: Sequence[dict], paper: dict | None = None, axes=None):
     axes[-1].legend(fontsize=7)
     axes[0].figure.tight_layout()
     return axes
+
+
+def scaling_caption(record: dict, crania_version: str) -> str:
+    """The line over a scaling record (``benchmarks/scaling.json``): when, on which machine and profile and
+    on which crania it was measured, and, when those are not ``crania_version`` (the book's), that it
+    stands for the run before the crania changed, scored on the crania of its day."""
+    made_on = record.get("generator", "?")
+    stale = "" if made_on == crania_version else (f" (this book's crania are {crania_version}: the record is of "
+                                                  "the run before they changed, scored on the crania of its day)")
+    return (f"Measured {record['measured']} on {record['machine']}, profile `{record['profile']}`, "
+            f"crania {made_on}{stale}:")
 
 
 #: One colour per method, shared by every evaluation figure.
