@@ -164,7 +164,7 @@ def _the_checkpoint_holds_everything_a_resumed_run_needs(whole):
     assert (ck["step"], ck["total_steps"], ck["seed"], ck["world_size"], ck["init"], ck["based_on"]) == \
         (5, 5, P.seed, 1, None, None)
     assert ck["exposure"] == exposure.of_training(P, DATA[0])      # the span of its training x-rays
-    assert ck["machine"] == T.machine() and ck["generator"] == crania.VERSION
+    assert ck["machine"] == T.machine() and ck["generator"] is None   # trained on given data, not the crania
     assert ck["model_config"] == dataclasses.asdict(TINY) and ck["profile"] == dataclasses.asdict(P)
     assert ck["code_version"] == T.code_version() and ck["running"] == []   # the last step was logged
     assert ck["history"] == whole["summary"]["history"]

@@ -271,6 +271,7 @@ class _Run:
     init: str | None = None  # the weights a new run started from ("shipped" or a checkpoint's path)
     based_on: dict | None = None  # started from the shipped model: its manifest (how those weights were made)
     exposure: tuple | None = None  # the training x-rays' exposure span (``exposure.of_training``)
+    generator: str | None = None  # the crania version it trains on (None: other data, ``train(data=...)``)
 
 
 def train(profile: Profile | str = "quick", resume: bool = False, steps: int | None = None,
@@ -304,6 +305,7 @@ def train(profile: Profile | str = "quick", resume: bool = False, steps: int | N
                                   "it deliberately (--overwrite)")
         train_set, val_set = train_val_sets(p) if data is None else data
         run = _start(p, total, rank, world, device, ck_path if resume else None, init)
+        run.generator = crania.VERSION if data is None else None
         if run.exposure is None and rank == 0:  # from the samples as made one by one, before any pipeline
             run.exposure = exposure.of_training(p, train_set)
         val_idx = validation_indices(p, len(val_set))
@@ -466,7 +468,7 @@ def _save(run: _Run, val: float | None, ck_path: Path, log_path: Path) -> None:
                  schedule=run.schedule.state_dict(), step=run.step, history=run.history, baseline_l2=run.baseline,
                  val_l2=val, total_steps=run.total, model_config=dataclasses.asdict(run.model.config),
                  profile=dataclasses.asdict(run.p), seed=run.p.seed, code_version=code_version(),
-                 world_size=run.world, running=run.running, machine=machine(), generator=crania.VERSION, init=run.init,
+                 world_size=run.world, running=run.running, machine=machine(), generator=run.generator, init=run.init,
                  based_on=run.based_on, exposure=run.exposure)
     save_torch(state, ck_path)
     write_csv(log_path, run.history, LOG_FIELDS)
