@@ -60,9 +60,9 @@ def export(checkpoint: str | os.PathLike, name: str | None = None, folder: str |
     ck = read(checkpoint)
     weights = {k: v.half() if v.is_floating_point() else v for k, v in ck["model"].items()}
     span = exposure.of_checkpoint(ck)  # None for checkpoints from before spans: answered as given, not guessed
+    span = list(span) if span else None
     shipped = dict(model=weights, model_config=ck["model_config"], profile=ck["profile"], step=ck["step"],
-                   seed=ck["profile"]["seed"], code_version=ck.get("code_version"),
-                   exposure=list(span) if span else None)
+                   seed=ck["profile"]["seed"], code_version=ck.get("code_version"), exposure=span)
     name = name or NAME
     pt, js = paths(name, folder)
 
@@ -87,7 +87,7 @@ def export(checkpoint: str | os.PathLike, name: str | None = None, folder: str |
                 machine=ck.get("machine"), generator=ck.get("generator"), precision=profile.get("precision"),
                 profile=profile,
                 model_config=ck["model_config"], baseline_l2=ck.get("baseline_l2"), val_l2=ck.get("val_l2"),
-                exposure=list(span) if span else None, validation=validation)
+                exposure=span, validation=validation)
     info["runs"] = [_run_record(info, trained_by)]
     if ck.get("based_on"):
         info = _continued(ck["based_on"], info)
