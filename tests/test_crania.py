@@ -131,7 +131,7 @@ def test_a_primate_floor_falls_behind_and_the_spine_enters_from_below():
     """A primate's cranial floor is level in front and ``base_drop`` half-heights lower at the back (the
     posterior fossa; bone there, none under it), and the foramen magnum opens through that low floor,
     under the braincase; a carnivore's floor stays level, its foramen magnum at the back."""
-    for family, drop in (("Hominidae", True), ("Canidae", False)):
+    for family, drop in (("Cercopithecidae", True), ("Canidae", False)):
         p = crania.individual(crania.family_template(family))
         lay, (bl, bh) = skull_layout(p), (p.braincase_length, p.braincase_height)
         front, back = float(lay.floor_at(0.3 * bl)[0]), float(lay.floor_at(-0.7 * bl)[0])
@@ -148,6 +148,23 @@ def test_a_primate_floor_falls_behind_and_the_spine_enters_from_below():
         assert at[(z - floor).abs() < p.braincase_wall / 2 - 0.001].all() and not at[z < floor - 0.03].any()
         (fy, fz), _ = lay.foramen()
         assert (fy > -0.5 * bl) == drop and not bone_on(fy)[(z - fz).abs() < 0.01].any()
+
+
+def test_a_human_has_its_orbits_low_and_a_face_under_them():
+    """Crania v6: the Hominidae template's forward-facing orbits sit ``orbit_drop`` half-heights lower than a
+    monkey's, in the lower front of a braincase narrower than it is long, and are hollow; the face's top
+    (the rostrum's base section) reaches up to them."""
+    human, monkey = (crania.individual(crania.family_template(f)) for f in ("Hominidae", "Cercopithecidae"))
+    (_, _, oz, orr), (_, _, mz, _) = skull_layout(human).orbit, skull_layout(monkey).orbit
+    bh = human.braincase_height
+    assert oz / bh == pytest.approx(mz / monkey.braincase_height - human.orbit_drop) and oz < -0.3 * bh
+    assert human.braincase_width < 0.85 * human.braincase_length
+    lay = skull_layout(human)
+    (_, zs), (_, sh0) = lay.snout_base, lay.base_section
+    assert zs + sh0 > oz - orr   # the face reaches the orbits: no gap of air between them
+    ox, oy = lay.orbit[:2]
+    centre = (torch.full((1, 1, 1), ox), torch.full((1, 1, 1), oy), torch.full((1, 1, 1), oz))
+    assert float(crania._bone(human, centre, voxel=0.001, texture=False)) == 0.0
 
 
 def test_the_braincase_is_a_dome_over_a_flat_floor(species):

@@ -29,7 +29,7 @@ __all__ = ["VERSION", "ORDERS", "DENSITY", "Species", "catalog", "split", "indiv
            "cranium", "cranium_sphere"]
 
 #: The generator's version: caches of volumes carry it, so a changed generator never reads old skulls.
-VERSION = "v5"
+VERSION = "v6"
 
 _CORTEX = 0.010  # thickness of cortical plates (the vault's tables), local units (about 1 % of a skull's length)
 _WARP, _WARP_CELLS = 0.012, 9  # smooth displacement of the whole skull: no edge stays ruler-straight

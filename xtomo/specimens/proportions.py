@@ -60,6 +60,7 @@ class Proportions:
     blowhole: float = 0.0             #: switch: a blowhole through the top of the skull (whales)
     cortical_density: float = DENSITY["cortical"]  #: density of cortical bone
     base_drop: float = 0.0            #: how far the cranial floor falls behind, times the braincase's half-height
+    orbit_drop: float = 0.0           #: how far forward-facing orbits sit lower, times the braincase half-height
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,11 @@ ORDERS: dict[str, dict] = {
                   nuchal_crest=0.0, canine_length=0.05, cheek_teeth=5, molar_height=0.034, bulla_radius=0.0,
                   incisors=0.05, jaw_depth=0.10),
         families={
-            "Hominidae": dict(braincase_width=0.33, braincase_height=0.33, snout_length=0.06, brow_ridge=0.028),
+            # a human: a globular braincase (cranial index ~0.78) on a flexed base, the orbits under the
+            # frontal lobes and a tall face under them (fitted to the real head: benchmarks/twin_fit.py)
+            "Hominidae": dict(braincase_width=0.28, braincase_height=0.28, braincase_floor=0.66, base_drop=0.2,
+                              snout_length=0.06, snout_width=0.65, snout_taper=0.48, jaw_depth=0.13,
+                              brow_ridge=0.028, orbit_drop=0.45),
             "Pongidae": dict(braincase_width=0.27, braincase_length=0.31, braincase_height=0.25,
                              snout_length=0.22, brow_ridge=0.04, sagittal_crest=0.06, canine_length=0.11,
                              snout_drop=0.6),

@@ -106,7 +106,7 @@ def skull_layout(p: Individual) -> Layout:
     f = p.orbits_forward
     ox = (1 - f) * (sw0 + 0.35 * orr) + f * (0.48 * bw)
     oy = (1 - f) * (y0 + 0.15 * orr) + f * (bl * 0.92)
-    oz = (1 - f) * (zs + 0.55 * sh0) + f * (0.02 * bh)
+    oz = (1 - f) * (zs + 0.55 * sh0) + f * (0.02 - p.orbit_drop) * bh
     # a face under forward-facing orbits reaches at least as far forward as their rims
     y1 = max(y0 + p.snout_length, f * (oy + 0.4 * orr))
     z1 = zs - 0.25 * sh0 * (1 - p.snout_taper)
