@@ -1,4 +1,7 @@
 """Procedural crania: deterministic, inside the sphere, the same anatomy at every resolution."""
+import dataclasses
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -95,7 +98,8 @@ def test_canonical_orientation(species):
         teeth = teeth / teeth.sum()
         assert (teeth * y).sum() > (w * y).sum(), s.name
         assert (teeth * z).sum() < (w * z).sum(), s.name
-        assert abs((w * x).sum()) < 0.01, s.name   # bilateral symmetry
+        # bilateral symmetry, up to the lean of its textured walls (the real head: 0.010)
+        assert abs((w * x).sum()) < 0.02, s.name
 
 
 def test_bad_arguments_are_named(species):
@@ -165,6 +169,17 @@ def test_a_human_has_its_orbits_low_and_a_face_under_them():
     ox, oy = lay.orbit[:2]
     centre = (torch.full((1, 1, 1), ox), torch.full((1, 1, 1), oy), torch.full((1, 1, 1), oz))
     assert float(crania._bone(human, centre, voxel=0.001, texture=False)) == 0.0
+
+
+def test_the_first_hominid_is_a_human_near_its_template():
+    """Crania v6: the catalogue's first Hominidae species (Homo sapiens) is its family's template, unblended,
+    every size within 4 sigma of its 4 % spread; the family's other species spread as every species does."""
+    hominids = [s for s in crania.catalog() if s.family == "Hominidae"]
+    t = crania.family_template("Hominidae").params
+    def spread(s):
+        return max(abs(math.log(getattr(s.params, f.name) / getattr(t, f.name)))
+                   for f in dataclasses.fields(t) if getattr(t, f.name) and f.name != "cheek_teeth")
+    assert spread(hominids[0]) < 0.16 and min(spread(s) for s in hominids[1:]) > 0.16
 
 
 def test_the_braincase_is_a_dome_over_a_flat_floor(species):

@@ -38,6 +38,7 @@ _WALL_TILT = 0.5  # how much thicker the crown and occiput are than the temples 
 _RELIEF = 0.008  # amplitude of the bone surface's bumps, local units (a few voxels at 128^3)
 _SCROLL_SLOPE = 10.0  # typical gradient of 28-cell lattice noise per local unit: |noise| / slope ~ distance
 _SPECIES_SIGMA, _BLEND = 0.15, 0.35  # spread of a species around its family; up to 35 % of another family
+_HUMAN_SIGMA = 0.04  # the first Hominidae species is Homo sapiens: its family's template, unblended, varying little
 _PLACEMENT_GRID, _PLACEMENT_EXTENT = 40, 1.4  # the grid over [-1.4, 1.4]^3 that finds a skull's extent
 
 
@@ -77,8 +78,9 @@ def catalog(n: int = 175, seed: int = 0) -> list[Species]:
         mean = template(order, family)
         rng = _rng("species", seed, i)
         other = families[int(rng.integers(len(families)))]
-        mixed = blended(mean, template(*other), float(rng.uniform(0.0, _BLEND)))
-        params = jittered(mixed, rng, sigma=_SPECIES_SIGMA)
+        human = family == "Hominidae" and counts[family] == 1  # Homo sapiens: the template, varying little
+        mixed = blended(mean, template(*other), 0.0 if human else float(rng.uniform(0.0, _BLEND)))
+        params = jittered(mixed, rng, sigma=_HUMAN_SIGMA if human else _SPECIES_SIGMA)
         params = replace(params, cheek_teeth=int(max(2, mean.cheek_teeth + rng.integers(-1, 2))))
         species.append(Species(i, f"{family} sp. {counts[family]:02d}", order, family, params))
     return species
