@@ -138,7 +138,7 @@ def test_a_primate_floor_falls_behind_and_the_spine_enters_from_below():
     for family, drop in (("Cercopithecidae", True), ("Canidae", False)):
         p = crania.individual(crania.family_template(family))
         lay, (bl, bh) = skull_layout(p), (p.braincase_length, p.braincase_height)
-        front, back = float(lay.floor_at(0.3 * bl)[0]), float(lay.floor_at(-0.7 * bl)[0])
+        front, back = float(lay.floor_at(0.3 * bl)), float(lay.floor_at(-0.7 * bl))
         assert front == pytest.approx(-p.braincase_floor * bh)
         assert back == pytest.approx(front - p.base_drop * bh) and (back < front - 0.3 * bh) == drop
         z = torch.linspace(-1.2 * bh, 0.0, 600)
@@ -147,7 +147,7 @@ def test_a_primate_floor_falls_behind_and_the_spine_enters_from_below():
             line = (torch.zeros(600, 1, 1), torch.full((600, 1, 1), y), z[:, None, None])
             return crania._bone(p, line, voxel=0.001, texture=False).flatten() > 0.2
 
-        floor = float(lay.floor_at(-0.1 * bl)[0])   # further back: the foramen, then the ellipsoid's own floor
+        floor = float(lay.floor_at(-0.1 * bl))   # further back: the foramen, then the ellipsoid's own floor
         at = bone_on(-0.1 * bl)
         assert at[(z - floor).abs() < p.braincase_wall / 2 - 0.001].all() and not at[z < floor - 0.03].any()
         (fy, fz), _ = lay.foramen()

@@ -129,7 +129,8 @@ def _vault(p: Individual, lay: Layout, x: sdf.Coords, texture: bool) -> tuple[to
     (y0, zs), (y1, z1) = lay.snout_base, lay.snout_tip
     (sw0, sh0), (sw1, sh1) = lay.base_section, lay.tip_section
     wall, snout_wall = p.braincase_wall, p.snout_wall
-    floor, slope = lay.floor_at(x[1])  # the cranial base: a dome over a floor, not a whole ellipsoid
+    # the cranial base: a dome over a floor, not a whole ellipsoid
+    floor, slope = lay.floor_at(x[1]), lay.floor_slope(x[1])
     base = (floor - x[2]) / (1 + slope**2).sqrt()  # distance below the floor, where it falls too
     braincase = torch.maximum(sdf.ellipsoid(x, (0, 0, 0), (bw, bl, bh)), base)
     brain = torch.maximum(sdf.ellipsoid(x, (0, 0, 0), (bw - wall, bl - wall, bh - wall)), base + wall)
@@ -223,7 +224,7 @@ def _outgrowths(parts: Parts, p: Individual, lay: Layout) -> None:
     if p.bulla_radius > 0:
         b = p.bulla_radius
         for s in (-1, 1):
-            parts.blob((s * 0.55 * bw, -0.3 * bl, lay.floor_at(-0.3 * bl)[0] - 0.6 * b), (b, 1.25 * b, 0.85 * b),
+            parts.blob((s * 0.55 * bw, -0.3 * bl, lay.floor_at(-0.3 * bl) - 0.6 * b), (b, 1.25 * b, 0.85 * b),
                        k=0.01, hollow=0.6 * p.snout_wall)
     if p.horn_length > 0:
         h = p.horn_length
@@ -364,7 +365,7 @@ def _bone(p: Individual, x: sdf.Coords, voxel: float, texture: bool) -> torch.Te
     bone, braincase = _shape(p, lay, x, texture)
     density = _tissues(bone, braincase, p, lay, x, voxel, texture)
     dense = Parts(x, torch.ones_like(x[0]), 2.5 * _WARP if texture else 0.0)
-    ear, clivus = lay.floor_at(-0.36 * bl)[0], lay.floor_at(-0.1 * bl)[0]
+    ear, clivus = lay.floor_at(-0.36 * bl), lay.floor_at(-0.1 * bl)
     for s in (-1, 1):  # the petrous ridge runs from the ear forward and inward to the clivus, on the floor
         dense.rod([(s * 0.56 * bw, -0.36 * bl, ear + 0.04 * bh), (s * 0.16 * bw, -0.1 * bl, clivus + 0.1 * bh)],
                   [0.042, 0.014], squash=(1, 1, 1.5))

@@ -66,14 +66,23 @@ class Layout:
         t = t.clamp(0, 1) if torch.is_tensor(t) else min(max(t, 0.0), 1.0)
         return (zs - 0.78 * sh0) + t * ((z1 - 0.78 * sh1) - (zs - 0.78 * sh0))
 
-    def floor_at(self, y):
-        """Height of the cranial floor at ``y`` (a float or a tensor) and its slope dz/dy: level in front,
-        falling by ``floor_drop`` over the back of the braincase (a smooth step from 0.2 to -0.6 of its
-        half-length), so a flexed cranial base holds the cerebellum below the level of the orbits."""
+    def _floor_step(self, y):
+        """Where ``y`` lies on the floor's fall (0 in front, 1 behind) and the step's length."""
         bl = self.braincase[1]
         t = (0.2 * bl - y) / (0.8 * bl)
-        t = t.clamp(0, 1) if torch.is_tensor(t) else min(max(t, 0.0), 1.0)
-        return self.floor - self.floor_drop * t * t * (3 - 2 * t), self.floor_drop * 6 * t * (1 - t) / (0.8 * bl)
+        return (t.clamp(0, 1) if torch.is_tensor(t) else min(max(t, 0.0), 1.0)), 0.8 * bl
+
+    def floor_at(self, y):
+        """Height of the cranial floor at ``y`` (a float or a tensor): level in front, falling by
+        ``floor_drop`` over the back of the braincase (a smooth step from 0.2 to -0.6 of its
+        half-length), so a flexed cranial base holds the cerebellum below the level of the orbits."""
+        t, _ = self._floor_step(y)
+        return self.floor - self.floor_drop * t * t * (3 - 2 * t)
+
+    def floor_slope(self, y):
+        """The cranial floor's slope dz/dy at ``y``: how steeply it falls there (``floor_at``)."""
+        t, length = self._floor_step(y)
+        return self.floor_drop * 6 * t * (1 - t) / length
 
     def foramen(self) -> tuple[tuple[float, float], tuple[float, float, float]]:
         """(y, z) and radii of the foramen magnum: at the back of a level cranial base, moved under the
@@ -82,7 +91,7 @@ class Layout:
         bw, bl, bh = self.braincase
         w = min(1.0, self.floor_drop / (0.4 * bh))
         y = -0.92 * bl + 0.5 * w * bl
-        return (y, (1 - w) * -0.42 * bh + w * self.floor_at(y)[0]), (0.24 * bw, (0.3 - 0.12 * w) * bw, 0.22 * bw)
+        return (y, (1 - w) * -0.42 * bh + w * self.floor_at(y)), (0.24 * bw, (0.3 - 0.12 * w) * bw, 0.22 * bw)
 
     def occlusal(self, y):
         """Height of the occlusal plane, where upper and lower teeth meet, at ``y``."""
