@@ -145,7 +145,7 @@ def test_a_primate_floor_falls_behind_and_the_spine_enters_from_below():
 
         def bone_on(y, p=p, z=z):
             line = (torch.zeros(600, 1, 1), torch.full((600, 1, 1), y), z[:, None, None])
-            return crania._bone(p, line, voxel=0.001, texture=False).flatten() > 0.2
+            return crania.cranium(p, line, voxel=0.001, texture=False).flatten() > 0.2
 
         floor = float(lay.floor_at(-0.1 * bl))   # further back: the foramen, then the ellipsoid's own floor
         at = bone_on(-0.1 * bl)
@@ -168,7 +168,7 @@ def test_a_human_has_its_orbits_low_and_a_face_under_them():
     assert zs + sh0 > oz - orr   # the face reaches the orbits: no gap of air between them
     ox, oy = lay.orbit[:2]
     centre = (torch.full((1, 1, 1), ox), torch.full((1, 1, 1), oy), torch.full((1, 1, 1), oz))
-    assert float(crania._bone(human, centre, voxel=0.001, texture=False)) == 0.0
+    assert float(crania.cranium(human, centre, voxel=0.001, texture=False)) == 0.0
 
 
 def test_the_first_hominid_is_a_human_near_its_template():
@@ -197,7 +197,7 @@ def test_the_braincase_is_a_dome_over_a_flat_floor(species):
         bl, bh, wall = p.braincase_length, p.braincase_height, p.braincase_wall
         z = torch.linspace(-1.2 * bh, 1.2 * bh, 1200)
         line = (torch.zeros(1200, 1, 1), torch.full((1200, 1, 1), -0.5 * bl), z[:, None, None])  # a (z, y, x) grid
-        bone = crania._bone(p, line, voxel=0.001, texture=False).flatten() > 0.2
+        bone = crania.cranium(p, line, voxel=0.001, texture=False).flatten() > 0.2
         floor = -p.braincase_floor * bh
         inside, outside = wall / 2 - 0.001, wall + 0.03  # the wall's half, and the smooth union with the snout
         assert bone[(z - floor).abs() < inside].all(), f"{s.name}: no cranial floor"

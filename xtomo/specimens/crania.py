@@ -398,11 +398,12 @@ def skull(species: Species, size: int = 128, individual_index: int = 0, seed: in
     return vol[0].contiguous()
 
 
-def cranium(p: Individual, local: sdf.Coords, voxel: float) -> torch.Tensor:
+def cranium(p: Individual, local: sdf.Coords, voxel: float, texture: bool = True) -> torch.Tensor:
     """Skull density of an individual's proportions ``p`` (from ``individual``) at coordinates
     ``local`` of the skull's own frame, anti-aliased over ``voxel`` (local units): lets another
-    body place a skull in its head."""
-    return _bone(p, local, voxel, texture=True).clamp(0, 1)
+    body place a skull in its head. ``texture=False``: the bare shape, with no warp, relief, noise or
+    sutures (its parts where its proportions put them)."""
+    return _bone(p, local, voxel, texture=texture).clamp(0, 1)
 
 
 def cranium_sphere(p: Individual) -> tuple[tuple[float, float, float], float]:
