@@ -22,10 +22,9 @@ from dataclasses import replace
 
 import torch
 from _common import RESULTS, busy_cores, heading, update_section
-from scipy.ndimage import gaussian_filter
 
 from xtomo.data import realdata
-from xtomo.data.datasets import view_target
+from xtomo.data.datasets import blurred, view_target
 from xtomo.imaging import xray
 from xtomo.profiles import get_profile
 from xtomo.specimens import crania
@@ -50,7 +49,7 @@ class Head:
         self.truths = [view_target(head, d, self.p) for d in self.directions]
 
     def blurred(self, volume: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(gaussian_filter(volume.numpy(), self.sigma)).float()
+        return blurred(volume[None].float(), torch.tensor([self.sigma]))[0]
 
     def ratios(self, volume: torch.Tensor, aligned: bool = False) -> list[float]:
         """Per view: RMSE of the blurred ``volume`` rescaled along each ray to the head, over the even spread's."""
