@@ -7,7 +7,10 @@ re-projects to the x-ray exactly, as our fused output does, and knows nothing of
 network of ours that the `quick` artifacts hold (chapter 3's L2 run, its surface run, the shipped
 model) this scores, by ``xtomo.evaluation.realcase``, the ratio of our error to the even spread's
 (L2, RMSE, DSSIM) on seeded views of the first held-out procedural species (ideal x-rays), of the
-procedural Hominidae the networks trained on (the shape closest to a human skull), and of the real
+procedural Hominidae the networks trained on (the shape closest to a human skull), of new individuals
+of the procedural *Homo sapiens* (training saw its first individual alone; these come through
+``io.prepare_volume`` as a reader's CT does: the nearest this repository comes to human skulls it has
+not seen, since the human template was fitted to the real head), and of the real
 head (ideal and physical x-rays; as its file gives it and as CT numbers through ``io.HU_WINDOW``, the
 path a reader's CT takes), with the one-sided paired p of "ours has the smaller L2".
 The gap between the two rows of a network is what the procedural crania do not teach it about a
@@ -18,13 +21,17 @@ from __future__ import annotations
 import argparse
 import sys
 
+import torch
 from _common import EVEN_SPREAD_NOTE, RESULTS, against_even_table, busy_cores, heading, update_section
 
 import xtomo
 from xtomo.data import io, realdata
+from xtomo.data.datasets import TensorBank
 from xtomo.evaluation import realcase, scoring
 from xtomo.learning import train
 from xtomo.profiles import get_profile
+from xtomo.specimens import crania
+from xtomo.specimens.proportions import TYPE_SPECIES
 
 
 def _scored(bank, specimens: list[int], model, others: dict, p, views: int) -> list[dict]:
@@ -36,6 +43,20 @@ def _scored(bank, specimens: list[int], model, others: dict, p, views: int) -> l
                                             name=bank.name(k))
         rows += [dict(r, view=r["view"] + views * k) for r in found]
     return rows
+
+
+def human_individuals(n: int, p) -> dict[str, torch.Tensor]:
+    """Individuals 1..``n`` of the catalogue's *Homo sapiens* (training saw individual 0 alone), by name,
+    drawn at twice the profile's volume size: what ``io.prepare_volume`` brings to it as a reader's CT."""
+    human = next(s for s in crania.catalog(p.n_species, seed=p.seed) if s.name == TYPE_SPECIES["Hominidae"][0])
+    return {f"{human.name}, individual {i}": crania.skull(human, 2 * p.volume_size, individual_index=i, seed=p.seed)
+            for i in range(1, n + 1)}
+
+
+def new_humans(n: int, p) -> TensorBank:
+    """``human_individuals`` brought to the profile's size by ``io.prepare_volume``, the path a reader's CT takes."""
+    found = human_individuals(n, p)
+    return TensorBank([io.prepare_volume(v, p.volume_size, source=k) for k, v in found.items()], list(found))
 
 
 def cases(species: int, views: int, model=None, others: dict | None = None) -> list[dict]:
@@ -52,6 +73,8 @@ def cases(species: int, views: int, model=None, others: dict | None = None) -> l
     hominids = [k for k in sorted(set(train_set.specimens)) if train_set.bank.species[k].family == "Hominidae"]
     rows = _scored(train_set.bank, hominids[:species], model, others, p, views)
     out += [dict(case=f"{len(hominids[:species])} training Hominidae", **r) for r in realcase.against_even(rows)]
+    rows = _scored(new_humans(species, p), list(range(species)), model, others, p, views)
+    out += [dict(case=f"{species} new procedural humans", **r) for r in realcase.against_even(rows)]
     # the head as its file gives it, and as a clinical CT would (CT numbers through io.HU_WINDOW)
     heads = {"real head": realdata.head(p.volume_size),
              "real head, as CT numbers": io.prepare_volume(realdata.head_hu(), p.volume_size, source="head in HU")}

@@ -5,10 +5,11 @@ human template's proportions.
     python benchmarks/twin_fit.py --search [--start "braincase_width=0.33,orbit_drop=0"]
 
 A network trained with L2 returns something like a blurred training skull whose densities the fusion
-rescales along each ray to the x-ray's line integrals. So for a candidate skull this takes the head's
+corrects along each ray to the x-ray's line integrals. So for a candidate skull this takes the head's
 seeded views (`quick` sizes), blurs the candidate's view-aligned volume by a Gaussian of ``--sigma``
-voxels, rescales each of its rays to the head's line integral (rays it misses get the even spread) and
-scores the RMSE against the head over the even spread's (per view, then averaged): the *twin ratio*.
+voxels, fuses it with the head's x-ray (``fusion.fuse``, as our networks' output is; rays it misses get
+the even spread) and scores the RMSE against the head over the even spread's (per view, then averaged):
+the *twin ratio*.
 A family whose best skull cannot beat the bar (issue 16: 0.7) cannot teach a network to. The head's own
 truth, blurred alike, is the floor. ``--search`` moves one proportion of the Hominidae template at a
 time by the factors below while the twin ratio falls (the fit behind crania v6's human template).
@@ -25,7 +26,8 @@ from _common import RESULTS, busy_cores, heading, update_section
 
 from xtomo.data import realdata
 from xtomo.data.datasets import blurred, view_target
-from xtomo.imaging import xray
+from xtomo.imaging import fusion, xray
+from xtomo.methods import classical
 from xtomo.profiles import get_profile
 from xtomo.specimens import crania
 
@@ -52,13 +54,13 @@ class Head:
         return blurred(volume[None].float(), torch.tensor([self.sigma]))[0]
 
     def ratios(self, volume: torch.Tensor, aligned: bool = False) -> list[float]:
-        """Per view: RMSE of the blurred ``volume`` rescaled along each ray to the head, over the even spread's."""
+        """Per view: RMSE of the blurred ``volume`` fused with the head's x-ray (as our networks' output
+        is), over the even spread's."""
         out = []
         for i, (d, truth) in enumerate(zip(self.directions, self.truths)):
             twin = self.blurred(volume[i] if aligned else view_target(volume, d, self.p))
-            sums, twin_sums = truth.sum(0), twin.sum(0)
-            even = (sums / truth.shape[0]).expand_as(truth)
-            fused = torch.where(twin_sums > 1e-3, twin * (sums / twin_sums.clamp_min(1e-3)), even)
+            alpha = xray.composite(truth, self.p.chi)
+            fused, even = fusion.fuse(twin, alpha, self.p.chi), classical.extrude(alpha, truth.shape[0], self.p.chi)
             out.append(float(((fused - truth) ** 2).mean().sqrt() / ((even - truth) ** 2).mean().sqrt()))
         return out
 
@@ -117,8 +119,8 @@ def search(head: Head, start: dict, rounds: int = 2) -> dict:
 
 def table(found: list[dict], command: str, busy: float) -> str:
     lines = heading("Twin ratio: how near a procedural skull comes to the real head", command, busy)
-    lines[-1] += (" RMSE over the even spread's of the candidate blurred and rescaled along each ray to the head's "
-                  "line integrals (per view, then averaged); the lower, the more a network could learn of the head.")
+    lines[-1] += (" RMSE over the even spread's of the candidate blurred and fused with the head's x-ray "
+                  "(per view, then averaged); the lower, the more a network could learn of the head.")
     n = len(found[0]["ratios"])
     lines += ["", "| candidate | twin ratio | best view | worst view |", "|---|---:|---:|---:|"]
     for r in found[:5] + sorted(found[5:], key=lambda r: sum(r["ratios"])):

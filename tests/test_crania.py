@@ -180,6 +180,7 @@ def test_the_first_hominid_is_a_human_near_its_template():
         return max(abs(math.log(getattr(s.params, f.name) / getattr(t, f.name)))
                    for f in dataclasses.fields(t) if getattr(t, f.name) and f.name != "cheek_teeth")
     assert spread(hominids[0]) < 0.16 and min(spread(s) for s in hominids[1:]) > 0.16
+    assert hominids[0].name == "Homo sapiens" and hominids[1].name == "Hominidae sp. 02"
 
 
 def test_the_braincase_is_a_dome_over_a_flat_floor(species):

@@ -76,7 +76,7 @@ def test_head_is_a_dry_skull_fitted_like_every_real_volume(head):
     bone = head > 0.05
     assert 0.005 < float(bone.float().mean()) < 0.1       # thin shells, no soft tissue filling the head
     z, y, x = torch.meshgrid(*[torch.arange(64) + 0.5 - 32] * 3, indexing="ij")
-    assert float(((z**2 + y**2 + x**2).sqrt()[bone]).max()) <= 0.48 * 64 + 1   # inside the fit sphere
+    assert float(((z**2 + y**2 + x**2).sqrt()[bone]).max()) <= io.FIT_RADIUS * 64 + 1   # inside the fit sphere
 
 
 def test_head_is_in_the_canonical_frame(head):

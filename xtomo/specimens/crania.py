@@ -22,7 +22,16 @@ import torch
 
 from xtomo._checks import integer
 from xtomo.specimens import sdf
-from xtomo.specimens.proportions import DENSITY, ORDERS, Individual, Proportions, blended, jittered, template
+from xtomo.specimens.proportions import (
+    DENSITY,
+    ORDERS,
+    TYPE_SPECIES,
+    Individual,
+    Proportions,
+    blended,
+    jittered,
+    template,
+)
 from xtomo.specimens.skull_plan import Layout, Parts, skull_layout, teeth
 
 __all__ = ["VERSION", "ORDERS", "DENSITY", "Species", "catalog", "split", "individual", "skull", "family_template",
@@ -38,7 +47,6 @@ _WALL_TILT = 0.5  # how much thicker the crown and occiput are than the temples 
 _RELIEF = 0.008  # amplitude of the bone surface's bumps, local units (a few voxels at 128^3)
 _SCROLL_SLOPE = 10.0  # typical gradient of 28-cell lattice noise per local unit: |noise| / slope ~ distance
 _SPECIES_SIGMA, _BLEND = 0.15, 0.35  # spread of a species around its family; up to 35 % of another family
-_HUMAN_SIGMA = 0.04  # the first Hominidae species is Homo sapiens: its family's template, unblended, varying little
 _PLACEMENT_GRID, _PLACEMENT_EXTENT = 40, 1.4  # the grid over [-1.4, 1.4]^3 that finds a skull's extent
 
 
@@ -64,7 +72,8 @@ def catalog(n: int = 175, seed: int = 0) -> list[Species]:
 
     Families get species in turn, so a small catalogue still spans the orders. Each species mixes
     up to 35 % of another family's template into its own (the morphospace is continuous, not a
-    few clusters) and then varies its sizes log-normally (15 %).
+    few clusters) and then varies its sizes log-normally (15 %). A family's first species may be a named
+    one (``TYPE_SPECIES``: *Homo sapiens*), its template unmixed, varying by its own spread.
     """
     n = integer(n, "n", minimum=1, what="catalog")
     seed = integer(seed, "seed", what="catalog")
@@ -78,11 +87,11 @@ def catalog(n: int = 175, seed: int = 0) -> list[Species]:
         mean = template(order, family)
         rng = _rng("species", seed, i)
         other = families[int(rng.integers(len(families)))]
-        human = family == "Hominidae" and counts[family] == 1  # Homo sapiens: the template, varying little
-        mixed = blended(mean, template(*other), 0.0 if human else float(rng.uniform(0.0, _BLEND)))
-        params = jittered(mixed, rng, sigma=_HUMAN_SIGMA if human else _SPECIES_SIGMA)
+        typed = TYPE_SPECIES.get(family) if counts[family] == 1 else None  # e.g. Homo sapiens: the template
+        mixed = blended(mean, template(*other), 0.0 if typed else float(rng.uniform(0.0, _BLEND)))
+        params = jittered(mixed, rng, sigma=typed[1] if typed else _SPECIES_SIGMA)
         params = replace(params, cheek_teeth=int(max(2, mean.cheek_teeth + rng.integers(-1, 2))))
-        species.append(Species(i, f"{family} sp. {counts[family]:02d}", order, family, params))
+        species.append(Species(i, typed[0] if typed else f"{family} sp. {counts[family]:02d}", order, family, params))
     return species
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
-__all__ = ["DENSITY", "Proportions", "Individual", "ORDERS", "template", "jittered", "blended"]
+__all__ = ["DENSITY", "Proportions", "Individual", "ORDERS", "TYPE_SPECIES", "template", "jittered", "blended"]
 
 #: Linear densities of the tissues (dimensionless, in [0, 1]; bone dominates like the UTCT data). Set so
 #: that the bone's density quantiles match the real dry head's (``realdata.head``, chapter 1).
@@ -168,6 +168,11 @@ ORDERS: dict[str, dict] = {
                   blowhole=1.0, orbit_size=0.38, nuchal_crest=0.0, bulla_radius=0.07),
         families={"Delphinidae": dict()}),
 }
+
+#: Families whose first species is a named one, (name, spread): the family's template itself, unmixed with
+#: other families and varying by the spread alone. The human template was fitted to the book's real head
+#: (``benchmarks/twin_fit.py``), and the jitter every other species gets would lose most of that fit.
+TYPE_SPECIES: dict[str, tuple[str, float]] = {"Hominidae": ("Homo sapiens", 0.04)}
 
 
 def template(order: str, family: str) -> Proportions:

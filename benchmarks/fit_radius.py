@@ -1,0 +1,100 @@
+"""How large should a reader's CT be in the cube? The shipped model on skulls framed at several fit radii.
+
+    python benchmarks/fit_radius.py [--radii 0.40,0.42,0.44,0.46,0.48] [--species 6] [--views 8] [--write]
+
+The network learned from procedural skulls placed by ``crania`` (a coarse bounding sphere of each skull's
+shape); a reader's CT is placed by ``io.prepare_volume`` (the enclosing sphere of its voxels above 5 % of
+its densest, scaled to ``io.FIT_RADIUS``). This measures the training skulls as ``io`` measures a CT (the
+radius of that sphere over the cube's side: median and range over every eighth training species), then
+scores the shipped model, by ``realcase.evaluate_volume`` (ideal x-rays, `quick` sizes), against the even
+spread on skulls framed by ``io.prepare_volume`` at each radius: held-out procedural species and new
+procedural humans (``real_skull.human_individuals``), drawn at twice the size as a CT would be, and the
+real head. ``--write`` replaces the ``fit-radius`` section of RESULTS.md.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from unittest import mock
+
+import numpy as np
+from _common import EVEN_SPREAD_NOTE, RESULTS, against_even_table, busy_cores, heading, update_section
+from real_skull import human_individuals
+
+import xtomo
+from xtomo.data import io, realdata
+from xtomo.data.io import _enclosing_sphere
+from xtomo.evaluation import realcase
+from xtomo.learning import train
+from xtomo.profiles import get_profile
+from xtomo.specimens import crania
+
+
+def training_framing(train_set) -> list[float]:
+    """The radius, over the cube's side, of the sphere ``io`` fits around every eighth training skull."""
+    radii = []
+    for k in sorted(set(train_set.specimens))[::8]:
+        v = train_set.bank.volume(k).numpy()
+        radii.append(float(_enclosing_sphere(v > 0.05 * v.max(), np.ones(3))[1]) / v.shape[0])
+    return radii
+
+
+def scored(volumes: dict, model, p, views: int) -> dict:
+    """``realcase.against_even`` over all ``volumes`` (name: canonical volume), one pairing key per view."""
+    rows = []
+    for k, (name, v) in enumerate(volumes.items()):
+        found, _ = realcase.evaluate_volume(v, model, p, views=views, seed=p.seed, name=name)
+        rows += [dict(r, view=r["view"] + views * k) for r in found]
+    return realcase.against_even(rows)[0]
+
+
+def cases(radii: list[float], species: int, views: int) -> tuple[list[dict], list[float]]:
+    """Rows per radius and case, and the training skulls' framing."""
+    p = get_profile("quick")
+    model = xtomo.load_model(None)
+    train_set, val_set = train.train_val_sets(p)
+    held_out = sorted(set(val_set.specimens))[:species]
+    raw = {f"{len(held_out)} held-out species": {val_set.bank.name(k): crania.skull(
+               val_set.bank.species[k], 2 * p.volume_size, seed=p.seed) for k in held_out},
+           f"{species} new procedural humans": human_individuals(species, p)}
+    out = []
+    for radius in radii:
+        with mock.patch.object(io, "FIT_RADIUS", radius):
+            for case, volumes in raw.items():
+                framed = {k: io.prepare_volume(v, p.volume_size, source=k) for k, v in volumes.items()}
+                out.append(dict(case=case, radius=radius, **scored(framed, model, p, views)))
+            out.append(dict(case="real head", radius=radius, **scored({"head": realdata.head(p.volume_size)},
+                                                                       model, p, views)))
+    return out, training_framing(train_set)
+
+
+def table(rows: list[dict], framing: list[float], command: str, busy: float) -> str:
+    lines = heading("Framing a reader's CT: the shipped model at several fit radii (`quick`)", command, busy)
+    lines[-1] += (f" The training skulls, measured as `io` measures a CT, fill a radius of {np.median(framing):.3f} "
+                  f"of the cube (median; {min(framing):.3f} to {max(framing):.3f} over {len(framing)} species); "
+                  f"`io.FIT_RADIUS` is {io.FIT_RADIUS}. " + EVEN_SPREAD_NOTE)
+    lines += [""] + against_even_table(sorted(rows, key=lambda r: (r["case"], r["radius"])),
+                                       {"case": "case", "fit radius": "radius"})
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--radii", default="0.40,0.42,0.44,0.46,0.48", help="fit radii, comma-separated")
+    parser.add_argument("--species", type=int, default=6, help="held-out species and new humans scored (default 6)")
+    parser.add_argument("--views", type=int, default=8, help="seeded views per skull (default 8)")
+    parser.add_argument("--write", action="store_true", help=f"record the table in {RESULTS.name}")
+    args = parser.parse_args(argv)
+    radii = [float(r) for r in args.radii.split(",")]
+    busy = busy_cores()
+    rows, framing = cases(radii, args.species, args.views)
+    text = table(rows, framing, f"python benchmarks/fit_radius.py --radii {args.radii} --species {args.species} "
+                                f"--views {args.views}", busy)
+    print(text)
+    if args.write:
+        update_section(RESULTS, text, name="fit-radius")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
