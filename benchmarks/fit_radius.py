@@ -8,8 +8,9 @@ its densest, scaled to ``io.FIT_RADIUS``). This measures the training skulls as 
 radius of that sphere over the cube's side: median and range over every eighth training species), then
 scores the shipped model, by ``realcase.evaluate_volume`` (ideal x-rays, `quick` sizes), against the even
 spread on skulls framed by ``io.prepare_volume`` at each radius: held-out procedural species and new
-procedural humans (``real_skull.human_individuals``), drawn at twice the size as a CT would be, and the
-real head. ``--write`` replaces the ``fit-radius`` section of RESULTS.md.
+procedural humans (``real_skull.human_individuals``), drawn at twice the size as a CT would be, the
+real head, and the second real head (``realdata.second_head``), which nothing in the generator was fitted to.
+``--write`` replaces the ``fit-radius`` section of RESULTS.md.
 """
 from __future__ import annotations
 
@@ -63,8 +64,8 @@ def cases(radii: list[float], species: int, views: int) -> tuple[list[dict], lis
             for case, volumes in raw.items():
                 framed = {k: io.prepare_volume(v, p.volume_size, source=k) for k, v in volumes.items()}
                 out.append(dict(case=case, radius=radius, **scored(framed, model, p, views)))
-            out.append(dict(case="real head", radius=radius, **scored({"head": realdata.head(p.volume_size)},
-                                                                       model, p, views)))
+            for case, head in (("real head", realdata.head), ("second real head (blind)", realdata.second_head)):
+                out.append(dict(case=case, radius=radius, **scored({case: head(p.volume_size)}, model, p, views)))
     return out, training_framing(train_set)
 
 

@@ -12,7 +12,8 @@ of the procedural *Homo sapiens* (training saw its first individual alone; these
 ``io.prepare_volume`` as a reader's CT does: the nearest this repository comes to human skulls it has
 not seen, since the human template was fitted to the real head), and of the real
 head (ideal and physical x-rays; as its file gives it and as CT numbers through ``io.HU_WINDOW``, the
-path a reader's CT takes), with the one-sided paired p of "ours has the smaller L2".
+path a reader's CT takes), and of the second real head (``realdata.second_head``, a clinical CT the
+generator was never fitted to), with the one-sided paired p of "ours has the smaller L2".
 The gap between the two rows of a network is what the procedural crania do not teach it about a
 real skull. ``--write`` replaces the ``real-skull`` section of RESULTS.md.
 """
@@ -60,8 +61,9 @@ def new_humans(n: int, p) -> TensorBank:
 
 
 def cases(species: int, views: int, model=None, others: dict | None = None) -> list[dict]:
-    """The rows of ``realcase.against_even`` for the held-out species, the training Hominidae and the real
-    head, of ``model`` (default: chapter 3's) and ``others`` (default: every other network of ours)."""
+    """The rows of ``realcase.against_even`` for the held-out species, the training Hominidae, new procedural
+    humans and the two real heads, of ``model`` (default: chapter 3's) and ``others`` (default: every other
+    network of ours)."""
     p = get_profile("quick")
     model = model if model is not None else xtomo.load_model(p.name)
     others = others if others is not None else scoring.other_networks(p)[0]
@@ -77,7 +79,8 @@ def cases(species: int, views: int, model=None, others: dict | None = None) -> l
     out += [dict(case=f"{species} new procedural humans", **r) for r in realcase.against_even(rows)]
     # the head as its file gives it, and as a clinical CT would (CT numbers through io.HU_WINDOW)
     heads = {"real head": realdata.head(p.volume_size),
-             "real head, as CT numbers": io.prepare_volume(realdata.head_hu(), p.volume_size, source="head in HU")}
+             "real head, as CT numbers": io.prepare_volume(realdata.head_hu(), p.volume_size, source="head in HU"),
+             "second real head (blind)": realdata.second_head(p.volume_size)}
     for case, head in heads.items():
         for acquisition in realcase.ACQUISITIONS:
             found, _ = realcase.evaluate_volume(head, model, p, views=views, seed=p.seed, others=others,

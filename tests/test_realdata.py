@@ -1,4 +1,4 @@
-"""The real head: fetched by URL with its checksum, turned into a dry skull, in the canonical frame."""
+"""The real heads: fetched by URL with their checksums, turned into dry skulls, in the canonical frame."""
 from __future__ import annotations
 
 import hashlib
@@ -97,3 +97,75 @@ def test_the_head_as_ct_numbers_is_the_same_dry_skull(head):
     as_ct = io.prepare_volume(realdata.head_hu(), 64, source="head in HU")
     factor = 1000 / (realdata.HEAD_WATER * (io.HU_WINDOW[1] + 1000))
     assert torch.allclose(as_ct, head * factor, atol=1e-5)
+
+
+def _deb(files: dict[str, bytes]) -> bytes:
+    """A Debian package as ``dpkg-deb`` lays it out: an ar archive of a version, a control and a data tar."""
+    import tarfile
+
+    data = _bytes.BytesIO()
+    with tarfile.open(fileobj=data, mode="w:xz") as tar:
+        for name, content in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            tar.addfile(info, _bytes.BytesIO(content))
+    out = b"!<arch>\n"
+    for name, content in (("debian-binary", b"2.0\n"), ("control.tar.xz", b"odd"), ("data.tar.xz", data.getvalue())):
+        out += f"{name:<16}{0:<12}{0:<6}{0:<6}{100644:<8}{len(content):<10}`\n".encode() + content
+        out += b"\n" * (len(content) % 2)            # members are padded to an even length
+    return out
+
+
+def test_a_debian_package_is_fetched_like_any_archive(tmp_path, monkeypatch):
+    """The second head comes from Debian's archive: its data tar is opened inside the ar archive, past
+    an odd-length member, and only the listed member is kept."""
+    member, name = next(iter(realdata.PACKAGES["invesalius-examples==3.1.99998-4"].items()))
+    package = _deb({member: b"the project", "./usr/share/other": b"not listed"})
+    url = realdata.ARCHIVES["invesalius-examples==3.1.99998-4"][0]
+    monkeypatch.setitem(realdata.ARCHIVES, "invesalius-examples==3.1.99998-4",
+                        (url, hashlib.sha256(package).hexdigest()))
+    monkeypatch.setenv("XTOMO_DATA", str(tmp_path / "real"))
+    monkeypatch.setattr(realdata.urllib.request, "urlopen", lambda url, **kw: _Response(package))
+    assert realdata.fetch_package("invesalius-examples==3.1.99998-4", {member: name}) is True
+    assert [p.name for p in (tmp_path / "real").iterdir()] == [name]
+    assert (tmp_path / "real" / name).read_bytes() == b"the project"
+
+
+@pytest.fixture(scope="module")
+def second_head():
+    require((realdata.data_dir() / realdata.SECOND_HEAD["file"]).exists(),
+            "the second real head is missing: run `xtomo fetch-data`")
+    return realdata.second_head(64)
+
+
+def test_the_second_head_is_a_ct_without_its_head_holder(second_head):
+    """CT numbers at the file's voxel size; bone-dense voxels are one piece, the skull's: the holder
+    behind the head (two arcs apart from it) is gone, while the skull (469,000 voxels) is all kept."""
+    from scipy import ndimage
+
+    hu, spacing = realdata.second_head_hu()
+    assert hu.shape == (108, 256, 256) and hu.dtype == np.float32
+    assert spacing == pytest.approx((1.5, 0.957, 0.957), abs=1e-3)
+    assert hu.min() == -1024 and hu.max() > 2000                      # air and dense bone, in HU
+    bone = hu >= io.HU_WINDOW[0]
+    assert ndimage.label(bone, structure=np.ones((3, 3, 3)))[1] == 1
+    assert 450_000 < int(bone.sum()) < 500_000
+
+
+def test_the_second_head_is_in_the_canonical_frame(second_head):
+    """x across (mirror-symmetric in x only); z up and y forward: the lowest bone (the upper jaw and
+    teeth) lies in front of the skull's centre, and the top of the vault behind the lowest bone."""
+    def mirrored(axis):
+        return float((second_head * second_head.flip(axis)).sum() / (second_head * second_head).sum())
+    assert mirrored(2) > 1.5 * max(mirrored(1), mirrored(0))          # 0.92 against 0.34 and 0.54
+    z = torch.nonzero(second_head > 0.05)[:, 0]
+    low, high = int(z.min()), int(z.max())
+    slab = max(2, (high - low + 1) // 8)                               # an eighth of the bone's height
+    y = torch.arange(64) + 0.5 - 32
+
+    def forward(rows):
+        mass = second_head[rows].sum((0, 2))
+        return float((mass * y).sum() / mass.sum())
+    lowest, top, whole = slice(low, low + slab), slice(high + 1 - slab, high + 1), slice(low, high + 1)
+    assert forward(lowest) > forward(whole) + 2          # 1.2 against -2.5 voxels, measured
+    assert forward(top) < forward(lowest) - 2            # -2.0 against 1.2

@@ -44,13 +44,12 @@ goes, as it had in a dry skull; islands of bone under 64 voxels (and under 1 % o
 calcifications) go too, so that a speck cannot move the fit. A window from -1000 keeps every tissue.
 """
 
-FIT_RADIUS = 0.46
-"""Radius, in unit-cube lengths, of the sphere that ``fit`` scales the specimen into: the procedural
-skulls' nominal radius (``xtomo.specimens.sdf.FIT_RADIUS``), so a reader's CT is framed as the skulls the
-network learned from (at 0.48 the shipped model did worse on every case of ``benchmarks/fit_radius.py``).
-Measured as this module measures a CT, the procedural skulls fill only about 0.40 (their placement's
-coarse grid over-reaches); complete procedural skulls framed at 0.40 score better still, the real head
-worse, so the remedy is in the generator, not here."""
+FIT_RADIUS = 0.42
+"""Radius, in unit-cube lengths, of the sphere that ``fit`` scales the specimen into. Measured as this
+module measures a CT, the procedural skulls the network learned from fill about 0.40 (their nominal
+``xtomo.specimens.sdf.FIT_RADIUS`` of 0.46 is found on a coarse grid that over-reaches); of the radii
+``benchmarks/fit_radius.py`` tries, 0.40 to 0.42 frame held-out procedural species, new procedural
+humans and the second real head (blind to the generator) best, and 0.42 costs the first real head least."""
 
 MAX_VOLUME_SIZE = 1024
 """The largest cube side ``load_volume``/``prepare_volume`` resample to (1024 cubed float32 is 4 GiB)."""

