@@ -1,7 +1,7 @@
 """How near can a procedural skull come to the real head? The blurred-twin bound, and a search of the
 human template's proportions.
 
-    python benchmarks/twin_fit.py [--views 8] [--sigma 2] [--write]
+    python benchmarks/twin_fit.py [--views 8] [--sigma 2] [--head second] [--write]
     python benchmarks/twin_fit.py --search [--start "braincase_width=0.33,orbit_drop=0"]
 
 A network trained with L2 returns something like a blurred training skull whose densities the fusion
@@ -13,7 +13,9 @@ the *twin ratio*.
 A family whose best skull cannot beat the bar (issue 16: 0.7) cannot teach a network to. The head's own
 truth, blurred alike, is the floor. ``--search`` moves one proportion of the Hominidae template at a
 time by the factors below while the twin ratio falls (the fit behind crania v6's human template).
-``--write`` replaces the ``twin-fit`` section of RESULTS.md.
+``--head second`` takes the second real head (``realdata.second_head``, blind to the template's fit)
+instead of the first. ``--write`` replaces the ``twin-fit`` section of RESULTS.md (``twin-fit-second``
+for the second head).
 """
 from __future__ import annotations
 
@@ -31,6 +33,8 @@ from xtomo.methods import classical
 from xtomo.profiles import get_profile
 from xtomo.specimens import crania
 
+HEADS = {"first": realdata.head, "second": realdata.second_head}  #: the real heads, by ``--head``
+
 #: The Hominidae template of crania v5, before the fit: what ``--search`` started from.
 V5_HUMAN = dict(braincase_width=0.33, braincase_height=0.33, braincase_floor=0.5, base_drop=0.4, snout_width=0.5,
                 snout_taper=0.8, jaw_depth=0.10, orbit_drop=0.0)
@@ -41,13 +45,13 @@ FACTORS = (0.7, 0.85, 1.15, 1.3)
 
 
 class Head:
-    """The real head's view-aligned truths at the `quick` sizes, and the twin ratio of a candidate."""
+    """A real head's view-aligned truths at the `quick` sizes, and the twin ratio of a candidate."""
 
-    def __init__(self, views: int, sigma: float):
+    def __init__(self, views: int, sigma: float, which: str = "first"):
         self.p = get_profile("quick")
         self.sigma = sigma
         self.directions = xray.sample_directions(views, seed=self.p.seed)
-        head = realdata.head(self.p.volume_size)
+        head = HEADS[which](self.p.volume_size)
         self.truths = [view_target(head, d, self.p) for d in self.directions]
 
     def blurred(self, volume: torch.Tensor) -> torch.Tensor:
@@ -117,8 +121,9 @@ def search(head: Head, start: dict, rounds: int = 2) -> dict:
     return kept
 
 
-def table(found: list[dict], command: str, busy: float) -> str:
-    lines = heading("Twin ratio: how near a procedural skull comes to the real head", command, busy)
+def table(found: list[dict], command: str, busy: float, which: str = "first") -> str:
+    title = "the real head" if which == "first" else "the second real head (blind)"
+    lines = heading(f"Twin ratio: how near a procedural skull comes to {title}", command, busy)
     lines[-1] += (" RMSE over the even spread's of the candidate blurred and fused with the head's x-ray "
                   "(per view, then averaged); the lower, the more a network could learn of the head.")
     n = len(found[0]["ratios"])
@@ -133,19 +138,21 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--views", type=int, default=8, help="seeded views of the head (default 8)")
     parser.add_argument("--sigma", type=float, default=2.0, help="blur of the candidate, voxels (default 2)")
+    parser.add_argument("--head", choices=sorted(HEADS), default="first", help="which real head (default first)")
     parser.add_argument("--search", action="store_true", help="search the Hominidae template's proportions")
     parser.add_argument("--start", default="", help="the search's start: NAME=VALUE,... over the template")
     parser.add_argument("--write", action="store_true", help=f"record the table in {RESULTS.name}")
     args = parser.parse_args(argv)
     busy = busy_cores()
-    head = Head(args.views, args.sigma)
+    head = Head(args.views, args.sigma, args.head)
     if args.search:
         search(head, {k: float(v) for k, v in (item.split("=") for item in args.start.split(",") if item)})
         return 0
-    text = table(rows(head), f"python benchmarks/twin_fit.py --views {args.views} --sigma {args.sigma:g}", busy)
+    command = f"python benchmarks/twin_fit.py --views {args.views} --sigma {args.sigma:g} --head {args.head}"
+    text = table(rows(head), command, busy, args.head)
     print(text)
     if args.write:
-        update_section(RESULTS, text, name="twin-fit")
+        update_section(RESULTS, text, name="twin-fit" if args.head == "first" else "twin-fit-second")
     return 0
 
 
