@@ -53,6 +53,8 @@ class Head:
         self.directions = xray.sample_directions(views, seed=self.p.seed)
         head = HEADS[which](self.p.volume_size)
         self.truths = [view_target(head, d, self.p) for d in self.directions]
+        self.xrays = [xray.composite(t, self.p.chi) for t in self.truths]
+        self.evens = [classical.extrude(a, t.shape[0], self.p.chi) for a, t in zip(self.xrays, self.truths)]
 
     def blurred(self, volume: torch.Tensor) -> torch.Tensor:
         return blurred(volume[None].float(), torch.tensor([self.sigma]))[0]
@@ -61,10 +63,9 @@ class Head:
         """Per view: RMSE of the blurred ``volume`` fused with the head's x-ray (as our networks' output
         is), over the even spread's."""
         out = []
-        for i, (d, truth) in enumerate(zip(self.directions, self.truths)):
+        for i, (d, truth, alpha, even) in enumerate(zip(self.directions, self.truths, self.xrays, self.evens)):
             twin = self.blurred(volume[i] if aligned else view_target(volume, d, self.p))
-            alpha = xray.composite(truth, self.p.chi)
-            fused, even = fusion.fuse(twin, alpha, self.p.chi), classical.extrude(alpha, truth.shape[0], self.p.chi)
+            fused = fusion.fuse(twin, alpha, self.p.chi)
             out.append(float(((fused - truth) ** 2).mean().sqrt() / ((even - truth) ** 2).mean().sqrt()))
         return out
 
