@@ -78,6 +78,31 @@ def test_split_species_never_mix():
     assert manifest["counts"]["samples"] == SMOKE.n_species * SMOKE.n_views * 2
 
 
+def test_individuals_extend_training_species_only():
+    """With ``individuals`` the bank holds further individuals of every species after the first, and
+    training takes them for its species alone: the held-out species stay one specimen each, unseen."""
+    from xtomo.learning.train import train_val_sets
+    from xtomo.specimens import crania
+
+    p = SMOKE.replace(individuals=3)
+    bank = datasets.ProceduralBank(p, cache_dir=None)
+    n = SMOKE.n_species
+    assert len(bank) == 3 * n and bank.specimen(n + 2) == (2, 1) and bank.specimen(2 * n) == (0, 2)
+    assert bank.name(2) == bank.species[2].name and bank.name(n + 2) == f"{bank.species[2].name}, individual 1"
+    second = crania.skull(bank.species[2], p.volume_size, individual_index=1, seed=p.seed)
+    assert torch.equal(bank.volume(n + 2), second)
+    assert not torch.equal(bank.volume(n + 2), bank.volume(2))
+    with pytest.raises(IndexError, match="outside the bank"):
+        bank.specimen(3 * n)
+    train, val = train_val_sets(p)
+    plain_train, plain_val = train_val_sets(SMOKE)
+    species = set(plain_train.specimens)
+    assert set(train.specimens) == {k + i * n for i in range(3) for k in species}
+    assert val.specimens == plain_val.specimens and max(val.specimens) < n
+    with pytest.raises(ValueError, match="individuals"):
+        SMOKE.replace(individuals=0)
+
+
 def test_file_volumes_share_the_code_path(tmp_path):
     """A CT volume on disk goes through the same dataset as the procedural crania."""
     n = 32

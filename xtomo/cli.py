@@ -114,6 +114,9 @@ def _simulate(args) -> None:
          arg("--stretch", type=float, default=None, metavar="F",
              help="scale each training specimen along each of its axes by a random factor in [1/F, F], then "
                   "fit it again (e.g. 1.2; 1: none)"),
+         arg("--individuals", type=int, default=None, metavar="N",
+             help="train on N individuals of each training species (sex, size, proportions jittered by 3 %%; "
+                  "default: the profile's, 1 as in the paper); held-out species keep one"),
          arg("--pipeline", choices=PIPELINES, default="auto",
              help="where the batches are made: device (on the training device, all specimens held there), "
                   "loader (a DataLoader's CPU workers), auto (device on a GPU, loader on a CPU); same samples"))
@@ -121,7 +124,7 @@ def _train(args) -> None:
     """Train the network of a profile; torchrun-compatible (torchrun --nproc-per-node N -m xtomo train)."""
     from xtomo.learning.train import train as run
 
-    overrides = {k: v for k in ("precision", "objective", "blur", "gain", "cut", "stretch")
+    overrides = {k: v for k in ("precision", "objective", "blur", "gain", "cut", "stretch", "individuals")
                  if (v := getattr(args, k)) is not None}
     profile = get_profile(args.profile, **overrides)
     summary = run(profile, resume=args.resume, steps=args.steps, minutes=args.minutes,

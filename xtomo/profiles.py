@@ -53,6 +53,8 @@ class Profile:
                               # view often cuts a head's jaw and face; 0: none; xtomo.data.datasets.truncated)
     stretch: float = 1.0      # each training specimen scaled along each of its axes by a random factor in
                               # [1 / stretch, stretch] (log-uniform), then fitted again (1: none; truncated)
+    individuals: int = 1      # individuals of each training species (sex, size and a 3 % jitter of its
+                              # proportions; crania.individual); the paper had one; held-out species keep one
     # evaluation (chapter 5)
     eval_samples: int = 64        # held-out samples every method is scored on (seeded subset)
     classical_samples: int = 3    # of those, how many the slow classical method also runs on
@@ -92,8 +94,8 @@ class Profile:
 
 def _validated(p: Profile) -> Profile:
     """``p`` if every setting makes sense (its integers made plain ``int``), else an error naming it."""
-    ints = ("n_species", "n_val_species", "n_views", "volume_size", "xray_size", "gallery", "realism_size",
-            "realism_views",
+    ints = ("n_species", "n_val_species", "n_views", "individuals", "volume_size", "xray_size", "gallery",
+            "realism_size", "realism_views",
             "batch_size", "steps", "val_every", "val_samples", "checkpoint_every", "eval_samples",
             "classical_samples", "n_mice", "n_test_mice", "mouse_samples", "mouse_phantom_size",
             "ct_angles", "mouse_steps", "study_pairs", "study_train_pairs", "study_cnn_steps")

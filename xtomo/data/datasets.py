@@ -36,7 +36,11 @@ PAPER_COUNTS = dict(species=175, val_species=20, views=1332, mirrors=2,
 
 
 class ProceduralBank:
-    """Canonical volumes of the procedural species of a profile, generated once and cached."""
+    """Canonical volumes of the procedural species of a profile, generated once and cached.
+
+    Its first ``n_species`` volumes are individual 0 of each species (the paper's one specimen per
+    species), the next ``n_species`` individual 1, and so on up to the profile's ``individuals``
+    (``specimen``)."""
 
     def __init__(self, profile: Profile | str = "quick", cache_dir: str | os.PathLike | None = "auto",
                  memory_items: int = 8):
@@ -49,14 +53,23 @@ class ProceduralBank:
         self._memory_items = memory_items
 
     def __len__(self) -> int:
-        return len(self.species)
+        return len(self.species) * self.profile.individuals
+
+    def specimen(self, k: int) -> tuple[int, int]:
+        """(species, individual) of volume ``k``."""
+        if not 0 <= k < len(self):
+            raise IndexError(f"specimen {k} is outside the bank of {len(self)}")
+        individual, species = divmod(k, len(self.species))
+        return species, individual
 
     def name(self, k: int) -> str:
-        return self.species[k].name
+        species, individual = self.specimen(k)
+        return self.species[species].name + (f", individual {individual}" if individual else "")
 
     def _path(self, k: int) -> Path:
-        p = self.profile
-        return self.cache_dir / f"skull{k:03d}_n{p.volume_size}_s{p.seed}_{crania.VERSION}.npy"
+        p, (species, individual) = self.profile, self.specimen(k)
+        which = f"_i{individual}" if individual else ""
+        return self.cache_dir / f"skull{species:03d}{which}_n{p.volume_size}_s{p.seed}_{crania.VERSION}.npy"
 
     def volume(self, k: int) -> torch.Tensor:
         """The canonical volume of specimen ``k`` (``[D, H, W]``, float32)."""
@@ -67,7 +80,9 @@ class ProceduralBank:
         if path is not None and path.exists():
             vol = torch.from_numpy(np.load(path))
         else:
-            vol = crania.skull(self.species[k], self.profile.volume_size, seed=self.profile.seed)
+            species, individual = self.specimen(k)
+            vol = crania.skull(self.species[species], self.profile.volume_size, individual_index=individual,
+                               seed=self.profile.seed)
             if path is not None:
                 with atomic_path(path) as tmp:
                     with open(tmp, "wb") as fh:
@@ -434,7 +449,7 @@ def simulate_collection(profile: Profile | str = "quick", progress: bool = True)
     p = get_profile(profile)
     bank = ProceduralBank(p)
     train, val = crania.split(bank.species, p.n_val_species, seed=p.seed)
-    for k in tqdm(range(len(bank)), desc=f"species volumes ({p.name}, {p.volume_size}^3)",
+    for k in tqdm(range(len(bank.species)), desc=f"species volumes ({p.name}, {p.volume_size}^3)",
                   disable=not progress):
         bank.volume(k)
     manifest = dict(

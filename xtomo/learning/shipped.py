@@ -96,7 +96,7 @@ def export(checkpoint: str | os.PathLike, name: str | None = None, folder: str |
 
 
 _MADE_WITH = ("generator", "code_version", "machine", "precision")  # a run's crania, code, machine, arithmetic
-_RECIPE = ("lr", "blur", "gain", "cut", "stretch")                   # ... and its profile's recipe
+_RECIPE = ("lr", "blur", "gain", "cut", "stretch", "individuals")  # ... and its profile's recipe
 
 
 def _run_record(info: dict, command: str) -> dict:
@@ -223,7 +223,9 @@ def _recipe(run: dict) -> str:
              f"densities scaled by a random factor between 1/{run['gain']:g} and {run['gain']:g}"
              if run.get("gain") not in (None, 1) else "",
              f"cut from below by up to {run['cut']:g} of their height" if run.get("cut") else "",
-             f"stretched by up to {run['stretch']:g}" if run.get("stretch") not in (None, 1) else ""]
+             f"stretched by up to {run['stretch']:g}" if run.get("stretch") not in (None, 1) else "",
+             f"{run['individuals']} individuals of each training species" if run.get("individuals") not in (None, 1)
+             else ""]
     return ", ".join(p for p in parts if p)
 
 
