@@ -24,7 +24,6 @@ from real_skull import human_individuals
 
 import xtomo
 from xtomo.data import io, realdata
-from xtomo.data.io import _enclosing_sphere
 from xtomo.evaluation import realcase
 from xtomo.learning import train
 from xtomo.profiles import get_profile
@@ -36,7 +35,7 @@ def training_framing(train_set) -> list[float]:
     radii = []
     for k in sorted(set(train_set.specimens))[::8]:
         v = train_set.bank.volume(k).numpy()
-        radii.append(float(_enclosing_sphere(v > 0.05 * v.max(), np.ones(3))[1]) / v.shape[0])
+        radii.append(io.framing(v)[1] / v.shape[0])
     return radii
 
 

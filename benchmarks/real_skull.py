@@ -35,7 +35,7 @@ from xtomo.specimens import crania
 from xtomo.specimens.proportions import TYPE_SPECIES
 
 
-def _scored(bank, specimens: list[int], model, others: dict, p, views: int) -> list[dict]:
+def scored_views(bank, specimens: list[int], model, others: dict, p, views: int) -> list[dict]:
     """The rows of ``realcase.evaluate_volume`` for each of a bank's ``specimens``, one pairing key per
     (specimen, view)."""
     rows = []
@@ -46,17 +46,18 @@ def _scored(bank, specimens: list[int], model, others: dict, p, views: int) -> l
     return rows
 
 
-def human_individuals(n: int, p) -> dict[str, torch.Tensor]:
-    """Individuals 1..``n`` of the catalogue's *Homo sapiens* (training saw individual 0 alone), by name,
-    drawn at twice the profile's volume size: what ``io.prepare_volume`` brings to it as a reader's CT."""
+def human_individuals(n: int, p, first: int = 1) -> dict[str, torch.Tensor]:
+    """Individuals ``first``..``first + n - 1`` of the catalogue's *Homo sapiens* (the shipped model's first
+    runs saw individual 0 alone), by name, drawn at twice the profile's volume size: what
+    ``io.prepare_volume`` brings to it as a reader's CT."""
     human = next(s for s in crania.catalog(p.n_species, seed=p.seed) if s.name == TYPE_SPECIES["Hominidae"][0])
     return {f"{human.name}, individual {i}": crania.skull(human, 2 * p.volume_size, individual_index=i, seed=p.seed)
-            for i in range(1, n + 1)}
+            for i in range(first, first + n)}
 
 
-def new_humans(n: int, p) -> TensorBank:
+def new_humans(n: int, p, first: int = 1) -> TensorBank:
     """``human_individuals`` brought to the profile's size by ``io.prepare_volume``, the path a reader's CT takes."""
-    found = human_individuals(n, p)
+    found = human_individuals(n, p, first)
     return TensorBank([io.prepare_volume(v, p.volume_size, source=k) for k, v in found.items()], list(found))
 
 
@@ -69,13 +70,13 @@ def cases(species: int, views: int, model=None, others: dict | None = None) -> l
     others = others if others is not None else scoring.other_networks(p)[0]
     train_set, val_set = train.train_val_sets(p)
     held_out = sorted(set(val_set.specimens))[:species]
-    rows = _scored(val_set.bank, held_out, model, others, p, views)
+    rows = scored_views(val_set.bank, held_out, model, others, p, views)
     out = [dict(case=f"{len(held_out)} held-out species", **r) for r in realcase.against_even(rows)]
     # the procedural skulls most like a human's, seen in training: how hard the shape alone is
     hominids = [k for k in sorted(set(train_set.specimens)) if train_set.bank.species[k].family == "Hominidae"]
-    rows = _scored(train_set.bank, hominids[:species], model, others, p, views)
+    rows = scored_views(train_set.bank, hominids[:species], model, others, p, views)
     out += [dict(case=f"{len(hominids[:species])} training Hominidae", **r) for r in realcase.against_even(rows)]
-    rows = _scored(new_humans(species, p), list(range(species)), model, others, p, views)
+    rows = scored_views(new_humans(species, p), list(range(species)), model, others, p, views)
     out += [dict(case=f"{species} new procedural humans", **r) for r in realcase.against_even(rows)]
     # the head as its file gives it, and as a clinical CT would (CT numbers through io.HU_WINDOW)
     heads = {"real head": realdata.head(p.volume_size),

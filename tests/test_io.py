@@ -33,6 +33,7 @@ from xtomo.data.io import (
     FIT_RADIUS,
     HU_WINDOW,
     dry_skull,
+    framing,
     load_volume,
     load_xray,
     prepare_volume,
@@ -331,6 +332,20 @@ def test_fit_centres_and_fills_the_inscribed_sphere():
     r = radii(out, 0.05 * float(out.max()))
     assert r.max() <= 0.5 and r.max() > 0.8 * FIT_RADIUS
     assert np.abs(centroid(prepare_volume(ball((40, 40, 40), (1, 1, 1), (8, 12, 30), 6), 32))).max() < 1 / 32
+
+
+def test_framing_is_the_sphere_the_fit_uses():
+    """A ball of radius 20 mm on anisotropic voxels: its framing sphere is centred on it and reaches
+    its far voxel corners (20 mm plus at most a voxel's half-diagonal), in millimetres."""
+    spacing = (2.0, 1.0, 0.5)
+    vol = ball((32, 64, 128), spacing, (30, 34, 32), 20)
+    centre, radius = framing(vol, spacing)
+    assert np.allclose(centre, (30, 34, 32), atol=1.0)
+    assert 20 <= radius <= 20 + np.linalg.norm(spacing) / 2 + 1.0
+    haze = vol + 0.01  # below 5 % of the densest everywhere: not the specimen
+    assert framing(haze, spacing)[1] == pytest.approx(radius)
+    with pytest.raises(ValueError, match="empty volume"):
+        framing(np.zeros((4, 4, 4)))
 
 
 def test_fit_threshold_ignores_faint_haze():

@@ -28,7 +28,7 @@ from xtomo.data.formats import (
 from xtomo.files import atomic_path
 
 __all__ = ["HU_WINDOW", "FIT_RADIUS", "MAX_VOLUME_SIZE", "MAX_XRAY_SIZE", "load_volume", "load_volume_affine",
-           "prepare_volume", "dry_skull", "save_volume", "load_xray", "xray_pixel_size", "save_xray"]
+           "prepare_volume", "framing", "dry_skull", "save_volume", "load_xray", "xray_pixel_size", "save_xray"]
 
 HU_WINDOW = (150.0, 2000.0)
 """Default CT window (lo, hi) in HU: the dry skull of a CT. Voxels below ``lo`` (air, fat, soft
@@ -239,12 +239,7 @@ def _prepare(raw: RawVolume, size, hu_window, fit, threshold, source, bone=None)
     density = _to_density(array, raw.hu, raw.full_scale, hu_window, source, bone)
 
     if fit:
-        threshold = 0.05 * density.max() if threshold is None else float(threshold)
-        mask = density > threshold
-        if not mask.any():
-            raise ValueError(f"{source}: empty volume: no voxel above the threshold {threshold:g} "
-                             f"(maximum density {density.max():g})")
-        centre, radius = _enclosing_sphere(mask, spacing)
+        centre, radius = framing(density, spacing, threshold, source)
         side = radius / FIT_RADIUS
     else:
         extent = np.array(array.shape) * spacing
@@ -308,6 +303,20 @@ def _unit_range(array: np.ndarray, full_scale, source, what) -> np.ndarray:
     array = array.astype(np.float32)
     scale = full_scale or (top if top > 1 else 1.0)
     return array / np.float32(scale) if scale != 1 else array
+
+
+def framing(density, spacing=(1.0, 1.0, 1.0), threshold: float | None = None,
+            source: str = "framing") -> tuple[np.ndarray, float]:
+    """Centre (z, y, x) and radius, in the units of ``spacing``, of the sphere that ``prepare_volume``
+    fits at :data:`FIT_RADIUS` of the cube's side: it reaches every voxel denser than ``threshold``
+    (default: 5 % of the densest), around their bounding box's centre."""
+    density = np.asarray(density)
+    threshold = 0.05 * float(density.max()) if threshold is None else float(threshold)
+    mask = density > threshold
+    if not mask.any():
+        raise ValueError(f"{source}: empty volume: no voxel above the threshold {threshold:g} "
+                         f"(maximum density {density.max():g})")
+    return _enclosing_sphere(mask, np.asarray(spacing, dtype=float))
 
 
 def _enclosing_sphere(mask: np.ndarray, spacing: np.ndarray) -> tuple[np.ndarray, float]:
