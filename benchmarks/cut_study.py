@@ -44,7 +44,7 @@ def _species(model, cut: float, species: int, views: int) -> list[dict]:
         if cut:
             volume = truncated(volume[None], torch.tensor([cut]), torch.zeros(1))[0]
         found, _ = realcase.evaluate_volume(volume, model, p, views=views, seed=p.seed, name=val_set.bank.name(k))
-        rows += [dict(r, view=r["view"] + views * k) for r in found]
+        rows += found
     return realcase.against_even(rows)
 
 

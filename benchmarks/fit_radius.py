@@ -40,11 +40,11 @@ def training_framing(train_set) -> list[float]:
 
 
 def scored(volumes: dict, model, p, views: int) -> dict:
-    """``realcase.against_even`` over all ``volumes`` (name: canonical volume), one pairing key per view."""
+    """``realcase.against_even`` over all ``volumes`` (name: canonical volume), pooled."""
     rows = []
-    for k, (name, v) in enumerate(volumes.items()):
+    for name, v in volumes.items():
         found, _ = realcase.evaluate_volume(v, model, p, views=views, seed=p.seed, name=name)
-        rows += [dict(r, view=r["view"] + views * k) for r in found]
+        rows += found
     return realcase.against_even(rows)[0]
 
 

@@ -36,13 +36,12 @@ from xtomo.specimens.proportions import TYPE_SPECIES
 
 
 def scored_views(bank, specimens: list[int], model, others: dict, p, views: int) -> list[dict]:
-    """The rows of ``realcase.evaluate_volume`` for each of a bank's ``specimens``, one pairing key per
-    (specimen, view)."""
+    """The rows of ``realcase.evaluate_volume`` for each of a bank's ``specimens`` (named by the bank)."""
     rows = []
     for k in specimens:
         found, _ = realcase.evaluate_volume(bank.volume(k), model, p, views=views, seed=p.seed, others=others,
                                             name=bank.name(k))
-        rows += [dict(r, view=r["view"] + views * k) for r in found]
+        rows += found
     return rows
 
 

@@ -120,3 +120,15 @@ def test_against_even_gives_ratios_and_tests_per_acquisition_and_model(case):
     assert first["rmse ours/even"] == pytest.approx(sum(x ** 0.5 for x in ours) / sum(x ** 0.5 for x in even))
     assert 0 <= first["l2 p"] <= 1 and 0 <= first["dssim p"] <= 1
     assert table[1] | {"model": None} == table[2] | {"model": None}   # the same weights score the same
+
+
+def test_against_even_pools_skulls_without_merging_their_views(case):
+    """Two skulls share view indices 0..2; pooled, all six views count, and the ratio is the ratio of
+    the sums over both (a merge by index alone would keep three and drop the other skull's)."""
+    _, _, rows, _ = case
+    other = [dict(r, species="another skull", l2=2 * r["l2"] if r["method"] == "ours" else r["l2"]) for r in rows]
+    pooled = realcase.against_even(rows + other)[0]
+    ours = [r["l2"] for r in rows + other if r["method"] == "ours"]
+    even = [r["l2"] for r in rows + other if r["method"] == "extrude"]
+    assert pooled["views"] == 6
+    assert pooled["l2 ours/even"] == pytest.approx(sum(ours) / sum(even))

@@ -104,11 +104,14 @@ def evaluate_volume(volume: torch.Tensor, model, profile: Profile | str = "quick
 def against_even(rows: list[dict]) -> list[dict]:
     """Per acquisition and model of ours (fused), how it compares with the even spread over the
     views: mean L2, RMSE (per view, then averaged) and DSSIM of both, the ratios ours / even, and
-    the one-sided paired p (t-test over views) of "ours has the smaller L2" and "... DSSIM"."""
+    the one-sided paired p (t-test over views) of "ours has the smaller L2" and "... DSSIM".
+
+    A view is paired by its skull (the rows' ``species``, ``evaluate_volume``'s ``name``) and index,
+    so the rows of several skulls pool into one comparison over all their views."""
     out = []
     for acquisition in dict.fromkeys(r.get("acquisition", "ideal") for r in rows):
         here = [r for r in rows if r.get("acquisition", "ideal") == acquisition]
-        by = {(r["method"], int(r["view"])): r for r in here}
+        by = {(r["method"], (r.get("species"), int(r["view"]))): r for r in here}
         views = sorted(v for m, v in by if m == "extrude")
         for ours in ours_methods(here):
             row = dict(acquisition=acquisition, model=METHODS[ours], views=len(views))
