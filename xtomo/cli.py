@@ -174,6 +174,9 @@ def _box(text: str) -> tuple[int, int, int]:
          arg("--air", type=float, default=None, metavar="Q",
              help="a real radiograph: take the fraction Q of least opaque pixels as air and make "
                   "them empty, and fade out the corners outside the inscribed disc (e.g. 0.01)"),
+         arg("--fit", action="store_true",
+             help="crop or pad the image around the specimen so that it is as large as in the training "
+                  "x-rays (a circle of radius 0.38 of the side); a real radiograph needs --air first"),
          arg("--preview", default=None, metavar="PNG",
              help="also write a preview: the x-ray and iso-surfaces from three views"),
          arg("--pixel-size", default=None, metavar="MM[,MM]",
@@ -209,8 +212,9 @@ def _reconstruct(args) -> None:
     alpha = io.load_xray(args.xray, gamma=args.gamma, frame=args.frame)
     pixel_mm, said_by = io.xray_pixel_size(args.xray, tuple(alpha.shape), fov=args.fov,
                                            pixel_size=None if args.pixel_size is None else _mm(args.pixel_size))
-    if box is not None or args.air is not None:
-        alpha = prepare_radiograph(alpha, box=box, air=args.air, vignette=args.air is not None)
+    if box is not None or args.air is not None or args.fit:
+        alpha = prepare_radiograph(alpha, box=box, air=args.air, vignette=args.air is not None, fit=args.fit)
+    _framing_note(alpha, args.fit)
     mirror = not args.single_pass
     coarse = infer(alpha, model, fuse=False, mirror=mirror)
     preview = None
@@ -234,6 +238,19 @@ def _reconstruct(args) -> None:
           f"{extent[0]:.1f} x {extent[1]:.1f} x {extent[2]:.1f} mm (pixel size from {said_by})")
     if preview is not None:
         print(rendering.save_png(preview, args.preview))
+
+
+def _framing_note(alpha, fitted: bool) -> None:
+    """Say on stderr when the specimen is much larger or smaller in the x-ray than in the training x-rays."""
+    from xtomo.learning.inference import FRAMING, FRAMING_RANGE, specimen_circle
+
+    if fitted or not bool((alpha < 1).any()):
+        return
+    share = specimen_circle(alpha)[2] / max(alpha.shape)
+    if not FRAMING_RANGE[0] <= share <= FRAMING_RANGE[1]:
+        print(f"note: the specimen fills a circle of radius {share:.2f} of the image, the training x-rays' "
+              f"{FRAMING_RANGE[0]:.2f}-{FRAMING_RANGE[1]:.2f} (median {FRAMING}); --fit frames it as they were "
+              "(after --air for a real radiograph)", file=sys.stderr)
 
 
 @command(arg("volume", help="a CT of a skull: NIfTI, MetaImage, NRRD, DICOM, TIFF stack, npy/npz or slice video"),
