@@ -181,13 +181,13 @@ def test_a_model_fine_tuned_from_the_shipped_one_carries_its_history(exported, t
     _, folder, first = exported
     monkeypatch.setattr(shipped, "FOLDER", folder)
     monkeypatch.setattr(shipped, "NAME", "tiny")
-    tuned = SMOKE.replace(lr=SMOKE.lr / 3, blur=1.0, gain=1.5)
+    tuned = SMOKE.replace(lr=SMOKE.lr / 3, blur=1.0, gain=1.5, individuals=2)
     train(tuned, steps=8, out_dir=tmp_path, progress=False, init="shipped")
     ck = load_checkpoint(tmp_path / "checkpoint.pt")
     assert ck["based_on"]["sha256"] == first["sha256"]
     info = shipped.export(tmp_path / "checkpoint.pt", name="tuned", folder=folder)
-    assert info["commands"] == first["commands"] + ["xtomo train --profile smoke --steps 8 --init shipped",
-                                                    "xtomo export-model CHECKPOINT --name tuned"]
+    later_run = "xtomo train --profile smoke --steps 8 --init shipped --blur 1 --gain 1.5 --individuals 2"
+    assert info["commands"] == first["commands"] + [later_run, "xtomo export-model CHECKPOINT --name tuned"]
     assert info["step"] == first["step"] + 8 == info["total_steps"]
     assert info["samples_seen"] == first["samples_seen"] + 8 * SMOKE.batch_size
     assert info["wall_seconds"] == pytest.approx(first["wall_seconds"] + ck["history"][-1]["seconds"])
@@ -205,7 +205,7 @@ def test_a_model_fine_tuned_from_the_shipped_one_carries_its_history(exported, t
     told = shipped.how_made(info, live_samples=123)
     assert f"**{info['samples_seen']:,}**" in told and "chapter 3's saw 123" in told
     assert "trained in 2 runs" in told and "8 steps on crania" in told and "between 1/1.5 and 1.5" in told
-    later_run = "xtomo train --profile smoke --steps 8 --init shipped"
+    assert "2 individuals of each training species" in told
     runs = [told.index(f"`{c}`") for c in (first["commands"][0], later_run)]
     assert runs == sorted(runs)
     # each run recorded by itself, and kept when the fine-tuned model is fine-tuned again

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import xtomo._checks as checks
 from xtomo import __version__
 from xtomo.files import writable_target
-from xtomo.profiles import OBJECTIVES, PIPELINES, PRECISIONS, PROFILES, get_profile
+from xtomo.profiles import OBJECTIVES, PIPELINES, PRECISIONS, PROFILES, TRAIN_OPTIONS, get_profile
 
 __all__ = ["main", "command", "arg"]
 
@@ -124,7 +124,7 @@ def _train(args) -> None:
     """Train the network of a profile; torchrun-compatible (torchrun --nproc-per-node N -m xtomo train)."""
     from xtomo.learning.train import train as run
 
-    overrides = {k: v for k in ("precision", "objective", "blur", "gain", "cut", "stretch", "individuals")
+    overrides = {k: v for k in TRAIN_OPTIONS
                  if (v := getattr(args, k)) is not None}
     profile = get_profile(args.profile, **overrides)
     summary = run(profile, resume=args.resume, steps=args.steps, minutes=args.minutes,

@@ -142,6 +142,8 @@ def _validated(p: Profile) -> Profile:
 PRECISIONS = ("fp32", "bf16", "auto")  #: the training arithmetics a profile may ask for
 OBJECTIVES = ("l2", "surface")  #: the training losses a profile may ask for
 PIPELINES = ("auto", "device", "loader")  #: where training makes its batches (``xtomo.data.pipeline``)
+#: The settings of a profile that ``xtomo train`` can change on its command line (``--blur 1.2``, ...)
+TRAIN_OPTIONS = ("precision", "objective", "blur", "gain", "cut", "stretch", "individuals")
 
 PROFILES: dict[str, Profile] = {
     p.name: _validated(p)

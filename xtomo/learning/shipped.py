@@ -75,8 +75,7 @@ def export(checkpoint: str | os.PathLike, name: str | None = None, folder: str |
     save_torch(shipped, pt, check=small_enough)
     profile = ck["profile"]
     steps = ck.get("total_steps", ck["step"])
-    trained_by = command or (f"xtomo train --profile {profile['name']} --steps {steps}"
-                             + (f" --init {ck['init']}" if ck.get("init") else ""))
+    trained_by = command or _train_command(profile, steps, ck.get("init"))
     validation = [{k: row[k] for k in ("step", "samples", "train_l2", "val_l2", "lr", "seconds")}
                   for row in ck["history"]]
     info = dict(name=name, file=pt.name, sha256=_sha256(pt), bytes=pt.stat().st_size, dtype="float16",
@@ -93,6 +92,17 @@ def export(checkpoint: str | os.PathLike, name: str | None = None, folder: str |
         info = _continued(ck["based_on"], info)
     write_json(js, info)
     return info
+
+
+def _train_command(profile: dict, steps: int, init: str | None) -> str:
+    """The ``xtomo train`` command of a checkpoint's profile: its name, steps and start, and each recipe
+    setting the command line can change that differs from the named profile's."""
+    from xtomo.profiles import PROFILES, TRAIN_OPTIONS
+
+    named = dataclasses.asdict(PROFILES[profile["name"]]) if profile["name"] in PROFILES else {}
+    changed = "".join(f" --{k} {profile[k]:g}" if isinstance(profile[k], float) else f" --{k} {profile[k]}"
+                      for k in TRAIN_OPTIONS if k in profile and k in named and profile[k] != named[k])
+    return f"xtomo train --profile {profile['name']} --steps {steps}" + (f" --init {init}" if init else "") + changed
 
 
 _MADE_WITH = ("generator", "code_version", "machine", "precision")  # a run's crania, code, machine, arithmetic
