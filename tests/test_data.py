@@ -88,6 +88,7 @@ def test_individuals_extend_training_species_only():
     bank = datasets.ProceduralBank(p, cache_dir=None)
     n = SMOKE.n_species
     assert len(bank) == 3 * n and bank.specimen(n + 2) == (2, 1) and bank.specimen(2 * n) == (0, 2)
+    assert all(bank.specimen(bank.index(s, i)) == (s, i) for s in range(n) for i in range(3))
     assert bank.name(2) == bank.species[2].name and bank.name(n + 2) == f"{bank.species[2].name}, individual 1"
     second = crania.skull(bank.species[2], p.volume_size, individual_index=1, seed=p.seed)
     assert torch.equal(bank.volume(n + 2), second)

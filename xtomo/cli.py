@@ -176,7 +176,7 @@ def _box(text: str) -> tuple[int, int, int]:
                   "them empty, and fade out the corners outside the inscribed disc (e.g. 0.01)"),
          arg("--fit", action="store_true",
              help="crop or pad the image around the specimen so that it is as large as in the training "
-                  "x-rays (a circle of radius 0.38 of the side); a real radiograph needs --air first"),
+                  "x-rays (inference.FRAMING of the side); a real radiograph needs --air first"),
          arg("--preview", default=None, metavar="PNG",
              help="also write a preview: the x-ray and iso-surfaces from three views"),
          arg("--pixel-size", default=None, metavar="MM[,MM]",

@@ -62,6 +62,10 @@ class ProceduralBank:
         individual, species = divmod(k, len(self.species))
         return species, individual
 
+    def index(self, species: int, individual: int = 0) -> int:
+        """The volume of ``individual`` of ``species`` (the inverse of ``specimen``)."""
+        return species + individual * len(self.species)
+
     def name(self, k: int) -> str:
         species, individual = self.specimen(k)
         return self.species[species].name + (f", individual {individual}" if individual else "")

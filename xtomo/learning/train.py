@@ -115,7 +115,7 @@ def train_val_sets(p: Profile) -> tuple[XrayDataset, XrayDataset]:
     training species have the profile's ``individuals`` (the held-out species keep individual 0)."""
     bank = ProceduralBank(p)
     train_ids, val_ids = crania.split(bank.species, p.n_val_species, seed=p.seed)
-    train_ids = [k + i * len(bank.species) for i in range(p.individuals) for k in train_ids]
+    train_ids = [bank.index(k, i) for i in range(p.individuals) for k in train_ids]
     return XrayDataset(bank, train_ids, p, augment=True), XrayDataset(bank, val_ids, p)
 
 
