@@ -194,10 +194,13 @@ def test_a_run_stopped_after_a_checkpoint_resumes_to_the_same_weights(whole, tmp
             raise KeyboardInterrupt
 
     monkeypatch.setattr(T, "_save", save_then_stop)
+    versions = iter(["0.1+a"] + ["0.1+b"] * 9)   # the checkout changes after the run started
+    monkeypatch.setattr(T, "code_version", lambda: next(versions))
     with pytest.raises(KeyboardInterrupt):
         T.train(P, out_dir=tmp_path, progress=False, data=DATA)
     stopped = T.load_checkpoint(tmp_path / "checkpoint.pt")
     assert stopped["step"] == 3 and stopped["running"] == [whole["losses"][2]]
+    assert stopped["code_version"] == "0.1+a"    # the code it started with, not the checkout at the save
     monkeypatch.setattr(T, "_save", save)
     monkeypatch.setattr(T, "mean_volume_l2", lambda *a: pytest.fail("the baseline is in the checkpoint"))
     _clock_and_bar(monkeypatch)
@@ -215,6 +218,9 @@ def test_a_run_stopped_after_a_checkpoint_resumes_to_the_same_weights(whole, tmp
     before = stopped["history"][-1]["seconds"]
     assert [h["seconds"] for h in ck["history"][1:]] == pytest.approx([before + TICK, before + 2 * TICK], abs=0.006)
     assert summary["baseline_l2"] == ref["baseline_l2"] and summary["val_l2"] == ref["val_l2"]
+    assert ck["code_version"] == "0.1+a then 0.1+b from step 3"   # resumed by other code: both named
+    assert T._resumed_code(ck["code_version"], "0.1+b", 4) == ck["code_version"]   # the same code again: no change
+    assert T._resumed_code("0.1+a", "0.1+a.dirty", 2) == "0.1+a then 0.1+a.dirty from step 2"
     # resuming a finished run does nothing and reports its last validation
     again = T.train(P, resume=True, out_dir=tmp_path, progress=False, data=DATA)
     assert (again["step"], again["val_l2"], again["history"]) == (5, ref["val_l2"], ck["history"])

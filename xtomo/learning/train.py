@@ -274,6 +274,7 @@ class _Run:
     based_on: dict | None = None  # started from the shipped model: its manifest (how those weights were made)
     exposure: tuple | None = None  # the training x-rays' exposure span (``exposure.of_training``)
     generator: str | None = None  # the crania version it trains on (None: other data, ``train(data=...)``)
+    code: str = ""  # the code that trained it: ``code_version`` at its start, and at each resume that ran other code
 
 
 def train(profile: Profile | str = "quick", resume: bool = False, steps: int | None = None,
@@ -348,7 +349,7 @@ def _start(p: Profile, total: int, rank: int, world: int, device: torch.device, 
     optimiser = torch.optim.Adam(model.parameters(), lr=p.lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimiser, lambda s: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
-    run = _Run(p, total, rank, world, device, model, optimiser, schedule)
+    run = _Run(p, total, rank, world, device, model, optimiser, schedule, code=code_version())
     if init is not None and not (resume_from is not None and resume_from.exists()):
         model.load_state_dict(initial_weights(init, model))
         run.init = str(init)
@@ -363,7 +364,15 @@ def _start(p: Profile, total: int, rank: int, world: int, device: torch.device, 
         schedule.load_state_dict(ck["schedule"])
         run.step, run.history, run.baseline, run.running = ck["step"], ck["history"], ck["baseline_l2"], ck["running"]
         run.init, run.based_on, run.exposure = ck.get("init"), ck.get("based_on"), ck.get("exposure")
+        run.code = _resumed_code(ck["code_version"], run.code, run.step)
     return run
+
+
+def _resumed_code(before: str, now: str, step: int) -> str:
+    """The code version of a run resumed at ``step``: its checkpoint's, and the code now running where
+    that is other code (the commit a run ends with need not be the one it started from)."""
+    last = before.rsplit(" then ", 1)[-1].split(" from step ")[0]
+    return before if now == last else f"{before} then {now} from step {step}"
 
 
 def initial_weights(init: str | os.PathLike, model) -> dict:
@@ -469,7 +478,7 @@ def _save(run: _Run, val: float | None, ck_path: Path, log_path: Path) -> None:
     state = dict(model=run.model.state_dict(), optimiser=run.optimiser.state_dict(),
                  schedule=run.schedule.state_dict(), step=run.step, history=run.history, baseline_l2=run.baseline,
                  val_l2=val, total_steps=run.total, model_config=dataclasses.asdict(run.model.config),
-                 profile=dataclasses.asdict(run.p), seed=run.p.seed, code_version=code_version(),
+                 profile=dataclasses.asdict(run.p), seed=run.p.seed, code_version=run.code,
                  world_size=run.world, running=run.running, machine=machine(), generator=run.generator, init=run.init,
                  based_on=run.based_on, exposure=run.exposure)
     save_torch(state, ck_path)
