@@ -8,6 +8,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import DigitalXRayImageStorageForPresentation, ExplicitVRLittleEndian, generate_uid
 
@@ -131,3 +134,24 @@ def test_a_resampled_cube_says_where_it_lies(tmp_path):
     np.testing.assert_allclose(world[:3], [12, 6, 12], atol=1.0)  # within one output voxel of 1 mm
     _, scaled = load_volume_affine(tmp_path / "v.nii", size=10, fit=False, spacing=(4.0, 4.0, 2.0))
     np.testing.assert_allclose(np.abs(np.diag(scaled)[:3]), [4.0, 4.0, 4.0])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 3).flatmap(lambda n: st.tuples(
+    hnp.arrays(bool, hnp.array_shapes(min_dims=n, max_dims=n, min_side=1, max_side=7)),
+    st.lists(st.floats(0.1, 4.0), min_size=n, max_size=n))))
+def test_enclosing_ball_reaches_every_far_corner_from_the_bounding_box_centre(case):
+    """Against the brute force over every true element's every corner, in 1, 2 and 3 dimensions and on
+    anisotropic spacing: the centre is the bounding box's, the radius the farthest corner's distance."""
+    mask, spacing = case
+    if not mask.any():
+        with pytest.raises(ValueError, match="empty"):
+            geometry.enclosing_ball(mask, spacing)
+        return
+    centre, radius = geometry.enclosing_ball(mask, spacing)
+    index = np.argwhere(mask)
+    low, high = index.min(axis=0) * spacing, (index.max(axis=0) + 1) * spacing
+    assert centre == pytest.approx((low + high) / 2)
+    corners = np.array(list(itertools.product((0, 1), repeat=mask.ndim)))
+    points = ((index[:, None, :] + corners[None]) * spacing).reshape(-1, mask.ndim)
+    assert radius == pytest.approx(np.sqrt(((points - centre) ** 2).sum(axis=1)).max())

@@ -5,12 +5,13 @@ says it, and otherwise from :data:`DEFAULT_FOV_MM` (``xtomo.data.io.xray_pixel_s
 reconstruction fills the cube whose side is the squared x-ray's width, so its voxels follow from
 the x-ray's pixels; its affine places it in the *detector frame* (``view_affine``). A volume read
 from a NIfTI, DICOM, MetaImage or NRRD file keeps that file's own (patient, RAS) frame instead.
+How far a specimen reaches in a volume or an x-ray, in the same units, is ``enclosing_ball``'s.
 """
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["DEFAULT_FOV_MM", "view_affine", "reconstruction_affine", "grid_affine", "nifti_header"]
+__all__ = ["DEFAULT_FOV_MM", "enclosing_ball", "view_affine", "reconstruction_affine", "grid_affine", "nifti_header"]
 
 DEFAULT_FOV_MM = 250.0
 """Field of view (mm) of an x-ray's longer side when neither its file nor the user gives a pixel
@@ -63,3 +64,30 @@ def nifti_header(shape: tuple[int, int, int], affine: np.ndarray):
     header.set_sform(affine, code=1)
     header.set_xyzt_units(xyz="mm")
     return header
+
+
+def enclosing_ball(mask, spacing=None) -> tuple[np.ndarray, float]:
+    """Centre (the bounding box's centre of ``mask``'s true elements) and radius of the ball about it
+    that reaches every one's far corner, in physical units: element i spans [i, i + 1] * spacing along
+    each axis (default spacing 1). Any number of axes: a specimen in a volume, or in an x-ray.
+
+    Along the last axis only the first and last true element of each row can be the farthest, so the
+    search is linear in the element count.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    spacing = np.ones(mask.ndim) if spacing is None else np.asarray(spacing, dtype=float)
+    if not mask.any():
+        raise ValueError("enclosing_ball: the mask is empty")
+    others = lambda i: tuple(j for j in range(mask.ndim) if j != i)  # noqa: E731
+    axes = [np.flatnonzero(mask.any(axis=others(i))) for i in range(mask.ndim)]
+    centre = np.array([(a[0] + a[-1] + 1) * s / 2 for a, s in zip(axes, spacing)])
+
+    def reach(index, axis):  # distance along `axis` from the centre to element `index`'s far side
+        return np.abs((index + 0.5) * spacing[axis] - centre[axis]) + spacing[axis] / 2
+
+    first = mask.argmax(axis=-1)
+    last = mask.shape[-1] - 1 - mask[..., ::-1].argmax(axis=-1)
+    d2 = np.maximum(reach(first, mask.ndim - 1), reach(last, mask.ndim - 1)) ** 2
+    for i in range(mask.ndim - 1):   # the leading axes, broadcast over the rows
+        d2 = d2 + reach(np.arange(mask.shape[i]), i).reshape([-1 if j == i else 1 for j in range(mask.ndim - 1)]) ** 2
+    return centre, float(np.sqrt(d2[mask.any(axis=-1)].max()))

@@ -316,27 +316,7 @@ def framing(density, spacing=(1.0, 1.0, 1.0), threshold: float | None = None,
     if not mask.any():
         raise ValueError(f"{source}: empty volume: no voxel above the threshold {threshold:g} "
                          f"(maximum density {density.max():g})")
-    return _enclosing_sphere(mask, np.asarray(spacing, dtype=float))
-
-
-def _enclosing_sphere(mask: np.ndarray, spacing: np.ndarray) -> tuple[np.ndarray, float]:
-    """Centre (the mask's bounding-box centre) and radius reaching every masked voxel's far corner.
-
-    Physical coordinates: voxel i spans [i, i + 1] * spacing. Along each (z, y) row only the
-    first and last masked x can be the farthest, so the search is linear in the voxel count.
-    """
-    axes = [np.flatnonzero(mask.any(axis=tuple(j for j in range(3) if j != i))) for i in range(3)]
-    centre = np.array([(a[0] + a[-1] + 1) * s / 2 for a, s in zip(axes, spacing)])
-
-    def reach(index, axis):  # distance along `axis` from the centre to voxel `index`'s far side
-        return np.abs((index + 0.5) * spacing[axis] - centre[axis]) + spacing[axis] / 2
-
-    rows = mask.any(axis=2)
-    first = mask.argmax(axis=2)
-    last = mask.shape[2] - 1 - mask[..., ::-1].argmax(axis=2)
-    d2 = (reach(np.arange(mask.shape[0]), 0)[:, None] ** 2 + reach(np.arange(mask.shape[1]), 1) ** 2
-          + np.maximum(reach(first, 2), reach(last, 2)) ** 2)
-    return centre, float(np.sqrt(d2[rows].max()))
+    return geometry.enclosing_ball(mask, spacing)
 
 
 def _resample(density: np.ndarray, spacing: np.ndarray, centre: np.ndarray, side: float,

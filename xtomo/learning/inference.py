@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 import xtomo._checks as checks
+from xtomo import geometry
 from xtomo.imaging import fusion
 from xtomo.imaging.xray import CHI
 from xtomo.learning import exposure as exposures
@@ -100,17 +101,15 @@ def prepare_radiograph(alpha: torch.Tensor, box=None, air: float | None = 0.01,
 def specimen_circle(alpha: torch.Tensor, level: float = 0.05) -> tuple[float, float, float]:
     """Centre (row, column) and radius, in pixels, of the circle about the bounding box's centre of an
     x-ray's ``[H, W]`` pixels more opaque than ``level`` of the most opaque one, reaching their far corners
-    (the 2-D twin of ``xtomo.data.io.framing``). It needs air at zero opacity: a simulated x-ray, or a
-    radiograph through ``prepare_radiograph``'s ``air``."""
+    (``geometry.enclosing_ball``, as ``xtomo.data.io.framing`` for volumes). It needs air at zero opacity:
+    a simulated x-ray, or a radiograph through ``prepare_radiograph``'s ``air``."""
     opacity = 1 - checks.alpha(alpha, "specimen_circle").float()
     if opacity.dim() != 2:
         raise ValueError(f"specimen_circle: expected one x-ray [H, W], got shape {tuple(alpha.shape)}")
     if not bool((opacity > 0).any()):
         raise ValueError("specimen_circle: the x-ray is empty: no pixel is opaque")
-    rows, cols = torch.nonzero(opacity > level * opacity.max(), as_tuple=True)
-    cy, cx = (rows.min() + rows.max() + 1) / 2, (cols.min() + cols.max() + 1) / 2
-    radius = (((rows + 0.5 - cy).abs() + 0.5) ** 2 + ((cols + 0.5 - cx).abs() + 0.5) ** 2).sqrt().max()
-    return float(cy), float(cx), float(radius)
+    (cy, cx), radius = geometry.enclosing_ball((opacity > level * opacity.max()).cpu().numpy())
+    return float(cy), float(cx), radius
 
 
 def framing_box(alpha: torch.Tensor, radius: float = FRAMING) -> tuple[int, int, int]:
