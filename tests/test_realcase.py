@@ -132,3 +132,32 @@ def test_against_even_pools_skulls_without_merging_their_views(case):
     even = [r["l2"] for r in rows + other if r["method"] == "extrude"]
     assert pooled["views"] == 6
     assert pooled["l2 ours/even"] == pytest.approx(sum(ours) / sum(even))
+
+
+def test_head_regions_cut_the_skull_at_its_bone_centre():
+    """A box of bone over z 4..11, y 2..5 of a 16^3 cube: the vault is z >= 8, the face y >= 4 below it; the
+    parts cover the cube once."""
+    volume = torch.zeros(16, 16, 16)
+    volume[4:12, 2:6, 3:9] = 1.0
+    parts = realcase.head_regions(volume)
+    assert list(parts) == list(realcase.REGIONS[:3])
+    torch.testing.assert_close(sum(parts.values()), torch.ones(16, 16, 16))
+    assert parts["vault"][8:].eq(1).all() and parts["vault"][:8].eq(0).all()
+    assert parts["face and jaw"][:8, 4:].eq(1).all() and parts["skull base and back"][:8, :4].eq(1).all()
+    with pytest.raises(ValueError, match="empty"):
+        realcase.head_regions(torch.zeros(8, 8, 8))
+
+
+def test_error_by_region_shares_the_whole_error_of_each_method(case):
+    """The parts (with what lies outside the skull's cube) split the squared error over the views exactly: the
+    shares sum to one, and our summed error over the even spread's is the rows' L2 ratio."""
+    p, volume, rows, _ = case
+    model = build_model(p.model, seed=0).eval()
+    parts = realcase.error_by_region(volume, model, p, views=3, seed=5)
+    assert [r["region"] for r in parts] == list(realcase.REGIONS)
+    for field in ("bone", "ours", "even"):
+        assert sum(r[field] for r in parts) == pytest.approx(1.0, abs=1e-6)
+    l2 = {m: sum(r["l2"] for r in rows if r["method"] == m) for m in ("ours", "extrude")}
+    pooled = sum(r["ratio"] * r["even"] for r in parts if r["even"] > 0)
+    assert pooled == pytest.approx(l2["ours"] / l2["extrude"], rel=1e-4)
+    assert next(r for r in parts if r["region"] == "elsewhere")["bone"] == pytest.approx(0.0, abs=1e-6)

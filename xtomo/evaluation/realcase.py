@@ -31,10 +31,13 @@ from xtomo.learning.inference import prepare_radiograph
 from xtomo.methods import classical
 from xtomo.profiles import Profile, get_profile
 
-__all__ = ["ACQUISITIONS", "DISPLAY_GAMMA", "acquire", "evaluate_volume", "against_even"]
+__all__ = ["ACQUISITIONS", "DISPLAY_GAMMA", "REGIONS", "acquire", "evaluate_volume", "against_even", "head_regions",
+           "error_by_region"]
 
 ACQUISITIONS = ("ideal", "physical")   #: how ``evaluate_volume`` x-rays the skull
 DISPLAY_GAMMA = 2.2                    #: the physical x-rays' display encoding (8 bits), undone on reading
+#: ``error_by_region``'s parts of a head; "elsewhere" is what a view's volume holds outside the skull's cube
+REGIONS = ("vault", "skull base and back", "face and jaw", "elsewhere")
 
 
 def acquire(volume: torch.Tensor, direction: torch.Tensor, p: Profile, acquisition: str = "ideal",
@@ -125,3 +128,43 @@ def against_even(rows: list[dict]) -> list[dict]:
                     row[f"{metric} p"] = stats.paired_t(a, b).p_less if len(views) > 1 else float("nan")
             out.append(row)
     return out
+
+
+def head_regions(volume: torch.Tensor) -> dict[str, torch.Tensor]:
+    """0/1 masks ``[S, S, S]`` of a skull's parts in the canonical frame (z up, y forward), cut at the
+    centre of its bone's bounding box (voxels above 5 % of the densest): the upper half is the vault, the
+    lower half behind the centre the skull base and the back of the head, in front of it the face and jaw."""
+    volume, single = checks.volume(volume, what="head_regions")
+    if not single:
+        raise ValueError(f"head_regions: expected one volume [S, S, S], got shape {tuple(volume.shape)}")
+    volume = volume[0]
+    z, y, _ = torch.nonzero(volume > 0.05 * volume.max(), as_tuple=True)
+    if not len(z):
+        raise ValueError("head_regions: the volume is empty")
+    index = torch.arange(volume.shape[0])
+    upper = (index >= (z.min() + z.max() + 1) / 2)[:, None, None].expand_as(volume)
+    front = (index >= (y.min() + y.max() + 1) / 2)[None, :, None].expand_as(volume)
+    return {"vault": upper.float(), "skull base and back": (~upper & ~front).float(),
+            "face and jaw": (~upper & front).float()}
+
+
+def error_by_region(volume: torch.Tensor, model, profile: Profile | str = "quick", views: int = 8,
+                    seed: int = 0) -> list[dict]:
+    """Where on a skull ``[S, S, S]`` our reconstruction (fused) goes wrong, from ``evaluate_volume``'s ideal
+    x-rays: per part of ``REGIONS`` (``head_regions`` aligned to each view like the truth, so a voxel counts
+    by the share of it inside the part), the part's share of the truth's bone, of our squared error and of
+    the even spread's, summed over the views, and the ratio of the two errors within it."""
+    p = get_profile(profile)
+    _, shown = evaluate_volume(volume, model, p, views=views, seed=seed, show=views)
+    parts = head_regions(volume)
+    sums = {r: torch.zeros(3, dtype=torch.float64) for r in REGIONS}
+    for d, truth, ours, even in zip(xray.sample_directions(views, seed=seed), shown["truth"], shown["ours"],
+                                    shown["extrude"]):
+        weights = {name: view_target(mask, d, p) for name, mask in parts.items()}
+        weights["elsewhere"] = 1 - sum(weights.values())
+        for name, w in weights.items():
+            sums[name] += torch.stack([(w * truth).sum(), (w * (ours - truth).square()).sum(),
+                                       (w * (even - truth).square()).sum()]).double()
+    total = sum(sums.values())
+    return [dict(region=name, bone=float(v[0] / total[0]), ours=float(v[1] / total[1]), even=float(v[2] / total[2]),
+                 ratio=float(v[1] / v[2]) if v[2] > 0 else float("nan")) for name, v in sums.items()]
