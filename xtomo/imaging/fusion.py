@@ -139,8 +139,7 @@ def scaled(mu: torch.Tensor, delta: torch.Tensor, beta: float = 2.0) -> torch.Te
     total = mu.sum(-3)
     factor = torch.where(delta > 0, (total - delta) / total, torch.ones_like(total))
     weights, weight_sum = _weights(mu, beta)
-    gain = (-delta).clamp_min(0).unsqueeze(-3) / weight_sum
-    return mu * factor.unsqueeze(-3) + weights * gain
+    return mu * factor.unsqueeze(-3) + (weights / weight_sum) * (-delta).clamp_min(0).unsqueeze(-3)
 
 
 POLICIES = {"first": first, "even": even, "proportional": proportional, "scaled": scaled}
@@ -159,8 +158,11 @@ def _weights(mu: torch.Tensor, beta: float) -> tuple[torch.Tensor, torch.Tensor]
 
 
 def _distribute(mu, delta, weights, weight_sum) -> torch.Tensor:
-    """``mu - Delta * weights / weight_sum``; rays where that goes negative go to ``_clamped_removal``."""
-    out = mu - (delta.unsqueeze(-3) / weight_sum) * weights
+    """``mu - Delta * weights / weight_sum``; rays where that goes negative go to ``_clamped_removal``.
+
+    The shares ``weights / weight_sum`` are taken first: ``Delta / weight_sum`` overflows where the weights
+    are tiny (a subnormal density), and inf times a zero weight is NaN."""
+    out = mu - delta.unsqueeze(-3) * (weights / weight_sum)
     negative = (out < 0).any(-3)
     if negative.any():
         target = mu.sum(-3)[negative] - delta[negative]
