@@ -162,7 +162,7 @@ def _distribute(mu, delta, weights, weight_sum) -> torch.Tensor:
 
     The shares ``weights / weight_sum`` are taken first: ``Delta / weight_sum`` overflows where the weights
     are tiny (a subnormal density), and inf times a zero weight is NaN."""
-    out = mu - delta.unsqueeze(-3) * (weights / weight_sum)
+    out = torch.sub(mu, (weights / weight_sum).mul_(delta.unsqueeze(-3)))   # one full-size temporary, as before
     negative = (out < 0).any(-3)
     if negative.any():
         target = mu.sum(-3)[negative] - delta[negative]
