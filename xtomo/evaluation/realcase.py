@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from xtomo import _checks as checks
+from xtomo.data import io
 from xtomo.data.datasets import make_sample, view_target
 from xtomo.evaluation import stats
 from xtomo.evaluation.reality import scanner
@@ -132,18 +133,17 @@ def against_even(rows: list[dict]) -> list[dict]:
 
 def head_regions(volume: torch.Tensor) -> dict[str, torch.Tensor]:
     """0/1 masks ``[S, S, S]`` of a skull's parts in the canonical frame (z up, y forward), cut at the
-    centre of its bone's bounding box (voxels above 5 % of the densest): the upper half is the vault, the
-    lower half behind the centre the skull base and the back of the head, in front of it the face and jaw."""
+    centre of its bone's bounding box (``io.framing``'s: voxels above 5 % of the densest): the upper half
+    is the vault, the lower half behind the centre the skull base and the back of the head, in front of it
+    the face and jaw."""
     volume, single = checks.volume(volume, what="head_regions")
     if not single:
         raise ValueError(f"head_regions: expected one volume [S, S, S], got shape {tuple(volume.shape)}")
     volume = volume[0]
-    z, y, _ = torch.nonzero(volume > 0.05 * volume.max(), as_tuple=True)
-    if not len(z):
-        raise ValueError("head_regions: the volume is empty")
+    (cz, cy, _), _ = io.framing(volume.cpu().numpy(), source="head_regions")   # the bone's bounding-box centre
     index = torch.arange(volume.shape[0])
-    upper = (index >= (z.min() + z.max() + 1) / 2)[:, None, None].expand_as(volume)
-    front = (index >= (y.min() + y.max() + 1) / 2)[None, :, None].expand_as(volume)
+    upper = (index >= cz)[:, None, None].expand_as(volume)
+    front = (index >= cy)[None, :, None].expand_as(volume)
     return {"vault": upper.float(), "skull base and back": (~upper & ~front).float(),
             "face and jaw": (~upper & front).float()}
 
