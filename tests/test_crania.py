@@ -155,7 +155,7 @@ def test_a_primate_floor_falls_behind_and_the_spine_enters_from_below():
 
 
 def test_a_human_has_its_orbits_low_and_a_face_under_them():
-    """Crania v6: the Hominidae template's forward-facing orbits sit ``orbit_drop`` half-heights lower than a
+    """Crania v6 on: the Hominidae template's forward-facing orbits sit ``orbit_drop`` half-heights lower than a
     monkey's, in the lower front of a braincase narrower than it is long, and are hollow; the face's top
     (the rostrum's base section) reaches up to them."""
     human, monkey = (crania.individual(crania.family_template(f)) for f in ("Hominidae", "Cercopithecidae"))
@@ -172,7 +172,7 @@ def test_a_human_has_its_orbits_low_and_a_face_under_them():
 
 
 def test_the_first_hominid_is_a_human_near_its_template():
-    """Crania v6: the catalogue's first Hominidae species (Homo sapiens) is its family's template, unblended,
+    """Crania v6 on: the catalogue's first Hominidae species (Homo sapiens) is its family's template, unblended,
     every size within 4 sigma of its 4 % spread; the family's other species spread as every species does."""
     hominids = [s for s in crania.catalog() if s.family == "Hominidae"]
     t = crania.family_template("Hominidae").params
@@ -204,3 +204,45 @@ def test_the_braincase_is_a_dome_over_a_flat_floor(species):
         assert bone[(z - floor).abs() < inside].all(), f"{s.name}: no cranial floor"
         assert bone[z > 0].any(), f"{s.name}: no vault"
         assert not bone[z < floor - outside].any(), f"{s.name}: bone below the cranial floor"
+
+
+def test_a_flexed_floor_falls_in_two_steps_onto_the_braincase_bottom():
+    """Crania v7: a human's cranial floor falls from the anterior fossa to the middle one at the sphenoid's
+    ridge (most of ``base_drop``, steeply), then on into the posterior fossa; where it falls below the braincase
+    ellipsoid, ``bottom_at`` is the ellipsoid's own lower wall, and the foramen magnum opens through that."""
+    p = crania.individual(crania.family_template("Hominidae"))
+    lay, (bl, bh) = skull_layout(p), (p.braincase_length, p.braincase_height)
+    front, middle, back = (float(lay.floor_at(f * bl)) for f in (0.3, 0.0, -0.6))
+    assert front - middle == pytest.approx(0.7 * p.base_drop * bh)
+    assert middle - back == pytest.approx(0.3 * p.base_drop * bh)
+    # the slope is the floor's derivative (a finite difference), steepest on the sphenoid's ridge
+    y = torch.linspace(-0.9 * bl, 0.9 * bl, 721, dtype=torch.float64)
+    numeric = (lay.floor_at(y + 1e-6) - lay.floor_at(y - 1e-6)) / 2e-6
+    assert torch.allclose(lay.floor_slope(y), numeric, atol=1e-4 * p.base_drop * bh / bl)
+    assert float(lay.floor_slope(torch.tensor(0.2 * bl))) > 2 * float(lay.floor_slope(torch.tensor(-0.3 * bl)))
+    ellipsoid_bottom = -bh * math.sqrt(1 - 0.5**2)
+    assert back < ellipsoid_bottom and lay.bottom_at(0.0, -0.5 * bl) == pytest.approx(ellipsoid_bottom)
+    assert lay.bottom_at(0.0, 0.3 * bl) == pytest.approx(front)
+    (fy, fz), _ = lay.foramen()
+    assert fz == pytest.approx(lay.bottom_at(0.0, fy))
+
+
+def test_a_jawless_individual_lacks_its_mandible_and_lower_teeth_only():
+    """The first individual of a species always has its mandible; of the others about ``JAWLESS`` do not.
+    Without it the bone under the upper teeth (the jaw and the lower teeth) is gone, and the skull above
+    the jaw's reach, drawn from the same proportions, is unchanged."""
+    species = crania.catalog(40)
+    assert all(crania.individual(s).mandible for s in species)
+    share = sum(not crania.individual(s, k).mandible for s in species for k in range(1, 11)) / 400
+    assert abs(share - crania.JAWLESS) < 0.08
+    human = crania.family_template("Hominidae")
+    whole = dataclasses.replace(crania.individual(human, 1), mandible=True)
+    cut = dataclasses.replace(whole, mandible=False)
+    grid = torch.linspace(-0.6, 0.6, 72)
+    x = torch.meshgrid(grid, grid, grid, indexing="ij")[::-1]   # (x, y, z) of a (z, y, x) grid
+    a, b = (crania.cranium(q, x, voxel=1.2 / 72, texture=False) for q in (whole, cut))
+    lay = skull_layout(whole)
+    below = x[2] < lay.occlusal(lay.snout_tip[0]) - whole.molar_height   # under the upper teeth's crowns
+    assert float(a[below].sum()) > 20 * float(b[below].sum()) + 1.0   # what is left: the occipital condyles
+    above = x[2] > lay.orbit[2]   # above the orbits' centres, higher than the jaw's joints reach
+    assert torch.allclose(a[above], b[above], atol=1e-5)

@@ -34,11 +34,13 @@ from xtomo.specimens.proportions import (
 )
 from xtomo.specimens.skull_plan import Layout, Parts, skull_layout, teeth
 
-__all__ = ["VERSION", "ORDERS", "DENSITY", "Species", "catalog", "split", "individual", "skull", "family_template",
-           "cranium", "cranium_sphere"]
+__all__ = ["VERSION", "JAWLESS", "ORDERS", "DENSITY", "Species", "catalog", "split", "individual", "skull",
+           "family_template", "cranium", "cranium_sphere"]
 
 #: The generator's version: caches of volumes carry it, so a changed generator never reads old skulls.
-VERSION = "v6"
+VERSION = "v7"
+#: The share of a species' further individuals (not its first) drawn without the lower jaw.
+JAWLESS = 0.5
 
 _CORTEX = 0.010  # thickness of cortical plates (the vault's tables), local units (about 1 % of a skull's length)
 _WARP, _WARP_CELLS = 0.012, 9  # smooth displacement of the whole skull: no edge stays ruler-straight
@@ -105,7 +107,9 @@ def split(species: list[Species], n_val: int = 20, seed: int = 0) -> tuple[list[
 
 
 def individual(species: Species, individual: int = 0, seed: int = 0) -> Individual:
-    """Proportions of one individual: sex (males larger, more crested, longer canines), size, jitter."""
+    """Proportions of one individual: sex (males larger, more crested, longer canines), size, jitter; and,
+    for every individual but the first, even odds of a cranium without its mandible (as museum crania and
+    CTs cut above the chin come; ``JAWLESS``)."""
     individual = integer(individual, "individual", minimum=0, what="individual")
     rng = _rng("individual", integer(seed, "seed", what="individual"), species.index, individual)
     p = jittered(species.params, rng, sigma=0.03) if individual else species.params
@@ -115,7 +119,8 @@ def individual(species: Species, individual: int = 0, seed: int = 0) -> Individu
                     brow_ridge=p.brow_ridge * 1.2)
     size = 1.0 if individual == 0 else float(rng.uniform(0.86, 1.0))
     texture_seed = int(rng.integers(0, 2**31 - 1))
-    return Individual(**asdict(p), size=size, male=male, texture_seed=texture_seed)
+    mandible = individual == 0 or bool(rng.random() >= JAWLESS)  # drawn last: the draws above stay as they were
+    return Individual(**asdict(p), size=size, male=male, texture_seed=texture_seed, mandible=mandible)
 
 
 def family_template(family: str) -> Species:
@@ -233,8 +238,8 @@ def _outgrowths(parts: Parts, p: Individual, lay: Layout) -> None:
     if p.bulla_radius > 0:
         b = p.bulla_radius
         for s in (-1, 1):
-            parts.blob((s * 0.55 * bw, -0.3 * bl, lay.floor_at(-0.3 * bl) - 0.6 * b), (b, 1.25 * b, 0.85 * b),
-                       k=0.01, hollow=0.6 * p.snout_wall)
+            parts.blob((s * 0.55 * bw, -0.3 * bl, lay.bottom_at(0.55 * bw, -0.3 * bl) - 0.6 * b),
+                       (b, 1.25 * b, 0.85 * b), k=0.01, hollow=0.6 * p.snout_wall)
     if p.horn_length > 0:
         h = p.horn_length
         for s in (-1, 1):
@@ -323,7 +328,8 @@ def _shape(p: Individual, lay: Layout, x: sdf.Coords, texture: bool) -> tuple[to
     parts = Parts(x, field, pad)
     _cheekbones(parts, p, lay)
     _outgrowths(parts, p, lay)
-    _mandible(parts, p, lay)
+    if p.mandible:
+        _mandible(parts, p, lay)
     if texture:
         _temporal_lines(parts, lay)
     bone = _carve(parts.field, p, lay, x, braincase, brain)
@@ -374,7 +380,7 @@ def _bone(p: Individual, x: sdf.Coords, voxel: float, texture: bool) -> torch.Te
     bone, braincase = _shape(p, lay, x, texture)
     density = _tissues(bone, braincase, p, lay, x, voxel, texture)
     dense = Parts(x, torch.ones_like(x[0]), 2.5 * _WARP if texture else 0.0)
-    ear, clivus = lay.floor_at(-0.36 * bl), lay.floor_at(-0.1 * bl)
+    ear, clivus = lay.bottom_at(0.56 * bw, -0.36 * bl), lay.bottom_at(0.16 * bw, -0.1 * bl)
     for s in (-1, 1):  # the petrous ridge runs from the ear forward and inward to the clivus, on the floor
         dense.rod([(s * 0.56 * bw, -0.36 * bl, ear + 0.04 * bh), (s * 0.16 * bw, -0.1 * bl, clivus + 0.1 * bh)],
                   [0.042, 0.014], squash=(1, 1, 1.5))

@@ -70,6 +70,8 @@ class Individual(Proportions):
     size: float = 1.0                 #: its size, relative to the species' mean
     male: bool = True                 #: males are larger, more crested, with longer canines
     texture_seed: int = 0             #: seed of its bone's fine texture
+    mandible: bool = True             #: its lower jaw and lower teeth are there (a dry cranium, or a CT cut
+                                      #: above the chin, has none)
 
 
 # counts, switches and the tissue's density, which a species or individual inherits unjittered
@@ -103,7 +105,7 @@ ORDERS: dict[str, dict] = {
         families={
             # a human: a globular braincase (cranial index ~0.78) on a flexed base, the orbits under the
             # frontal lobes and a tall face under them (fitted to the real head: benchmarks/twin_fit.py)
-            "Hominidae": dict(braincase_width=0.28, braincase_height=0.28, braincase_floor=0.66, base_drop=0.2,
+            "Hominidae": dict(braincase_width=0.28, braincase_height=0.28, braincase_floor=0.45, base_drop=0.55,
                               snout_length=0.06, snout_width=0.65, snout_taper=0.48, jaw_depth=0.13,
                               brow_ridge=0.028, orbit_drop=0.45),
             "Pongidae": dict(braincase_width=0.27, braincase_length=0.31, braincase_height=0.25,

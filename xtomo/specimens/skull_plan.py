@@ -66,32 +66,45 @@ class Layout:
         t = t.clamp(0, 1) if torch.is_tensor(t) else min(max(t, 0.0), 1.0)
         return (zs - 0.78 * sh0) + t * ((z1 - 0.78 * sh1) - (zs - 0.78 * sh0))
 
-    def _floor_step(self, y):
-        """Where ``y`` lies on the floor's fall (0 in front, 1 behind) and the step's length."""
-        bl = self.braincase[1]
-        t = (0.2 * bl - y) / (0.8 * bl)
-        return (t.clamp(0, 1) if torch.is_tensor(t) else min(max(t, 0.0), 1.0)), 0.8 * bl
+    # the flexed floor falls in two steps: most of it at the sphenoid's ridge, from the anterior to the middle
+    # cranial fossa (0.3 to 0.1 of the half-length), the rest over the petrous ridges into the posterior fossa
+    # (-0.1 to -0.5); (start, end, share of floor_drop)
+    _STEPS = ((0.3, 0.1, 0.7), (-0.1, -0.5, 0.3))
+
+    def _fall(self, y, derivative: bool = False):
+        """The share of ``floor_drop`` fallen at ``y`` (0 in front, 1 behind), or its derivative d/dy."""
+        bl, out = self.braincase[1], 0.0
+        for start, end, share in self._STEPS:
+            length = (start - end) * bl
+            t = (start * bl - y) / length
+            t = t.clamp(0, 1) if torch.is_tensor(t) else min(max(t, 0.0), 1.0)
+            out = out + share * (6 * t * (1 - t) / -length if derivative else t * t * (3 - 2 * t))
+        return out
 
     def floor_at(self, y):
-        """Height of the cranial floor at ``y`` (a float or a tensor): level in front, falling by
-        ``floor_drop`` over the back of the braincase (a smooth step from 0.2 to -0.6 of its
-        half-length), so a flexed cranial base holds the cerebellum below the level of the orbits."""
-        t, _ = self._floor_step(y)
-        return self.floor - self.floor_drop * t * t * (3 - 2 * t)
+        """Height of the cranial floor at ``y`` (a float or a tensor): level in front (the anterior cranial
+        fossa), falling by ``floor_drop`` behind in two smooth steps (``_STEPS``), so a flexed cranial base
+        holds the temporal lobes and the cerebellum below the level of the orbits."""
+        return self.floor - self.floor_drop * self._fall(y)
 
     def floor_slope(self, y):
         """The cranial floor's slope dz/dy at ``y``: how steeply it falls there (``floor_at``)."""
-        t, length = self._floor_step(y)
-        return self.floor_drop * 6 * t * (1 - t) / length
+        return -self.floor_drop * self._fall(y, derivative=True)
+
+    def bottom_at(self, x, y):
+        """Height of the braincase's bottom at ``(x, y)`` (floats): the cranial floor, or the braincase
+        ellipsoid's own lower wall where the floor falls below it (a deep posterior fossa)."""
+        bw, bl, bh = self.braincase
+        return max(self.floor_at(y), -bh * math.sqrt(max(1 - (x / bw) ** 2 - (y / bl) ** 2, 0.0)))
 
     def foramen(self) -> tuple[tuple[float, float], tuple[float, float, float]]:
         """(y, z) and radii of the foramen magnum: at the back of a level cranial base, moved under the
-        braincase and opening downwards as the floor falls behind (an upright primate's head sits on its
-        spine from below)."""
+        braincase and opening downwards, through its bottom, as the floor falls behind (an upright
+        primate's head sits on its spine from below)."""
         bw, bl, bh = self.braincase
         w = min(1.0, self.floor_drop / (0.4 * bh))
         y = -0.92 * bl + 0.5 * w * bl
-        return (y, (1 - w) * -0.42 * bh + w * self.floor_at(y)), (0.24 * bw, (0.3 - 0.12 * w) * bw, 0.22 * bw)
+        return (y, (1 - w) * -0.42 * bh + w * self.bottom_at(0.0, y)), (0.24 * bw, (0.3 - 0.12 * w) * bw, 0.22 * bw)
 
     def occlusal(self, y):
         """Height of the occlusal plane, where upper and lower teeth meet, at ``y``."""
@@ -126,7 +139,8 @@ def skull_layout(p: Individual) -> Layout:
 
 
 def teeth(p: Individual, lay: Layout, x: sdf.Coords, pad: float = 0.0) -> torch.Tensor:
-    """Distance field of all teeth: the cheek-tooth rows, incisors, and canines or tusks."""
+    """Distance field of all teeth: the cheek-tooth rows, incisors, and canines or tusks (the lower ones
+    only where the individual has its mandible)."""
     field = Parts(x, torch.ones_like(x[0]), pad)  # pad: the grid may be warped (``crania``)
     _cheek_teeth(field, p, lay)
     _incisors(field, p, lay)
@@ -146,7 +160,7 @@ def _cheek_teeth(teeth: Parts, p: Individual, lay: Layout) -> None:
         length = max(step * (y1 - y0 + 0.12 * p.braincase_length) * 0.48, 0.006)
         zo = lay.occlusal(y)
         for s in (-1, 1):
-            for up in (1, -1):  # a crown, and its root reaching into the jaw's alveolus
+            for up in (1, -1) if p.mandible else (1,):  # a crown, and its root reaching into the jaw's alveolus
                 zc = zo + up * 0.5 * mh
                 teeth.blob((s * w, y, zc), (0.7 * mh, length, 0.62 * mh))
                 teeth.rod([(s * w, y, zc + up * 0.4 * mh), (s * w * 1.03, y, zc + up * 1.9 * mh)],
@@ -166,15 +180,17 @@ def _incisors(teeth: Parts, p: Individual, lay: Layout) -> None:
             for s in (-1, 1):
                 if p.upper_incisors > 0.5:
                     teeth.rod([(s * w, y, zo + 0.8 * mh), (s * w, y + 0.01, zo - 0.2 * mh)], [0.008] * 2)
-                teeth.rod([(s * w, y - 0.01, zo - 1.2 * mh), (s * w, y, zo + 0.1 * mh)], [0.007] * 2)
+                if p.mandible:
+                    teeth.rod([(s * w, y - 0.01, zo - 1.2 * mh), (s * w, y, zo + 0.1 * mh)], [0.007] * 2)
     if p.rodent_incisors > 0.5:
         zt, top = lay.occlusal(y1), lay.palate(y1)
         for s in (-1, 1):
             xs = s * max(sw1 * 0.25, 0.012)
             teeth.rod([(xs, y1 - 0.35 * (y1 - y0), top + 0.6 * sh1), (xs, y1 - 0.02, top + 0.2 * sh1),
                        (xs, y1 + 0.03, zt - 0.01)], [0.016, 0.017, 0.014])
-            teeth.rod([(xs * 1.4, y0 - 0.02, zt - mh - 0.5 * jd), (xs, y1 - 0.1, zt - mh - 0.3 * jd),
-                       (xs, y1 + 0.01, zt - 0.01)], [0.013, 0.014, 0.012])
+            if p.mandible:
+                teeth.rod([(xs * 1.4, y0 - 0.02, zt - mh - 0.5 * jd), (xs, y1 - 0.1, zt - mh - 0.3 * jd),
+                           (xs, y1 + 0.01, zt - 0.01)], [0.013, 0.014, 0.012])
 
 
 def _canines(teeth: Parts, p: Individual, lay: Layout) -> None:
@@ -185,7 +201,9 @@ def _canines(teeth: Parts, p: Individual, lay: Layout) -> None:
         if p.canine_length > 0:
             c = p.canine_length * (0.35 + 0.65 * (p.rodent_incisors < 0.5))
             teeth.rod([(s * w * 1.1, y, zo + 0.5 * c), (s * w * 1.15, y - 0.01, zo - 0.55 * c)], [0.018, 0.004])
-            teeth.rod([(s * w, y + 0.02, zo - 0.5 * c), (s * w * 1.05, y + 0.025, zo + 0.45 * c)], [0.016, 0.004])
+            if p.mandible:
+                teeth.rod([(s * w, y + 0.02, zo - 0.5 * c), (s * w * 1.05, y + 0.025, zo + 0.45 * c)],
+                          [0.016, 0.004])
         if p.tusk_down > 0:
             t = p.tusk_down
             teeth.rod([(s * w, y, zo + 0.06), (s * w * 1.05, y + 0.01, zo - 0.3 * t), (s * w, y - 0.02, zo - t)],
