@@ -1,6 +1,6 @@
 """Where on a head the shipped model goes wrong: its squared error split over the vault, the skull base and the face.
 
-    python benchmarks/error_regions.py [--humans 8] [--views 8] [--model NAME=CHECKPOINT ...] [--write]
+    python benchmarks/error_regions.py [--humans 8] [--views 8] [--model NAME=CHECKPOINT ...] [--write [--section S]]
 
 On procedural humans the network comes near the even-spread bar, on the real heads it does not
 (``benchmarks/RESULTS.md``, ``individuals-16``). This says where the difference lies. Each skull is cut
@@ -11,7 +11,8 @@ and the jaw. Each region, as a 0/1 volume, is aligned to every view like the tru
 error of ours (fused) and of the even spread over the views is summed in it (``realcase.error_by_region``;
 "elsewhere" is what a view's volume holds outside the skull's cube). Cases: new procedural humans
 (individuals 20 and up, through ``io.prepare_volume`` as a reader's CT), the first real head and the blind
-second head, ideal x-rays.
+second head, ideal x-rays. ``--write`` replaces the ``error-regions`` section of RESULTS.md (``--section``
+names another).
 """
 from __future__ import annotations
 
@@ -63,15 +64,17 @@ def main(argv=None) -> int:
     parser.add_argument("--views", type=int, default=8, help="seeded views per skull (default 8)")
     add_model_option(parser)
     parser.add_argument("--write", action="store_true", help=f"record the table in {RESULTS.name}")
+    parser.add_argument("--section", default="error-regions", help="the RESULTS.md section --write replaces")
     args = parser.parse_args(argv)
     busy = busy_cores()
     models = networks(parser, args.model)
     command = (f"python benchmarks/error_regions.py --humans {args.humans} --views {args.views}"
+               + (f" --section {args.section}" if args.section != "error-regions" else "")
                + "".join(f" --model '{m}'" for m in args.model))
     text = table(rows(models, args.humans, args.views), command, busy)
     print(text)
     if args.write:
-        update_section(RESULTS, text, name="error-regions")
+        update_section(RESULTS, text, name=args.section)
     return 0
 
 
