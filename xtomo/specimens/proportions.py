@@ -104,7 +104,9 @@ ORDERS: dict[str, dict] = {
                   incisors=0.05, jaw_depth=0.10),
         families={
             # a human: a globular braincase (cranial index ~0.78) on a flexed base, the orbits under the
-            # frontal lobes and a tall face under them (fitted to the real head: benchmarks/twin_fit.py)
+            # frontal lobes and a tall face under them (fitted to the real head: benchmarks/twin_fit.py); the
+            # floor's two depths set by hand in crania v7, after sections of both real heads: the anterior
+            # fossa over the orbits, the middle one almost at the braincase's bottom
             "Hominidae": dict(braincase_width=0.28, braincase_height=0.28, braincase_floor=0.45, base_drop=0.55,
                               snout_length=0.06, snout_width=0.65, snout_taper=0.48, jaw_depth=0.13,
                               brow_ridge=0.028, orbit_drop=0.45),
