@@ -11,7 +11,16 @@ import math
 import pytest
 import torch
 
-from xtomo.data.datasets import CUT_TILT, ProceduralBank, XrayDataset, augmented, blurred, make_sample, truncated
+from xtomo.data.datasets import (
+    CUT_TILT,
+    ProceduralBank,
+    XrayDataset,
+    augmented,
+    blurred,
+    make_sample,
+    truncated,
+    unchanged,
+)
 from xtomo.data.pipeline import DevicePipeline
 from xtomo.learning import model as model_module
 from xtomo.learning import train as T
@@ -19,7 +28,7 @@ from xtomo.learning.model import ModelConfig
 from xtomo.profiles import get_profile
 
 P = get_profile("smoke").replace(n_species=5, n_val_species=2, n_views=6, volume_size=8, xray_size=8, blur=1.5,
-                                 gain=1.5, cut=0.4)
+                                 gain=1.5, cut=0.4, pose=20)
 
 
 def kernel(sigma):
@@ -68,7 +77,7 @@ def sets():
 def test_blur_and_gain_are_seeded_per_sample_within_the_profiles_ranges(sets):
     train_set, plain = sets
     everything = list(range(len(train_set)))
-    sigmas, gains, cuts, tilts, _ = train_set.augmentation(everything)
+    sigmas, gains, cuts, tilts, _, turns = train_set.augmentation(everything)
     again = train_set.augmentation(everything)
     assert all(torch.equal(a, b) for a, b in zip((sigmas, gains, cuts, tilts), again))
     assert len(set(sigmas.tolist())) == len(everything) and len(set(gains.tolist())) == len(everything)
@@ -79,8 +88,15 @@ def test_blur_and_gain_are_seeded_per_sample_within_the_profiles_ranges(sets):
     # half the samples whole, the others cut by up to `cut` on a plane leaning up to CUT_TILT
     assert 0.3 < float((cuts == 0).float().mean()) < 0.7 and 0 <= cuts.min() and P.cut / 2 < cuts.max() <= P.cut
     assert tilts.abs().max() <= CUT_TILT and tilts.min() < 0 < tilts.max()
-    n = len(everything)
-    nothing = (torch.zeros(n), torch.ones(n), torch.zeros(n), torch.zeros(n), torch.ones(n, 3))
+    # half the samples turned, each angle within `pose` degrees, both signs
+    turned = (turns != 0).any(1)
+    assert 0.3 < float(turned.float().mean()) < 0.7 and bool((turns[turned] != 0).all())
+    assert turns.abs().max() <= math.radians(P.pose) and turns.min() < 0 < turns.max()
+    assert turns.abs().max() > math.radians(P.pose) / 2
+    unturned = XrayDataset(train_set.bank, [0, 1, 2], P.replace(pose=0.0), augment=True).augmentation(everything)
+    assert torch.equal(unturned[5], torch.zeros_like(turns))  # no pose, no turn; and the other draws stay put
+    assert all(torch.equal(a, b) for a, b in zip(unturned[:5], (sigmas, gains, cuts, tilts, _), strict=True))
+    nothing = unchanged(len(everything))
     assert all(torch.equal(a, b) for a, b in zip(plain.augmentation(everything), nothing, strict=True))
     no_blur = XrayDataset(train_set.bank, [0, 1, 2], P.replace(blur=0.0), augment=True)
     assert torch.equal(no_blur.augmentation(everything)[0], torch.zeros(len(everything)))
@@ -111,8 +127,8 @@ def test_an_augmented_sample_is_made_from_the_changed_specimen_by_both_paths(set
     index = next(i for i in range(0, len(train_set), 2) if train_set.augmentation([i])[2] > 0)  # a cut one
     s = train_set.locate(index)
     assert not s.mirrored
-    sigma, gain, cut, tilt, _ = train_set.augmentation([index])
-    specimen = truncated(train_set.bank.volume(s.specimen)[None], cut, tilt)
+    sigma, gain, cut, tilt, stretch, turn = train_set.augmentation([index])
+    specimen = truncated(train_set.bank.volume(s.specimen)[None], cut, tilt, stretch, turn)
     specimen = (blurred(specimen, sigma)[0] * gain).clamp(0, 1)
     alpha, volume = make_sample(specimen, train_set.directions(s.specimen)[s.view], P)
     item = train_set[index]
@@ -198,13 +214,14 @@ def test_the_train_command_passes_init_blur_and_gain(monkeypatch):
 
     seen = []
     monkeypatch.setattr(T, "train", lambda profile, **kw: seen.append((profile.blur, profile.gain, profile.cut,
-                                                                       profile.stretch, kw["init"])) or
+                                                                       profile.stretch, profile.pose, kw["init"])) or
                         dict(world_size=1, step=1, total_steps=1, val_l2=0.5, baseline_l2=1.0, checkpoint="ck.pt"))
     main(["train", "--profile", "smoke", "--init", "shipped", "--blur", "1.2", "--gain", "1.6", "--cut", "0.3",
-          "--stretch", "1.2"])
+          "--stretch", "1.2", "--pose", "15"])
     main(["train", "--profile", "smoke"])
     smoke = get_profile("smoke")
-    assert seen == [(1.2, 1.6, 0.3, 1.2, "shipped"), (smoke.blur, smoke.gain, smoke.cut, smoke.stretch, None)]
+    assert seen == [(1.2, 1.6, 0.3, 1.2, 15.0, "shipped"),
+                    (smoke.blur, smoke.gain, smoke.cut, smoke.stretch, smoke.pose, None)]
 
 
 def test_a_stretch_is_seeded_per_sample_and_both_paths_make_the_same_sample(sets):
@@ -214,8 +231,9 @@ def test_a_stretch_is_seeded_per_sample_and_both_paths_make_the_same_sample(sets
     train_set, _ = sets
     stretched = XrayDataset(train_set.bank, [0, 1, 2], P.replace(stretch=1.3), augment=True)
     everything = list(range(len(stretched)))
-    *others, factors = stretched.augmentation(everything)
+    *others, factors, turns = stretched.augmentation(everything)
     assert all(torch.equal(a, b) for a, b in zip(others, train_set.augmentation(everything)[:4], strict=True))
+    assert torch.equal(turns, train_set.augmentation(everything)[5])
     assert torch.equal(factors, stretched.augmentation(everything)[4]) and factors.shape == (len(everything), 3)
     logs = factors.log() / math.log(1.3)
     assert -1 <= logs.min() < -0.5 and 0.5 < logs.max() <= 1 and abs(float(logs.mean())) < 0.25
@@ -223,8 +241,8 @@ def test_a_stretch_is_seeded_per_sample_and_both_paths_make_the_same_sample(sets
     assert torch.equal(train_set.augmentation(everything)[4], torch.ones(len(everything), 3))
     index = 4
     s = stretched.locate(index)
-    sigma, gain, cut, tilt, factor = stretched.augmentation([index])
-    specimen = truncated(stretched.bank.volume(s.specimen)[None], cut, tilt, factor)
+    sigma, gain, cut, tilt, factor, turn = stretched.augmentation([index])
+    specimen = truncated(stretched.bank.volume(s.specimen)[None], cut, tilt, factor, turn)
     specimen = (blurred(specimen, sigma)[0] * gain).clamp(0, 1)
     alpha, volume = make_sample(specimen, stretched.directions(s.specimen)[s.view], P)
     torch.testing.assert_close(stretched[index]["volume"], volume)
@@ -236,3 +254,5 @@ def test_a_stretch_is_seeded_per_sample_and_both_paths_make_the_same_sample(sets
     torch.testing.assert_close(batch["volume"], torch.stack([it["volume"] for it in items]), rtol=0, atol=1e-6)
     with pytest.raises(ValueError, match="stretch must be a factor in"):
         P.replace(stretch=2.0)
+    with pytest.raises(ValueError, match="pose must be an angle in degrees"):
+        P.replace(pose=60)

@@ -132,3 +132,58 @@ def test_a_stretched_ball_is_the_ellipsoid_of_its_factors_fitted_to_the_sphere()
     assert float(half[1] / half[2]) == pytest.approx(1 / 1.25, abs=0.05)
     assert float(half[0] / half[2]) == pytest.approx(0.8 / 1.25, abs=0.05)
     assert ((pts.amax(0) + pts.amin(0)) / 2).abs().max() <= voxel  # centred
+
+
+def centroid(v: torch.Tensor) -> torch.Tensor:
+    """The density-weighted centre (x, y, z in the cube's [-1, 1] units) of a volume ``[D, H, W]``."""
+    n = v.shape[-1]
+    t = (torch.arange(n, dtype=v.dtype) + 0.5) * 2 / n - 1
+    w = v / v.sum()
+    return torch.stack([(w.sum((0, 1)) * t).sum(), (w.sum((0, 2)) * t).sum(), (w.sum((1, 2)) * t).sum()])
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_a_turn_is_a_right_handed_rotation_of_the_pitch_roll_yaw_axes(axis):
+    """``turning``: orthonormal, determinant 1, and each angle alone turns its two axes as documented
+    (pitch: +y towards +z; roll: +z towards +x; yaw: +x towards +y)."""
+    from xtomo.data.datasets import turning
+
+    angles = torch.zeros(1, 3, dtype=torch.float64)
+    angles[0, axis] = math.radians(30)
+    r = turning(angles)[0]
+    torch.testing.assert_close(r @ r.T, torch.eye(3, dtype=torch.float64))
+    assert float(torch.linalg.det(r)) == pytest.approx(1.0)
+    start, towards = {0: (1, 2), 1: (2, 0), 2: (0, 1)}[axis]  # (x, y, z) indices
+    moved = r[:, start]
+    assert float(moved[start]) == pytest.approx(math.cos(math.radians(30)))
+    assert float(moved[towards]) == pytest.approx(math.sin(math.radians(30)))
+    assert float(r[axis, axis]) == pytest.approx(1.0)  # the axis itself stays
+    composed = turning(torch.tensor([[0.2, -0.3, 0.5]], dtype=torch.float64))[0]
+    torch.testing.assert_close(composed, turning(torch.tensor([[0, 0, 0.5]], dtype=torch.float64))[0]
+                               @ turning(torch.tensor([[0, -0.3, 0]], dtype=torch.float64))[0]
+                               @ turning(torch.tensor([[0.2, 0, 0]], dtype=torch.float64))[0])
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_a_turned_specimen_is_its_fit_rotated_about_the_cube_centre(axis):
+    """Two balls on either side of the centre, along the axis the turn moves first: after the turn by
+    40 degrees, the line between their centres makes 40 degrees with that axis, towards the documented
+    one, and both stay inside the cube, as large as an unturned fit makes them (no turn changes the fit)."""
+    start, towards = {0: (1, 2), 1: (2, 0), 2: (0, 1)}[axis]  # (x, y, z) indices
+    offset = [0.0, 0.0, 0.0]
+    offset[2 - start] = 0.45  # ball() takes (z, y, x)
+    pair = torch.maximum(ball(0.25, tuple(offset), n=48), ball(0.25, tuple(-c for c in offset), n=48))
+    pair = pair * (1 + 0.5 * (ball(0.25, tuple(offset), n=48) > 0))  # the + ball denser: tells them apart
+    turns = torch.zeros(2, 3, dtype=torch.float64)
+    turns[1, axis] = math.radians(40)
+    fitted, turned = truncated(torch.stack([pair, pair]), torch.zeros(2), torch.zeros(2), None, turns)
+    assert torch.equal(fitted, pair)  # no turn, no cut, no stretch: as it was
+    heavy = (turned > 0.9).to(turned.dtype)  # the denser ball
+    light = ((turned > 0.3) & (turned < 0.9)).to(turned.dtype)
+    line = centroid(heavy) - centroid(light)
+    angle = math.degrees(math.atan2(float(line[towards]), float(line[start])))
+    assert angle == pytest.approx(40, abs=2.5)
+    assert abs(float(line[axis])) < 0.02  # nothing moves along the axis turned about
+    assert float(turned.sum()) == pytest.approx(float(truncated(pair[None], torch.zeros(1), torch.zeros(1),
+                                                                torch.ones(1, 3) * 1.0001)[0].sum()), rel=0.03)
+    assert occupied(turned).norm(dim=1).max() < io.FIT_RADIUS * 2 + 0.1  # still inside the fit sphere

@@ -114,6 +114,9 @@ def _simulate(args) -> None:
          arg("--stretch", type=float, default=None, metavar="F",
              help="scale each training specimen along each of its axes by a random factor in [1/F, F], then "
                   "fit it again (e.g. 1.2; 1: none)"),
+         arg("--pose", type=float, default=None, metavar="DEG",
+             help="turn half the training specimens by a random pitch, roll and yaw, each up to DEG degrees, "
+                  "as a head lies tilted in a scanner (default: the profile's, 0)"),
          arg("--individuals", type=int, default=None, metavar="N",
              help="train on N individuals of each training species (sex, size, proportions jittered by 3 %%; "
                   "default: the profile's, 1 as in the paper); held-out species keep one"),

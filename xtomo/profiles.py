@@ -53,6 +53,9 @@ class Profile:
                               # view often cuts a head's jaw and face; 0: none; xtomo.data.datasets.truncated)
     stretch: float = 1.0      # each training specimen scaled along each of its axes by a random factor in
                               # [1 / stretch, stretch] (log-uniform), then fitted again (1: none; truncated)
+    pose: float = 0.0         # half the training specimens turned about the cube's centre by a random pitch, roll
+                              # and yaw, each uniform in [-pose, pose] degrees (a head lies tilted in a scanner or
+                              # before a film; 0: none; truncated)
     individuals: int = 1      # individuals of each training species (sex, size and a 3 % jitter of its
                               # proportions; crania.individual); the paper had one; held-out species keep one
     # evaluation (chapter 5)
@@ -117,6 +120,8 @@ def _validated(p: Profile) -> Profile:
                          f"got {p.cut!r}")
     if not (isinstance(p.stretch, (int, float)) and 1 <= p.stretch <= 1.5):
         raise ValueError(f"{what}: stretch must be a factor in [1, 1.5] (1: none), got {p.stretch!r}")
+    if not (isinstance(p.pose, (int, float)) and 0 <= p.pose <= 45):
+        raise ValueError(f"{what}: pose must be an angle in degrees in [0, 45] (0: none), got {p.pose!r}")
     checks.positive(p.lr, "lr", what)
     if p.n_val_species >= p.n_species:
         raise ValueError(
@@ -143,7 +148,7 @@ PRECISIONS = ("fp32", "bf16", "auto")  #: the training arithmetics a profile may
 OBJECTIVES = ("l2", "surface")  #: the training losses a profile may ask for
 PIPELINES = ("auto", "device", "loader")  #: where training makes its batches (``xtomo.data.pipeline``)
 #: The settings of a profile that ``xtomo train`` can change on its command line (``--blur 1.2``, ...)
-TRAIN_OPTIONS = ("precision", "objective", "blur", "gain", "cut", "stretch", "individuals")
+TRAIN_OPTIONS = ("precision", "objective", "blur", "gain", "cut", "stretch", "pose", "individuals")
 
 PROFILES: dict[str, Profile] = {
     p.name: _validated(p)

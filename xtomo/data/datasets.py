@@ -25,8 +25,8 @@ from xtomo.profiles import Profile, get_profile
 from xtomo.specimens import crania
 
 __all__ = ["PAPER_COUNTS", "ProceduralBank", "FileBank", "TensorBank", "XrayDataset", "ViewDataset", "Kept",
-           "CUT_TILT", "make_sample", "blurred", "truncated", "augmented", "view_target", "aligned_truth", "counts",
-           "simulate_collection"]
+           "CUT_TILT", "make_sample", "unchanged", "blurred", "turning", "truncated", "augmented", "view_target",
+           "aligned_truth", "counts", "simulate_collection"]
 
 CUT_TILT = math.radians(20)  #: the cutting plane of ``truncated`` leans up to this far forward or back
 
@@ -155,12 +155,12 @@ class XrayDataset(torch.utils.data.Dataset):
     specimen, view, mirror flag and direction. Safe with ``DataLoader`` workers. With ``augment``
     (training sets), each sample's specimen is first cut from below by a seeded random share of the
     profile's ``cut``, stretched along its axes by seeded random factors within the profile's
-    ``stretch`` and fitted into the cube again, then smoothed by a Gaussian of a seeded random
-    width up to the profile's ``blur`` and its densities scaled by a seeded random gain within the
-    profile's ``gain`` (``augmentation``): a CT's field of view often cuts a head's jaw and face, real
-    CTs are smoother than the procedural crania, their bone is as dense as their scanner, window
-    and extinction coefficient make it, and a human braincase is taller and narrower than the
-    generator's.
+    ``stretch`` and fitted into the cube again, turned by seeded random angles within the profile's
+    ``pose``, then smoothed by a Gaussian of a seeded random width up to the profile's ``blur`` and its
+    densities scaled by a seeded random gain within the profile's ``gain`` (``augmentation``): a CT's
+    field of view often cuts a head's jaw and face, a head lies tilted in a scanner, real CTs are
+    smoother than the procedural crania, their bone is as dense as their scanner, window and
+    extinction coefficient make it, and a human braincase is taller and narrower than the generator's.
     """
 
     def __init__(self, bank, specimens: Sequence[int] | None = None, profile: Profile | str = "quick",
@@ -211,17 +211,21 @@ class XrayDataset(torch.utils.data.Dataset):
         profile's seed and the index: the blur (Gaussian sigma, voxels) uniform in [0, ``blur``], the
         density gain log-uniform in [1 / ``gain``, ``gain``], the cut (share of the height) 0 for half the
         samples and uniform in [0, ``cut``] for the others (whole skulls stay as common as cut ones), the
-        cutting plane's tilt uniform within ``CUT_TILT``, and the stretch along each axis (x, y, z)
-        log-uniform in [1 / ``stretch``, ``stretch``] (``truncated``); nothing changed without ``augment``."""
+        cutting plane's tilt uniform within ``CUT_TILT``, the stretch along each axis (x, y, z)
+        log-uniform in [1 / ``stretch``, ``stretch``], and the turn ``[B, 3]`` (pitch, roll, yaw, radians):
+        none for half the samples, each angle uniform within ``pose`` degrees for the others
+        (``truncated``); nothing changed without ``augment``."""
         p, n = self.profile, len(indices)
-        if not self.augment or (p.blur == 0 and p.gain == 1 and p.cut == 0 and p.stretch == 1):
-            return torch.zeros(n), torch.ones(n), torch.zeros(n), torch.zeros(n), torch.ones(n, 3)
+        if not self.augment or (p.blur == 0 and p.gain == 1 and p.cut == 0 and p.stretch == 1 and p.pose == 0):
+            return unchanged(n)
         seeds = [p.seed * 1_000_003 + 17 + i % len(self) for i in indices]
         u = torch.stack([torch.rand(4, generator=torch.Generator().manual_seed(s)) for s in seeds])
-        # the stretch from generators of its own, so the other draws stay what they were before it existed
+        # the stretch and the turn from generators of their own, so the other draws stay what they were before
         w = torch.stack([torch.rand(3, generator=torch.Generator().manual_seed(s + 7_919)) for s in seeds])
+        t = torch.stack([torch.rand(4, generator=torch.Generator().manual_seed(s + 15_485_863)) for s in seeds])
+        turns = (2 * t[:, 1:] - 1) * math.radians(p.pose) * (t[:, :1] >= 0.5)
         return (u[:, 0] * p.blur, float(p.gain) ** (2 * u[:, 1] - 1), (2 * u[:, 2] - 1).clamp_min(0) * p.cut,
-                (2 * u[:, 3] - 1) * CUT_TILT, float(p.stretch) ** (2 * w - 1))
+                (2 * u[:, 3] - 1) * CUT_TILT, float(p.stretch) ** (2 * w - 1), turns)
 
     def __getitem__(self, index: int) -> dict:
         s = self.locate(index)
@@ -296,9 +300,8 @@ class ViewDataset(torch.utils.data.Dataset):
                 torch.tensor([m for _, m in found]), None if self.xrays is None else self.xrays[picked].float())
 
     def augmentation(self, indices: Sequence[int]) -> tuple[torch.Tensor, ...]:
-        """No blur, gain 1, no cut, no stretch: a view dataset's volumes are used as they are."""
-        n = len(indices)
-        return torch.zeros(n), torch.ones(n), torch.zeros(n), torch.zeros(n), torch.ones(n, 3)
+        """No blur, gain 1, no cut, no stretch, no turn: a view dataset's volumes are used as they are."""
+        return unchanged(len(indices))
 
     def __getitem__(self, index: int) -> dict:
         view, mirrored = self.locate(index)
@@ -311,6 +314,12 @@ class ViewDataset(torch.utils.data.Dataset):
         if mirrored:
             alpha, target = xray.mirror(alpha), xray.mirror(target)
         return dict(xray=alpha[None], volume=target, specimen=k, view=view, mirrored=mirrored, direction=d)
+
+
+def unchanged(n: int) -> tuple[torch.Tensor, ...]:
+    """The augmentation of ``n`` samples that leaves their specimens as they are: (blur 0, gain 1, cut 0,
+    tilt 0, stretch 1 ``[n, 3]``, turn 0 ``[n, 3]``), in the order ``augmented`` takes them."""
+    return torch.zeros(n), torch.ones(n), torch.zeros(n), torch.zeros(n), torch.ones(n, 3), torch.zeros(n, 3)
 
 
 def blurred(volumes: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
@@ -333,8 +342,24 @@ def blurred(volumes: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
     return out[0]
 
 
+def turning(turns: torch.Tensor) -> torch.Tensor:
+    """Rotation matrices ``[B, 3, 3]`` acting on (x, y, z) of ``turns`` ``[B, 3]`` (radians, right-handed): pitch
+    about x (+y towards +z: a positive pitch lifts the face), then roll about y (+z towards +x), then yaw
+    about z (+x towards +y)."""
+    c, s = torch.cos(turns), torch.sin(turns)
+    one, zero = torch.ones_like(c[:, 0]), torch.zeros_like(c[:, 0])
+
+    def matrix(*rows):
+        return torch.stack([torch.stack(r, -1) for r in rows], -2)
+
+    pitch = matrix((one, zero, zero), (zero, c[:, 0], -s[:, 0]), (zero, s[:, 0], c[:, 0]))
+    roll = matrix((c[:, 1], zero, s[:, 1]), (zero, one, zero), (-s[:, 1], zero, c[:, 1]))
+    yaw = matrix((c[:, 2], -s[:, 2], zero), (s[:, 2], c[:, 2], zero), (zero, zero, one))
+    return yaw @ roll @ pitch
+
+
 def truncated(volumes: torch.Tensor, cuts: torch.Tensor, tilts: torch.Tensor,
-              stretches: torch.Tensor | None = None) -> torch.Tensor:
+              stretches: torch.Tensor | None = None, turns: torch.Tensor | None = None) -> torch.Tensor:
     """Volumes ``[B, D, H, W]`` (z up, y forward, x across), each cut from below as a CT's field of view
     cuts a head, then fitted into the cube again as ``io.prepare_volume`` fits every real volume.
 
@@ -343,11 +368,14 @@ def truncated(volumes: torch.Tensor, cuts: torch.Tensor, tilts: torch.Tensor,
     along that normal (its voxels above 5 % of its densest). The rest is centred
     on its bounding box and scaled, equally on all axes, until it reaches ``io.FIT_RADIUS``; trilinear,
     zero outside. ``stretches`` ``[B, 3]`` (x, y, z) first scale each specimen along its own axes (after
-    the cut), so the fit sees the stretched shape. A volume whose cut is 0 and stretch 1 is left as it is.
+    the cut), so the fit sees the stretched shape; ``turns`` ``[B, 3]`` (``turning``) then turn it about the
+    fit sphere's centre, which keeps it inside the cube. A volume whose cut is 0, stretch 1 and turn 0 is
+    left as it is.
     """
     cuts = cuts.to(volumes.device, volumes.dtype).reshape(-1)
     stretches = (torch.ones(len(cuts), 3) if stretches is None else stretches).to(volumes.device, volumes.dtype)
-    picked = ((cuts > 0) | (stretches != 1).any(1)).nonzero()[:, 0]
+    turns = (torch.zeros(len(cuts), 3) if turns is None else turns).to(volumes.device, volumes.dtype)
+    picked = ((cuts > 0) | (stretches != 1).any(1) | (turns != 0).any(1)).nonzero()[:, 0]
     if len(picked) == 0:
         return volumes
     v = volumes.index_select(0, picked)
@@ -370,8 +398,9 @@ def truncated(volumes: torch.Tensor, cuts: torch.Tensor, tilts: torch.Tensor,
     reach = (x * x + y * y + z * z).masked_fill_(~inside, 0).amax((1, 2, 3))
     radius = reach.sqrt() + math.sqrt(3) / min(d, h, w) * s.amax(1)  # to the far corner of a voxel
     scale = (radius / (2 * FIT_RADIUS)).view(-1, 1)  # the cube spans [-1, 1]; the fit sphere 2 * FIT_RADIUS
-    # an output point u is the stretched point centre + scale * u, so the specimen's point (centre + scale * u) / s
-    theta = torch.cat([torch.diag_embed(scale / s), (torch.stack(centre, 1) / s)[:, :, None]], 2)  # x, y, z
+    # an output point u is the turned stretched point centre + scale * R^T u, so the specimen's point is that / s
+    back = turning(turns.index_select(0, picked)).transpose(1, 2)
+    theta = torch.cat([(scale / s)[:, :, None] * back, (torch.stack(centre, 1) / s)[:, :, None]], 2)  # x, y, z
     grid = F.affine_grid(theta, [len(v), 1, d, h, w], align_corners=False)
     fitted = F.grid_sample(v[:, None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)[:, 0]
     return volumes.index_copy(0, picked, fitted)
@@ -384,13 +413,14 @@ def _middle(coords: torch.Tensor, occupied: torch.Tensor) -> torch.Tensor:
 
 
 def augmented(volumes: torch.Tensor, sigmas: torch.Tensor, gains: torch.Tensor, cuts: torch.Tensor | None = None,
-              tilts: torch.Tensor | None = None, stretches: torch.Tensor | None = None) -> torch.Tensor:
-    """Volumes ``[B, D, H, W]`` cut, stretched and fitted again (``truncated``, where ``cuts`` or
-    ``stretches`` are given), blurred (``blurred``) and their densities scaled by ``gains`` ``[B]``,
-    clipped to the densities' range [0, 1] as every loaded volume is."""
-    if cuts is not None or stretches is not None:
+              tilts: torch.Tensor | None = None, stretches: torch.Tensor | None = None,
+              turns: torch.Tensor | None = None) -> torch.Tensor:
+    """Volumes ``[B, D, H, W]`` cut, stretched, fitted again and turned (``truncated``, where ``cuts``,
+    ``stretches`` or ``turns`` are given), blurred (``blurred``) and their densities scaled by ``gains``
+    ``[B]``, clipped to the densities' range [0, 1] as every loaded volume is."""
+    if cuts is not None or stretches is not None or turns is not None:
         cuts = torch.zeros(len(volumes)) if cuts is None else cuts
-        volumes = truncated(volumes, cuts, torch.zeros_like(cuts) if tilts is None else tilts, stretches)
+        volumes = truncated(volumes, cuts, torch.zeros_like(cuts) if tilts is None else tilts, stretches, turns)
     out = blurred(volumes, sigmas)
     gains = gains.to(out.device, out.dtype).reshape(-1, 1, 1, 1)
     return out if bool((gains == 1).all()) else (out * gains).clamp(0.0, 1.0)

@@ -106,7 +106,7 @@ def _train_command(profile: dict, steps: int, init: str | None) -> str:
 
 
 _MADE_WITH = ("generator", "code_version", "machine", "precision")  # a run's crania, code, machine, arithmetic
-_RECIPE = ("lr", "blur", "gain", "cut", "stretch", "individuals")  # ... and its profile's recipe
+_RECIPE = ("lr", "blur", "gain", "cut", "stretch", "pose", "individuals")  # ... and its profile's recipe
 
 
 def _run_record(info: dict, command: str) -> dict:
@@ -234,6 +234,7 @@ def _recipe(run: dict) -> str:
              if run.get("gain") not in (None, 1) else "",
              f"cut from below by up to {run['cut']:g} of their height" if run.get("cut") else "",
              f"stretched by up to {run['stretch']:g}" if run.get("stretch") not in (None, 1) else "",
+             f"half of them turned by up to {run['pose']:g} degrees about each axis" if run.get("pose") else "",
              f"{run['individuals']} individuals of each training species" if run.get("individuals") not in (None, 1)
              else ""]
     return ", ".join(p for p in parts if p)

@@ -111,7 +111,7 @@ class _Steps(torch.utils.data.Sampler):
 
 def train_val_sets(p: Profile) -> tuple[XrayDataset, XrayDataset]:
     """Training and validation datasets of a profile: split by species, never mixed; only training
-    samples are augmented (the profile's ``blur``, ``gain``, ``cut`` and ``stretch``), and only
+    samples are augmented (the profile's ``blur``, ``gain``, ``cut``, ``stretch`` and ``pose``), and only
     training species have the profile's ``individuals`` (the held-out species keep individual 0)."""
     bank = ProceduralBank(p)
     train_ids, val_ids = crania.split(bank.species, p.n_val_species, seed=p.seed)
@@ -188,9 +188,9 @@ def load_checkpoint(path: str | os.PathLike, profile: Profile | None = None, res
         raise CheckpointError(f"checkpoint {path} is not an xtomo checkpoint: it lacks {sorted(missing)}")
     if profile is not None:
         keys = ("model", "volume_size", "xray_size", "batch_size", "seed", "chi", "objective", "surface_weight",
-                *(("blur", "gain", "cut", "stretch", "individuals") if resuming else ()))
+                *(("blur", "gain", "cut", "stretch", "pose", "individuals") if resuming else ()))
         made = {"objective": "l2", "surface_weight": profile.surface_weight,  # checkpoints from before these
-                "blur": 0.0, "gain": 1.0, "cut": 0.0, "stretch": 1.0, "individuals": 1,
+                "blur": 0.0, "gain": 1.0, "cut": 0.0, "stretch": 1.0, "pose": 0.0, "individuals": 1,
                 **ck["profile"]}
         changed = [f"{k}: {made.get(k)!r} there, {getattr(profile, k)!r} here"
                    for k in keys if made.get(k) != getattr(profile, k)]
