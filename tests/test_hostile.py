@@ -240,3 +240,11 @@ def test_an_atomic_write_reaches_the_disk_before_it_replaces_the_old_file(tmp_pa
     files.write_json(target, {"a": 1})
     assert [step for step, _ in seen] == ["fsync", "replace", "fsync"]
     assert seen[0][1].startswith(str(tmp_path / ".a.")) and seen[1][1] == str(target) and seen[2][1] == str(tmp_path)
+
+
+def test_an_empty_log_reads_as_no_rows(tmp_path):
+    """A log is created empty and gets its header with its first rows under the lock (and goes back to
+    empty if that write fails): a reader meeting it empty, as a second import at once can, sees no rows."""
+    path = tmp_path / "log.csv"
+    path.touch()
+    assert protocol.ResponseLog(path).rows() == []

@@ -306,8 +306,10 @@ class ResponseLog:
             raise ValueError(f"{self.path} ends in a partial line; repair or remove that line before appending")
 
     def rows(self, study: str | None = None) -> list[dict]:
-        """Every row (of one study, if given); nothing if the log does not exist yet."""
-        return read_responses(self.path, study) if self.path.exists() else []
+        """Every row (of one study, if given); nothing if the log does not exist yet or is empty (``extend``
+        creates it empty and writes its header with the first rows under the lock, and truncates it back to
+        empty if that first write fails: another process may read it in between)."""
+        return read_responses(self.path, study) if self.path.exists() and self.path.stat().st_size else []
 
 
 def read_responses(path: str | os.PathLike, study: str | None = None) -> list[dict]:
