@@ -77,7 +77,7 @@ def sets():
 def test_blur_and_gain_are_seeded_per_sample_within_the_profiles_ranges(sets):
     train_set, plain = sets
     everything = list(range(len(train_set)))
-    sigmas, gains, cuts, tilts, _, turns = train_set.augmentation(everything)
+    sigmas, gains, cuts, tilts, stretches, turns = train_set.augmentation(everything)
     again = train_set.augmentation(everything)
     assert all(torch.equal(a, b) for a, b in zip((sigmas, gains, cuts, tilts), again))
     assert len(set(sigmas.tolist())) == len(everything) and len(set(gains.tolist())) == len(everything)
@@ -95,7 +95,7 @@ def test_blur_and_gain_are_seeded_per_sample_within_the_profiles_ranges(sets):
     assert turns.abs().max() > math.radians(P.pose) / 2
     unturned = XrayDataset(train_set.bank, [0, 1, 2], P.replace(pose=0.0), augment=True).augmentation(everything)
     assert torch.equal(unturned[5], torch.zeros_like(turns))  # no pose, no turn; and the other draws stay put
-    assert all(torch.equal(a, b) for a, b in zip(unturned[:5], (sigmas, gains, cuts, tilts, _), strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(unturned[:5], (sigmas, gains, cuts, tilts, stretches), strict=True))
     nothing = unchanged(len(everything))
     assert all(torch.equal(a, b) for a, b in zip(plain.augmentation(everything), nothing, strict=True))
     no_blur = XrayDataset(train_set.bank, [0, 1, 2], P.replace(blur=0.0), augment=True)
