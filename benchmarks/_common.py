@@ -2,8 +2,10 @@
 section of RESULTS.md between its markers without touching the others."""
 from __future__ import annotations
 
+import argparse
 import os
 import platform
+import shlex
 import subprocess
 import tempfile
 import time
@@ -106,6 +108,41 @@ def networks(parser, specs: list[str]) -> dict:
         parser.error("--model: expected NAME=CHECKPOINT")
     return {"shipped model": shipped.load()} | {name: train.load_model(path)
                                                 for name, path in (m.split("=", 1) for m in specs)}
+
+
+def benchmark_parser(script: str, doc: str, section: str) -> argparse.ArgumentParser:
+    """The argument parser of the benchmark ``script`` (its ``__file__``), described by its docstring's first
+    line, with ``--write`` (record the table in RESULTS.md) and ``--section`` (which section it replaces,
+    ``section`` by default)."""
+    parser = argparse.ArgumentParser(prog=Path(script).name, description=doc.splitlines()[0])
+    parser.add_argument("--write", action="store_true", help=f"record the table in {RESULTS.name}")
+    parser.add_argument("--section", default=section, help=f"the {RESULTS.name} section --write replaces")
+    return parser
+
+
+def command_line(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
+    """The command that measured a table: the script and every option with the value it ran with (defaults
+    included, so the record survives a change of default), without ``--write``; ``--section`` only when not its
+    default."""
+    words = ["python", f"benchmarks/{Path(parser.prog).name}"]
+    for dest, value in vars(args).items():
+        option = "--" + dest.replace("_", "-")
+        if dest == "write" or (dest == "section" and value == parser.get_default("section")):
+            continue
+        if isinstance(value, bool):
+            words += [option] if value else []
+        elif isinstance(value, list):
+            words += [w for v in value for w in (option, str(v))]
+        elif value is not None:
+            words += [option, str(value)]
+    return shlex.join(words)
+
+
+def publish(text: str, args: argparse.Namespace) -> None:
+    """Print a benchmark's table and, with ``--write``, replace its section of RESULTS.md."""
+    print(text)
+    if args.write:
+        update_section(RESULTS, text, name=args.section)
 
 
 def atomic_write_text(path: Path, text: str) -> None:

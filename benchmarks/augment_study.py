@@ -17,11 +17,18 @@ Runs are kept in ``--out`` (default ``/tmp/xtomo-augment``) and resumed. ``--wri
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-from _common import EVEN_SPREAD_NOTE, RESULTS, against_even_table, busy_cores, heading, update_section
+from _common import (
+    EVEN_SPREAD_NOTE,
+    against_even_table,
+    benchmark_parser,
+    busy_cores,
+    command_line,
+    heading,
+    publish,
+)
 from real_skull import cases
 
 from xtomo.learning import shipped, train
@@ -58,7 +65,7 @@ def table(rows: list[dict], command: str, busy: float) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchmark_parser(__file__, __doc__, "augment")
     parser.add_argument("--steps", type=int, default=1200, help="fine-tuning steps (default 1200)")
     parser.add_argument("--variants", default="0:1,1.2:1",
                         help="BLUR:GAIN pairs (largest blur sigma in voxels, largest density factor), one run each "
@@ -66,18 +73,13 @@ def main(argv=None) -> int:
     parser.add_argument("--species", type=int, default=6, help="held-out species and Hominidae scored (default 6)")
     parser.add_argument("--views", type=int, default=8, help="seeded views per skull (default 8)")
     parser.add_argument("--out", type=Path, default=Path("/tmp/xtomo-augment"), help="where the runs are kept")
-    parser.add_argument("--write", action="store_true", help=f"record the table in {RESULTS.name}")
     args = parser.parse_args(argv)
     busy = busy_cores()
     settings = [tuple(float(x) for x in v.split(":")) for v in args.variants.split(",")]
     if any(len(s) != 2 for s in settings):
         parser.error(f"--variants: expected BLUR:GAIN pairs, got {args.variants!r}")
     rows = variants(args.steps, settings, args.out, args.species, args.views)
-    text = table(rows, f"python benchmarks/augment_study.py --steps {args.steps} --variants {args.variants} "
-                       f"--species {args.species} --views {args.views}", busy)
-    print(text)
-    if args.write:
-        update_section(RESULTS, text, name="augment")
+    publish(table(rows, command_line(parser, args), busy), args)
     return 0
 
 

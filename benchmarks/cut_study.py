@@ -12,19 +12,19 @@ section of RESULTS.md.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 
 import torch
 from _common import (
     EVEN_SPREAD_NOTE,
-    RESULTS,
     add_model_option,
     against_even_table,
+    benchmark_parser,
     busy_cores,
+    command_line,
     heading,
     networks,
-    update_section,
+    publish,
 )
 
 from xtomo.data import realdata
@@ -73,22 +73,16 @@ def table(found: list[dict], command: str, busy: float) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchmark_parser(__file__, __doc__, "cut")
     parser.add_argument("--species", type=int, default=6, help="held-out species scored (default 6)")
     parser.add_argument("--views", type=int, default=8, help="seeded views per skull (default 8)")
     parser.add_argument("--cuts", default="0.2,0.35", help="shares of the height cut away (default 0.2,0.35)")
     add_model_option(parser)
-    parser.add_argument("--write", action="store_true", help=f"record the table in {RESULTS.name}")
     args = parser.parse_args(argv)
     busy = busy_cores()
     models = networks(parser, args.model)
     cuts = [float(c) for c in args.cuts.split(",") if c]
-    command = (f"python benchmarks/cut_study.py --species {args.species} --views {args.views} --cuts {args.cuts}"
-               + "".join(f" --model {m}" for m in args.model))
-    text = table(rows(models, cuts, args.species, args.views), command, busy)
-    print(text)
-    if args.write:
-        update_section(RESULTS, text, name="cut")
+    publish(table(rows(models, cuts, args.species, args.views), command_line(parser, args), busy), args)
     return 0
 
 

@@ -13,18 +13,18 @@ it, and without it. ``--write`` replaces the ``density`` section of RESULTS.md.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 
 from _common import (
     EVEN_SPREAD_NOTE,
-    RESULTS,
     add_model_option,
     against_even_table,
+    benchmark_parser,
     busy_cores,
+    command_line,
     heading,
     networks,
-    update_section,
+    publish,
 )
 
 from xtomo.data import realdata
@@ -60,22 +60,16 @@ def table(found: list[dict], command: str, busy: float) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchmark_parser(__file__, __doc__, "density")
     parser.add_argument("--scales", default="0.2,0.35,0.5,0.7,1,1.4,2",
                         help="density factors (default 0.2,0.35,0.5,0.7,1,1.4,2)")
     parser.add_argument("--views", type=int, default=8, help="seeded views of the head (default 8)")
     add_model_option(parser)
-    parser.add_argument("--write", action="store_true", help=f"record the table in {RESULTS.name}")
     args = parser.parse_args(argv)
     busy = busy_cores()
     models = networks(parser, args.model)
     scales = [float(s) for s in args.scales.split(",")]
-    command = f"python benchmarks/density_scale.py --scales {args.scales} --views {args.views}" + "".join(
-        f" --model {m}" for m in args.model)
-    text = table(rows(models, scales, args.views), command, busy)
-    print(text)
-    if args.write:
-        update_section(RESULTS, text, name="density")
+    publish(table(rows(models, scales, args.views), command_line(parser, args), busy), args)
     return 0
 
 

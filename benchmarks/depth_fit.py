@@ -12,11 +12,16 @@ procedural species. ``--write`` records the table in RESULTS.md (section ``depth
 """
 from __future__ import annotations
 
-import argparse
 import sys
 
 import torch
-from _common import RESULTS, busy_cores, heading, update_section
+from _common import (
+    benchmark_parser,
+    busy_cores,
+    command_line,
+    heading,
+    publish,
+)
 
 import xtomo
 from xtomo.data import realdata
@@ -61,11 +66,10 @@ def fits(volume: torch.Tensor, model, views: int) -> list[dict]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--species", type=int, default=4, help="held-out species beside the head (default 4)")
-    ap.add_argument("--views", type=int, default=8, help="seeded views per skull (default 8)")
-    ap.add_argument("--write", action="store_true", help=f"record the table in {RESULTS.name}")
-    args = ap.parse_args(argv)
+    parser = benchmark_parser(__file__, __doc__, "depth-fit")
+    parser.add_argument("--species", type=int, default=4, help="held-out species beside the head (default 4)")
+    parser.add_argument("--views", type=int, default=8, help="seeded views per skull (default 8)")
+    args = parser.parse_args(argv)
     busy = busy_cores()
     p = get_profile("quick")
     model = xtomo.load_model()
@@ -73,7 +77,7 @@ def main(argv=None) -> int:
     cases = {"real head": realdata.head(p.volume_size)}
     cases |= {val_set.bank.name(k): val_set.bank.volume(k) for k in sorted(set(val_set.specimens))[:args.species]}
     lines = heading("Depth placement of the shipped model: the stretch and shift along the ray that fit best",
-                    f"python benchmarks/depth_fit.py --species {args.species} --views {args.views}", busy)
+                    command_line(parser, args), busy)
     lines[-1] += (f" Per view, the depth scale (of {', '.join(map(str, SCALES))}) and shift (voxels, "
                   f"{SHIFTS[0]} to {SHIFTS[-1]}) of the fused output with the least L2, rays rescaled to keep "
                   "their line integrals; L2 kept: the best L2 over the original, averaged over views.")
@@ -85,10 +89,7 @@ def main(argv=None) -> int:
         kept = sum(r["after"] / r["before"] for r in found) / len(found)
         lines.append(f"| {name} | {len(found)} | {mean['scale']:.2f} | {mean['shift']:+.2f} "
                      f"| {sum(abs(r['shift']) for r in found) / len(found):.2f} | {kept:.3f} |")
-    text = "\n".join(lines)
-    print(text)
-    if args.write:
-        update_section(RESULTS, text, name="depth-fit")
+    publish("\n".join(lines), args)
     return 0
 
 

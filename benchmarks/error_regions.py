@@ -16,10 +16,17 @@ names another).
 """
 from __future__ import annotations
 
-import argparse
 import sys
 
-from _common import RESULTS, add_model_option, busy_cores, heading, networks, update_section
+from _common import (
+    add_model_option,
+    benchmark_parser,
+    busy_cores,
+    command_line,
+    heading,
+    networks,
+    publish,
+)
 from real_skull import new_humans
 
 from xtomo.data import realdata
@@ -59,22 +66,14 @@ def table(found: list[dict], command: str, busy: float) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchmark_parser(__file__, __doc__, "error-regions")
     parser.add_argument("--humans", type=int, default=8, help="new procedural humans (default 8)")
     parser.add_argument("--views", type=int, default=8, help="seeded views per skull (default 8)")
     add_model_option(parser)
-    parser.add_argument("--write", action="store_true", help=f"record the table in {RESULTS.name}")
-    parser.add_argument("--section", default="error-regions", help="the RESULTS.md section --write replaces")
     args = parser.parse_args(argv)
     busy = busy_cores()
     models = networks(parser, args.model)
-    command = (f"python benchmarks/error_regions.py --humans {args.humans} --views {args.views}"
-               + (f" --section {args.section}" if args.section != "error-regions" else "")
-               + "".join(f" --model '{m}'" for m in args.model))
-    text = table(rows(models, args.humans, args.views), command, busy)
-    print(text)
-    if args.write:
-        update_section(RESULTS, text, name=args.section)
+    publish(table(rows(models, args.humans, args.views), command_line(parser, args), busy), args)
     return 0
 
 

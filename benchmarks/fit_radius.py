@@ -14,12 +14,19 @@ real head, and the second real head (``realdata.second_head``), which nothing in
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from unittest import mock
 
 import numpy as np
-from _common import EVEN_SPREAD_NOTE, RESULTS, against_even_table, busy_cores, heading, update_section
+from _common import (
+    EVEN_SPREAD_NOTE,
+    against_even_table,
+    benchmark_parser,
+    busy_cores,
+    command_line,
+    heading,
+    publish,
+)
 from real_skull import human_individuals
 
 import xtomo
@@ -79,20 +86,15 @@ def table(rows: list[dict], framing: list[float], command: str, busy: float) -> 
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchmark_parser(__file__, __doc__, "fit-radius")
     parser.add_argument("--radii", default="0.40,0.42,0.44,0.46,0.48", help="fit radii, comma-separated")
     parser.add_argument("--species", type=int, default=6, help="held-out species and new humans scored (default 6)")
     parser.add_argument("--views", type=int, default=8, help="seeded views per skull (default 8)")
-    parser.add_argument("--write", action="store_true", help=f"record the table in {RESULTS.name}")
     args = parser.parse_args(argv)
     radii = [float(r) for r in args.radii.split(",")]
     busy = busy_cores()
     rows, framing = cases(radii, args.species, args.views)
-    text = table(rows, framing, f"python benchmarks/fit_radius.py --radii {args.radii} --species {args.species} "
-                                f"--views {args.views}", busy)
-    print(text)
-    if args.write:
-        update_section(RESULTS, text, name="fit-radius")
+    publish(table(rows, framing, command_line(parser, args), busy), args)
     return 0
 
 

@@ -14,20 +14,20 @@ replaces the ``head-pose`` section of RESULTS.md (``--section`` names another).
 """
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 
 import torch
 from _common import (
     EVEN_SPREAD_NOTE,
-    RESULTS,
     add_model_option,
     against_even_table,
+    benchmark_parser,
     busy_cores,
+    command_line,
     heading,
     networks,
-    update_section,
+    publish,
 )
 
 from xtomo.data import realdata
@@ -81,22 +81,14 @@ def table(found: list[dict], command: str, busy: float) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchmark_parser(__file__, __doc__, "head-pose")
     parser.add_argument("--species", type=int, default=3, help="held-out species turned (default 3)")
     parser.add_argument("--views", type=int, default=8, help="seeded views per skull and turn (default 8)")
     add_model_option(parser)
-    parser.add_argument("--write", action="store_true", help=f"record the table in {RESULTS.name}")
-    parser.add_argument("--section", default="head-pose", help="the RESULTS.md section --write replaces")
     args = parser.parse_args(argv)
     busy = busy_cores()
     models = networks(parser, args.model)
-    command = (f"python benchmarks/head_pose.py --species {args.species} --views {args.views}"
-               + (f" --section {args.section}" if args.section != "head-pose" else "")
-               + "".join(f" --model '{m}'" for m in args.model))
-    text = table(rows(models, args.species, args.views), command, busy)
-    print(text)
-    if args.write:
-        update_section(RESULTS, text, name=args.section)
+    publish(table(rows(models, args.species, args.views), command_line(parser, args), busy), args)
     return 0
 
 

@@ -14,18 +14,18 @@ memorised of its specimens. Networks: the shipped model and every ``--model NAME
 """
 from __future__ import annotations
 
-import argparse
 import sys
 
 from _common import (
     EVEN_SPREAD_NOTE,
-    RESULTS,
     add_model_option,
     against_even_table,
+    benchmark_parser,
     busy_cores,
+    command_line,
     heading,
     networks,
-    update_section,
+    publish,
 )
 from real_skull import new_humans, scored_views
 
@@ -80,21 +80,14 @@ def table(found: list[dict], command: str, busy: float) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchmark_parser(__file__, __doc__, "individuals")
     parser.add_argument("--species", type=int, default=8, help="species per procedural case (default 8)")
     parser.add_argument("--views", type=int, default=8, help="seeded views per skull (default 8)")
     add_model_option(parser)
-    parser.add_argument("--write", action="store_true", help=f"record the table in {RESULTS.name}")
-    parser.add_argument("--section", default="individuals", help="the RESULTS.md section --write replaces")
     args = parser.parse_args(argv)
     busy = busy_cores()
     models = networks(parser, args.model)
-    command = (f"python benchmarks/individuals.py --species {args.species} --views {args.views}"
-               + "".join(f" --model '{m}'" for m in args.model))
-    text = table(rows(models, args.species, args.views), command, busy)
-    print(text)
-    if args.write:
-        update_section(RESULTS, text, name=args.section)
+    publish(table(rows(models, args.species, args.views), command_line(parser, args), busy), args)
     return 0
 
 

@@ -13,13 +13,20 @@ NN and ORACLE (``scaling.evaluated``: the same held-out samples) and, by
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import sys
 import tempfile
 from pathlib import Path
 
-from _common import EVEN_SPREAD_NOTE, RESULTS, against_even_table, busy_cores, heading, update_section
+from _common import (
+    EVEN_SPREAD_NOTE,
+    against_even_table,
+    benchmark_parser,
+    busy_cores,
+    command_line,
+    heading,
+    publish,
+)
 from scaling import evaluated
 from scaling import table as protocol_table
 
@@ -57,11 +64,10 @@ def head_rows(models: dict, views: int) -> list[dict]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchmark_parser(__file__, __doc__, "mirror")
     parser.add_argument("--samples", type=int, default=120, help="held-out samples of chapter 5's protocol")
     parser.add_argument("--views", type=int, default=8, help="seeded views of the real head (default 8)")
     parser.add_argument("--live", action="store_true", help="also chapter 3's network (artifacts/quick)")
-    parser.add_argument("--write", action="store_true", help=f"record the tables in {RESULTS.name}")
     args = parser.parse_args(argv)
     busy = busy_cores()
     checkpoints = {"shipped model": "shipped"}
@@ -77,17 +83,13 @@ def main(argv=None) -> int:
                 protocol += [evaluated(f"{name}, {mode}", path, args.samples, Path(tmp))
                              for name, path in checkpoints.items()]
                 head += [dict(r, mode=mode) for r in head_rows(models, args.views)]
-    command = (f"python benchmarks/mirror_average.py --samples {args.samples} --views {args.views}"
-               + " --live" * args.live)
+    command = command_line(parser, args)
     text = protocol_table(protocol, command, busy, "Averaging in the mirrored x-ray (`quick`, chapter 5's protocol)")
     lines = heading("Averaging in the mirrored x-ray: the real head against the even spread", command, busy)
     lines[-1] += " " + EVEN_SPREAD_NOTE
     lines += [""] + against_even_table(head, {"network": "network", "inference": "mode",
                                               "acquisition": "acquisition"})
-    text += "\n\n" + "\n".join(lines)
-    print(text)
-    if args.write:
-        update_section(RESULTS, text, name="mirror")
+    publish(text + "\n\n" + "\n".join(lines), args)
     return 0
 
 

@@ -15,19 +15,19 @@ RESULTS.md.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 
 import torch
 from _common import (
     EVEN_SPREAD_NOTE,
-    RESULTS,
     add_model_option,
     against_even_table,
+    benchmark_parser,
     busy_cores,
+    command_line,
     heading,
     networks,
-    update_section,
+    publish,
 )
 
 from xtomo.data import realdata
@@ -58,12 +58,11 @@ def rows(models: dict, scales: list[float], combined: tuple[float, float, float]
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchmark_parser(__file__, __doc__, "proportion-fit")
     parser.add_argument("--views", type=int, default=8, help="seeded views (default 8)")
     parser.add_argument("--scales", default="0.7,0.85,1,1.15", help="factors along each axis")
     parser.add_argument("--combined", default="0.85,1,1.15", help="factors (height, length, width) together")
     add_model_option(parser)
-    parser.add_argument("--write", action="store_true", help=f"record the table in {RESULTS.name}")
     args = parser.parse_args(argv)
     busy = busy_cores()
     scales = [float(s) for s in args.scales.split(",") if s]
@@ -71,17 +70,12 @@ def main(argv=None) -> int:
     if len(combined) != 3:
         parser.error("--combined takes three factors: height,length,width")
     models = networks(parser, args.model)
-    command = (f"python benchmarks/proportion_fit.py --views {args.views} --scales {args.scales} "
-               f"--combined {args.combined}" + "".join(f" --model {m}" for m in args.model))
     lines = heading("Proportions of the real head: the shipped model on the head stretched along one axis",
-                    command, busy)
+                    command_line(parser, args), busy)
     lines[-1] += " Ideal x-rays, `quick` sizes. " + EVEN_SPREAD_NOTE
     lines += [""] + against_even_table(rows(models, scales, combined, args.views),
                                               {"network": "network", "axis stretched": "axis", "scale": "scale"})
-    text = "\n".join(lines)
-    print(text)
-    if args.write:
-        update_section(RESULTS, text, name="proportion-fit")
+    publish("\n".join(lines), args)
     return 0
 
 

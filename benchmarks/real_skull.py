@@ -19,11 +19,18 @@ real skull. ``--write`` replaces the ``real-skull`` section of RESULTS.md.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 
 import torch
-from _common import EVEN_SPREAD_NOTE, RESULTS, against_even_table, busy_cores, heading, update_section
+from _common import (
+    EVEN_SPREAD_NOTE,
+    against_even_table,
+    benchmark_parser,
+    busy_cores,
+    command_line,
+    heading,
+    publish,
+)
 
 import xtomo
 from xtomo.data import io, realdata
@@ -97,17 +104,12 @@ def table(rows: list[dict], command: str, busy: float) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchmark_parser(__file__, __doc__, "real-skull")
     parser.add_argument("--species", type=int, default=6, help="held-out species scored (default 6)")
     parser.add_argument("--views", type=int, default=8, help="seeded views per skull (default 8)")
-    parser.add_argument("--write", action="store_true", help=f"record the table in {RESULTS.name}")
     args = parser.parse_args(argv)
     busy = busy_cores()
-    text = table(cases(args.species, args.views),
-                 f"python benchmarks/real_skull.py --species {args.species} --views {args.views}", busy)
-    print(text)
-    if args.write:
-        update_section(RESULTS, text, name="real-skull")
+    publish(table(cases(args.species, args.views), command_line(parser, args), busy), args)
     return 0
 
 

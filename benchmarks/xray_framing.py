@@ -14,12 +14,18 @@ line integral) and scored against the CT beside the even spread. ``--write`` rep
 """
 from __future__ import annotations
 
-import argparse
 import sys
 
 import torch
 import torch.nn.functional as F
-from _common import EVEN_SPREAD_NOTE, RESULTS, busy_cores, heading, update_section
+from _common import (
+    EVEN_SPREAD_NOTE,
+    benchmark_parser,
+    busy_cores,
+    command_line,
+    heading,
+    publish,
+)
 
 import xtomo
 from xtomo.data import realdata
@@ -106,11 +112,10 @@ def table(found: list[dict], command: str, busy: float) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchmark_parser(__file__, __doc__, "xray-framing")
     parser.add_argument("--species", type=int, default=4, help="held-out species (default 4)")
     parser.add_argument("--views", type=int, default=8, help="seeded views per skull (default 8)")
     parser.add_argument("--zooms", default="0.6,0.8,1,1.25", help="specimen zooms (default 0.6,0.8,1,1.25)")
-    parser.add_argument("--write", action="store_true", help=f"record the table in {RESULTS.name}")
     args = parser.parse_args(argv)
     busy = busy_cores()
     p, model = get_profile("quick"), xtomo.load_model(None)
@@ -123,12 +128,7 @@ def main(argv=None) -> int:
     for case, head in (("real head", realdata.head(p.volume_size)),
                        ("second real head (blind)", realdata.second_head(p.volume_size))):
         rows += [dict(r, case=case) for r in scored(model, head, p, args.views, zooms, case)]
-    command = (f"python benchmarks/xray_framing.py --species {args.species} --views {args.views} "
-               f"--zooms {args.zooms}")
-    text = table(summary(rows, zooms), command, busy)
-    print(text)
-    if args.write:
-        update_section(RESULTS, text, name="xray-framing")
+    publish(table(summary(rows, zooms), command_line(parser, args), busy), args)
     return 0
 
 
