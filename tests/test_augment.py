@@ -94,20 +94,20 @@ def test_blur_and_gain_are_seeded_per_sample_within_the_profiles_ranges(sets):
     assert turns.abs().max() <= math.radians(P.pose) and turns.min() < 0 < turns.max()
     assert turns.abs().max() > math.radians(P.pose) / 2
     unturned = XrayDataset(train_set.bank, [0, 1, 2], P.replace(pose=0.0), augment=True).augmentation(everything)
-    assert torch.equal(unturned[5], torch.zeros_like(turns))  # no pose, no turn; and the other draws stay put
+    assert torch.equal(unturned.turn, torch.zeros_like(turns))  # no pose, no turn; and the other draws stay put
     assert all(torch.equal(a, b) for a, b in zip(unturned[:5], (sigmas, gains, cuts, tilts, stretches), strict=True))
     nothing = unchanged(len(everything))
     assert all(torch.equal(a, b) for a, b in zip(plain.augmentation(everything), nothing, strict=True))
     no_blur = XrayDataset(train_set.bank, [0, 1, 2], P.replace(blur=0.0), augment=True)
-    assert torch.equal(no_blur.augmentation(everything)[0], torch.zeros(len(everything)))
-    assert torch.equal(no_blur.augmentation(everything)[1], gains)  # the gain does not depend on the blur
-    assert torch.equal(no_blur.augmentation(everything)[2], cuts)  # nor does the cut
+    assert torch.equal(no_blur.augmentation(everything).blur, torch.zeros(len(everything)))
+    assert torch.equal(no_blur.augmentation(everything).gain, gains)  # the gain does not depend on the blur
+    assert torch.equal(no_blur.augmentation(everything).cut, cuts)  # nor does the cut
     neither = XrayDataset(train_set.bank, [0, 1, 2], P.replace(blur=0.0, gain=1.0), augment=True)
-    assert torch.equal(neither.augmentation(everything)[1], torch.ones(len(everything)))
-    assert torch.equal(neither.augmentation(everything)[2], cuts)
+    assert torch.equal(neither.augmentation(everything).gain, torch.ones(len(everything)))
+    assert torch.equal(neither.augmentation(everything).cut, cuts)
     uncut = XrayDataset(train_set.bank, [0, 1, 2], P.replace(cut=0.0), augment=True).augmentation(everything)
-    assert torch.equal(uncut[0], sigmas) and torch.equal(uncut[1], gains)
-    assert torch.equal(uncut[2], torch.zeros_like(cuts))
+    assert torch.equal(uncut.blur, sigmas) and torch.equal(uncut.gain, gains)
+    assert torch.equal(uncut.cut, torch.zeros_like(cuts))
     train, val_set = T.train_val_sets(P)
     assert train.augment and not val_set.augment
 
@@ -124,7 +124,7 @@ def test_a_gain_scales_densities_and_clips_them_to_the_unit_range():
 
 def test_an_augmented_sample_is_made_from_the_changed_specimen_by_both_paths(sets):
     train_set, plain = sets
-    index = next(i for i in range(0, len(train_set), 2) if train_set.augmentation([i])[2] > 0)  # a cut one
+    index = next(i for i in range(0, len(train_set), 2) if train_set.augmentation([i]).cut > 0)  # a cut one
     s = train_set.locate(index)
     assert not s.mirrored
     sigma, gain, cut, tilt, stretch, turn = train_set.augmentation([index])
@@ -136,7 +136,7 @@ def test_an_augmented_sample_is_made_from_the_changed_specimen_by_both_paths(set
     torch.testing.assert_close(item["volume"], volume)
     assert not torch.allclose(item["volume"], plain[index]["volume"])
     indices = [5, 2, 17, 30, 2, index]
-    assert 0 < int((train_set.augmentation(indices)[2] > 0).sum()) < len(indices)  # cut and whole in one batch
+    assert 0 < int((train_set.augmentation(indices).cut > 0).sum()) < len(indices)  # cut and whole in one batch
     batch = DevicePipeline(train_set).batch(indices)
     items = [train_set[i] for i in indices]
     torch.testing.assert_close(batch["xray"], torch.stack([it["xray"] for it in items]), rtol=0, atol=1e-6)
@@ -233,12 +233,12 @@ def test_a_stretch_is_seeded_per_sample_and_both_paths_make_the_same_sample(sets
     everything = list(range(len(stretched)))
     *others, factors, turns = stretched.augmentation(everything)
     assert all(torch.equal(a, b) for a, b in zip(others, train_set.augmentation(everything)[:4], strict=True))
-    assert torch.equal(turns, train_set.augmentation(everything)[5])
-    assert torch.equal(factors, stretched.augmentation(everything)[4]) and factors.shape == (len(everything), 3)
+    assert torch.equal(turns, train_set.augmentation(everything).turn)
+    assert torch.equal(factors, stretched.augmentation(everything).stretch) and factors.shape == (len(everything), 3)
     logs = factors.log() / math.log(1.3)
     assert -1 <= logs.min() < -0.5 and 0.5 < logs.max() <= 1 and abs(float(logs.mean())) < 0.25
     assert len(set(factors[:, 0].tolist())) == len(everything) and not torch.equal(factors[:, 0], factors[:, 2])
-    assert torch.equal(train_set.augmentation(everything)[4], torch.ones(len(everything), 3))
+    assert torch.equal(train_set.augmentation(everything).stretch, torch.ones(len(everything), 3))
     index = 4
     s = stretched.locate(index)
     sigma, gain, cut, tilt, factor, turn = stretched.augmentation([index])

@@ -13,6 +13,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -25,8 +26,8 @@ from xtomo.profiles import Profile, get_profile
 from xtomo.specimens import crania
 
 __all__ = ["PAPER_COUNTS", "ProceduralBank", "FileBank", "TensorBank", "XrayDataset", "ViewDataset", "Kept",
-           "CUT_TILT", "make_sample", "unchanged", "blurred", "turning", "truncated", "augmented", "view_target",
-           "aligned_truth", "counts", "simulate_collection"]
+           "Augmentation", "CUT_TILT", "make_sample", "unchanged", "blurred", "turning", "truncated", "augmented",
+           "view_target", "aligned_truth", "counts", "simulate_collection"]
 
 CUT_TILT = math.radians(20)  #: the cutting plane of ``truncated`` leans up to this far forward or back
 
@@ -138,6 +139,17 @@ class TensorBank:
         return self._volumes[k]
 
 
+class Augmentation(NamedTuple):
+    """What ``augmented`` does to each of B specimens, in the order it takes them (``augmented(v, *a)``)."""
+
+    blur: torch.Tensor     #: [B] Gaussian sigma, voxels
+    gain: torch.Tensor     #: [B] density factor
+    cut: torch.Tensor      #: [B] share of the height cut from below
+    tilt: torch.Tensor     #: [B] lean of the cutting plane, radians
+    stretch: torch.Tensor  #: [B, 3] factors along x, y, z
+    turn: torch.Tensor     #: [B, 3] pitch, roll, yaw, radians (``turning``)
+
+
 @dataclass(frozen=True)
 class Sample:
     """Where a dataset index points: which specimen, which view, mirrored or not."""
@@ -206,15 +218,13 @@ class XrayDataset(torch.utils.data.Dataset):
         directions = torch.stack([table[s.specimen][s.view] for s in found])
         return [s.specimen for s in found], directions, torch.tensor([s.mirrored for s in found]), None
 
-    def augmentation(self, indices: Sequence[int]) -> tuple[torch.Tensor, ...]:
-        """(blur, gain, cut, tilt ``[B]``, stretch ``[B, 3]``) of each sample's specimen, functions of the
-        profile's seed and the index: the blur (Gaussian sigma, voxels) uniform in [0, ``blur``], the
-        density gain log-uniform in [1 / ``gain``, ``gain``], the cut (share of the height) 0 for half the
-        samples and uniform in [0, ``cut``] for the others (whole skulls stay as common as cut ones), the
-        cutting plane's tilt uniform within ``CUT_TILT``, the stretch along each axis (x, y, z)
-        log-uniform in [1 / ``stretch``, ``stretch``], and the turn ``[B, 3]`` (pitch, roll, yaw, radians):
-        none for half the samples, each angle uniform within ``pose`` degrees for the others
-        (``truncated``); nothing changed without ``augment``."""
+    def augmentation(self, indices: Sequence[int]) -> Augmentation:
+        """The ``Augmentation`` of each sample's specimen, a function of the profile's seed and the index:
+        the blur uniform in [0, ``blur``], the gain log-uniform in [1 / ``gain``, ``gain``], the cut 0 for
+        half the samples and uniform in [0, ``cut``] for the others (whole skulls stay as common as cut
+        ones), the tilt uniform within ``CUT_TILT``, the stretch along each axis log-uniform in
+        [1 / ``stretch``, ``stretch``], and the turn none for half the samples, each angle uniform within
+        ``pose`` degrees for the others (``truncated``); nothing changed without ``augment``."""
         p, n = self.profile, len(indices)
         if not self.augment or (p.blur == 0 and p.gain == 1 and p.cut == 0 and p.stretch == 1 and p.pose == 0):
             return unchanged(n)
@@ -224,8 +234,9 @@ class XrayDataset(torch.utils.data.Dataset):
         w = torch.stack([torch.rand(3, generator=torch.Generator().manual_seed(s + 7_919)) for s in seeds])
         t = torch.stack([torch.rand(4, generator=torch.Generator().manual_seed(s + 15_485_863)) for s in seeds])
         turns = (2 * t[:, 1:] - 1) * math.radians(p.pose) * (t[:, :1] >= 0.5)
-        return (u[:, 0] * p.blur, float(p.gain) ** (2 * u[:, 1] - 1), (2 * u[:, 2] - 1).clamp_min(0) * p.cut,
-                (2 * u[:, 3] - 1) * CUT_TILT, float(p.stretch) ** (2 * w - 1), turns)
+        return Augmentation(u[:, 0] * p.blur, float(p.gain) ** (2 * u[:, 1] - 1),
+                            (2 * u[:, 2] - 1).clamp_min(0) * p.cut, (2 * u[:, 3] - 1) * CUT_TILT,
+                            float(p.stretch) ** (2 * w - 1), turns)
 
     def __getitem__(self, index: int) -> dict:
         s = self.locate(index)
@@ -299,7 +310,7 @@ class ViewDataset(torch.utils.data.Dataset):
         return ([self.specimens[v] for v in picked.tolist()], self.directions[picked],
                 torch.tensor([m for _, m in found]), None if self.xrays is None else self.xrays[picked].float())
 
-    def augmentation(self, indices: Sequence[int]) -> tuple[torch.Tensor, ...]:
+    def augmentation(self, indices: Sequence[int]) -> Augmentation:
         """No blur, gain 1, no cut, no stretch, no turn: a view dataset's volumes are used as they are."""
         return unchanged(len(indices))
 
@@ -316,10 +327,11 @@ class ViewDataset(torch.utils.data.Dataset):
         return dict(xray=alpha[None], volume=target, specimen=k, view=view, mirrored=mirrored, direction=d)
 
 
-def unchanged(n: int) -> tuple[torch.Tensor, ...]:
-    """The augmentation of ``n`` samples that leaves their specimens as they are: (blur 0, gain 1, cut 0,
-    tilt 0, stretch 1 ``[n, 3]``, turn 0 ``[n, 3]``), in the order ``augmented`` takes them."""
-    return torch.zeros(n), torch.ones(n), torch.zeros(n), torch.zeros(n), torch.ones(n, 3), torch.zeros(n, 3)
+def unchanged(n: int) -> Augmentation:
+    """The augmentation of ``n`` samples that leaves their specimens as they are: blur 0, gain 1, cut 0,
+    tilt 0, stretch 1, turn 0."""
+    return Augmentation(torch.zeros(n), torch.ones(n), torch.zeros(n), torch.zeros(n), torch.ones(n, 3),
+                        torch.zeros(n, 3))
 
 
 def blurred(volumes: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
