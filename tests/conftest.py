@@ -10,13 +10,19 @@ Property tests (hypothesis) draw the same cases on every run, so a commit gets o
 ``HYPOTHESIS_PROFILE=explore`` draws new ones each run, a search for the cases the fixed draws miss
 (it found the subnormal-density case kept in ``test_fusion.py``).
 """
+import contextlib
+import io
 import os
+import subprocess
 import threading
+from pathlib import Path
 
 import pytest
 import torch
 import tqdm
 from hypothesis import settings
+
+REPO = Path(__file__).resolve().parent.parent
 
 settings.register_profile("fixed", derandomize=True)
 settings.register_profile("explore", derandomize=False)
@@ -49,6 +55,22 @@ def require(condition, reason: str) -> None:
     pytest.skip(reason)
 
 
+def cli(*args: str, cwd: str | os.PathLike | None = None) -> subprocess.CompletedProcess:
+    """``xtomo ARGS`` run in this process from the folder ``cwd``: its exit status and what it printed, as a
+    new process would give them. For the many cases of bad input, which fail in the parser or the first
+    checks: a process each would spend seconds importing torch to print one line. (A new process is what a
+    user runs; the tests that succeed run one.)"""
+    from xtomo.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.chdir(cwd or os.getcwd()), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            status = main(list(args))
+        except SystemExit as exit:  # argparse's usage errors
+            status = exit.code
+    return subprocess.CompletedProcess(["xtomo", *args], status, out.getvalue(), err.getvalue())
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _session_artifacts(tmp_path_factory):
     """Fixtures wider than one test (a module's training, say) are set up before any test's own
@@ -63,3 +85,26 @@ def _session_artifacts(tmp_path_factory):
 def _artifacts(tmp_path, monkeypatch):
     """Keep chapter artifacts of a test out of the repository."""
     monkeypatch.setenv("XTOMO_ARTIFACTS", str(tmp_path / "artifacts"))
+
+
+@pytest.fixture(scope="session")
+def smoke_book(tmp_path_factory):
+    """Every chapter executed once per test session at the smoke profile, in book order with one artifacts
+    folder, as ``xtomo book`` runs them: the build folder, whose ``smoke/notebooks`` holds them and whose
+    ``artifacts`` sits beside it (``smoke_artifacts``). test_chapters checks the notebooks and test_browser
+    builds its pages from them (the book's cache finds them fresh), so the suite runs each chapter once."""
+    from xtomo.publish.cache import run_chapters
+    from xtomo.publish.chapters import find_chapters
+
+    out = tmp_path_factory.mktemp("smoke-book") / "_build"
+    with smoke_artifacts(out):
+        run_chapters(find_chapters(REPO), "smoke", None, out / "smoke" / "notebooks", root=REPO)
+    return out
+
+
+@contextlib.contextmanager
+def smoke_artifacts(book: Path):
+    """Within it, ``XTOMO_ARTIFACTS`` is the artifacts folder of the ``smoke_book`` at ``book``; yields that folder."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XTOMO_ARTIFACTS", str(book.parent / "artifacts"))
+        yield book.parent / "artifacts"

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
-from conftest import require
+from conftest import require, smoke_artifacts
 
 from xtomo.files import atomic_path
 from xtomo.publish import vendor, website
@@ -220,23 +220,15 @@ def serve(folder: Path):
 
 
 @pytest.fixture(scope="module")
-def built_book(tmp_path_factory):
-    """Chapters 1, 3 (the network chapter 6 needs) and 6 at the smoke profile in a book with the
+def built_book(smoke_book):
+    """Chapters 1, 3 (the network chapter 6 needs) and 6 of the session's ``smoke_book`` in a book with the
     repository's pages; its HTML folder."""
-    out = tmp_path_factory.mktemp("book") / "_build"
     try:
-        vendor.fetch_bundles(out / "vendor")
+        vendor.fetch_bundles(smoke_book / "vendor")
     except vendor.BundleUnavailable as error:
         require(error, f"the book cannot bundle its JavaScript here: {error}")
-    old = os.environ.get("XTOMO_ARTIFACTS")
-    os.environ["XTOMO_ARTIFACTS"] = str(out.parent / "artifacts")
-    try:
-        return website.build_book("smoke", chapters=[1, 3, 6], out=out).parent
-    finally:
-        if old is None:
-            os.environ.pop("XTOMO_ARTIFACTS")
-        else:
-            os.environ["XTOMO_ARTIFACTS"] = old
+    with smoke_artifacts(smoke_book):
+        return website.build_book("smoke", chapters=[1, 3, 6], out=smoke_book).parent
 
 
 def visit(chromium: Chromium, url: str, volumes: int, tries: int = 120) -> tuple[dict, bytes]:

@@ -1,30 +1,21 @@
 """Every chapter executes at the smoke profile, in order, with its figures and widgets in the output."""
 import json
-import os
 from pathlib import Path
 
 import pytest
 
-from xtomo.publish.chapters import find_chapters, run_chapter
+from xtomo.publish.chapters import find_chapters
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
-def executed(tmp_path_factory):
-    """Run the chapters in book order with one shared artifacts folder, as `xtomo book` does."""
-    root = tmp_path_factory.mktemp("book")
-    old = os.environ.get("XTOMO_ARTIFACTS")
-    os.environ["XTOMO_ARTIFACTS"] = str(root / "artifacts")
-    try:
-        executed = {c.stem: run_chapter(c, "smoke", out_dir=root / "notebooks") for c in find_chapters(REPO)}
-        yield executed, root / "artifacts"
-    finally:
-        if old is None:
-            os.environ.pop("XTOMO_ARTIFACTS")
-        else:
-            os.environ["XTOMO_ARTIFACTS"] = old
+def executed(smoke_book):
+    """The chapters run in book order with one shared artifacts folder, as `xtomo book` runs them
+    (``smoke_book``, shared with test_browser): their notebooks by stem, and the artifacts folder."""
+    paths = {c.stem: smoke_book / "smoke" / "notebooks" / c.name for c in find_chapters(REPO)}
+    return paths, smoke_book.parent / "artifacts"
 
 
 @pytest.mark.parametrize("chapter", find_chapters(REPO), ids=lambda c: c.stem)

@@ -3,21 +3,13 @@ output path that is a folder, a read-only file or inside a file is refused in on
 checkpoint is even read; every atomic write keeps a read-only file as it is."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
+from conftest import cli
 
 from xtomo.data import io
 from xtomo.files import writable_target
-
-
-def xtomo(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "xtomo", *args], capture_output=True, text=True, cwd=cwd,
-                          env=os.environ.copy())
 
 
 @pytest.fixture
@@ -37,13 +29,13 @@ def places(tmp_path):
     ("v.vol", "v.vol: --out must be a .nii or .nii.gz or .npz file"),
 ])
 def test_reconstruct_checks_its_output_before_reading_the_checkpoint(places, out, message):
-    done = xtomo("reconstruct", "x.png", "--checkpoint", "absent.pt", "--out", out, cwd=places)
+    done = cli("reconstruct", "x.png", "--checkpoint", "absent.pt", "--out", out, cwd=places)
     assert done.returncode == 2 and done.stderr == f"xtomo: error: {message}\n"
     assert (places / "locked.npz").read_bytes() == b"keep me"
 
 
 def test_render_checks_its_output_before_reading_the_volume(places):
-    done = xtomo("render", "absent.npz", "--mode", "mip", "--out", "plain/r.png", cwd=places)
+    done = cli("render", "absent.npz", "--mode", "mip", "--out", "plain/r.png", cwd=places)
     assert done.returncode == 2 and done.stderr == "xtomo: error: plain/r.png: --out cannot be made, plain is a " \
                                                    "file, not a folder\n"
 

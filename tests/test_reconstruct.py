@@ -9,7 +9,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from conftest import require
+from conftest import cli, require
 
 from xtomo.data import io, realdata
 from xtomo.imaging import render, xray
@@ -196,8 +196,8 @@ def test_the_user_says_how_large_a_png_xray_is(checkpoint, tmp_path):
 ])
 def test_reconstruct_rejects_bad_options(checkpoint, tmp_path, args, message):
     io.save_xray(torch.linspace(0.4, 1.0, 256).reshape(16, 16), tmp_path / "x.png")
-    done = xtomo("reconstruct", str(tmp_path / "x.png"), "--checkpoint", str(checkpoint), "--out", "v.npz",
-                 *args, cwd=tmp_path)
+    done = cli("reconstruct", str(tmp_path / "x.png"), "--checkpoint", str(checkpoint), "--out", "v.npz",
+               *args, cwd=tmp_path)
     assert done.returncode == 2
     assert message in done.stderr and "Traceback" not in done.stderr
 
@@ -292,6 +292,6 @@ def test_evaluate_scores_the_dry_skull_of_a_ct_with_soft_tissue(checkpoint, tmp_
 ])
 def test_evaluate_rejects_bad_options(checkpoint, tmp_path, args, message):
     io.save_volume(torch.zeros(16, 16, 16).index_fill_(0, torch.tensor([8]), 0.5), tmp_path / "v.npz")
-    done = xtomo("evaluate", "v.npz", "--checkpoint", str(checkpoint), *args, cwd=tmp_path)
+    done = cli("evaluate", "v.npz", "--checkpoint", str(checkpoint), *args, cwd=tmp_path)
     assert done.returncode == 2
     assert message in done.stderr and "Traceback" not in done.stderr

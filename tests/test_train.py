@@ -9,6 +9,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from conftest import cli
 
 from xtomo.data import io
 from xtomo.files import read_csv
@@ -198,7 +199,7 @@ def test_reconstruct_cli_bad_inputs(trained, tmp_path, args, message):
     out, _ = trained
     io.save_xray(torch.linspace(0.4, 1.0, 256).reshape(16, 16), tmp_path / "x.png")
     args = [a.format(ck=out / "checkpoint.pt", png=tmp_path / "x.png") for a in args]
-    done = xtomo("reconstruct", *args, cwd=tmp_path)
+    done = cli("reconstruct", *args, cwd=tmp_path)
     assert done.returncode == 2
     assert message in done.stderr and "Traceback" not in done.stderr
 

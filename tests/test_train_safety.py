@@ -10,6 +10,7 @@ import sys
 
 import pytest
 import torch
+from conftest import cli
 
 from xtomo.files import FolderBusyError, folder_lock
 from xtomo.learning import model as model_module
@@ -108,7 +109,6 @@ def test_a_checkpoint_whose_settings_and_weights_disagree_is_refused_before_it_i
     ("meta", "train: unknown device 'meta'"),
 ])
 def test_an_unusable_device_is_refused_in_one_line(tmp_path, device, message):
-    done = subprocess.run([sys.executable, "-m", "xtomo", "train", "--profile", "smoke", "--device", device,
-                           "--out", str(tmp_path)], capture_output=True, text=True)
+    done = cli("train", "--profile", "smoke", "--device", device, "--out", str(tmp_path))
     assert done.returncode == 2 and done.stderr.startswith(f"xtomo: error: {message}")
     assert not (tmp_path / "checkpoint.pt").exists()
