@@ -1,7 +1,4 @@
 """From a real radiograph to a volume: preparing the image, `xtomo reconstruct` with a preview."""
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -20,12 +17,6 @@ from xtomo.profiles import get_profile
 
 SMOKE = get_profile("smoke")
 REPO = Path(__file__).resolve().parent.parent
-
-
-def xtomo(*args, **kwargs):
-    """``python -m xtomo ARGS`` of this checkout's package, from whatever folder ``cwd`` names."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    return subprocess.run([sys.executable, "-m", "xtomo", *args], capture_output=True, text=True, env=env, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -116,11 +107,11 @@ def test_framing_is_what_the_training_xrays_show():
 
 def test_reconstruct_fits_a_misframed_xray_and_says_when_it_is_not(checkpoint, tmp_path):
     io.save_xray(disc((96, 96), (48, 48), 8), tmp_path / "small.png")
-    done = xtomo("reconstruct", "small.png", "--checkpoint", str(checkpoint), "--out", "v.npz", cwd=tmp_path)
+    done = cli("reconstruct", "small.png", "--checkpoint", str(checkpoint), "--out", "v.npz", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "fills a circle of radius 0.09" in done.stderr and "--fit" in done.stderr
-    done = xtomo("reconstruct", "small.png", "--checkpoint", str(checkpoint), "--out", "f.npz", "--fit",
-                 cwd=tmp_path)
+    done = cli("reconstruct", "small.png", "--checkpoint", str(checkpoint), "--out", "f.npz", "--fit",
+               cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "fills a circle" not in done.stderr
     side = inference.framing_box(disc((96, 96), (48, 48), 8))[2]            # about 8 / 0.38 pixels
@@ -141,8 +132,8 @@ def test_reconstruct_a_real_dicom_radiograph_with_a_preview(checkpoint, tmp_path
         cat = realdata.RADIOGRAPHS["cat chest"].path
     except FileNotFoundError as missing:
         require(missing, str(missing))
-    done = xtomo("reconstruct", str(cat), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "cat.nii.gz"),
-                 "--crop", "700,400,640", "--air", "0.01", "--gamma", "1.0", "--preview", str(tmp_path / "cat.png"))
+    done = cli("reconstruct", str(cat), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "cat.nii.gz"),
+               "--crop", "700,400,640", "--air", "0.01", "--gamma", "1.0", "--preview", str(tmp_path / "cat.png"))
     assert done.returncode == 0, done.stderr
     volume = nib.load(tmp_path / "cat.nii.gz")
     assert volume.shape == (640, 640, SMOKE.volume_size)      # x fastest: the crop at full resolution
@@ -160,8 +151,8 @@ def test_a_whole_dicom_radiograph_reconstructs_to_its_physical_width(checkpoint,
         cat = realdata.RADIOGRAPHS["cat chest"].path   # 3072 columns x 2614 rows of 0.14 mm
     except FileNotFoundError as missing:
         require(missing, str(missing))
-    done = xtomo("reconstruct", str(cat), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "cat.nii"),
-                 "--no-fusion")
+    done = cli("reconstruct", str(cat), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "cat.nii"),
+               "--no-fusion")
     assert done.returncode == 0, done.stderr
     volume = nib.load(tmp_path / "cat.nii")
     width = 3072 * 0.14                                   # the detector's width, 430.08 mm
@@ -176,7 +167,7 @@ def test_the_user_says_how_large_a_png_xray_is(checkpoint, tmp_path):
     sizes = {"--fov": ("100", 100.0), "--pixel-size": ("0.5", 16.0), None: (None, 250.0)}  # 32 columns
     for option, (value, width) in sizes.items():
         given = [option, value] if option else []
-        done = xtomo("reconstruct", "x.png", "--checkpoint", str(checkpoint), "--out", "v.nii", *given, cwd=tmp_path)
+        done = cli("reconstruct", "x.png", "--checkpoint", str(checkpoint), "--out", "v.nii", *given, cwd=tmp_path)
         assert done.returncode == 0, done.stderr
         affine = nib.load(tmp_path / "v.nii").affine
         assert affine[0, 0] == pytest.approx(width / 32) and affine[1, 1] == pytest.approx(-width / 32)
@@ -217,10 +208,12 @@ def test_the_networks_input_stays_a_transparency_after_resampling():
 def test_the_radiograph_recipe_with_a_preview_works_on_the_bundled_radiographs(checkpoint, tmp_path, name):
     path = realdata.data_dir() / name
     require(path.exists(), f"{path} is missing (xtomo fetch-data)")
-    done = xtomo("reconstruct", str(path), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "v.nii.gz"),
-                 "--air", "0.01", "--gamma", "2.2", "--preview", str(tmp_path / "p.png"))
+    # .nii: compressing the full-resolution volume (32 x 1955^2) would take most of the test's time, and
+    # test_fusion writes .nii.gz the same streamed way
+    done = cli("reconstruct", str(path), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "v.nii"),
+               "--air", "0.01", "--gamma", "2.2", "--preview", str(tmp_path / "p.png"))
     assert done.returncode == 0, done.stderr
-    assert (tmp_path / "p.png").exists() and (tmp_path / "v.nii.gz").exists()
+    assert (tmp_path / "p.png").exists() and (tmp_path / "v.nii").exists()
 
 
 def test_single_pass_runs_the_network_once(checkpoint, tmp_path):
@@ -234,8 +227,8 @@ def test_single_pass_runs_the_network_once(checkpoint, tmp_path):
     alpha = io.load_xray(tmp_path / "x.png")
     model = load_model(checkpoint)
     for extra, mirror in (([], True), (["--single-pass"], False)):
-        done = xtomo("reconstruct", "x.png", "--checkpoint", str(checkpoint), "--out", "v.npz", "--no-fusion",
-                     *extra, cwd=tmp_path)
+        done = cli("reconstruct", "x.png", "--checkpoint", str(checkpoint), "--out", "v.npz", "--no-fusion",
+                   *extra, cwd=tmp_path)
         assert done.returncode == 0, done.stderr
         written = torch.from_numpy(np.load(tmp_path / "v.npz")["volume"])
         torch.testing.assert_close(written, reconstruct(alpha, model, fuse=False, mirror=mirror), atol=1e-6, rtol=1e-5)
@@ -250,8 +243,8 @@ def test_evaluate_scores_a_ct_against_the_even_spread(checkpoint, tmp_path):
     from xtomo.specimens import crania
 
     io.save_volume(crania.skull(crania.catalog(12)[0], size=48), tmp_path / "skull.npz")
-    done = xtomo("evaluate", "skull.npz", "--checkpoint", str(checkpoint), "--views", "3", "--acquisition",
-                 "ideal", "--csv", "scores.csv", "--figure", "grid.png", cwd=tmp_path)
+    done = cli("evaluate", "skull.npz", "--checkpoint", str(checkpoint), "--views", "3", "--acquisition",
+               "ideal", "--csv", "scores.csv", "--figure", "grid.png", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     line = next(x for x in done.stdout.splitlines() if x.startswith("ideal "))
     l2, rmse = (float(v) for v in line.split()[1:3])
@@ -277,8 +270,8 @@ def test_evaluate_scores_the_dry_skull_of_a_ct_with_soft_tissue(checkpoint, tmp_
     io.save_volume(torch.from_numpy(io.dry_skull(wet.numpy(), 0.25)), tmp_path / "dry.npz")
     found = {}
     for name, extra in (("dry", []), ("wet", ["--bone", "0.25"])):
-        done = xtomo("evaluate", f"{name}.npz", "--checkpoint", str(checkpoint), "--views", "2", "--acquisition",
-                     "ideal", *extra, cwd=tmp_path)
+        done = cli("evaluate", f"{name}.npz", "--checkpoint", str(checkpoint), "--views", "2", "--acquisition",
+                   "ideal", *extra, cwd=tmp_path)
         assert done.returncode == 0, done.stderr
         found[name] = next(x for x in done.stdout.splitlines() if x.startswith("ideal ")).split()[1:]
     assert found["wet"] == found["dry"]

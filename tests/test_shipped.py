@@ -1,10 +1,8 @@
 """The shipped model: exported in half precision with a manifest, verified on load, used by default."""
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
+from conftest import cli
 
 import xtomo
 from xtomo.data import io
@@ -99,23 +97,17 @@ def test_load_model_and_reconstruct_use_the_shipped_model_by_default(exported, t
     monkeypatch.setattr(shipped, "NAME", "tiny")
     assert isinstance(xtomo.load_model(), torch.nn.Module)
     io.save_xray(torch.rand(32, 32) * 0.5 + 0.5, tmp_path / "x.png", bits=16)
-    code = (f"from xtomo.learning import shipped; shipped.FOLDER = __import__('pathlib').Path({str(folder)!r}); "
-            "shipped.NAME = 'tiny'; from xtomo.cli import main; raise SystemExit(main())")
-    done = subprocess.run([sys.executable, "-c", code, "reconstruct", str(tmp_path / "x.png"),
-                           "--out", str(tmp_path / "v.npz"), "--no-fusion"],
-                          capture_output=True, text=True, env=os.environ.copy())
+    done = cli("reconstruct", str(tmp_path / "x.png"), "--out", str(tmp_path / "v.npz"), "--no-fusion")
     assert done.returncode == 0, done.stderr
     assert io.load_volume(tmp_path / "v.npz", size=32, fit=False).shape == (32, 32, 32)
 
 
 def test_export_model_command(exported, tmp_path):
     checkpoint, _, _ = exported
-    done = subprocess.run([sys.executable, "-m", "xtomo", "export-model", str(checkpoint), "--name", "cli",
-                           "--folder", str(tmp_path)], capture_output=True, text=True)
+    done = cli("export-model", str(checkpoint), "--name", "cli", "--folder", str(tmp_path))
     assert done.returncode == 0, done.stderr
     assert "samples seen" in done.stdout and shipped.available("cli", tmp_path)
-    bad = subprocess.run([sys.executable, "-m", "xtomo", "export-model", str(tmp_path / "none.pt")],
-                         capture_output=True, text=True)
+    bad = cli("export-model", str(tmp_path / "none.pt"))
     assert bad.returncode == 2 and "does not exist" in bad.stderr and "Traceback" not in bad.stderr
 
 
