@@ -4,7 +4,7 @@
 
 A head CT's field of view often ends above the jaw, and the volume is then fitted into the cube as
 it is (``io.prepare_volume``), so its framing differs from a whole skull's. This cuts held-out
-procedural species from below by a share of their height (``datasets.truncated``, plane level, then
+procedural species from below by a share of their height (``augment.truncated``, plane level, then
 fitted again) and scores each network of ours on them (ideal x-rays), on the same species whole, and
 on the real head (ideal and physical x-rays, ``xtomo.evaluation.realcase``), against the even spread.
 Networks: the shipped model and every ``--model NAME=CHECKPOINT``. ``--write`` replaces the ``cut``
@@ -28,7 +28,7 @@ from _common import (
 )
 
 from xtomo.data import realdata
-from xtomo.data.datasets import truncated
+from xtomo.data.augment import truncated
 from xtomo.evaluation import realcase
 from xtomo.learning import train
 from xtomo.profiles import get_profile

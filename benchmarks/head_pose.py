@@ -6,7 +6,7 @@ The procedural crania are all made in one pose (the cube's z up, y forward); a r
 scanner, or before a film, as it lies. The x-ray's view directions are drawn over the whole hemisphere,
 but a view never rolls about its own axis, so a head pitched or rolled in its CT shows the network a
 turned image it never trained on. Each case is turned about the cube's centre by one pitch, roll or yaw
-(``datasets.truncated`` with ``turns``, the resampling training uses, which fits it into the cube again
+(``augment.truncated`` with ``turns``, the resampling training uses, which fits it into the cube again
 as ``io.prepare_volume`` does), then scored against the even spread (``realcase.evaluate_volume``, ideal
 x-rays, seeded views). A network that depends on the canonical pose scores best in it and worse the further
 a head is turned; the real heads' best angles say how their poses differ from the generator's. ``--write``
@@ -31,7 +31,7 @@ from _common import (
 )
 
 from xtomo.data import realdata
-from xtomo.data.datasets import truncated
+from xtomo.data.augment import truncated
 from xtomo.evaluation import realcase
 from xtomo.evaluation.scoring import METHODS
 from xtomo.learning import train

@@ -5,7 +5,7 @@
 
 The real head (``realdata.head`` at the `quick` volume size, canonical frame: height z, length y, width
 x) is scaled along one anatomical axis at a time by each factor, then along all three by ``--combined``,
-and fitted into the cube again by ``datasets.truncated`` (the training's stretch augmentation, which
+and fitted into the cube again by ``augment.truncated`` (the training's stretch augmentation, which
 fits as ``io.prepare_volume`` fits every CT), and each network (the shipped model, and each ``--model``)
 is scored by ``xtomo.evaluation.realcase`` against the even spread on seeded ideal x-rays. If a network
 had learned proportions that a human skull lies outside of, a head squashed or stretched towards the
@@ -31,7 +31,7 @@ from _common import (
 )
 
 from xtomo.data import realdata
-from xtomo.data.datasets import truncated
+from xtomo.data.augment import truncated
 from xtomo.evaluation import realcase
 from xtomo.profiles import get_profile
 

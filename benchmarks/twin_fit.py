@@ -27,7 +27,8 @@ import torch
 from _common import RESULTS, busy_cores, heading, update_section
 
 from xtomo.data import realdata
-from xtomo.data.datasets import blurred, view_target
+from xtomo.data.augment import blurred
+from xtomo.data.datasets import view_target
 from xtomo.imaging import fusion, xray
 from xtomo.methods import classical
 from xtomo.profiles import get_profile

@@ -1,4 +1,5 @@
-"""Shared fixtures: every test writes its artifacts into a temporary folder.
+"""Shared fixtures: every test writes its artifacts into a temporary folder; the chapters execute once
+per session at the smoke profile (``smoke_book``); ``cli`` runs the command line in this process.
 
 And the one rule for a missing prerequisite (the real data, an npm package or ``npm pack``,
 Chromium, node): ``require`` skips the test on a machine that lacks it, but under ``CI=true``
@@ -57,9 +58,9 @@ def require(condition, reason: str) -> None:
 
 def cli(*args: str, cwd: str | os.PathLike | None = None) -> subprocess.CompletedProcess:
     """``xtomo ARGS`` run in this process from the folder ``cwd``: its exit status and what it printed, as a
-    new process would give them. For the many cases of bad input, which fail in the parser or the first
-    checks: a process each would spend seconds importing torch to print one line. (A new process is what a
-    user runs; the tests that succeed run one.)"""
+    new process would give them, without the seconds a new Python spends importing torch (most cases of bad
+    input print one line). The entry point itself, ``python -m xtomo``, runs in new processes in test_book
+    and test_train."""
     from xtomo.cli import main
 
     out, err = io.StringIO(), io.StringIO()

@@ -11,16 +11,8 @@ import math
 import pytest
 import torch
 
-from xtomo.data.datasets import (
-    CUT_TILT,
-    ProceduralBank,
-    XrayDataset,
-    augmented,
-    blurred,
-    make_sample,
-    truncated,
-    unchanged,
-)
+from xtomo.data.augment import CUT_TILT, augmented, blurred, truncated, unchanged
+from xtomo.data.datasets import ProceduralBank, XrayDataset, make_sample
 from xtomo.data.pipeline import DevicePipeline
 from xtomo.learning import model as model_module
 from xtomo.learning import train as T

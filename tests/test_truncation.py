@@ -1,4 +1,4 @@
-"""The cut augmentation (``datasets.truncated``): a specimen cut from below by a plane, as a CT's field of
+"""The cut augmentation (``augment.truncated``): a specimen cut from below by a plane, as a CT's field of
 view cuts a head, is fitted into the cube again exactly as ``io.prepare_volume`` fits a real CT, so a
 cut procedural skull is framed as a cut real one is. Checked on a ball, whose cut and fit are known
 in closed form, against ``io.prepare_volume`` itself, and by symmetry."""
@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from xtomo.data import io
-from xtomo.data.datasets import truncated
+from xtomo.data.augment import truncated
 
 N = 32
 
@@ -146,7 +146,7 @@ def centroid(v: torch.Tensor) -> torch.Tensor:
 def test_a_turn_is_a_right_handed_rotation_of_the_pitch_roll_yaw_axes(axis):
     """``turning``: orthonormal, determinant 1, and each angle alone turns its two axes as documented
     (pitch: +y towards +z; roll: +z towards +x; yaw: +x towards +y)."""
-    from xtomo.data.datasets import turning
+    from xtomo.data.augment import turning
 
     angles = torch.zeros(1, 3, dtype=torch.float64)
     angles[0, axis] = math.radians(30)

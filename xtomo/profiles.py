@@ -50,7 +50,7 @@ class Profile:
                               # (log-uniform; real bone is as dense as its scan makes it; 1: none)
     cut: float = 0.0          # half the training specimens cut from below by a plane removing a random share
                               # in [0, cut] of their height, then fitted into the cube again (a CT's field of
-                              # view often cuts a head's jaw and face; 0: none; xtomo.data.datasets.truncated)
+                              # view often cuts a head's jaw and face; 0: none; xtomo.data.augment.truncated)
     stretch: float = 1.0      # each training specimen scaled along each of its axes by a random factor in
                               # [1 / stretch, stretch] (log-uniform), then fitted again (1: none; truncated)
     pose: float = 0.0         # half the training specimens turned about the cube's centre by a random pitch, roll

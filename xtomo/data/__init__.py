@@ -4,9 +4,10 @@
 file formats people have, read as stored), ``dicom`` (DICOM series, DICOMDIR, radiographs,
 compressed or not), ``itkfiles`` (MetaImage and NRRD, as ITK tools and 3D Slicer write them),
 ``meshes`` (iso-surfaces as STL or PLY), ``realdata`` (the real files the book fetches from
-packages), ``datasets`` (species banks and the x-ray/volume pairs of the paper).
+packages), ``datasets`` (species banks and the x-ray/volume pairs of the paper), ``augment`` (what
+training does to a specimen first: cut, stretched, turned, blurred, its density scaled).
 """
 from xtomo._lazy import submodules
 
-__all__ = ["io", "formats", "dicom", "itkfiles", "meshes", "realdata", "datasets"]
+__all__ = ["io", "formats", "dicom", "itkfiles", "meshes", "realdata", "datasets", "augment"]
 __getattr__, __dir__ = submodules(__name__, __all__)

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from xtomo import _checks as checks
-from xtomo.data.datasets import augmented
+from xtomo.data.augment import augmented
 from xtomo.imaging import xray
 from xtomo.profiles import PIPELINES
 
