@@ -184,6 +184,8 @@ def test_a_turned_specimen_is_its_fit_rotated_about_the_cube_centre(axis):
     angle = math.degrees(math.atan2(float(line[towards]), float(line[start])))
     assert angle == pytest.approx(40, abs=2.5)
     assert abs(float(line[axis])) < 0.02  # nothing moves along the axis turned about
-    assert float(turned.sum()) == pytest.approx(float(truncated(pair[None], torch.zeros(1), torch.zeros(1),
-                                                                torch.ones(1, 3) * 1.0001)[0].sum()), rel=0.03)
+    # a turn keeps the mass of the pair as fitted again (truncated refits a volume it changes, so a stretch of
+    # 1.0001 stands for "no change, but refit" in the reference)
+    refitted = truncated(pair[None], torch.zeros(1), torch.zeros(1), torch.ones(1, 3) * 1.0001)[0]
+    assert float(turned.sum()) == pytest.approx(float(refitted.sum()), rel=0.03)
     assert occupied(turned).norm(dim=1).max() < io.FIT_RADIUS * 2 + 0.1  # still inside the fit sphere
