@@ -251,7 +251,11 @@ def test_book_builds_from_executed_fixture_chapters(tmp_path):
     assert re.search(r'href="\.\./_downloads/\w+/01_params\.ipynb"', downloads)
     assert "xtomo run 02_figure --profile smoke" in re.sub(r"<[^>]+>", "", downloads)
 
-    # a warning (here an unknown citation) fails the build and leaves the previous book in place
+    # a warning (here an unknown citation) fails the build and leaves the previous book in place; this build
+    # leaves the API page out of the table of contents (its autodoc is two thirds of a build's time)
+    toc = (root / "_toc.yml").read_text()
+    assert "      - file: book/api\n" in toc
+    (root / "_toc.yml").write_text(toc.replace("      - file: book/api\n", ""))
     with open(root / "book" / "rerun.md", "a") as page:
         page.write("\nAs shown by {cite}`nobody1999`.\n")
     with pytest.raises(website.BookFailed, match='could not find bibtex key "nobody1999"'):
