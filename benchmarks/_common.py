@@ -93,6 +93,14 @@ def against_even_table(rows: list[dict], lead: dict[str, str]) -> list[str]:
     return lines
 
 
+def even_section(title: str, note: str, rows: list[dict], lead: dict[str, str], command: str, busy: float) -> str:
+    """A RESULTS.md section of ``against_even_table`` rows: ``heading``, then ``note`` (what the cases are; may be
+    empty) and ``EVEN_SPREAD_NOTE``, then the table."""
+    lines = heading(title, command, busy)
+    lines[-1] += " " + (note + " " if note else "") + EVEN_SPREAD_NOTE
+    return "\n".join(lines + [""] + against_even_table(rows, lead))
+
+
 def add_model_option(parser) -> None:
     """``--model NAME=CHECKPOINT`` (repeatable): networks to score beside the shipped model."""
     parser.add_argument("--model", action="append", default=[], metavar="NAME=CHECKPOINT",

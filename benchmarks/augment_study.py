@@ -21,12 +21,10 @@ import sys
 from pathlib import Path
 
 from _common import (
-    EVEN_SPREAD_NOTE,
-    against_even_table,
     benchmark_parser,
     busy_cores,
     command_line,
-    heading,
+    even_section,
     publish,
 )
 from real_skull import cases
@@ -56,12 +54,10 @@ def variants(steps: int, settings: list[tuple[float, float]], out: Path, species
 
 
 def table(rows: list[dict], command: str, busy: float) -> str:
-    lines = heading("Fine-tuning the shipped model on blurred, lighter or denser specimens: ours over the even spread",
-                    command, busy)
-    lines[-1] += (f" Fine-tuning: Adam at {LR:g} cosine-decayed to a tenth, batch 8, bf16, from the shipped weights. "
-                  + EVEN_SPREAD_NOTE)
-    lines += [""] + against_even_table(rows, {"network": "variant", "case": "case", "acquisition": "acquisition"})
-    return "\n".join(lines)
+    return even_section("Fine-tuning the shipped model on blurred, lighter or denser specimens: ours over the even "
+                        "spread", f"Fine-tuning: Adam at {LR:g} cosine-decayed to a tenth, batch 8, bf16, from the "
+                        "shipped weights.", rows, {"network": "variant", "case": "case", "acquisition": "acquisition"},
+                        command, busy)
 
 
 def main(argv=None) -> int:

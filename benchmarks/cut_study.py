@@ -16,13 +16,11 @@ import sys
 
 import torch
 from _common import (
-    EVEN_SPREAD_NOTE,
     add_model_option,
-    against_even_table,
     benchmark_parser,
     busy_cores,
     command_line,
-    heading,
+    even_section,
     networks,
     publish,
 )
@@ -65,11 +63,10 @@ def rows(models: dict, cuts: list[float], species: int, views: int) -> list[dict
 
 
 def table(found: list[dict], command: str, busy: float) -> str:
-    lines = heading("Cut fields of view: ours over the even spread (`quick`)", command, busy)
-    lines[-1] += (" A cut removes that share of the skull's height from below (a level plane) and fits the rest "
-                  "into the cube again, as a real CT is fitted. " + EVEN_SPREAD_NOTE)
-    lines += [""] + against_even_table(found, {"network": "network", "case": "case", "acquisition": "acquisition"})
-    return "\n".join(lines)
+    return even_section("Cut fields of view: ours over the even spread (`quick`)",
+                        "A cut removes that share of the skull's height from below (a level plane) and fits the rest "
+                        "into the cube again, as a real CT is fitted.", found,
+                        {"network": "network", "case": "case", "acquisition": "acquisition"}, command, busy)
 
 
 def main(argv=None) -> int:

@@ -16,13 +16,11 @@ from __future__ import annotations
 import sys
 
 from _common import (
-    EVEN_SPREAD_NOTE,
     add_model_option,
-    against_even_table,
     benchmark_parser,
     busy_cores,
     command_line,
-    heading,
+    even_section,
     networks,
     publish,
 )
@@ -52,11 +50,9 @@ def rows(models: dict, scales: list[float], views: int) -> list[dict]:
 
 
 def table(found: list[dict], command: str, busy: float) -> str:
-    lines = heading("The real head at other density scales: ours over the even spread (`quick`)", command, busy)
-    lines[-1] += " The head's densities times the scale, clipped to [0, 1]. " + EVEN_SPREAD_NOTE
-    lines += [""] + against_even_table(found, {"network": "network", "density scale": "scale",
-                                               "acquisition": "acquisition"})
-    return "\n".join(lines)
+    return even_section("The real head at other density scales: ours over the even spread (`quick`)",
+                        "The head's densities times the scale, clipped to [0, 1].", found,
+                        {"network": "network", "density scale": "scale", "acquisition": "acquisition"}, command, busy)
 
 
 def main(argv=None) -> int:

@@ -19,12 +19,10 @@ from unittest import mock
 
 import numpy as np
 from _common import (
-    EVEN_SPREAD_NOTE,
-    against_even_table,
     benchmark_parser,
     busy_cores,
     command_line,
-    heading,
+    even_section,
     publish,
 )
 from real_skull import human_individuals
@@ -76,13 +74,12 @@ def cases(radii: list[float], species: int, views: int) -> tuple[list[dict], lis
 
 
 def table(rows: list[dict], framing: list[float], command: str, busy: float) -> str:
-    lines = heading("Framing a reader's CT: the shipped model at several fit radii (`quick`)", command, busy)
-    lines[-1] += (f" The training skulls, measured as `io` measures a CT, fill a radius of {np.median(framing):.3f} "
-                  f"of the cube (median; {min(framing):.3f} to {max(framing):.3f} over {len(framing)} species); "
-                  f"`io.FIT_RADIUS` is {io.FIT_RADIUS}. " + EVEN_SPREAD_NOTE)
-    lines += [""] + against_even_table(sorted(rows, key=lambda r: (r["case"], r["radius"])),
-                                       {"case": "case", "fit radius": "radius"})
-    return "\n".join(lines)
+    note = (f"The training skulls, measured as `io` measures a CT, fill a radius of {np.median(framing):.3f} of the "
+            f"cube (median; {min(framing):.3f} to {max(framing):.3f} over {len(framing)} species); "
+            f"`io.FIT_RADIUS` is {io.FIT_RADIUS}.")
+    return even_section("Framing a reader's CT: the shipped model at several fit radii (`quick`)", note,
+                        sorted(rows, key=lambda r: (r["case"], r["radius"])), {"case": "case", "fit radius": "radius"},
+                        command, busy)
 
 
 def main(argv=None) -> int:

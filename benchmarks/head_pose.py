@@ -19,13 +19,11 @@ import sys
 
 import torch
 from _common import (
-    EVEN_SPREAD_NOTE,
     add_model_option,
-    against_even_table,
     benchmark_parser,
     busy_cores,
     command_line,
-    heading,
+    even_section,
     networks,
     publish,
 )
@@ -72,12 +70,10 @@ def rows(models: dict, species: int, views: int) -> list[dict]:
 
 
 def table(found: list[dict], command: str, busy: float) -> str:
-    lines = heading("Head pose: the real heads and held-out species turned before their x-rays (`quick`)",
-                    command, busy)
-    lines[-1] += (" Turns in degrees about the cube's centre: pitch about x (positive lifts the face), roll about y, "
-                  "yaw about z. " + EVEN_SPREAD_NOTE)
-    lines += [""] + against_even_table(found, {"network": "network", "case": "case", "turn": "turn"})
-    return "\n".join(lines)
+    return even_section("Head pose: the real heads and held-out species turned before their x-rays (`quick`)",
+                        "Turns in degrees about the cube's centre: pitch about x (positive lifts the face), roll "
+                        "about y, yaw about z.", found, {"network": "network", "case": "case", "turn": "turn"},
+                        command, busy)
 
 
 def main(argv=None) -> int:

@@ -17,13 +17,11 @@ from __future__ import annotations
 import sys
 
 from _common import (
-    EVEN_SPREAD_NOTE,
     add_model_option,
-    against_even_table,
     benchmark_parser,
     busy_cores,
     command_line,
-    heading,
+    even_section,
     networks,
     publish,
 )
@@ -73,10 +71,8 @@ def rows(models: dict, species: int, views: int) -> list[dict]:
 
 
 def table(found: list[dict], command: str, busy: float) -> str:
-    lines = heading("Individuals: new skulls of the training species beside the real heads (`quick`)", command, busy)
-    lines[-1] += " " + EVEN_SPREAD_NOTE
-    lines += [""] + against_even_table(found, {"network": "network", "case": "case", "acquisition": "acquisition"})
-    return "\n".join(lines)
+    return even_section("Individuals: new skulls of the training species beside the real heads (`quick`)", "", found,
+                        {"network": "network", "case": "case", "acquisition": "acquisition"}, command, busy)
 
 
 def main(argv=None) -> int:

@@ -19,12 +19,10 @@ import tempfile
 from pathlib import Path
 
 from _common import (
-    EVEN_SPREAD_NOTE,
-    against_even_table,
     benchmark_parser,
     busy_cores,
     command_line,
-    heading,
+    even_section,
     publish,
 )
 from scaling import evaluated
@@ -85,11 +83,9 @@ def main(argv=None) -> int:
                 head += [dict(r, mode=mode) for r in head_rows(models, args.views)]
     command = command_line(parser, args)
     text = protocol_table(protocol, command, busy, "Averaging in the mirrored x-ray (`quick`, chapter 5's protocol)")
-    lines = heading("Averaging in the mirrored x-ray: the real head against the even spread", command, busy)
-    lines[-1] += " " + EVEN_SPREAD_NOTE
-    lines += [""] + against_even_table(head, {"network": "network", "inference": "mode",
-                                              "acquisition": "acquisition"})
-    publish(text + "\n\n" + "\n".join(lines), args)
+    publish(text + "\n\n" + even_section("Averaging in the mirrored x-ray: the real head against the even spread",
+                                          "", head, {"network": "network", "inference": "mode",
+                                                     "acquisition": "acquisition"}, command, busy), args)
     return 0
 
 

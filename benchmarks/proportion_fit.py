@@ -19,13 +19,11 @@ import sys
 
 import torch
 from _common import (
-    EVEN_SPREAD_NOTE,
     add_model_option,
-    against_even_table,
     benchmark_parser,
     busy_cores,
     command_line,
-    heading,
+    even_section,
     networks,
     publish,
 )
@@ -70,12 +68,10 @@ def main(argv=None) -> int:
     if len(combined) != 3:
         parser.error("--combined takes three factors: height,length,width")
     models = networks(parser, args.model)
-    lines = heading("Proportions of the real head: the shipped model on the head stretched along one axis",
-                    command_line(parser, args), busy)
-    lines[-1] += " Ideal x-rays, `quick` sizes. " + EVEN_SPREAD_NOTE
-    lines += [""] + against_even_table(rows(models, scales, combined, args.views),
-                                              {"network": "network", "axis stretched": "axis", "scale": "scale"})
-    publish("\n".join(lines), args)
+    publish(even_section("Proportions of the real head: the shipped model on the head stretched along one axis",
+                         "Ideal x-rays, `quick` sizes.", rows(models, scales, combined, args.views),
+                         {"network": "network", "axis stretched": "axis", "scale": "scale"},
+                         command_line(parser, args), busy), args)
     return 0
 
 

@@ -23,12 +23,10 @@ import sys
 
 import torch
 from _common import (
-    EVEN_SPREAD_NOTE,
-    against_even_table,
     benchmark_parser,
     busy_cores,
     command_line,
-    heading,
+    even_section,
     publish,
 )
 
@@ -97,10 +95,8 @@ def cases(species: int, views: int, model=None, others: dict | None = None) -> l
 
 
 def table(rows: list[dict], command: str, busy: float) -> str:
-    lines = heading("Real head against held-out species: ours over the even spread (`quick`)", command, busy)
-    lines[-1] += " " + EVEN_SPREAD_NOTE
-    lines += [""] + against_even_table(rows, {"case": "case", "acquisition": "acquisition", "network": "model"})
-    return "\n".join(lines)
+    return even_section("Real head against held-out species: ours over the even spread (`quick`)", "", rows,
+                        {"case": "case", "acquisition": "acquisition", "network": "model"}, command, busy)
 
 
 def main(argv=None) -> int:
