@@ -159,14 +159,16 @@ PROFILES: dict[str, Profile] = {
                 val_every=6, val_samples=8, checkpoint_every=4, eval_samples=6, classical_samples=1,
                 n_mice=5, n_test_mice=2, mouse_samples=40, mouse_phantom_size=64, ct_angles=24, ct_arc=180,
                 mouse_steps=12, study_pairs=2, study_train_pairs=8, study_cnn_steps=20),
-        # quick: the default book, within 30 minutes on 2 cores even where training runs in float32
-        # (benchmarks/RESULTS.md, book-budget-quick-fp32): 400 steps for each of chapter 3's networks, and
-        # batches made in the training process, which on 2 cores beats a worker competing for them.
+        # quick: the default book, within 30 minutes on 2 cores even on a CPU without AVX-512, where the
+        # network's training step runs in float32 at ~8 samples/s (benchmarks/RESULTS.md, book-budget-quick-fp32):
+        # 300 steps of 4 for each of chapter 3's networks (at a fixed budget of samples, batches of 4 reached a
+        # lower validation L2 than batches of 8), 150 for each of chapter 8's, 96 samples scored in chapter 5,
+        # and batches made in the training process, which on 2 cores beats a worker competing for them.
         Profile("quick", n_species=175, n_val_species=20, n_views=1332, mirror=True,
-                volume_size=64, xray_size=128, gallery=6, realism_size=96, model="quick", batch_size=8, steps=400,
-                val_every=100, val_samples=96, checkpoint_every=100, workers=0, eval_samples=120,
+                volume_size=64, xray_size=128, gallery=6, realism_size=96, model="quick", batch_size=4, steps=300,
+                val_every=100, val_samples=96, checkpoint_every=100, workers=0, eval_samples=96,
                 classical_samples=3, mouse_samples=480, mouse_phantom_size=128, ct_angles=90, ct_arc=180,
-                mouse_steps=200, study_pairs=10, study_train_pairs=48, study_cnn_steps=150),
+                mouse_steps=150, study_pairs=10, study_train_pairs=48, study_cnn_steps=150),
         Profile("paper", n_species=175, n_val_species=20, n_views=1332, mirror=True,
                 volume_size=128, xray_size=256, gallery=8, model="paper", batch_size=32,
                 steps=150_000, val_every=2_000, val_samples=1_024, checkpoint_every=2_000, workers=8,
@@ -180,7 +182,7 @@ PROFILES: dict[str, Profile] = {
 # (`xtomo train --profile pretrained`), then fine-tuned from those weights at a third of the learning rate
 # on specimens blurred and made lighter or denser at random, as real CTs are (`xtomo train --profile tuned
 # --init shipped`; benchmarks/RESULTS.md, `augment` and `density`).
-PROFILES["pretrained"] = PROFILES["quick"].replace(name="pretrained", steps=12_000, val_every=500,
+PROFILES["pretrained"] = PROFILES["quick"].replace(name="pretrained", steps=12_000, batch_size=8, val_every=500,
                                                    checkpoint_every=250, precision="auto", workers=1)
 PROFILES["tuned"] = PROFILES["pretrained"].replace(name="tuned", steps=2_000, lr=3e-4, blur=1.2, gain=1.6)
 
