@@ -161,14 +161,14 @@ PROFILES: dict[str, Profile] = {
                 mouse_steps=12, study_pairs=2, study_train_pairs=8, study_cnn_steps=20),
         # quick: the default book, within 30 minutes on 2 cores even on a CPU without AVX-512, where the
         # network's training step runs in float32 at ~8 samples/s (benchmarks/RESULTS.md, book-budget-quick-fp32):
-        # 300 steps of 4 for each of chapter 3's networks (at a fixed budget of samples, batches of 4 reached a
-        # lower validation L2 than batches of 8), 150 for each of chapter 8's, 96 samples scored in chapter 5,
+        # 250 steps of 4 for each of chapter 3's networks (at a fixed budget of samples, batches of 4 reached a
+        # lower validation L2 than batches of 8), 100 for each of chapter 8's, 80 samples scored in chapter 5,
         # and batches made in the training process, which on 2 cores beats a worker competing for them.
         Profile("quick", n_species=175, n_val_species=20, n_views=1332, mirror=True,
-                volume_size=64, xray_size=128, gallery=6, realism_size=96, model="quick", batch_size=4, steps=300,
-                val_every=100, val_samples=96, checkpoint_every=100, workers=0, eval_samples=96,
+                volume_size=64, xray_size=128, gallery=6, realism_size=96, model="quick", batch_size=4, steps=250,
+                val_every=50, val_samples=96, checkpoint_every=50, workers=0, eval_samples=80,
                 classical_samples=3, mouse_samples=480, mouse_phantom_size=128, ct_angles=90, ct_arc=180,
-                mouse_steps=150, study_pairs=10, study_train_pairs=48, study_cnn_steps=150),
+                mouse_steps=100, study_pairs=10, study_train_pairs=48, study_cnn_steps=150),
         Profile("paper", n_species=175, n_val_species=20, n_views=1332, mirror=True,
                 volume_size=128, xray_size=256, gallery=8, model="paper", batch_size=32,
                 steps=150_000, val_every=2_000, val_samples=1_024, checkpoint_every=2_000, workers=8,
