@@ -45,7 +45,7 @@ def variants(steps: int, settings: list[tuple[float, float]], out: Path, species
     """The rows of every variant: the shipped model, then each fine-tuning run."""
     rows = [dict(variant="shipped model", **r) for r in cases(species, views, model=shipped.load(), others={})]
     for blur, gain in settings:
-        p = get_profile("quick", blur=blur, gain=gain, lr=LR, precision="bf16")
+        p = get_profile("quick", blur=blur, gain=gain, lr=LR, precision="bf16", batch_size=8)  # the shipped run's
         folder = out / f"blur{blur:g}-gain{gain:g}-{steps}"
         summary = train.train(p, resume=True, steps=steps, out_dir=folder, progress=False, init="shipped")
         model = train.load_model(summary["checkpoint"])

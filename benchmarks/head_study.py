@@ -50,7 +50,7 @@ def run(head: str, steps: int, precision: str, objective: str, samples: int, wor
     name = f"quick-{head}"
     model.PRESETS[name] = dataclasses.replace(model.PRESETS["quick"], head=head)
     p = get_profile("quick", eval_samples=samples, classical_samples=1, workers=workers, model=name,
-                    precision=precision, objective=objective)
+                    precision=precision, objective=objective, batch_size=8)  # batches of 8, as its recorded runs
     out = base / f"{head}-{steps}-{precision}-{objective}"
     out.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
