@@ -42,7 +42,7 @@ def measure(spec: str, out: Path, checked: list[dict], base) -> dict:
 def table(rows: list[dict], command: str, busy: float) -> str:
     lines = heading("Chapter 3's live network at a fixed budget: batch size, steps and learning rate (`quick`)",
                     command, busy)
-    lines += ["Trained from scratch on chapter 3's data, in the profile's precision (float32); held-out L2: the "
+    lines += ["", "Trained from scratch on chapter 3's data, in the profile's precision (float32); held-out L2: the "
               "run's 96 validation samples; mean L2 and DSSIM: 32 of them, unfused, as in chapter 3's table.", "",
               "| batch | steps | samples | Adam lr | seconds | held-out L2 | mean L2 (32) | mean DSSIM (32) |",
               "|---:|---:|---:|---:|---:|---:|---:|---:|"]
