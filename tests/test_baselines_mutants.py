@@ -108,25 +108,28 @@ def test_progress_bars_name_their_work(train_set, monkeypatch, progress):
                           dict(desc="ORACLE search", unit="specimen", disable=not progress)]
 
 
-def _count_samples(bank, monkeypatch):
-    """Count the full-size samples the search regenerates (the candidates it compares exactly)."""
-    calls = []
-    real = SampleBank.sample
-    monkeypatch.setattr(bank, "sample", lambda match: calls.append(match) or real(bank, match))
-    return calls
+def _spy(bank, monkeypatch):
+    """Record the pools the search compares exactly and the views it regenerates for them."""
+    pools, made = [], []
+    refine, samples = SampleBank._refine, SampleBank.samples
+    monkeypatch.setattr(bank, "_refine", lambda c, d: pools.append(list(c)) or refine(bank, c, d))
+    monkeypatch.setattr(bank, "samples", lambda s, v: made.extend((s, i) for i in v) or samples(bank, s, v))
+    return pools, made
 
 
 def test_default_k_is_the_chapters_16(train_set, bank, monkeypatch):
     """NN compares its best ``k`` = 16 candidates at full size, ORACLE ``oracle_pool * k`` = 32
-    (the bank holds 144 candidates, mirrors included, so neither pool is cut short)."""
+    (the bank holds 144 candidates, mirrors included, so neither pool is cut short); each
+    (specimen, view) among them is regenerated once, mirrored or not."""
     assert 2 * len(bank) > 32
     item = train_set[3]
-    calls = _count_samples(bank, monkeypatch)
-    bank.nn(item["xray"][0][None])
-    assert len(calls) == 16
-    calls.clear()
-    bank.oracle(item["volume"][None])
-    assert len(calls) == 32
+    pools, made = _spy(bank, monkeypatch)
+    for search, query, size in ((bank.nn, item["xray"][0], 16), (bank.oracle, item["volume"], 32)):
+        pools.clear(), made.clear()
+        search(query[None])
+        assert [len(pool) for pool in pools] == [size]
+        views = [bank.locate(n) for n, _ in pools[0]]
+        assert sorted(made) == sorted(set(views)) and len(set(views)) < size  # mirrors share a view
 
 
 def test_k_of_one_is_allowed_and_finds_the_sample_itself(train_set, bank):
@@ -175,12 +178,11 @@ def test_nn_over_a_bank_larger_than_one_search_chunk(train_set, monkeypatch):
     thumbs[b_entry] += 0.05
     b.xrays = thumbs.half()
 
-    def sample(match):
-        i = b.dataset.specimens.index(match.specimen) * b.views + match.view
-        x = full[i].flip(-1) if match.mirrored else full[i]
-        return x, torch.zeros(1, 1, 1)
+    def samples(specimen, views):
+        first = b.dataset.specimens.index(specimen) * b.views
+        return full[[first + v for v in views]], torch.zeros(len(views), 1, 1, 1)
 
-    monkeypatch.setattr(b, "sample", sample)
+    monkeypatch.setattr(b, "samples", samples)
     queries = torch.stack([q1, q2])
     found = b.nn(queries, k=2)
     for m, q in zip(found, queries):

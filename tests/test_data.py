@@ -54,6 +54,20 @@ def test_lateral_downsampling_keeps_the_paper_ratio():
     assert torch.allclose(coarse, item["volume"].mean(0), atol=1e-5)
 
 
+@pytest.mark.parametrize("sizes", [(16, 32), (32, 32)], ids=["averaged-down", "same-size"])
+def test_samples_made_in_a_batch_equal_those_made_one_by_one(sizes):
+    """``make_sample`` on a batch of views (what ``SampleBank`` regenerates) gives every view's
+    x-ray and target bit for bit as single calls do, laterally averaged down or not."""
+    p = SMOKE.replace(volume_size=sizes[0], xray_size=sizes[1])
+    bank = datasets.ProceduralBank(p, cache_dir=None)
+    volume, dirs = bank.volume(0), datasets.XrayDataset(bank, [0], p).directions(0)[:5]
+    alphas, targets = datasets.make_sample(volume.expand(len(dirs), -1, -1, -1), dirs, p)
+    assert alphas.shape == (5, sizes[1], sizes[1]) and targets.shape == (5, p.n_steps, sizes[0], sizes[0])
+    for d, alpha, target in zip(dirs, alphas, targets):
+        one_alpha, one_target = datasets.make_sample(volume, d, p)
+        assert torch.equal(alpha, one_alpha) and torch.equal(target, one_target)
+
+
 def test_disk_cache_round_trip(tmp_path):
     bank = datasets.ProceduralBank(SMOKE, cache_dir=tmp_path)
     v = bank.volume(1)

@@ -25,7 +25,7 @@ from xtomo.profiles import Profile, get_profile
 from xtomo.specimens import crania
 
 __all__ = ["PAPER_COUNTS", "ProceduralBank", "FileBank", "TensorBank", "XrayDataset", "ViewDataset", "Kept",
-           "make_sample", "view_target", "aligned_truth", "counts", "simulate_collection"]
+           "make_sample", "lateral", "view_target", "aligned_truth", "counts", "simulate_collection"]
 
 #: What Henzler et al. (2018, Sec. 3) report for their dataset.
 PAPER_COUNTS = dict(species=175, val_species=20, views=1332, mirrors=2,
@@ -312,27 +312,32 @@ class ViewDataset(torch.utils.data.Dataset):
         return dict(xray=alpha[None], volume=target, specimen=k, view=view, mirrored=mirrored, direction=d)
 
 
-def _lateral(aligned: torch.Tensor, profile: Profile) -> torch.Tensor:
-    """An aligned stack marched at the x-ray's resolution, averaged down to the volume's."""
+def lateral(aligned: torch.Tensor, profile: Profile) -> torch.Tensor:
+    """Aligned stacks ``[..., D, S, S]`` marched at the x-ray's resolution, averaged down to the volume's."""
     if profile.xray_size != profile.volume_size:
-        aligned = F.interpolate(aligned[None], size=(profile.volume_size,) * 2, mode="area")[0]
+        lead, depth = aligned.shape[:-3], aligned.shape[-3]
+        side = (profile.volume_size,) * 2
+        aligned = F.interpolate(aligned.reshape(-1, *aligned.shape[-3:]), size=side, mode="area")
+        aligned = aligned.reshape(*lead, depth, *side)
     return aligned
 
 
 def make_sample(volume: torch.Tensor, direction: torch.Tensor, profile: Profile):
-    """The x-ray (``xray_size``) and the view-aligned volume (``volume_size``) of one view.
+    """The x-ray (``xray_size``) and the view-aligned volume (``volume_size``) of one view, or of a
+    batch: volumes ``[B, D, H, W]`` with directions ``[B, 3]``, which is about twice as fast on
+    a CPU as ``B`` calls and gives the same numbers.
 
     Rays are marched at the x-ray's resolution; the target volume is that aligned volume
     averaged down laterally, so both come from one resampling, as in the paper (256^2 x-rays
     of 128^3 volumes).
     """
     aligned = xray.align(volume, direction, n_steps=profile.n_steps, size=profile.xray_size)
-    return xray.composite(aligned, chi=profile.chi), _lateral(aligned, profile)
+    return xray.composite(aligned, chi=profile.chi), lateral(aligned, profile)
 
 
 def view_target(volume: torch.Tensor, direction: torch.Tensor, profile: Profile) -> torch.Tensor:
     """The view-aligned volume of ``make_sample`` alone, for x-rays that come from elsewhere."""
-    return _lateral(xray.align(volume, direction, n_steps=profile.n_steps, size=profile.xray_size), profile)
+    return lateral(xray.align(volume, direction, n_steps=profile.n_steps, size=profile.xray_size), profile)
 
 
 def aligned_truth(species: crania.Species, direction: torch.Tensor, profile: Profile, size: int,

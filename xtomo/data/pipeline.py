@@ -15,10 +15,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 
 from xtomo import _checks as checks
 from xtomo.data.augment import augmented
+from xtomo.data.datasets import lateral
 from xtomo.imaging import xray
 from xtomo.profiles import PIPELINES
 
@@ -70,8 +70,7 @@ class DevicePipeline:
         volumes = augmented(self.volumes.index_select(0, rows).float(), *self.dataset.augmentation(list(indices)))
         aligned = xray.align(volumes, directions.to(self.device), n_steps=p.n_steps, size=p.xray_size)
         alpha = xray.composite(aligned, chi=p.chi) if given is None else given.to(self.device)
-        if p.xray_size != p.volume_size:  # the targets averaged down laterally, as make_sample does
-            aligned = F.interpolate(aligned, size=(p.volume_size,) * 2, mode="area")
+        aligned = lateral(aligned, p)  # the targets averaged down laterally, as make_sample does
         flip = mirrored.to(self.device)
         alpha = torch.where(flip[:, None, None], xray.mirror(alpha), alpha)
         target = torch.where(flip[:, None, None, None], xray.mirror(aligned), aligned)

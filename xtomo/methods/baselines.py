@@ -11,7 +11,6 @@ Mirrored training samples are searched by mirroring the query instead.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,12 +72,13 @@ class SampleBank:
     """
 
     def __init__(self, dataset: XrayDataset, thumb: int = 32, oversample: int = 1, chunk: int = 512,
-                 progress: bool = True, oracle_pool: int = 2):
+                 progress: bool = True, oracle_pool: int = 2, batch: int = 16):
         if not isinstance(dataset, XrayDataset):
             raise TypeError(f"SampleBank needs an XrayDataset, got {type(dataset).__name__}")
         thumb = checks.integer(thumb, "thumb", minimum=2, what="SampleBank")
         self.dataset, self.thumb, self.chunk, self.progress = dataset, thumb, chunk, progress
         self.oversample = oversample
+        self.batch = checks.integer(batch, "batch", minimum=1, what="SampleBank")
         self.oracle_pool = checks.integer(oracle_pool, "oracle_pool", minimum=1, what="SampleBank")
         self.volume_side = max(2, thumb // 2)   # ORACLE's coarse volumes: (thumb / 2)^3 voxels
         self.profile = dataset.profile
@@ -143,10 +143,19 @@ class SampleBank:
                     np.save(fh, self.xrays.numpy())
         return self
 
+    def samples(self, specimen: int, views: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Full-size x-rays ``[V, S, S]`` and view-aligned volumes of one specimen's ``views``
+        (unmirrored), regenerated ``batch`` views at a time: batched, the CPU makes them about
+        twice as fast as one by one."""
+        volume = self.dataset.bank.volume(specimen)
+        directions = self.dataset.directions(specimen)[torch.as_tensor(views, dtype=torch.long)]
+        made = [make_sample(volume.expand(len(d), -1, -1, -1), d, self.profile) for d in directions.split(self.batch)]
+        return torch.cat([alpha for alpha, _ in made]), torch.cat([aligned for _, aligned in made])
+
     def sample(self, match: Match) -> tuple[torch.Tensor, torch.Tensor]:
         """The full-size x-ray ``[S, S]`` and view-aligned volume of a bank entry, regenerated."""
-        d = self.dataset.directions(match.specimen)[match.view]
-        alpha, volume = make_sample(self.dataset.bank.volume(match.specimen), d, self.profile)
+        alphas, volumes = self.samples(match.specimen, [match.view])
+        alpha, volume = alphas[0], volumes[0]
         return (xray.mirror(alpha), xray.mirror(volume)) if match.mirrored else (alpha, volume)
 
     def nn(self, alphas: torch.Tensor, k: int = 16) -> list[Match]:
@@ -181,11 +190,21 @@ class SampleBank:
         return [self._refine(c, lambda a, v, i=i: (v - q[i]).square().mean()) for i, c in enumerate(top.entries())]
 
     def _refine(self, candidates, distance) -> Match:
-        """The candidate ``(entry, mirrored)`` with the smallest exact full-size distance."""
+        """The candidate ``(entry, mirrored)`` with the smallest exact full-size distance (the
+        first of equals); each (specimen, view) is made once, a specimen's views in batches."""
+        located = [(*self.locate(n), mirrored) for n, mirrored in candidates]
+        wanted: dict[int, dict[int, None]] = {}
+        for specimen, view, _ in located:
+            wanted.setdefault(specimen, {})[view] = None
+        made = {}
+        for specimen, views in wanted.items():
+            alphas, volumes = self.samples(specimen, list(views))
+            made |= {(specimen, v): pair for v, pair in zip(views, zip(alphas, volumes))}
         best = None
-        for n, mirrored in candidates:
-            specimen, view = self.locate(n)
-            alpha, volume = self.sample(Match(specimen, view, mirrored, math.inf))
+        for specimen, view, mirrored in located:
+            alpha, volume = made[specimen, view]
+            if mirrored:
+                alpha, volume = xray.mirror(alpha), xray.mirror(volume)
             value = float(distance(alpha, volume))
             if best is None or value < best.distance:
                 best = Match(specimen, view, mirrored, value)
