@@ -91,7 +91,9 @@ def table(rows: list[dict], info: dict, command: str, busy: float) -> str:
               "regenerated; batched, a (specimen, view) among one search's candidates is made once, mirrored or not.",
               "", "| exact comparison | samples made | seconds | against one by one |", "|---|---:|---:|---:|"]
     for r in rows:
-        name = "one sample per candidate (before)" if r["batch"] is None else f"in batches of at most {r['batch']} view{'s' * (r['batch'] > 1)}"
+        batch = r["batch"]
+        name = ("one sample per candidate (before)" if batch is None
+                else f"in batches of at most {batch} view{'s' * (batch > 1)}")
         lines.append(f"| {name} | {r['made']:,} | {r['seconds']:.1f} | {r['seconds'] / before:.2f} |")
     return "\n".join(lines)
 
