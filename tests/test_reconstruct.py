@@ -234,6 +234,27 @@ def test_single_pass_runs_the_network_once(checkpoint, tmp_path):
         torch.testing.assert_close(written, reconstruct(alpha, model, fuse=False, mirror=mirror), atol=1e-6, rtol=1e-5)
 
 
+def test_symmetry_option_is_the_librarys(checkpoint, tmp_path):
+    """``--symmetry lateral`` writes what ``reconstruct(symmetry="lateral")`` returns, fused or not;
+    an unknown choice is refused by name."""
+    from xtomo.learning.inference import reconstruct
+    from xtomo.learning.train import load_model
+
+    io.save_xray(torch.rand(32, 32) * 0.6 + 0.4, tmp_path / "x.png", bits=16)
+    alpha = io.load_xray(tmp_path / "x.png")
+    model = load_model(checkpoint)
+    for extra, fuse in ((["--no-fusion"], False), ([], True)):
+        done = cli("reconstruct", "x.png", "--checkpoint", str(checkpoint), "--out", "v.npz", "--symmetry", "lateral",
+                   *extra, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        written = torch.from_numpy(np.load(tmp_path / "v.npz")["volume"])
+        expected = reconstruct(alpha, model, fuse=fuse, symmetry="lateral")
+        torch.testing.assert_close(written, expected, atol=1e-6, rtol=1e-5)
+        assert not torch.allclose(written, reconstruct(alpha, model, fuse=fuse), atol=1e-4)
+    done = cli("reconstruct", "x.png", "--out", "v.npz", "--symmetry", "oblique", cwd=tmp_path)
+    assert done.returncode != 0 and "invalid choice: 'oblique'" in done.stderr
+
+
 def test_evaluate_scores_a_ct_against_the_even_spread(checkpoint, tmp_path):
     """``xtomo evaluate CT`` x-rays the CT from seeded views, reconstructs each x-ray and prints ours
     over the even spread per acquisition; the CSV holds every view's scores, the even spread's

@@ -170,6 +170,9 @@ def _box(text: str) -> tuple[int, int, int]:
              help="keep the network's coarse volume instead of fusing it with the full-resolution x-ray"),
          arg("--single-pass", action="store_true",
              help="run the network once, without averaging in its answer to the mirrored x-ray"),
+         arg("--symmetry", default=None, choices=("lateral", "frontal", "estimate"),
+             help="make the answer bilaterally symmetric about the skull's mid-sagittal plane: that of a "
+                  "lateral or frontal view, or the plane it finds itself (default: as the network answers)"),
          arg("--policy", default="proportional", help="fusion policy (default: the paper's proportional)"),
          arg("--gamma", type=float, default=None, help="undo this display gamma of the image (e.g. 2.2)"),
          arg("--crop", default=None, metavar="TOP,LEFT,SIDE",
@@ -219,7 +222,7 @@ def _reconstruct(args) -> None:
         alpha = prepare_radiograph(alpha, box=box, air=args.air, vignette=args.air is not None, fit=args.fit)
     _framing_note(alpha, args.fit)
     mirror = not args.single_pass
-    coarse = infer(alpha, model, fuse=False, mirror=mirror)
+    coarse = infer(alpha, model, fuse=False, mirror=mirror, symmetry=args.symmetry)
     preview = None
     if args.preview is not None:   # made first, so a failure costs no volume; fused at no more than 256^2
         small = to_network_input(alpha, min(256, max(alpha.shape[-2:])))[0, 0]
@@ -234,8 +237,7 @@ def _reconstruct(args) -> None:
         fusion.fuse_to_file(coarse, full, args.out, chi=chi, policy=args.policy,
                             progress=sys.stderr.isatty(), affine=affine)
     else:
-        io.save_volume(infer(alpha, model, fuse=True, chi=chi, policy=args.policy, mirror=mirror), args.out,
-                       affine=affine)
+        io.save_volume(fusion.fuse_upsampled(coarse, full, chi=chi, policy=args.policy), args.out, affine=affine)
     extent = np.abs(np.diag(affine)[:3]) * shape[::-1]
     print(f"{args.out}: volume {shape} (depth first, front to back along the ray), "
           f"{extent[0]:.1f} x {extent[1]:.1f} x {extent[2]:.1f} mm (pixel size from {said_by})")

@@ -32,10 +32,11 @@ from xtomo.learning.inference import prepare_radiograph
 from xtomo.methods import classical
 from xtomo.profiles import Profile, get_profile
 
-__all__ = ["ACQUISITIONS", "DISPLAY_GAMMA", "REGIONS", "acquire", "evaluate_volume", "against_even", "head_regions",
-           "error_by_region"]
+__all__ = ["ACQUISITIONS", "SYMMETRIES", "DISPLAY_GAMMA", "REGIONS", "acquire", "evaluate_volume", "against_even",
+           "head_regions", "error_by_region"]
 
 ACQUISITIONS = ("ideal", "physical")   #: how ``evaluate_volume`` x-rays the skull
+SYMMETRIES = (None, "view", "estimate")  #: how ``evaluate_volume`` makes our answers symmetric (None: not)
 DISPLAY_GAMMA = 2.2                    #: the physical x-rays' display encoding (8 bits), undone on reading
 #: ``error_by_region``'s parts of a head; "elsewhere" is what a view's volume holds outside the skull's cube
 REGIONS = ("vault", "skull base and back", "face and jaw", "elsewhere")
@@ -57,11 +58,13 @@ def acquire(volume: torch.Tensor, direction: torch.Tensor, p: Profile, acquisiti
 
 def evaluate_volume(volume: torch.Tensor, model, profile: Profile | str = "quick", views: int = 8,
                     seed: int = 0, bank=None, name: str = "real skull", k: int = 16,
-                    show: int = 0, others: dict | None = None, acquisition: str = "ideal") -> tuple[list[dict], dict]:
+                    show: int = 0, others: dict | None = None, acquisition: str = "ideal",
+                    symmetry: str | None = None) -> tuple[list[dict], dict]:
     """Score ours, ours unfused, the even spread, (with ``bank``, a built ``SampleBank``) NN and
     our ``others`` networks (``{method: network}``, e.g. ``ours_surface``, ``ours_shipped``), fused,
     on ``views`` seeded x-rays of ``volume`` (``[S, S, S]`` at the profile's volume size), taken by
-    ``acquisition``.
+    ``acquisition``. ``symmetry`` (``SYMMETRIES``) makes our networks' answers bilaterally symmetric
+    about the plane of each view's known direction (``"view"``) or about one they estimate (``"estimate"``).
 
     Returns the rows and, for the first ``show`` views, ``{"xrays": [...], "truth": [...], method:
     [...]}`` of the x-rays and view-aligned volumes, for ``figures.method_grid``.
@@ -72,6 +75,7 @@ def evaluate_volume(volume: torch.Tensor, model, profile: Profile | str = "quick
         raise ValueError(f"evaluate_volume: expected one volume [S, S, S], got shape {tuple(volume.shape)}")
     volume = volume[0]
     views = checks.integer(views, "views", minimum=1, what="evaluate_volume")
+    checks.choice(symmetry, "symmetry", SYMMETRIES, "evaluate_volume")
     if volume.shape[-1] != p.volume_size:
         raise ValueError(f"evaluate_volume: volume is {tuple(volume.shape)}, but profile {p.name!r} "
                          f"works at {p.volume_size}^3; load it at that size")
@@ -80,13 +84,15 @@ def evaluate_volume(volume: torch.Tensor, model, profile: Profile | str = "quick
     matches = bank.nn(torch.stack([a for a, _ in samples]), k=k) if bank is not None else [None] * views
     rows, shown = [], {"xrays": [], "truth": []}
     for i, (d, (alpha, truth), match) in enumerate(zip(directions, samples, matches)):
-        ours = our_volumes(alpha, model, truth.shape[-1], p.chi)  # fused, then averaged down: still exact
+        plane = d if symmetry == "view" else symmetry
+        ours = our_volumes(alpha, model, truth.shape[-1], p.chi, plane)  # fused, then averaged down: still exact
         # the even spread of the line integrals averaged down to the volume's pixels: exact too
         depth = F.interpolate(classical.line_integrals(alpha, p.chi)[None, None], size=truth.shape[-2:],
                               mode="area")[0, 0]
         found = {"ours": ours["ours"][0], "ours_unfused": ours["ours_unfused"][0],
                  "extrude": classical.extrude(torch.exp(-p.chi * depth), n_steps=truth.shape[0], chi=p.chi)}
-        found |= {m: our_volumes(alpha, net, truth.shape[-1], p.chi)["ours"][0] for m, net in (others or {}).items()}
+        found |= {m: our_volumes(alpha, net, truth.shape[-1], p.chi, plane)["ours"][0]
+                  for m, net in (others or {}).items()}
         if match is not None:
             found["nn"] = bank.sample(match)[1]
         if i < show:

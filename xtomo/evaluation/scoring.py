@@ -29,7 +29,7 @@ from xtomo.evaluation import metrics, stats
 from xtomo.files import artifacts_dir, read_csv, require_artifact, write_csv, write_json
 from xtomo.imaging import fusion, render, xray
 from xtomo.learning.inference import VERSION as INFERENCE
-from xtomo.learning.inference import reconstruct
+from xtomo.learning.inference import reconstruct, square
 from xtomo.learning.shipped import for_profile as shipped_for
 from xtomo.methods import classical
 from xtomo.methods.baselines import SampleBank
@@ -221,14 +221,15 @@ def _rows(base: dict, item: dict, volumes: dict, matches: dict, chi: float) -> l
     return rows
 
 
-def our_volumes(alpha: torch.Tensor, model, size: int, chi: float = xray.CHI) -> dict:
+def our_volumes(alpha: torch.Tensor, model, size: int, chi: float = xray.CHI, symmetry=None) -> dict:
     """Our reconstruction at the volume resolution, fused with the full x-ray (then averaged
-    down laterally, which keeps its re-projection exact: ``reprojection``) and without fusion."""
-    fused, t_fused = _timed(reconstruct, alpha, model, fuse=True, chi=chi)
+    down laterally, which keeps its re-projection exact: ``reprojection``) and without fusion;
+    ``symmetry`` as ``inference.reconstruct`` takes it."""
+    plain, t_plain = _timed(reconstruct, alpha, model, fuse=False, symmetry=symmetry)
+    fused, t_fuse = _timed(fusion.fuse_upsampled, plain, square(alpha)[0, 0], chi=chi)  # as reconstruct fuses
     if fused.shape[-1] != size:
         fused = F.interpolate(fused[None], size=(size, size), mode="area")[0]
-    plain, t_plain = _timed(reconstruct, alpha, model, fuse=False)
-    return {"ours": (fused, t_fused), "ours_unfused": (plain, t_plain)}
+    return {"ours": (fused, t_plain + t_fuse), "ours_unfused": (plain, t_plain)}
 
 
 def _classical(alpha, direction, truth, p):

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 import xtomo._checks as checks
 from xtomo import geometry
 from xtomo.imaging import fusion
+from xtomo.imaging.symmetry import estimate_normal, mirror_normal, symmetrize
 from xtomo.imaging.xray import CHI
 from xtomo.learning import exposure as exposures
 
@@ -14,8 +15,8 @@ from xtomo.learning import exposure as exposures
 #: rescores them.
 VERSION = "mirror-averaged, exposure-spanned"
 
-__all__ = ["VERSION", "FRAMING", "FRAMING_RANGE", "reconstruct", "infer", "square", "to_network_input", "upsample",
-           "prepare_radiograph", "specimen_circle", "framing_box", "frame", "square_at"]
+__all__ = ["VERSION", "FRAMING", "FRAMING_RANGE", "STANDARD_VIEWS", "reconstruct", "symmetric", "infer", "square",
+           "to_network_input", "upsample", "prepare_radiograph", "specimen_circle", "framing_box", "frame", "square_at"]
 
 #: How large a specimen is in the training x-rays: the radius, over the image side, of the circle about
 #: its bounding box's centre that holds it (``specimen_circle``). Median over 300 training x-rays of the
@@ -23,6 +24,9 @@ __all__ = ["VERSION", "FRAMING", "FRAMING_RANGE", "reconstruct", "infer", "squar
 #: measures it again on the crania). ``frame`` makes a radiograph's specimen this large.
 FRAMING = 0.38
 FRAMING_RANGE = (0.30, 0.43)
+#: Radiographic views by name, as view directions in the cube (z up, y forward): a lateral view looks
+#: across the head, a frontal (PA or AP) one along it; ``reconstruct``'s ``symmetry`` takes them.
+STANDARD_VIEWS = {"lateral": (1.0, 0.0, 0.0), "frontal": (0.0, 1.0, 0.0)}
 
 
 def square(alpha: torch.Tensor) -> torch.Tensor:
@@ -143,6 +147,18 @@ def upsample(volume: torch.Tensor, size) -> torch.Tensor:
     return F.interpolate(volume[None], size=tuple(size), mode="bilinear", align_corners=False)[0]
 
 
+def symmetric(coarse: torch.Tensor, symmetry: torch.Tensor | str) -> torch.Tensor:
+    """Coarse volumes ``[B, D, h, w]`` averaged with their mirror images about the mid-sagittal plane
+    of known view directions (``[3]`` or ``[B, 3]``, or a name of ``STANDARD_VIEWS``) or, with
+    ``"estimate"``, each about the plane it is most nearly symmetric about."""
+    if isinstance(symmetry, str):
+        checks.choice(symmetry, "symmetry", ("estimate", *STANDARD_VIEWS), "reconstruct")
+        if symmetry == "estimate":
+            return symmetrize(coarse, torch.stack([estimate_normal(c) for c in coarse]))
+        symmetry = torch.tensor(STANDARD_VIEWS[symmetry])
+    return symmetrize(coarse, mirror_normal(symmetry))
+
+
 def infer(model, x: torch.Tensor, mirror: bool = True, span: bool = True) -> torch.Tensor:
     """The network's coarse volumes ``[B, D, s, s]`` of network inputs ``x`` ``[B, 1, s, s]``, on the
     model's device, clamped at zero. With ``mirror`` they are averaged with the network's volumes of
@@ -169,7 +185,8 @@ def infer(model, x: torch.Tensor, mirror: bool = True, span: bool = True) -> tor
 
 @torch.no_grad()
 def reconstruct(alpha: torch.Tensor, model, fuse: bool = True, chi: float = CHI,
-                policy: str = "proportional", beta: float = 2.0, mirror: bool = True) -> torch.Tensor:
+                policy: str = "proportional", beta: float = 2.0, mirror: bool = True,
+                symmetry: torch.Tensor | str | None = None) -> torch.Tensor:
     """The view-aligned density volume ``[D, S, S]`` (or ``[B, D, S, S]``) of an x-ray.
 
     The network infers a coarse volume at its own resolution (the paper's Sec. 4.1); its output
@@ -178,11 +195,17 @@ def reconstruct(alpha: torch.Tensor, model, fuse: bool = True, chi: float = CHI,
     with it (Sec. 4.2, ``xtomo.imaging.fusion``), so that it re-projects exactly to the x-ray.
     ``mirror`` averages in the network's answer to the mirrored x-ray, and an x-ray outside the
     exposure span the model was trained on is brought into it (``infer``); fusion uses the x-ray as given.
+    ``symmetry`` makes the coarse volume bilaterally symmetric before fusion (``xtomo.imaging.symmetry``):
+    about the mid-sagittal plane of the view along a known direction (``[3]`` or ``[B, 3]``, or
+    ``"lateral"`` / ``"frontal"``: ``STANDARD_VIEWS``), or, with ``"estimate"``, about the plane the
+    network's own answer is most nearly symmetric about.
     """
     single = alpha.dim() == 2
     x = square(alpha)
     model.eval()
     coarse = infer(model, to_network_input(x, model.config.in_size), mirror).cpu()
+    if symmetry is not None:
+        coarse = symmetric(coarse, symmetry)
     if fuse:
         coarse = torch.stack([fusion.fuse_upsampled(c, a[0], chi=chi, policy=policy, beta=beta)
                               for c, a in zip(coarse, x)])
