@@ -280,6 +280,29 @@ def test_evaluate_scores_a_ct_against_the_even_spread(checkpoint, tmp_path):
     assert iio.imread(tmp_path / "grid.png").ndim == 3
 
 
+def test_evaluate_with_symmetry_changes_ours_only_and_still_reprojects(checkpoint, tmp_path):
+    """``xtomo evaluate --symmetry view``: our answers made symmetric about each view's plane score
+    differently, still re-project to their x-rays, and the even spread is untouched."""
+    import csv
+
+    from xtomo.specimens import crania
+
+    io.save_volume(crania.skull(crania.catalog(12)[0], size=48), tmp_path / "skull.npz")
+    rows = {}
+    for name, extra in (("plain", []), ("view", ["--symmetry", "view"])):
+        done = cli("evaluate", "skull.npz", "--checkpoint", str(checkpoint), "--views", "2", "--acquisition",
+                   "ideal", "--csv", f"{name}.csv", *extra, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        with open(tmp_path / f"{name}.csv", newline="") as fh:
+            rows[name] = {(r["method"], r["view"]): r for r in csv.DictReader(fh)}
+    assert rows["plain"].keys() == rows["view"].keys()
+    for key, r in rows["view"].items():
+        same = r["l2"] == rows["plain"][key]["l2"]
+        assert same == (key[0] == "extrude"), key
+        if key[0] in ("ours", "extrude"):
+            assert float(r["reprojection"]) < 1e-3
+
+
 def test_evaluate_scores_the_dry_skull_of_a_ct_with_soft_tissue(checkpoint, tmp_path):
     """``--bone``: a skull CT in its own units with soft tissue around the bone scores as its dry skull."""
     from xtomo.specimens import crania

@@ -267,6 +267,9 @@ def _framing_note(alpha, fitted: bool) -> None:
          arg("--acquisition", default="both", choices=("ideal", "physical", "both"),
              help="Beer-Lambert x-rays, chapter 8's physical ones (spectrum, scatter, noise, blur, 8-bit "
                   "gamma), or both (default)"),
+         arg("--symmetry", default=None, choices=("view", "estimate"),
+             help="make our answers bilaterally symmetric about the mid-sagittal plane of each view's known "
+                  "direction, or about the plane each answer finds itself (default: as the network answers)"),
          arg("--csv", default=None, metavar="CSV", help="also write every view's scores of every method"),
          arg("--figure", default=None, metavar="PNG",
              help="also write the first two views: x-ray, then ours, the even spread and the CT as "
@@ -292,7 +295,8 @@ def _evaluate(args) -> None:
     rows, shown = [], None
     for acquisition in acquisitions:
         found, seen = realcase.evaluate_volume(volume, model, p, views=views, seed=args.seed, name=args.volume,
-                                               show=2 if shown is None else 0, acquisition=acquisition)
+                                               show=2 if shown is None else 0, acquisition=acquisition,
+                                               symmetry=args.symmetry)
         rows += found
         shown = shown or seen
     print(f"{args.volume}: {views} views at {p.xray_size}^2 -> {p.volume_size}^3; "
