@@ -68,7 +68,8 @@ class SampleBank:
     queries (by 3 %), while 32 and 64 missed none; at most 3 ranked ahead of NN's exact nearest
     x-ray. The default pool, ``2 * k`` (32 at the chapters' k), covers the worst rank seen with
     half again as much room, at ``k`` more full-size samples per query: a wider pool costs the
-    quick book minutes it does not have.
+    quick book minutes it does not have. ``batch`` bounds how many views of one specimen the exact
+    comparison regenerates in one call (memory against speed).
     """
 
     def __init__(self, dataset: XrayDataset, thumb: int = 32, oversample: int = 1, chunk: int = 512,
@@ -145,8 +146,8 @@ class SampleBank:
 
     def samples(self, specimen: int, views: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Full-size x-rays ``[V, S, S]`` and view-aligned volumes of one specimen's ``views``
-        (unmirrored), regenerated ``batch`` views at a time: batched, the CPU makes them about
-        twice as fast as one by one."""
+        (unmirrored), regenerated ``batch`` views at a time, which a CPU does faster than one by one
+        (``benchmarks/baseline_search.py``)."""
         volume = self.dataset.bank.volume(specimen)
         directions = self.dataset.directions(specimen)[torch.as_tensor(views, dtype=torch.long)]
         made = [make_sample(volume.expand(len(d), -1, -1, -1), d, self.profile) for d in directions.split(self.batch)]
