@@ -67,7 +67,7 @@ def test_a_symmetric_specimen_is_symmetric_about_its_planes_in_every_view():
     dirs = xray.sample_directions(6, seed=1)
     aligned = xray.align(_phantom().expand(len(dirs), -1, -1, -1), dirs, n_steps=N)
     right = symmetry.asymmetry(aligned, symmetry.mirror_normal(dirs))
-    tilted = symmetry.mirror_normal(dirs) + 0.5 * torch.tensor([0.0, 1.0, 0.0])  # about 27 degrees off
+    tilted = symmetry.mirror_normal(dirs) + 0.5 * torch.tensor([0.0, 1.0, 0.0])  # tilted by up to 27 degrees
     wrong = symmetry.asymmetry(aligned, tilted)
     assert (right < 0.01).all() and (wrong > 10 * right).all(), (right, wrong)
 
