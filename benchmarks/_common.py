@@ -118,6 +118,22 @@ def networks(parser, specs: list[str]) -> dict:
                                                 for name, path in (m.split("=", 1) for m in specs)}
 
 
+def network_study(script: str, doc: str, section: str, rows, table, skulls: tuple[str, int, str], argv=None) -> int:
+    """The ``main`` of a benchmark that scores the shipped model and each ``--model`` on seeded views of skulls:
+    ``--NAME`` skulls (``skulls``: the option's name, default and meaning), ``--views`` per skull, ``--write`` and
+    ``--section``; it measures ``rows(models, skulls, views)`` and publishes ``table(rows, command, busy)``."""
+    parser = benchmark_parser(script, doc, section)
+    name, default, meaning = skulls
+    parser.add_argument(f"--{name}", type=int, default=default, help=f"{meaning} (default {default})")
+    parser.add_argument("--views", type=int, default=8, help="seeded views per skull (default 8)")
+    add_model_option(parser)
+    args = parser.parse_args(argv)
+    busy = busy_cores()
+    models = networks(parser, args.model)
+    publish(table(rows(models, getattr(args, name), args.views), command_line(parser, args), busy), args)
+    return 0
+
+
 def benchmark_parser(script: str, doc: str, section: str) -> argparse.ArgumentParser:
     """The argument parser of the benchmark ``script`` (its ``__file__``), described by its docstring's first
     line, with ``--write`` (record the table in RESULTS.md) and ``--section`` (which section it replaces,

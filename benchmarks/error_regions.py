@@ -18,15 +18,7 @@ from __future__ import annotations
 
 import sys
 
-from _common import (
-    add_model_option,
-    benchmark_parser,
-    busy_cores,
-    command_line,
-    heading,
-    networks,
-    publish,
-)
+from _common import heading, network_study
 from real_skull import new_humans
 
 from xtomo.data import realdata
@@ -66,15 +58,7 @@ def table(found: list[dict], command: str, busy: float) -> str:
 
 
 def main(argv=None) -> int:
-    parser = benchmark_parser(__file__, __doc__, "error-regions")
-    parser.add_argument("--humans", type=int, default=8, help="new procedural humans (default 8)")
-    parser.add_argument("--views", type=int, default=8, help="seeded views per skull (default 8)")
-    add_model_option(parser)
-    args = parser.parse_args(argv)
-    busy = busy_cores()
-    models = networks(parser, args.model)
-    publish(table(rows(models, args.humans, args.views), command_line(parser, args), busy), args)
-    return 0
+    return network_study(__file__, __doc__, "error-regions", rows, table, ("humans", 8, "new procedural humans"), argv)
 
 
 if __name__ == "__main__":

@@ -18,15 +18,7 @@ import math
 import sys
 
 import torch
-from _common import (
-    add_model_option,
-    benchmark_parser,
-    busy_cores,
-    command_line,
-    even_section,
-    networks,
-    publish,
-)
+from _common import even_section, network_study
 
 from xtomo.data import realdata
 from xtomo.data.augment import truncated
@@ -77,15 +69,7 @@ def table(found: list[dict], command: str, busy: float) -> str:
 
 
 def main(argv=None) -> int:
-    parser = benchmark_parser(__file__, __doc__, "head-pose")
-    parser.add_argument("--species", type=int, default=3, help="held-out species turned (default 3)")
-    parser.add_argument("--views", type=int, default=8, help="seeded views per skull and turn (default 8)")
-    add_model_option(parser)
-    args = parser.parse_args(argv)
-    busy = busy_cores()
-    models = networks(parser, args.model)
-    publish(table(rows(models, args.species, args.views), command_line(parser, args), busy), args)
-    return 0
+    return network_study(__file__, __doc__, "head-pose", rows, table, ("species", 3, "held-out species turned"), argv)
 
 
 if __name__ == "__main__":

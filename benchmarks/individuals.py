@@ -16,15 +16,7 @@ from __future__ import annotations
 
 import sys
 
-from _common import (
-    add_model_option,
-    benchmark_parser,
-    busy_cores,
-    command_line,
-    even_section,
-    networks,
-    publish,
-)
+from _common import even_section, network_study
 from real_skull import new_humans, scored_views
 
 from xtomo.data import realdata
@@ -76,15 +68,8 @@ def table(found: list[dict], command: str, busy: float) -> str:
 
 
 def main(argv=None) -> int:
-    parser = benchmark_parser(__file__, __doc__, "individuals")
-    parser.add_argument("--species", type=int, default=8, help="species per procedural case (default 8)")
-    parser.add_argument("--views", type=int, default=8, help="seeded views per skull (default 8)")
-    add_model_option(parser)
-    args = parser.parse_args(argv)
-    busy = busy_cores()
-    models = networks(parser, args.model)
-    publish(table(rows(models, args.species, args.views), command_line(parser, args), busy), args)
-    return 0
+    return network_study(__file__, __doc__, "individuals", rows, table, ("species", 8, "species per procedural case"),
+                         argv)
 
 
 if __name__ == "__main__":
