@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 import xtomo._checks as checks
+from xtomo.imaging.xray import camera_angles
 
 __all__ = ["mirror_normal", "reflect", "symmetrize", "estimate_normal", "asymmetry"]
 
@@ -30,14 +31,8 @@ def mirror_normal(direction: torch.Tensor) -> torch.Tensor:
     ``direction``, in grid order (columns, rows, depth): the camera basis of ``xray.align``."""
     d = checks.directions(direction, "mirror_normal").double()
     single = d.dim() == 1
-    d = d.reshape(-1, 3)
-    rho = d[:, :2].norm(dim=1)
-    horiz = rho > 1e-7
-    # align's R = Rz(azimuth) Ry(polar) Rz(90 deg) maps camera (right, up, back) to world; its first
-    # row holds world x's components along them. Straight from the top the azimuth is -90 deg.
-    cos_az = torch.where(horiz, d[:, 0] / rho.clamp_min(1e-12), torch.zeros_like(rho))
-    sin_az = torch.where(horiz, d[:, 1] / rho.clamp_min(1e-12), -torch.ones_like(rho))
-    cos_po, sin_po = d[:, 2], rho
+    cos_az, sin_az, cos_po, sin_po = camera_angles(d.reshape(-1, 3))
+    # the first row of align's rotation (camera (right, up, back) -> world): world x along each camera axis
     right, up, back = -sin_az, -cos_az * cos_po, cos_az * sin_po
     n = torch.stack([right, -up, -back], dim=1)  # rows run down the image, depth runs away from the source
     n = (n / n.norm(dim=1, keepdim=True)).float()

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 import xtomo._checks as checks
 
 __all__ = [
-    "CHI", "N_STEPS", "direction", "angles", "sample_directions", "view_class",
+    "CHI", "N_STEPS", "direction", "angles", "sample_directions", "view_class", "camera_angles",
     "align", "turn", "composite", "simulate", "mirror", "encode_gamma", "decode_gamma", "poisson_noise",
 ]
 
@@ -89,6 +89,17 @@ def _rotation_grid(cos, sin, out_rows: int, out_cols: int) -> torch.Tensor:
     return torch.stack([uu * c - vv * s, uu * s + vv * c], dim=-1)
 
 
+def camera_angles(dirs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Cosines and sines of the azimuth and polar angle of unit view directions ``[B, 3]``: the
+    camera of ``align`` is R = Rz(azimuth) Ry(polar) Rz(90 deg), camera (right, up, back) -> world."""
+    rho = dirs[:, :2].norm(dim=1)
+    horiz = rho > 1e-7
+    # Straight from the top the azimuth is undefined: take -90 deg, so the front (+y) is "up".
+    cos_az = torch.where(horiz, dirs[:, 0] / rho.clamp_min(1e-12), torch.zeros_like(rho))
+    sin_az = torch.where(horiz, dirs[:, 1] / rho.clamp_min(1e-12), -torch.ones_like(rho))
+    return cos_az, sin_az, dirs[:, 2], rho
+
+
 def align(volume: torch.Tensor, direction: torch.Tensor, n_steps: int = N_STEPS,
           size: int | tuple[int, int] | None = None) -> torch.Tensor:
     """Resample ``volume`` into the camera frame of ``direction``: ``[n_steps, rows, cols]``.
@@ -108,14 +119,7 @@ def align(volume: torch.Tensor, direction: torch.Tensor, n_steps: int = N_STEPS,
         raise ValueError(f"align: {dirs.shape[0]} directions for a batch of {b} volumes")
     n_steps = checks.integer(n_steps, "n_steps", minimum=1, what="align")
     rows, cols = (h_in, w_in) if size is None else (size, size) if isinstance(size, int) else size
-    dirs = dirs.to(vol.dtype)
-    # R = Rz(azimuth) Ry(polar) Rz(90 deg): camera (right, up, back) -> world.
-    rho = dirs[:, :2].norm(dim=1)
-    horiz = rho > 1e-7
-    # Straight from the top the azimuth is undefined: take -90 deg, so the front (+y) is "up".
-    cos_az = torch.where(horiz, dirs[:, 0] / rho.clamp_min(1e-12), torch.zeros_like(rho))
-    sin_az = torch.where(horiz, dirs[:, 1] / rho.clamp_min(1e-12), -torch.ones_like(rho))
-    cos_po, sin_po = dirs[:, 2], rho
+    cos_az, sin_az, cos_po, sin_po = camera_angles(dirs.to(vol.dtype))
     # Pass 1, azimuth about z: every z-slice turned in the (x, y) plane; slices are channels.
     # The output's y axis becomes the camera's "right" after the quarter turn: `cols` samples.
     g1 = _rotation_grid(cos_az, sin_az, cols, rows)
