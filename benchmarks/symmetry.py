@@ -5,9 +5,10 @@ even spread, on both real heads and on held-out species.
 
 Each network's coarse answer is averaged with its mirror image before fusion (``inference.reconstruct``'s
 ``symmetry``): not at all (the book's default), about a plane it estimates itself (``estimate``: what a reader's
-radiograph of unknown direction allows), or about the plane of the view's known direction (``view``). The real
-heads are x-rayed by both acquisitions. ``--write`` replaces the ``symmetry`` section of RESULTS.md (``--section``
-names another).
+radiograph of unknown direction allows), or about the plane of the view's known direction (``view``); with
+"leveled", each x-ray is first turned in its plane by the one of ``inference.LEVEL_TURNS`` whose answer is most
+symmetric about the known plane (``level``). The real heads are x-rayed by both acquisitions. ``--write`` replaces the
+``symmetry`` section of RESULTS.md (``--section`` names another).
 """
 from __future__ import annotations
 
@@ -21,7 +22,9 @@ from xtomo.evaluation.scoring import METHODS
 from xtomo.learning import train
 from xtomo.profiles import get_profile
 
-PLANES = {None: "none", "estimate": "estimated plane", "view": "plane of the known view"}
+#: (symmetry, level) -> label, as ``realcase.evaluate_volume`` takes them
+PLANES = {(None, False): "none", ("estimate", False): "estimated plane", ("view", False): "plane of the known view",
+          ("view", True): "plane of the known view, leveled"}
 
 
 def rows(models: dict, species: int, views: int) -> list[dict]:
@@ -36,11 +39,11 @@ def rows(models: dict, species: int, views: int) -> list[dict]:
     for name, model in models.items():
         for case, (volumes, acquisitions) in cases.items():
             for acquisition in acquisitions:
-                for symmetry, label in PLANES.items():
+                for (symmetry, level), label in PLANES.items():
                     found = []
                     for i, v in enumerate(volumes):
                         scored, _ = realcase.evaluate_volume(v, model, p, views=views, seed=p.seed, name=f"{case} {i}",
-                                                             acquisition=acquisition, symmetry=symmetry)
+                                                             acquisition=acquisition, symmetry=symmetry, level=level)
                         found += scored
                     out += [dict(r, network=name, case=case, symmetry=label) for r in realcase.against_even(found)
                             if r["model"] == METHODS["ours"]]
@@ -50,7 +53,8 @@ def rows(models: dict, species: int, views: int) -> list[dict]:
 def table(found: list[dict], command: str, busy: float) -> str:
     return even_section("Bilateral symmetry at inference: ours over the even spread (`quick`)",
                         "Symmetry: the coarse answer averaged with its mirror image about the plane named, then "
-                        "fused with the x-ray.", found,
+                        "fused with the x-ray; leveled: the x-ray first turned in its plane (up to 20 degrees) "
+                        "to make that answer most symmetric.", found,
                         {"network": "network", "case": "case", "acquisition": "acquisition", "symmetry": "symmetry"},
                         command, busy)
 

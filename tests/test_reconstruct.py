@@ -255,6 +255,27 @@ def test_symmetry_option_is_the_librarys(checkpoint, tmp_path):
     assert done.returncode != 0 and "invalid choice: 'oblique'" in done.stderr
 
 
+def test_level_option_is_the_librarys_and_needs_symmetry(checkpoint, tmp_path):
+    """``--symmetry lateral --level`` writes what ``reconstruct(symmetry="lateral", level=True)`` returns;
+    ``--level`` alone, or about an estimated plane, is refused before any work, naming what it needs."""
+    from xtomo.learning.inference import reconstruct
+    from xtomo.learning.train import load_model
+
+    io.save_xray(torch.rand(32, 32) * 0.6 + 0.4, tmp_path / "x.png", bits=16)
+    alpha = io.load_xray(tmp_path / "x.png")
+    done = cli("reconstruct", "x.png", "--checkpoint", str(checkpoint), "--out", "v.npz", "--symmetry", "lateral",
+               "--level", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    written = torch.from_numpy(np.load(tmp_path / "v.npz")["volume"])
+    expected = reconstruct(alpha, load_model(checkpoint), symmetry="lateral", level=True)
+    torch.testing.assert_close(written, expected, atol=1e-6, rtol=1e-5)
+    for extra in ([], ["--symmetry", "estimate"]):
+        done = cli("reconstruct", "x.png", "--checkpoint", str(checkpoint), "--out", "w.npz", "--level", *extra,
+                   cwd=tmp_path)
+        assert done.returncode == 2 and "give --symmetry lateral or frontal" in done.stderr, done.stderr
+        assert not (tmp_path / "w.npz").exists()
+
+
 def test_evaluate_scores_a_ct_against_the_even_spread(checkpoint, tmp_path):
     """``xtomo evaluate CT`` x-rays the CT from seeded views, reconstructs each x-ray and prints ours
     over the even spread per acquisition; the CSV holds every view's scores, the even spread's
@@ -326,6 +347,8 @@ def test_evaluate_scores_the_dry_skull_of_a_ct_with_soft_tissue(checkpoint, tmp_
     (["--bone", "nan"], "bone must be a finite number"),
     (["--csv", "s.txt"], "--csv must be a .csv file"),
     (["--acquisition", "xray"], "invalid choice"),
+    (["--level"], "most symmetric about a known view's plane: give --symmetry view"),
+    (["--level", "--symmetry", "estimate"], "give --symmetry view"),
 ])
 def test_evaluate_rejects_bad_options(checkpoint, tmp_path, args, message):
     io.save_volume(torch.zeros(16, 16, 16).index_fill_(0, torch.tensor([8]), 0.5), tmp_path / "v.npz")

@@ -173,6 +173,9 @@ def _box(text: str) -> tuple[int, int, int]:
          arg("--symmetry", default=None, choices=("lateral", "frontal", "estimate"),
              help="make the answer bilaterally symmetric about the skull's mid-sagittal plane: that of a "
                   "lateral or frontal view, or the plane it finds itself (default: as the network answers)"),
+         arg("--level", action="store_true",
+             help="with --symmetry lateral or frontal: first turn the x-ray in its plane by up to 20 degrees, as "
+                  "far as makes the answer most symmetric (a head that nods in its x-ray)"),
          arg("--policy", default="proportional", help="fusion policy (default: the paper's proportional)"),
          arg("--gamma", type=float, default=None, help="undo this display gamma of the image (e.g. 2.2)"),
          arg("--crop", default=None, metavar="TOP,LEFT,SIDE",
@@ -208,6 +211,7 @@ def _reconstruct(args) -> None:
 
     if args.policy not in fusion.POLICIES:
         raise ValueError(f"unknown fusion policy {args.policy!r}; choose one of {sorted(fusion.POLICIES)}")
+    _level_needs_symmetry(args, ("lateral", "frontal"))
     box = None if args.crop is None else _box(args.crop)
     writable_target(args.out, (".nii", ".nii.gz", ".npz"), "--out")  # before the work, not after it
     if args.preview is not None:
@@ -222,7 +226,7 @@ def _reconstruct(args) -> None:
         alpha = prepare_radiograph(alpha, box=box, air=args.air, vignette=args.air is not None, fit=args.fit)
     _framing_note(alpha, args.fit)
     mirror = not args.single_pass
-    coarse = infer(alpha, model, fuse=False, mirror=mirror, symmetry=args.symmetry)
+    coarse = infer(alpha, model, fuse=False, mirror=mirror, symmetry=args.symmetry, level=args.level)
     preview = None
     if args.preview is not None:   # made first, so a failure costs no volume; fused at no more than 256^2
         small = to_network_input(alpha, min(256, max(alpha.shape[-2:])))[0, 0]
@@ -258,6 +262,12 @@ def _framing_note(alpha, fitted: bool) -> None:
               "(after --air for a real radiograph)", file=sys.stderr)
 
 
+def _level_needs_symmetry(args, known: tuple[str, ...]) -> None:
+    if args.level and args.symmetry not in known:
+        raise ValueError("--level turns the x-ray to make the answer most symmetric about a known view's plane: "
+                         f"give --symmetry {' or '.join(known)}")
+
+
 @command(arg("volume", help="a CT of a skull: NIfTI, MetaImage, NRRD, DICOM, TIFF stack, npy/npz or slice video"),
          arg("--checkpoint", default=None,
              help="a checkpoint written by `xtomo train` (default: the model shipped with the package)"),
@@ -270,6 +280,9 @@ def _framing_note(alpha, fitted: bool) -> None:
          arg("--symmetry", default=None, choices=("view", "estimate"),
              help="make our answers bilaterally symmetric about the mid-sagittal plane of each view's known "
                   "direction, or about the plane each answer finds itself (default: as the network answers)"),
+         arg("--level", action="store_true",
+             help="with --symmetry view: first turn each x-ray in its plane by up to 20 degrees, as far as makes "
+                  "the answer most symmetric (a head that nods in its x-ray)"),
          arg("--csv", default=None, metavar="CSV", help="also write every view's scores of every method"),
          arg("--figure", default=None, metavar="PNG",
              help="also write the first two views: x-ray, then ours, the even spread and the CT as "
@@ -284,6 +297,7 @@ def _evaluate(args) -> None:
     from xtomo.learning.train import checkpoint_profile, load_checkpoint, model_from_checkpoint
 
     views = checks.integer(args.views, "--views", minimum=1, what="xtomo evaluate")
+    _level_needs_symmetry(args, ("view",))
     for target, suffixes, flag in ((args.csv, (".csv",), "--csv"), (args.figure, (".png",), "--figure")):
         if target is not None:
             writable_target(target, suffixes, flag)  # before the work, not after it
@@ -296,7 +310,7 @@ def _evaluate(args) -> None:
     for acquisition in acquisitions:
         found, seen = realcase.evaluate_volume(volume, model, p, views=views, seed=args.seed, name=args.volume,
                                                show=2 if shown is None else 0, acquisition=acquisition,
-                                               symmetry=args.symmetry)
+                                               symmetry=args.symmetry, level=args.level)
         rows += found
         shown = shown or seen
     print(f"{args.volume}: {views} views at {p.xray_size}^2 -> {p.volume_size}^3; "

@@ -59,12 +59,13 @@ def acquire(volume: torch.Tensor, direction: torch.Tensor, p: Profile, acquisiti
 def evaluate_volume(volume: torch.Tensor, model, profile: Profile | str = "quick", views: int = 8,
                     seed: int = 0, bank=None, name: str = "real skull", k: int = 16,
                     show: int = 0, others: dict | None = None, acquisition: str = "ideal",
-                    symmetry: str | None = None) -> tuple[list[dict], dict]:
+                    symmetry: str | None = None, level: bool = False) -> tuple[list[dict], dict]:
     """Score ours, ours unfused, the even spread, (with ``bank``, a built ``SampleBank``) NN and
     our ``others`` networks (``{method: network}``, e.g. ``ours_surface``, ``ours_shipped``), fused,
     on ``views`` seeded x-rays of ``volume`` (``[S, S, S]`` at the profile's volume size), taken by
     ``acquisition``. ``symmetry`` (``SYMMETRIES``) makes our networks' answers bilaterally symmetric
-    about the plane of each view's known direction (``"view"``) or about one they estimate (``"estimate"``).
+    about the plane of each view's known direction (``"view"``) or about one they estimate (``"estimate"``);
+    ``level`` first turns each x-ray in its plane as ``inference.leveled`` chooses (it needs ``"view"``).
 
     Returns the rows and, for the first ``show`` views, ``{"xrays": [...], "truth": [...], method:
     [...]}`` of the x-rays and view-aligned volumes, for ``figures.method_grid``.
@@ -76,6 +77,9 @@ def evaluate_volume(volume: torch.Tensor, model, profile: Profile | str = "quick
     volume = volume[0]
     views = checks.integer(views, "views", minimum=1, what="evaluate_volume")
     checks.choice(symmetry, "symmetry", SYMMETRIES, "evaluate_volume")
+    if level and symmetry != "view":
+        raise ValueError("evaluate_volume: level judges the turns about the plane of the known view; give "
+                         "symmetry='view'")
     if volume.shape[-1] != p.volume_size:
         raise ValueError(f"evaluate_volume: volume is {tuple(volume.shape)}, but profile {p.name!r} "
                          f"works at {p.volume_size}^3; load it at that size")
@@ -85,13 +89,13 @@ def evaluate_volume(volume: torch.Tensor, model, profile: Profile | str = "quick
     rows, shown = [], {"xrays": [], "truth": []}
     for i, (d, (alpha, truth), match) in enumerate(zip(directions, samples, matches)):
         plane = d if symmetry == "view" else symmetry
-        ours = our_volumes(alpha, model, truth.shape[-1], p.chi, plane)  # fused, then averaged down: still exact
+        ours = our_volumes(alpha, model, truth.shape[-1], p.chi, plane, level)  # fused, then averaged down: still exact
         # the even spread of the line integrals averaged down to the volume's pixels: exact too
         depth = F.interpolate(classical.line_integrals(alpha, p.chi)[None, None], size=truth.shape[-2:],
                               mode="area")[0, 0]
         found = {"ours": ours["ours"][0], "ours_unfused": ours["ours_unfused"][0],
                  "extrude": classical.extrude(torch.exp(-p.chi * depth), n_steps=truth.shape[0], chi=p.chi)}
-        found |= {m: our_volumes(alpha, net, truth.shape[-1], p.chi, plane)["ours"][0]
+        found |= {m: our_volumes(alpha, net, truth.shape[-1], p.chi, plane, level)["ours"][0]
                   for m, net in (others or {}).items()}
         if match is not None:
             found["nn"] = bank.sample(match)[1]

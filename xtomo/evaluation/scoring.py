@@ -221,11 +221,11 @@ def _rows(base: dict, item: dict, volumes: dict, matches: dict, chi: float) -> l
     return rows
 
 
-def our_volumes(alpha: torch.Tensor, model, size: int, chi: float = xray.CHI, symmetry=None) -> dict:
+def our_volumes(alpha: torch.Tensor, model, size: int, chi: float = xray.CHI, symmetry=None, level=False) -> dict:
     """Our reconstruction at the volume resolution, fused with the full x-ray (then averaged
     down laterally, which keeps its re-projection exact: ``reprojection``) and without fusion;
-    ``symmetry`` as ``inference.reconstruct`` takes it."""
-    plain, t_plain = _timed(reconstruct, alpha, model, fuse=False, symmetry=symmetry)
+    ``symmetry`` and ``level`` as ``inference.reconstruct`` takes them."""
+    plain, t_plain = _timed(reconstruct, alpha, model, fuse=False, symmetry=symmetry, level=level)
     fused, t_fuse = _timed(fusion.fuse_upsampled, plain, square(alpha)[0, 0], chi=chi)  # as reconstruct fuses
     if fused.shape[-1] != size:
         fused = F.interpolate(fused[None], size=(size, size), mode="area")[0]

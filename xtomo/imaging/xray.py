@@ -22,7 +22,7 @@ import xtomo._checks as checks
 
 __all__ = [
     "CHI", "N_STEPS", "direction", "angles", "sample_directions", "view_class", "camera_angles",
-    "align", "turn", "composite", "simulate", "mirror", "encode_gamma", "decode_gamma", "poisson_noise",
+    "align", "turn", "roll", "composite", "simulate", "mirror", "encode_gamma", "decode_gamma", "poisson_noise",
 ]
 
 CHI = 10.0      # extinction coefficient, chosen by the paper for plausible contrast
@@ -157,6 +157,31 @@ def turn(aligned: torch.Tensor, azimuth: float = 0.0, elevation: float = 0.0) ->
     grid = F.affine_grid(theta, [vol.shape[0], 1, *vol.shape[1:]], align_corners=False)
     out = F.grid_sample(vol[:, None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)[:, 0]
     return out[0] if single else out
+
+
+def roll(images: torch.Tensor, degrees, fill: float = 0.0) -> torch.Tensor:
+    """Images ``[..., H, W]`` turned ``degrees`` counter-clockwise as displayed (rows down) about their centre.
+
+    An x-ray turned so is (up to resampling) the x-ray of its specimen turned about the view axis, whose
+    view-aligned volume is the specimen's ``[D, H, W]`` turned so, each depth slice alike: rolling commutes
+    with the sum along depth, the line integrals. ``degrees`` is one angle, or one per item of a batch
+    ``[B, ..., H, W]``. Bilinear, ``fill`` outside the image (1 for an x-ray's air, 0 for a volume); at 0
+    degrees they come back unchanged."""
+    if images.dim() < 2:
+        raise ValueError(f"roll: images must be [..., H, W], got shape {tuple(images.shape)}")
+    angles = torch.as_tensor(degrees, dtype=torch.float64).reshape(-1)
+    if not bool(torch.isfinite(angles).all()):
+        raise ValueError(f"roll: degrees must be finite, got {degrees!r}")
+    n, (h, w) = len(angles), images.shape[-2:]
+    if n > 1 and (images.dim() < 3 or images.shape[0] != n):
+        raise ValueError(f"roll: {n} angles for images of shape {tuple(images.shape)}")
+    if not bool(angles.any()):
+        return images.clone()
+    a = torch.deg2rad(angles).to(device=images.device)
+    grid = _rotation_grid(a.cos(), a.sin(), h, w).to(images.dtype)
+    out = F.grid_sample(images.reshape(n, -1, h, w) - fill, grid, mode="bilinear", padding_mode="zeros",
+                        align_corners=False) + fill
+    return out.reshape(images.shape)
 
 
 def composite(aligned: torch.Tensor, chi: float = CHI) -> torch.Tensor:

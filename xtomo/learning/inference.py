@@ -1,13 +1,15 @@
 """From an x-ray to a volume with a trained network, fused with the x-ray at its full resolution."""
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
 import xtomo._checks as checks
 from xtomo import geometry
-from xtomo.imaging import fusion
-from xtomo.imaging.symmetry import estimate_normal, mirror_normal, symmetrize
+from xtomo.imaging import fusion, xray
+from xtomo.imaging.symmetry import asymmetry, estimate_normal, mirror_normal, symmetrize
 from xtomo.imaging.xray import CHI
 from xtomo.learning import exposure as exposures
 
@@ -15,7 +17,8 @@ from xtomo.learning import exposure as exposures
 #: rescores them.
 VERSION = "mirror-averaged, exposure-spanned"
 
-__all__ = ["VERSION", "FRAMING", "FRAMING_RANGE", "STANDARD_VIEWS", "reconstruct", "symmetric", "infer", "square",
+__all__ = ["VERSION", "FRAMING", "FRAMING_RANGE", "STANDARD_VIEWS", "LEVEL_TURNS", "reconstruct", "symmetric",
+           "mirror_planes", "leveled", "infer", "square",
            "to_network_input", "upsample", "prepare_radiograph", "specimen_circle", "framing_box", "frame", "square_at"]
 
 #: How large a specimen is in the training x-rays: the radius, over the image side, of the circle about
@@ -27,6 +30,8 @@ FRAMING_RANGE = (0.30, 0.43)
 #: Radiographic views by name, as view directions in the cube (z up, y forward): a lateral view looks
 #: across the head, a frontal (PA or AP) one along it; ``reconstruct``'s ``symmetry`` takes them.
 STANDARD_VIEWS = {"lateral": (1.0, 0.0, 0.0), "frontal": (0.0, 1.0, 0.0)}
+#: The turns in the image plane (degrees) ``reconstruct``'s ``level`` tries: a head nodding by up to 20 degrees.
+LEVEL_TURNS = (-20.0, -10.0, -5.0, 0.0, 5.0, 10.0, 20.0)
 
 
 def square(alpha: torch.Tensor) -> torch.Tensor:
@@ -147,16 +152,51 @@ def upsample(volume: torch.Tensor, size) -> torch.Tensor:
     return F.interpolate(volume[None], size=tuple(size), mode="bilinear", align_corners=False)[0]
 
 
-def symmetric(coarse: torch.Tensor, symmetry: torch.Tensor | str) -> torch.Tensor:
-    """Coarse volumes ``[B, D, h, w]`` averaged with their mirror images about the mid-sagittal plane
-    of known view directions (``[3]`` or ``[B, 3]``, or a name of ``STANDARD_VIEWS``) or, with
-    ``"estimate"``, each about the plane it is most nearly symmetric about."""
+def mirror_planes(coarse: torch.Tensor, symmetry: torch.Tensor | str) -> torch.Tensor:
+    """Unit normals ``[B, 3]`` of the mid-sagittal planes of coarse volumes ``[B, D, h, w]``: those of known
+    view directions (``[3]`` or ``[B, 3]``, or a name of ``STANDARD_VIEWS``) or, with ``"estimate"``, for
+    each volume the plane it is most nearly symmetric about."""
     if isinstance(symmetry, str):
         checks.choice(symmetry, "symmetry", ("estimate", *STANDARD_VIEWS), "reconstruct")
         if symmetry == "estimate":
-            return symmetrize(coarse, torch.stack([estimate_normal(c) for c in coarse]))
+            return torch.stack([estimate_normal(c) for c in coarse])
         symmetry = torch.tensor(STANDARD_VIEWS[symmetry])
-    return symmetrize(coarse, mirror_normal(symmetry))
+    normals = mirror_normal(symmetry).reshape(-1, 3)
+    return normals.expand(len(coarse), 3) if len(normals) == 1 else normals
+
+
+def symmetric(coarse: torch.Tensor, symmetry: torch.Tensor | str) -> torch.Tensor:
+    """Coarse volumes ``[B, D, h, w]`` averaged with their mirror images about their mid-sagittal planes
+    (``symmetry`` as ``mirror_planes`` takes it)."""
+    return symmetrize(coarse, mirror_planes(coarse, symmetry))
+
+
+@torch.no_grad()
+def leveled(model, x: torch.Tensor, symmetry: torch.Tensor | str, turns=LEVEL_TURNS,
+            mirror: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """The network's coarse volumes ``[B, D, s, s]`` of network inputs ``x`` ``[B, 1, s, s]``, each x-ray
+    first turned in its plane (``xray.roll``) by the one of ``turns`` (degrees) whose answer, turned back, is
+    least asymmetric about the mid-sagittal plane of a known view (``symmetry``: a direction ``[3]`` or
+    ``[B, 3]``, or a name of ``STANDARD_VIEWS``); and those turns ``[B]``.
+
+    The generator makes every skull in one pose, so the network reads a head that nods in its x-ray (in a
+    side view, a turn in the image plane) worse than an upright one. A nod leaves the mid-sagittal plane where
+    it was, and an upright reading is the more symmetric about it. About a plane estimated from the answers
+    themselves the choice is no better than chance (RESULTS `symmetry`), so that is refused."""
+    if isinstance(symmetry, str) and symmetry == "estimate":
+        raise ValueError("leveled: the turns are judged about a known view's plane (a direction, lateral or "
+                         "frontal), not an estimated one")
+    turns = [float(t) for t in turns]
+    if not turns or not all(math.isfinite(t) for t in turns):
+        raise ValueError(f"leveled: turns must be finite degrees, at least one, got {turns!r}")
+    normals = mirror_planes(x, symmetry)
+    answers, scores = [], []
+    for t in turns:  # a handful of turns, each one batch through the network
+        coarse = xray.roll(infer(model, xray.roll(x, t, fill=1.0), mirror).cpu(), -t)
+        answers.append(coarse)
+        scores.append(asymmetry(coarse, normals).reshape(-1))
+    pick = torch.stack(scores).argmin(0)
+    return torch.stack(answers)[pick, torch.arange(len(x))], torch.tensor(turns)[pick]
 
 
 def infer(model, x: torch.Tensor, mirror: bool = True, span: bool = True) -> torch.Tensor:
@@ -186,7 +226,7 @@ def infer(model, x: torch.Tensor, mirror: bool = True, span: bool = True) -> tor
 @torch.no_grad()
 def reconstruct(alpha: torch.Tensor, model, fuse: bool = True, chi: float = CHI,
                 policy: str = "proportional", beta: float = 2.0, mirror: bool = True,
-                symmetry: torch.Tensor | str | None = None) -> torch.Tensor:
+                symmetry: torch.Tensor | str | None = None, level=False) -> torch.Tensor:
     """The view-aligned density volume ``[D, S, S]`` (or ``[B, D, S, S]``) of an x-ray.
 
     The network infers a coarse volume at its own resolution (the paper's Sec. 4.1); its output
@@ -198,14 +238,22 @@ def reconstruct(alpha: torch.Tensor, model, fuse: bool = True, chi: float = CHI,
     ``symmetry`` makes the coarse volume bilaterally symmetric before fusion (``xtomo.imaging.symmetry``):
     about the mid-sagittal plane of the view along a known direction (``[3]`` or ``[B, 3]``, or
     ``"lateral"`` / ``"frontal"``: ``STANDARD_VIEWS``), or, with ``"estimate"``, about the plane the
-    network's own answer is most nearly symmetric about.
+    network's own answer is most nearly symmetric about. ``level`` (``True`` for ``LEVEL_TURNS``, or turns in
+    degrees) first turns the x-ray in its plane as ``leveled`` chooses; it needs a known view's ``symmetry``.
     """
     single = alpha.dim() == 2
     x = square(alpha)
     model.eval()
-    coarse = infer(model, to_network_input(x, model.config.in_size), mirror).cpu()
-    if symmetry is not None:
+    net_in = to_network_input(x, model.config.in_size)
+    if level is not False and level is not None:
+        if symmetry is None:
+            raise ValueError("reconstruct: level needs a mid-sagittal plane to judge by; give symmetry too")
+        coarse, _ = leveled(model, net_in, symmetry, LEVEL_TURNS if level is True else level, mirror)
         coarse = symmetric(coarse, symmetry)
+    else:
+        coarse = infer(model, net_in, mirror).cpu()
+        if symmetry is not None:
+            coarse = symmetric(coarse, symmetry)
     if fuse:
         coarse = torch.stack([fusion.fuse_upsampled(c, a[0], chi=chi, policy=policy, beta=beta)
                               for c, a in zip(coarse, x)])
