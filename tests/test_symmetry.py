@@ -12,17 +12,21 @@ from xtomo.imaging import fusion, symmetry, xray
 SIDE, N = 24, 24
 
 
+def _grid(side: int = SIDE) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The cube's voxel-centre coordinates (z, y, x), each from -1 to 1."""
+    c = (torch.arange(side) + 0.5) / side * 2 - 1
+    return torch.meshgrid(c, c, c, indexing="ij")
+
+
 def _world_x(side: int = SIDE) -> torch.Tensor:
     """The cube's x coordinate (-1 to 1 along the last axis): odd under the mirror x -> -x."""
-    c = (torch.arange(side) + 0.5) / side * 2 - 1
-    return c.view(1, 1, side).expand(side, side, side).contiguous()
+    return _grid(side)[2].contiguous()
 
 
 def _phantom(seed: int = 0, side: int = SIDE) -> torch.Tensor:
     """Random smooth blobs, mirrored about the world plane x = 0: a symmetric specimen."""
     g = torch.Generator().manual_seed(seed)
-    c = (torch.arange(side) + 0.5) / side * 2 - 1
-    z, y, x = torch.meshgrid(c, c, c, indexing="ij")
+    z, y, x = _grid(side)
     v = torch.zeros(side, side, side)
     for centre, radius in zip(torch.rand(6, 3, generator=g) * 1.0 - 0.5, torch.rand(6, generator=g) * 0.15 + 0.1):
         for sx in (1, -1):
@@ -52,8 +56,7 @@ def test_the_normal_is_world_x_in_the_views_frame():
     dirs = torch.cat([xray.sample_directions(12, seed=4), torch.tensor([[0, 0, 1.0], [0.6, 0.0, 0.8]])])
     ramp = xray.align(_world_x().expand(len(dirs), -1, -1, -1), dirs, n_steps=N)
     normals = symmetry.mirror_normal(dirs)
-    c = (torch.arange(SIDE) + 0.5) / SIDE * 2 - 1
-    z, y, x = torch.meshgrid(c, c, c, indexing="ij")
+    z, y, x = _grid()
     inner = (x ** 2 + y ** 2 + z ** 2) < 0.6 ** 2
     grid = torch.stack([x[inner], y[inner], z[inner]], 1)
     for a, n in zip(ramp, normals):

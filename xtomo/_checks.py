@@ -115,6 +115,17 @@ def directions(d, what: str | None = None, dtype: torch.dtype = torch.float32,
     return d / norm[..., None]
 
 
+def batched(vectors: torch.Tensor, batch: int, what: str, items: str) -> torch.Tensor:
+    """Checked 3-vectors ``[3]`` or ``[N, 3]`` as ``[batch, 3]``: one serves every item of the batch, else one each
+    (``items`` names them in the error)."""
+    vectors = vectors.reshape(-1, 3)
+    if len(vectors) == 1 and batch > 1:
+        vectors = vectors.expand(batch, 3)
+    if len(vectors) != batch:
+        raise ValueError(f"{what}: {len(vectors)} {items} for a batch of {batch} volumes")
+    return vectors
+
+
 def volume(v, what: str | None = None, min_side: int = 2) -> tuple[torch.Tensor, bool]:
     """A density volume ``[D, H, W]`` or batch ``[B, D, H, W]`` as ``([B, D, H, W], was_single)``."""
     if not torch.is_tensor(v):

@@ -111,9 +111,4 @@ def _normals(normal, batch: int, what: str) -> torch.Tensor:
     n = checks.directions(normal, what, name="plane normal")
     if n.dim() > 2:
         raise ValueError(f"{what}: plane normal must be [3] or [B, 3], got shape {tuple(n.shape)}")
-    n = n.reshape(-1, 3)
-    if len(n) == 1 and batch > 1:
-        n = n.expand(batch, 3)
-    if len(n) != batch:
-        raise ValueError(f"{what}: {len(n)} plane normals for a batch of {batch} volumes")
-    return n
+    return checks.batched(n, batch, what, "plane normals")

@@ -112,11 +112,7 @@ def align(volume: torch.Tensor, direction: torch.Tensor, n_steps: int = N_STEPS,
     """
     vol, single = checks.volume(volume, "align")
     b, d_in, h_in, w_in = vol.shape
-    dirs = checks.directions(direction, "align").to(vol.device).reshape(-1, 3)
-    if dirs.shape[0] == 1 and b > 1:
-        dirs = dirs.expand(b, 3)
-    if dirs.shape[0] != b:
-        raise ValueError(f"align: {dirs.shape[0]} directions for a batch of {b} volumes")
+    dirs = checks.batched(checks.directions(direction, "align").to(vol.device), b, "align", "directions")
     n_steps = checks.integer(n_steps, "n_steps", minimum=1, what="align")
     rows, cols = (h_in, w_in) if size is None else (size, size) if isinstance(size, int) else size
     cos_az, sin_az, cos_po, sin_po = camera_angles(dirs.to(vol.dtype))

@@ -161,8 +161,7 @@ def mirror_planes(coarse: torch.Tensor, symmetry: torch.Tensor | str) -> torch.T
         if symmetry == "estimate":
             return torch.stack([estimate_normal(c) for c in coarse])
         symmetry = torch.tensor(STANDARD_VIEWS[symmetry])
-    normals = mirror_normal(symmetry).reshape(-1, 3)
-    return normals.expand(len(coarse), 3) if len(normals) == 1 else normals
+    return checks.batched(mirror_normal(symmetry), len(coarse), "reconstruct", "plane normals")
 
 
 def symmetric(coarse: torch.Tensor, symmetry: torch.Tensor | str) -> torch.Tensor:
