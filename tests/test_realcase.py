@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from xtomo.evaluation import realcase, scoring
+from xtomo.imaging import xray
 from xtomo.learning.model import build_model
 from xtomo.profiles import get_profile
 from xtomo.specimens import crania
@@ -21,8 +22,9 @@ def case():
 
 def test_rows_hold_every_method_per_view_in_the_evaluation_format(case):
     p, _, rows, shown = case
-    assert sorted(shown) == ["extrude", "ours", "ours_unfused", "truth", "xrays"]
+    assert sorted(shown) == ["directions", "extrude", "ours", "ours_unfused", "truth", "xrays"]
     assert all(len(v) == 2 for v in shown.values())
+    torch.testing.assert_close(torch.stack(shown["directions"]), xray.sample_directions(3, seed=5)[:2])
     assert [r["method"] for r in rows] == ["ours", "ours_unfused", "extrude"] * 3
     assert {r["sample"] for r in rows} == {0, 1, 2} and all(r["specimen"] == -1 for r in rows)
     table = scoring.summary_table(rows)              # chapter 5's tables read the rows as they are

@@ -68,7 +68,7 @@ def evaluate_volume(volume: torch.Tensor, model, profile: Profile | str = "quick
     ``level`` first turns each x-ray in its plane as ``inference.leveled`` chooses (it needs ``"view"``).
 
     Returns the rows and, for the first ``show`` views, ``{"xrays": [...], "truth": [...], method:
-    [...]}`` of the x-rays and view-aligned volumes, for ``figures.method_grid``.
+    [...]}`` of the x-rays and view-aligned volumes, for ``figures.method_grid``, and their ``"directions"``.
     """
     p = get_profile(profile)
     volume, single = checks.volume(volume, what="evaluate_volume")
@@ -86,7 +86,7 @@ def evaluate_volume(volume: torch.Tensor, model, profile: Profile | str = "quick
     directions = xray.sample_directions(views, seed=checks.integer(seed, "seed", what="evaluate_volume"))
     samples = [acquire(volume, d, p, acquisition, seed=seed * 1_000_003 + i) for i, d in enumerate(directions)]
     matches = bank.nn(torch.stack([a for a, _ in samples]), k=k) if bank is not None else [None] * views
-    rows, shown = [], {"xrays": [], "truth": []}
+    rows, shown = [], {"xrays": [], "truth": [], "directions": []}
     for i, (d, (alpha, truth), match) in enumerate(zip(directions, samples, matches)):
         plane = d if symmetry == "view" else symmetry
         ours = our_volumes(alpha, model, truth.shape[-1], p.chi, plane, level)  # fused, then averaged down: still exact
@@ -102,6 +102,7 @@ def evaluate_volume(volume: torch.Tensor, model, profile: Profile | str = "quick
         if i < show:
             shown["xrays"].append(alpha)
             shown["truth"].append(truth)
+            shown["directions"].append(d)
             for method, out in found.items():
                 shown.setdefault(method, []).append(out)
         az, el = xray.angles(d)
@@ -168,8 +169,7 @@ def error_by_region(volume: torch.Tensor, model, profile: Profile | str = "quick
     _, shown = evaluate_volume(volume, model, p, views=views, seed=seed, show=views)
     parts = head_regions(volume)
     sums = {r: torch.zeros(3, dtype=torch.float64) for r in REGIONS}
-    for d, truth, ours, even in zip(xray.sample_directions(views, seed=seed), shown["truth"], shown["ours"],
-                                    shown["extrude"]):
+    for d, truth, ours, even in zip(shown["directions"], shown["truth"], shown["ours"], shown["extrude"]):
         weights = {name: view_target(mask, d, p) for name, mask in parts.items()}
         weights["elsewhere"] = 1 - sum(weights.values())
         for name, w in weights.items():
