@@ -13,8 +13,8 @@ import xtomo
 PACKAGE = Path(xtomo.__file__).resolve().parent
 # The pipeline the book tells, first to last; each layer may import only from layers before it
 # (and from itself). The shared modules at the top serve every layer.
-LAYERS = ["_lazy", "_checks", "files", "profiles", "geometry", "specimens", "imaging", "data", "learning", "methods",
-          "evaluation", "study", "viz", "publish", "cli", "__main__"]
+LAYERS = ["_lazy", "_checks", "_options", "files", "profiles", "geometry", "specimens", "imaging", "data", "learning",
+          "methods", "evaluation", "study", "viz", "publish", "cli", "__main__"]
 MAX_MODULE_LINES = 500
 MAX_FUNCTION_LINES = 60
 

@@ -9,13 +9,15 @@ raises for bad input end as one ``xtomo: error: ...`` line, never a traceback.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 from collections.abc import Callable
 
 import xtomo._checks as checks
 from xtomo import __version__
+from xtomo._options import box as _box
+from xtomo._options import mm as _mm
+from xtomo._options import view as _view
 from xtomo.files import writable_target
 from xtomo.profiles import OBJECTIVES, PIPELINES, PRECISIONS, PROFILES, TRAIN_OPTIONS, get_profile
 
@@ -151,15 +153,6 @@ def _export_model(args) -> None:
     weights, manifest = shipped.paths(info["name"], args.folder)
     print(f"{weights} ({info['bytes'] / 2**20:.2f} MiB, sha256 {info['sha256'][:12]}…) and {manifest}: "
           f"step {info['step']}, {info['samples_seen']:,} samples seen, validation L2 {info['val_l2']:.5f}")
-
-
-def _box(text: str) -> tuple[int, int, int]:
-    """``"100,40,512"`` as (top, left, side) in pixels, or an error naming ``--crop``."""
-    try:
-        top, left, side = (int(v) for v in text.split(","))
-    except ValueError:
-        raise ValueError(f"--crop expects TOP,LEFT,SIDE in pixels (e.g. 100,40,512), got {text!r}") from None
-    return top, left, side
 
 
 @command(arg("xray", help="x-ray image: PNG (8/16-bit), TIFF, JPEG or DICOM radiograph"),
@@ -338,29 +331,6 @@ def _save_figure(fig, path: str) -> None:
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
     print(path)
-
-
-def _mm(text: str) -> tuple[float, float]:
-    """``"0.14"`` or ``"0.14,0.15"`` as (row, column) mm, or an error naming ``--pixel-size``."""
-    try:
-        values = [float(v) for v in text.split(",")]
-    except ValueError:
-        values = []
-    if len(values) not in (1, 2) or not all(math.isfinite(v) and v > 0 for v in values):
-        raise ValueError(f"--pixel-size expects MM or ROW,COLUMN in mm, positive (e.g. 0.14), got {text!r}")
-    return values[0], values[-1]
-
-
-def _view(text: str) -> tuple[float, float]:
-    """``"30,20"`` as (azimuth, elevation) in degrees, or an error naming ``--view``."""
-    parts = text.split(",")
-    try:
-        az, el = (float(p) for p in parts) if len(parts) == 2 else (None, None)
-    except ValueError:
-        az = el = None
-    if az is None or not (math.isfinite(az) and math.isfinite(el) and -90 <= el <= 90):
-        raise ValueError(f"--view expects AZ,EL in degrees with -90 <= EL <= 90 (e.g. 30,20), got {text!r}")
-    return az, el
 
 
 @command(arg("volume", help="volume file: .npy, .npz, NIfTI, MetaImage, NRRD, DICOM, TIFF stack or slice video"),
