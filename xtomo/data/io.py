@@ -25,6 +25,7 @@ from xtomo.data.formats import (
     read_radiograph,
     read_volume,
 )
+from xtomo.data.patient import patient_bone
 from xtomo.files import atomic_path
 
 __all__ = ["HU_WINDOW", "FIT_RADIUS", "MAX_VOLUME_SIZE", "MAX_XRAY_SIZE", "load_volume", "load_volume_affine",
@@ -41,7 +42,9 @@ The paper's specimens were dry crania x-rayed in air, and the network learns fro
 voxel darkens the x-ray by its whole attenuation, so bone keeps mu itself (not mu less a soft-tissue
 level, which would make thin and trabecular bone all but vanish) and everything lighter than bone
 goes, as it had in a dry skull; islands of bone under 64 voxels (and under 1 % of the bone: noise,
-calcifications) go too, so that a speck cannot move the fit. A window from -1000 keeps every tissue.
+calcifications) go too, so that a speck cannot move the fit, and so does bone-dense matter outside the
+patient's body, the table and head holder of a clinical CT (``xtomo.data.patient``). A window from -1000
+keeps every tissue.
 """
 
 FIT_RADIUS = 0.42
@@ -236,7 +239,7 @@ def _prepare(raw: RawVolume, size, hu_window, fit, threshold, source, bone=None)
         raise ValueError(f"{source}: expected a 3-D volume with every side >= 2 voxels, "
                          f"got shape {tuple(raw.array.shape)}")
     spacing = np.array(_spacing(raw.spacing, source))
-    density = _to_density(array, raw.hu, raw.full_scale, hu_window, source, bone)
+    density = _to_density(array, raw.hu, raw.full_scale, hu_window, source, bone, spacing)
 
     if fit:
         centre, radius = framing(density, spacing, threshold, source)
@@ -253,9 +256,10 @@ def _prepare(raw: RawVolume, size, hu_window, fit, threshold, source, bone=None)
     return torch.from_numpy(np.clip(out, 0.0, 1.0, out=out)), affine  # clips float rounding only
 
 
-def _to_density(array: np.ndarray, hu, full_scale, hu_window, source, bone=None) -> np.ndarray:
-    """Values to linear density in [0, 1] (float32): CT numbers through the window, others scaled;
-    ``bone`` moves the window's lower end, or makes other data a dry skull first."""
+def _to_density(array: np.ndarray, hu, full_scale, hu_window, source, bone=None, spacing=(1.0, 1.0, 1.0)) -> np.ndarray:
+    """Values to linear density in [0, 1] (float32): CT numbers through the window (the patient's bone only,
+    ``patient.patient_bone``), others scaled; ``bone`` moves the window's lower end, or makes other data a
+    dry skull first."""
     if array.dtype.kind not in "iuf" and array.dtype != bool:
         raise ValueError(f"{source}: expected numbers, got dtype {array.dtype}")
     bad = array.size - np.count_nonzero(np.isfinite(array)) if array.dtype.kind == "f" else 0
@@ -271,7 +275,7 @@ def _to_density(array: np.ndarray, hu, full_scale, hu_window, source, bone=None)
         if not hi > -1000:
             raise ValueError(f"{source}: hu_window's top must be above air (-1000 HU), got {hu_window!r}")
         hu_values = array.astype(np.float32)
-        bone = hu_values >= lo
+        bone = patient_bone(hu_values, hu_values >= lo, spacing)  # not the table or head holder
         bone = _without_specks(bone, min(64, int(0.01 * np.count_nonzero(bone))))
         density = np.where(bone, np.clip((hu_values + 1000) / np.float32(hi + 1000), 0.0, 1.0), np.float32(0))
         window = f" after the HU window ({lo:g}, {hi:g}): nothing is denser than {lo:g} HU"

@@ -247,30 +247,39 @@ def head_hu() -> np.ndarray:
     return (1000.0 * (_head_values() / HEAD_WATER - 1.0)).astype(np.float32)
 
 
-def second_head_hu() -> tuple[np.ndarray, tuple]:
-    """The second real head (``SECOND_HEAD``) as CT numbers, canonical (z, y, x), and its spacing (z, y, x) in mm.
+def second_head_scan() -> tuple[np.ndarray, tuple]:
+    """The second real head (``SECOND_HEAD``) as scanned: CT numbers, canonical (z, y, x), head holder and
+    all, and its spacing (z, y, x) in mm.
 
     An InVesalius project is a gzipped tar of a property list (``main.plist``: the matrix's file,
     dtype and shape, the voxel size in x, y, z) and the raw matrix, stored (inferior to superior,
-    posterior to anterior, patient's right to left); x is turned to run left to right. The head
-    holder it lay on (two arcs of about 400 HU behind the head, apart from the skull) is not
-    anatomy: every bone-dense voxel outside the largest connected piece becomes water (0 HU).
+    posterior to anterior, patient's right to left); x is turned to run left to right.
     """
-    from scipy import ndimage
-
-    from xtomo.data import io
-
     with tarfile.open(path(SECOND_HEAD["file"]), "r:gz") as project:
         members = {Path(m.name).name: m for m in project.getmembers() if m.isfile()}
         plist = plistlib.load(project.extractfile(members["main.plist"]))
         matrix = plist["matrix"]
         raw = project.extractfile(members[matrix["filename"]]).read()
     hu = np.frombuffer(raw, matrix["dtype"]).reshape(matrix["shape"])[:, :, ::-1].astype(np.float32)
+    return np.ascontiguousarray(hu), tuple(float(s) for s in plist["spacing"][::-1])
+
+
+def second_head_hu() -> tuple[np.ndarray, tuple]:
+    """The second real head as CT numbers (``second_head_scan``) without what is not anatomy: the head
+    holder it lay on (two arcs of about 400 HU behind the head, apart from the skull) and any other
+    bone-dense voxel outside the largest connected piece become water (0 HU). (A reader's CT loses its
+    table and holder by the body it lies outside, ``xtomo.data.patient``; this head's volumes predate that.)
+    """
+    from scipy import ndimage
+
+    from xtomo.data import io
+
+    hu, spacing = second_head_scan()
     pieces, count = ndimage.label(hu >= io.HU_WINDOW[0], structure=np.ones((3, 3, 3)))
     if count > 1:
         largest = 1 + int(np.argmax(np.bincount(pieces.ravel())[1:]))
         hu[(pieces > 0) & (pieces != largest)] = 0.0
-    return np.ascontiguousarray(hu), tuple(float(s) for s in plist["spacing"][::-1])
+    return hu, spacing
 
 
 def second_head(size: int = 128) -> torch.Tensor:

@@ -1,0 +1,75 @@
+"""The patient's bone of a clinical CT: the table and head holder go, anatomy and dry skulls stay."""
+import numpy as np
+import pytest
+import torch
+
+from xtomo.data import io, patient, realdata
+
+N = 80
+
+
+def _radius() -> np.ndarray:
+    z, y, x = np.mgrid[:N, :N, :N].astype(np.float32)
+    return np.sqrt((z - 44) ** 2 + (y - N / 2) ** 2 + (x - N / 2) ** 2), z, y, x
+
+
+def _head(holder: str | None = None, soft: bool = True) -> np.ndarray:
+    """CT numbers of a round head: skin and brain (water), a skull shell and a separate bone piece inside
+    (a jaw); below it a head holder of 400 HU, apart (``"apart"``) or touching the skin over a small patch."""
+    r, z, y, x = _radius()
+    hu = np.full((N, N, N), -1000.0, np.float32)
+    if soft:
+        hu[r < 30] = 0.0
+    hu[(r >= 24) & (r < 28)] = 1200.0
+    hu[np.sqrt((z - 44) ** 2 + (y - 52) ** 2 + (x - 40) ** 2) < 5] = 900.0
+    if holder is not None:
+        hu[4:9, 20:60, 20:60] = 400.0
+        if holder == "touching":
+            hu[9:15, 39:41, 39:41] = 400.0  # a post of the holder up to the skin
+    return hu
+
+
+@pytest.mark.parametrize("holder", ["apart", "touching"])
+def test_the_head_holder_goes_and_the_anatomy_stays(holder):
+    hu = _head(holder)
+    bone = hu >= io.HU_WINDOW[0]
+    kept = patient.patient_bone(hu, bone)
+    assert not kept[:15].any(), "the holder is not the patient's bone"
+    assert np.array_equal(kept, _head() >= io.HU_WINDOW[0]), "the skull and the separate jaw stay whole"
+
+
+def test_a_dry_skull_in_air_comes_back_unchanged():
+    hu = _head(soft=False)
+    bone = hu >= io.HU_WINDOW[0]
+    assert patient.body(hu, bone) is None
+    assert np.array_equal(patient.patient_bone(hu, bone), bone)
+
+
+def test_a_ct_with_a_holder_is_framed_as_the_head_alone():
+    """Without the body, the holder's bone-dense plastic would be skull: the fit would frame both."""
+    with_holder = io.prepare_volume(_head("touching"), 48)
+    alone = io.prepare_volume(_head(), 48)
+    assert torch.equal(with_holder, alone)
+
+
+def test_bad_input_is_named():
+    hu = _head()
+    with pytest.raises(ValueError, match="patient_bone"):
+        patient.patient_bone(hu, hu[:-1] > 0)
+    with pytest.raises(ValueError, match="parting_mm"):
+        patient.patient_bone(hu, hu > 0, parting_mm=0.0)
+
+
+def test_the_blind_head_as_scanned_reads_as_its_curated_volume():
+    """The second real head's scan holds its head holder (two arcs behind the head); read as a reader's CT
+    is, it comes out as the volume whose holder was taken out by hand, to the odd bone island inside."""
+    try:
+        hu, spacing = realdata.second_head_scan()
+    except FileNotFoundError as missing:
+        pytest.skip(str(missing))
+    as_read = io.prepare_volume(hu, 48, spacing=spacing)
+    curated = realdata.second_head(48)
+    assert float((as_read - curated).abs().mean()) < 1e-4
+    bone = hu >= io.HU_WINDOW[0]
+    kept = patient.patient_bone(hu, bone, spacing)
+    assert bone.sum() - kept.sum() > 40_000, "the holder's two arcs (about 24,000 voxels each) go"
