@@ -8,34 +8,32 @@ from xtomo.data import io, patient, realdata
 N = 80
 
 
-def _radius() -> np.ndarray:
-    z, y, x = np.mgrid[:N, :N, :N].astype(np.float32)
-    return np.sqrt((z - 44) ** 2 + (y - N / 2) ** 2 + (x - N / 2) ** 2), z, y, x
-
-
-def _head(holder: str | None = None, soft: bool = True) -> np.ndarray:
-    """CT numbers of a round head: skin and brain (water), a skull shell and a separate bone piece inside
-    (a jaw); below it a head holder of 400 HU, apart (``"apart"``) or touching the skin over a small patch."""
-    r, z, y, x = _radius()
-    hu = np.full((N, N, N), -1000.0, np.float32)
+def _head(holder: str | None = None, soft: bool = True, spacing=(1.0, 1.0, 1.0)) -> np.ndarray:
+    """CT numbers of a round head (mm, ``spacing`` per axis): skin and brain (water), a skull shell and a separate
+    bone piece inside (a jaw); below it a head holder of 400 HU, apart (``"apart"``) or touching the skin over a
+    small patch."""
+    z, y, x = np.meshgrid(*(np.arange(round(N / s)) * s for s in spacing), indexing="ij")
+    r = np.sqrt((z - 44) ** 2 + (y - N / 2) ** 2 + (x - N / 2) ** 2)
+    hu = np.full(r.shape, -1000.0, np.float32)
     if soft:
         hu[r < 30] = 0.0
     hu[(r >= 24) & (r < 28)] = 1200.0
     hu[np.sqrt((z - 44) ** 2 + (y - 52) ** 2 + (x - 40) ** 2) < 5] = 900.0
     if holder is not None:
-        hu[4:9, 20:60, 20:60] = 400.0
+        hu[(z >= 3) & (z < 9) & (abs(y - N / 2) < 20) & (abs(x - N / 2) < 20)] = 400.0
         if holder == "touching":
-            hu[9:15, 39:41, 39:41] = 400.0  # a post of the holder up to the skin
+            hu[(z >= 8) & (z < 15) & (abs(y - N / 2) < 1.5) & (abs(x - N / 2) < 1.5)] = 400.0  # a post up to the skin
     return hu
 
 
+@pytest.mark.parametrize("spacing", [(1.0, 1.0, 1.0), (3.0, 1.0, 1.0)], ids=["isotropic", "thick slices"])
 @pytest.mark.parametrize("holder", ["apart", "touching"])
-def test_the_head_holder_goes_and_the_anatomy_stays(holder):
-    hu = _head(holder)
+def test_the_head_holder_goes_and_the_anatomy_stays(holder, spacing):
+    hu = _head(holder, spacing=spacing)
     bone = hu >= io.HU_WINDOW[0]
-    kept = patient.patient_bone(hu, bone)
-    assert not kept[:15].any(), "the holder is not the patient's bone"
-    assert np.array_equal(kept, _head() >= io.HU_WINDOW[0]), "the skull and the separate jaw stay whole"
+    kept = patient.patient_bone(hu, bone, spacing)
+    assert np.count_nonzero(bone & ~kept) > 1_000, "the holder is not the patient's bone"
+    assert np.array_equal(kept, _head(spacing=spacing) >= io.HU_WINDOW[0]), "the skull and the separate jaw stay"
 
 
 def test_a_dry_skull_in_air_comes_back_unchanged():
@@ -58,6 +56,8 @@ def test_bad_input_is_named():
         patient.patient_bone(hu, hu[:-1] > 0)
     with pytest.raises(ValueError, match="parting_mm"):
         patient.patient_bone(hu, hu > 0, parting_mm=0.0)
+    with pytest.raises(ValueError, match="spacing"):
+        patient.patient_bone(hu, hu > 0, spacing=(1.0, 0.0, 1.0))
 
 
 def test_the_blind_head_as_scanned_reads_as_its_curated_volume():

@@ -34,18 +34,27 @@ def body(hu: np.ndarray, bone: np.ndarray, spacing=(1.0, 1.0, 1.0),
     so that thin bone the opening took off with the air around it (a nasal concha, the walls of the sinuses)
     lies in it; ``None`` where the piece holds less than twice as much soft tissue as ``bone`` (a dry skull)."""
     parting_mm = checks.number(parting_mm, "parting_mm", above=0.0, what="body")
+    if len(spacing) != 3:
+        raise ValueError(f"body: spacing must be three voxel sizes (z, y, x) in mm, got {spacing!r}")
+    spacing = [checks.number(s, "spacing", above=0.0, what="body") for s in spacing]
     dense = hu > BODY_HU
-    steps = max(1, round(parting_mm / float(min(spacing))))
-    cross = ndimage.generate_binary_structure(3, 1)
-    labels, n = ndimage.label(ndimage.binary_erosion(dense, cross, iterations=steps))
+    radii = [max(1, round(parting_mm / s)) for s in spacing]  # voxels along (z, y, x): thick slices too
+    labels, n = ndimage.label(_box(dense, radii, ndimage.binary_erosion))
     if n == 0:
         return None
     sizes = np.bincount(labels.ravel())
     sizes[0] = 0
-    found = ndimage.binary_dilation(labels == sizes.argmax(), cross, iterations=_GROWN * steps)
+    found = _box(labels == sizes.argmax(), [_GROWN * r for r in radii], ndimage.binary_dilation)
     tissue = found & dense
     soft = np.count_nonzero(tissue & ~bone)
     return found if soft >= _SOFT_OVER_BONE * np.count_nonzero(tissue & bone) else None
+
+
+def _box(mask: np.ndarray, radii, morphology) -> np.ndarray:
+    """``mask`` eroded or dilated (``morphology``) by a box of half-sides ``radii`` voxels, one axis at a time."""
+    for axis, r in enumerate(radii):
+        mask = morphology(mask, np.ones([3 if a == axis else 1 for a in range(3)], bool), iterations=r)
+    return mask
 
 
 def patient_bone(hu: np.ndarray, bone: np.ndarray, spacing=(1.0, 1.0, 1.0),
