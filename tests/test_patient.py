@@ -1,8 +1,11 @@
 """The patient's bone of a clinical CT: the table and head holder go, anatomy and dry skulls stay."""
+import warnings
+
 import numpy as np
 import pytest
 import torch
 
+from xtomo.cli import main
 from xtomo.data import io, patient, realdata
 
 N = 80
@@ -73,3 +76,34 @@ def test_the_blind_head_as_scanned_reads_as_its_curated_volume():
     bone = hu >= io.HU_WINDOW[0]
     kept = patient.patient_bone(hu, bone, spacing)
     assert bone.sum() - kept.sum() > 40_000, "the holder's two arcs (about 24,000 voxels each) go"
+
+
+def _values(hu: np.ndarray) -> np.ndarray:
+    """A CT stored in other units: attenuation relative to air, water at 0.4 (as the first real head is stored)."""
+    return np.clip((hu + 1000.0) / 1000.0 * 0.4, 0.0, None).astype(np.float32)
+
+
+def test_soft_tissue_is_found_where_a_scan_holds_it():
+    level = patient.soft_tissue(_values(_head()))
+    assert level == pytest.approx(0.4, abs=0.02)
+    assert patient.soft_tissue(_values(_head(soft=False))) is None, "a dry skull's bone spreads over its range"
+    r = np.sqrt(((np.mgrid[:40, :40, :40] - 20.0) ** 2).sum(0))
+    assert patient.soft_tissue((r < 15).astype(np.float32)) is None, "a uniform phantom is not soft tissue"
+    assert patient.soft_tissue(np.zeros((4, 4, 4))) is None
+
+
+def test_a_scan_with_soft_tissue_in_other_units_is_named_and_its_dry_skull_is_not(tmp_path):
+    with pytest.warns(UserWarning, match="soft tissue"):
+        io.prepare_volume(_values(_head()), 32, source="head.npy")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        io.prepare_volume(_values(_head()), 32, bone=0.5)  # its dry skull, asked for
+        io.prepare_volume(_head(), 32)  # CT numbers: the bone window leaves the dry skull anyway
+
+
+def test_the_command_line_says_so_in_one_line(tmp_path, capsys):
+    path = tmp_path / "head.npy"
+    np.save(path, _values(_head()))
+    assert main(["render", str(path), "--mode", "xray", "--out", str(tmp_path / "x.png")]) == 0
+    err = capsys.readouterr().err
+    assert err.count("xtomo: warning:") == 1 and "soft tissue" in err and "UserWarning" not in err

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Callable
 
 import xtomo._checks as checks
@@ -459,6 +460,14 @@ def _error(error: Exception, status: int) -> int:
     return status
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """The library's own warnings as one ``xtomo: warning:`` line; others as Python shows them."""
+    if "xtomo" in str(filename):
+        print(f"xtomo: warning: {message}", file=sys.stderr)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv``, run the subcommand; exit status 2 for bad input, 1 for a failed chapter/book or
     a failure of the system (a full disk, a permission refused), each in one ``xtomo: error:`` line."""
@@ -466,7 +475,9 @@ def main(argv: list[str] | None = None) -> int:
 
     args = _parser().parse_args(argv)
     try:
-        return args.function(args) or 0
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return args.function(args) or 0
     except (ValueError, FileNotFoundError) as error:
         return _error(error, 2)
     except BookError as error:

@@ -9,6 +9,7 @@ the problem; nothing is clipped silently.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ from xtomo.data.formats import (
     read_radiograph,
     read_volume,
 )
-from xtomo.data.patient import patient_bone
+from xtomo.data.patient import patient_bone, soft_tissue
 from xtomo.files import atomic_path
 
 __all__ = ["HU_WINDOW", "FIT_RADIUS", "MAX_VOLUME_SIZE", "MAX_XRAY_SIZE", "load_volume", "load_volume_affine",
@@ -282,6 +283,11 @@ def _to_density(array: np.ndarray, hu, full_scale, hu_window, source, bone=None,
     else:
         density = _unit_range(array if bone is None else dry_skull(array, bone), full_scale, source, "density")
         window = ""
+        level = soft_tissue(array) if bone is None else None
+        if level is not None:
+            warnings.warn(f"{source}: most of its voxels lie near one value, {level:.4g}, below half its densest: "
+                          f"soft tissue, which is read as density like bone; for the dry skull give bone= (--bone of "
+                          f"xtomo evaluate and render) a value between it and the bone's", stacklevel=3)
     if not density.any():
         raise ValueError(f"{source}: empty volume: all densities are zero{window}")
     if density.min() == density.max():
