@@ -17,6 +17,7 @@ import sys
 
 import torch
 from _common import add_model_option, benchmark_parser, busy_cores, command_line, heading, networks, publish
+from individuals import UNSEEN
 from real_skull import new_humans
 
 from xtomo.data import realdata
@@ -25,7 +26,6 @@ from xtomo.evaluation.scoring import our_volumes
 from xtomo.profiles import get_profile
 
 VIEWS = {"side (+x), width along the ray": (1.0, 0.0, 0.0), "front (+y), length along the ray": (0.0, 1.0, 0.0)}
-UNSEEN = 20  #: the first individual index of the new procedural humans (as benchmarks/individuals.py)
 
 
 def spread(volume: torch.Tensor) -> tuple[float, float, float]:
