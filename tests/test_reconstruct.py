@@ -342,6 +342,25 @@ def test_evaluate_scores_the_dry_skull_of_a_ct_with_soft_tissue(checkpoint, tmp_
     assert found["wet"] == found["dry"]
 
 
+def test_evaluate_sets_a_skull_upright_unless_told_to_keep_it_as_scanned(checkpoint, tmp_path):
+    """A skull stored on its side scores as the same skull stored upright (``xtomo.data.pose`` turns it back
+    within a few degrees); ``--as-scanned`` x-rays it as it lies, and scores differently."""
+    from xtomo.specimens import crania
+
+    skull = crania.skull(crania.catalog(12)[0], size=48)
+    io.save_volume(skull, tmp_path / "upright.npz")
+    io.save_volume(skull.transpose(0, 2).flip(0), tmp_path / "side.npz")
+    found = {}
+    for name, extra in (("upright", ["--as-scanned"]), ("side", []), ("side as scanned", ["--as-scanned"])):
+        done = cli("evaluate", f"{name.split()[0]}.npz", "--checkpoint", str(checkpoint), "--views", "3",
+                   "--acquisition", "ideal", *extra, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        line = next(x for x in done.stdout.splitlines() if x.startswith("ideal "))
+        found[name] = [float(v) for v in line.split()[1:4]]
+    assert found["side"] == pytest.approx(found["upright"], abs=0.03)
+    assert max(abs(a - b) for a, b in zip(found["side as scanned"], found["upright"])) > 0.05
+
+
 @pytest.mark.parametrize("args,message", [
     (["--views", "0"], "--views must be"),
     (["--bone", "nan"], "bone must be a finite number"),

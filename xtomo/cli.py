@@ -267,6 +267,8 @@ def _level_needs_symmetry(args, known: tuple[str, ...]) -> None:
              help="a checkpoint written by `xtomo train` (default: the model shipped with the package)"),
          arg("--views", type=int, default=8, help="seeded view directions to x-ray it from (default 8)"),
          _BONE,
+         arg("--as-scanned", action="store_true", help="keep the skull as it lies in its scan (default: turned "
+             "upright and facing as the training skulls, xtomo.data.pose, as the paper aligned its specimens)"),
          arg("--seed", type=int, default=0, help="seed of the view directions and of the physical x-rays' noise"),
          arg("--acquisition", default="both", choices=("ideal", "physical", "both"),
              help="Beer-Lambert x-rays, chapter 8's physical ones (spectrum, scatter, noise, blur, 8-bit "
@@ -298,7 +300,7 @@ def _evaluate(args) -> None:
     ck = shipped.checkpoint() if args.checkpoint is None else load_checkpoint(args.checkpoint)
     p = checkpoint_profile(ck)
     model = model_from_checkpoint(ck).to(checks.device(args.device))
-    volume = io.load_volume(args.volume, size=p.volume_size, bone=args.bone)
+    volume = io.load_volume(args.volume, size=p.volume_size, bone=args.bone, upright=not args.as_scanned)
     acquisitions = realcase.ACQUISITIONS if args.acquisition == "both" else (args.acquisition,)
     rows, shown = [], None
     for acquisition in acquisitions:

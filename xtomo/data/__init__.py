@@ -1,7 +1,8 @@
 """Data: real files in and out, and the on-the-fly training pairs.
 
 ``io`` (CT volumes and radiographs in and out, in the project's conventions), ``patient`` (what of a
-clinical CT is the patient's bone, not the table or head holder), ``formats`` (the
+clinical CT is the patient's bone, not the table or head holder), ``pose`` (a skull set upright in
+its scan, as the training skulls stand), ``formats`` (the
 file formats people have, read as stored), ``dicom`` (DICOM series, DICOMDIR, radiographs,
 compressed or not), ``itkfiles`` (MetaImage and NRRD, as ITK tools and 3D Slicer write them),
 ``meshes`` (iso-surfaces as STL or PLY), ``realdata`` (the real files the book fetches from
@@ -10,5 +11,5 @@ training does to a specimen first: cut, stretched, turned, blurred, its density 
 """
 from xtomo._lazy import submodules
 
-__all__ = ["io", "patient", "formats", "dicom", "itkfiles", "meshes", "realdata", "datasets", "augment"]
+__all__ = ["io", "patient", "pose", "formats", "dicom", "itkfiles", "meshes", "realdata", "datasets", "augment"]
 __getattr__, __dir__ = submodules(__name__, __all__)

@@ -68,7 +68,7 @@ _HU_DETECT = -500.0  # data whose minimum lies below this are taken to be CT num
 # volumes
 
 def load_volume(path, size: int = 128, *, hu_window=None, fit: bool = True, threshold=None,
-                spacing=None, bone=None) -> torch.Tensor:
+                spacing=None, bone=None, upright: bool = False) -> torch.Tensor:
     """Read a volume file and resample it to a ``[size, size, size]`` density cube.
 
     Formats: ``.npy``, ``.npz`` (key ``volume``, or its single array; optional ``spacing`` and
@@ -99,11 +99,11 @@ def load_volume(path, size: int = 128, *, hu_window=None, fit: bool = True, thre
     ``size`` is at most :data:`~xtomo.data.io.MAX_VOLUME_SIZE`.
     """
     return load_volume_affine(path, size, hu_window=hu_window, fit=fit, threshold=threshold, spacing=spacing,
-                              bone=bone)[0]
+                              bone=bone, upright=upright)[0]
 
 
 def load_volume_affine(path, size: int = 128, *, hu_window=None, fit: bool = True, threshold=None,
-                       spacing=None, bone=None) -> tuple[torch.Tensor, np.ndarray]:
+                       spacing=None, bone=None, upright: bool = False) -> tuple[torch.Tensor, np.ndarray]:
     """:func:`load_volume`, and the cube's NIfTI affine: from its (x, y, z) voxel indices (the
     array's last, middle, first) to the file's world in mm, RAS for the formats that have one.
 
@@ -120,11 +120,12 @@ def load_volume_affine(path, size: int = 128, *, hu_window=None, fit: bool = Tru
             affine[:3, :3] *= (new / np.array(raw.spacing))[::-1]
             raw = raw._replace(affine=affine)
         raw = raw._replace(spacing=tuple(new))
-    return _prepare(raw, size, hu_window, fit, threshold, str(path), bone)
+    return _prepare(raw, size, hu_window, fit, threshold, str(path), bone, upright)
 
 
 def prepare_volume(array, size: int = 128, *, spacing=(1.0, 1.0, 1.0), hu_window=None,
-                   fit: bool = True, threshold=None, source: str = "array", bone=None) -> torch.Tensor:
+                   fit: bool = True, threshold=None, source: str = "array", bone=None,
+                   upright: bool = False) -> torch.Tensor:
     """Map an in-memory volume (numpy or torch, (z, y, x)) to a ``[size]*3`` density cube.
 
     The path every volume takes, so real and procedural volumes are treated alike:
@@ -143,12 +144,16 @@ def prepare_volume(array, size: int = 128, *, spacing=(1.0, 1.0, 1.0), hu_window
       is centred and scaled, equally on all axes, so that all of it lies within radius
       :data:`FIT_RADIUS` of the cube's centre. ``fit=False`` centres the whole field of view,
       its longest side spanning the cube.
+    * ``upright=True``: the specimen is also turned about the cube's centre as ``xtomo.data.pose.estimate``
+      finds, upright and facing as the training skulls do (the paper aligned its specimens; a dry skull's
+      scan says nothing of how it lay), in the same single resampling.
 
     ``source`` names the data in error messages.
     """
     if torch.is_tensor(array):
         array = array.detach().cpu().numpy()
-    return _prepare(RawVolume(np.asarray(array), spacing), size, hu_window, fit, threshold, source, bone)[0]
+    return _prepare(RawVolume(np.asarray(array), spacing), size, hu_window, fit, threshold, source, bone,
+                    upright)[0]
 
 
 def _without_specks(bone: np.ndarray, min_island: int) -> np.ndarray:
@@ -232,7 +237,8 @@ def _affine(shape, spacing, affine, source) -> np.ndarray:
     return affine
 
 
-def _prepare(raw: RawVolume, size, hu_window, fit, threshold, source, bone=None) -> tuple[torch.Tensor, np.ndarray]:
+def _prepare(raw: RawVolume, size, hu_window, fit, threshold, source, bone=None,
+             upright=False) -> tuple[torch.Tensor, np.ndarray]:
     """The density cube of a volume as read, and its affine (see ``load_volume_affine``)."""
     size = checks.integer(size, "size", minimum=2, maximum=MAX_VOLUME_SIZE, what=source)
     array = np.squeeze(raw.array)
@@ -248,11 +254,16 @@ def _prepare(raw: RawVolume, size, hu_window, fit, threshold, source, bone=None)
     else:
         extent = np.array(array.shape) * spacing
         centre, side = extent / 2, extent.max()
-    out = _resample(density, spacing, centre, side, size)
-    scale = side / size / spacing  # the cube's voxel index -> the array's, per axis (z, y, x): as _resample
-    offset = (centre - side / 2 + side / size / 2) / spacing - 0.5
-    to_array = np.diag([*scale[::-1], 1.0])
-    to_array[:3, 3] = offset[::-1]
+    rotation = np.eye(3)
+    if upright:  # judged on a coarse cube, then applied in the one resampling
+        from xtomo.data import pose  # here: pose reads augment, which reads this module
+
+        coarse = _resample(density, spacing, centre, side, pose.TEMPLATE_SIZE, rotation)
+        rotation = pose.estimate(torch.from_numpy(coarse)).double().numpy()
+    out = _resample(density, spacing, centre, side, size, rotation)
+    matrix, offset = _cube_to_array(spacing, centre, side, size, rotation)
+    to_array = np.eye(4)
+    to_array[:3, :3], to_array[:3, 3] = matrix[::-1, ::-1], offset[::-1]  # (x, y, z) as NIfTI indexes
     affine = (raw.affine if raw.affine is not None else np.diag([*spacing[::-1], 1.0])) @ to_array
     return torch.from_numpy(np.clip(out, 0.0, 1.0, out=out)), affine  # clips float rounding only
 
@@ -329,22 +340,36 @@ def framing(density, spacing=(1.0, 1.0, 1.0), threshold: float | None = None,
     return geometry.enclosing_ball(mask, spacing)
 
 
+def _cube_to_array(spacing: np.ndarray, centre: np.ndarray, side: float, size: int,
+                   rotation: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The map from the cube's voxel index to the array's (both (z, y, x)): ``matrix @ o + offset``. The cube
+    of edge ``side`` around ``centre`` (physical units) is turned by ``rotation`` (``pose``: the cube at
+    ``q`` shows the array at ``R^T q``)."""
+    step = side / size
+    matrix = np.diag(1 / spacing) @ rotation.T * step
+    offset = centre / spacing - 0.5 - matrix @ np.full(3, (size - 1) / 2)
+    return matrix, offset
+
+
 def _resample(density: np.ndarray, spacing: np.ndarray, centre: np.ndarray, side: float,
-              size: int) -> np.ndarray:
-    """Sample the cube of edge ``side`` around ``centre`` (physical units) on a size**3 grid."""
-    scale = side / size / spacing  # input voxels per output voxel, per axis
-    offset = (centre - side / 2 + side / size / 2) / spacing - 0.5  # input index of output voxel 0
-    sigma = 0.5 * np.sqrt(np.maximum(scale ** 2 - 1, 0))
+              size: int, rotation: np.ndarray) -> np.ndarray:
+    """Sample the cube of edge ``side`` around ``centre`` (physical units), turned by ``rotation``, on a
+    size**3 grid."""
+    matrix, offset = _cube_to_array(spacing, centre, side, size, rotation)
+    sigma = 0.5 * np.sqrt(np.maximum((side / size / spacing) ** 2 - 1, 0))  # input voxels per output voxel
     # crop to what the cube touches (plus the filter's reach) before filtering
+    corners = offset[:, None] + matrix @ (np.array(np.meshgrid(*[[0, size - 1]] * 3)).reshape(3, -1))
     margin = np.ceil(4 * sigma).astype(int) + 2
-    lo = np.clip(np.floor(offset).astype(int) - margin, 0, density.shape)
-    hi = np.clip(np.ceil(offset + scale * (size - 1)).astype(int) + margin + 1, 0, density.shape)
+    lo = np.clip(np.floor(corners.min(1)).astype(int) - margin, 0, density.shape)
+    hi = np.clip(np.ceil(corners.max(1)).astype(int) + margin + 1, 0, density.shape)
     crop = density[tuple(slice(a, b) for a, b in zip(lo, hi))]
     if crop.size == 0:
         return np.zeros((size,) * 3, np.float32)
     crop = ndimage.gaussian_filter(crop, sigma, mode="constant") if sigma.any() else crop
-    return ndimage.affine_transform(crop, scale, offset - lo, output_shape=(size,) * 3, order=1,
-                                    mode="grid-constant", cval=0.0).astype(np.float32, copy=False)
+    diagonal = np.allclose(matrix, np.diag(np.diag(matrix)))  # the 1-D form is faster
+    return ndimage.affine_transform(crop, np.diag(matrix) if diagonal else matrix, offset - lo,
+                                    output_shape=(size,) * 3, order=1, mode="grid-constant",
+                                    cval=0.0).astype(np.float32, copy=False)
 
 
 # ---------------------------------------------------------------------------------------------

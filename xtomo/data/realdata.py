@@ -223,9 +223,10 @@ def _head_values() -> np.ndarray:
     return np.ascontiguousarray(raw.transpose(2, 1, 0)[:, ::-1, :])
 
 
-def head(size: int = 128) -> torch.Tensor:
+def head(size: int = 128, upright: bool = True) -> torch.Tensor:
     """The real head (``HEAD``) as a dry skull ``[size]^3`` in the canonical frame, fitted into the
-    cube by ``io.prepare_volume`` like every real volume.
+    cube by ``io.prepare_volume`` like every real volume and, unless ``upright=False``, set upright as
+    the training skulls stand (``xtomo.data.pose``; as scanned, it nods about 13 degrees from them).
 
     The file stores (left-right, posterior-to-anterior reversed, inferior-to-superior) at 1 mm
     voxels (TIGRE's demo geometry); it is turned to (z up, y forward, x across) and bone is kept
@@ -233,7 +234,7 @@ def head(size: int = 128) -> torch.Tensor:
     """
     from xtomo.data import io
 
-    return io.prepare_volume(io.dry_skull(_head_values(), _HEAD_BONE), size, source=HEAD["file"])
+    return io.prepare_volume(io.dry_skull(_head_values(), _HEAD_BONE), size, source=HEAD["file"], upright=upright)
 
 
 def head_hu() -> np.ndarray:
@@ -282,13 +283,14 @@ def second_head_hu() -> tuple[np.ndarray, tuple]:
     return hu, spacing
 
 
-def second_head(size: int = 128) -> torch.Tensor:
+def second_head(size: int = 128, upright: bool = True) -> torch.Tensor:
     """The second real head as ``xtomo evaluate`` reads a reader's CT: ``second_head_hu`` through
-    ``io.prepare_volume`` (the dry skull of ``io.HU_WINDOW``, fitted into the cube), ``[size]^3``."""
+    ``io.prepare_volume`` (the dry skull of ``io.HU_WINDOW``, fitted into the cube and, unless
+    ``upright=False``, set upright, ``xtomo.data.pose``: as scanned it nods about 25 degrees), ``[size]^3``."""
     from xtomo.data import io
 
     hu, spacing = second_head_hu()
-    return io.prepare_volume(hu, size, spacing=spacing, source=SECOND_HEAD["file"])
+    return io.prepare_volume(hu, size, spacing=spacing, source=SECOND_HEAD["file"], upright=upright)
 
 
 if __name__ == "__main__":

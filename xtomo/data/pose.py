@@ -1,0 +1,153 @@
+"""A skull's pose in its scan: the turn that sets it upright, facing the way every training skull faces.
+
+The paper's specimens were "globally aligned" before any view was drawn (Henzler et al. 2018, §5), and
+xtomo's procedural crania are all made in one pose: symmetric about the plane x = 0, the vault up (+z).
+A clinical CT's file says where the patient's head is (``io.load_volume`` reads it in RAS), but a dry
+skull's micro-CT, a stack of slices or an array says nothing: the skull lies as it lay on the scanner's
+table, and the network, which never saw a skull on its side, reads its x-rays badly (RESULTS ``pose``).
+
+:func:`estimate` finds the turn in two steps. The lateral axis is the normal of the plane about which
+the skull is most nearly symmetric (``symmetry.estimate_normal``). That leaves a turn about it: the
+skull, set to a common place (its centre of mass) and size (its rms radius), is turned about that axis
+through every angle, front for back too, and compared (correlation) with every family's template
+cranium, whole and cut from below as a CT's field of view cuts a head; the best match says where up
+and front are.
+Rotations act on centred coordinates in the array's order (z, y, x): ``rotated(v, R)`` at ``q`` is ``v``
+at ``R^T q``, so ``R`` carries the skull's own axes onto the cube's.
+"""
+from __future__ import annotations
+
+import functools
+import math
+
+import torch
+import torch.nn.functional as F
+
+import xtomo._checks as checks
+from xtomo.data import augment
+from xtomo.imaging import symmetry
+from xtomo.specimens import crania
+
+__all__ = ["TEMPLATE_SIZE", "estimate", "rotated", "upright", "turn_angle"]
+
+TEMPLATE_SIZE = 64  #: the side of the cube in which the pose is judged (and the templates are made)
+_STEP = 3.0         # degrees between the turns tried about the lateral axis, then refined by 1
+_CUTS = (0.2, 0.35)   # templates also cut from below by these shares of their height, as CTs cut heads
+_COMPARED = 24      # the side of the grid on which a turned skull is compared with the templates
+_MIRROR = torch.diag(torch.tensor([1.0, -1.0, -1.0], dtype=torch.float64))  # front for back (a half turn about z)
+_SPREAD = 0.45      # a skull's rms radius lands at this fraction of the compared grid's half-width
+
+
+def rotated(volume: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
+    """``volume`` ``[S, S, S]`` turned about the cube's centre by ``rotation`` ``[3, 3]`` (array order
+    (z, y, x)), trilinear; what comes from outside the cube is empty."""
+    vol, single = checks.volume(volume, "rotated")
+    if not single or len(set(vol.shape[-3:])) != 1:
+        raise ValueError(f"rotated: expected one cubic volume [S, S, S], got shape {tuple(volume.shape)}")
+    back = _rotation(rotation, "rotated").double().T.flip(0, 1)  # R^T, in grid_sample's (x, y, z)
+    theta = torch.cat([back, torch.zeros(3, 1, dtype=torch.float64)], dim=1).float()[None]
+    grid = F.affine_grid(theta, [1, 1, *vol.shape[-3:]], align_corners=False)
+    return F.grid_sample(vol[None].float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0, 0]
+
+
+def estimate(volume: torch.Tensor) -> torch.Tensor:
+    """The rotation ``[3, 3]`` (array order) that sets the skull in ``volume`` (a fitted cube, any size)
+    upright and facing as the procedural crania do (module docstring)."""
+    vol, single = checks.volume(volume, "estimate")
+    if not single or len(set(vol.shape[-3:])) != 1:
+        raise ValueError(f"estimate: expected one cubic volume [S, S, S], got shape {tuple(volume.shape)}")
+    vol = vol[0].float()
+    if vol.shape[-1] != TEMPLATE_SIZE:
+        vol = F.interpolate(vol[None, None], size=(TEMPLATE_SIZE,) * 3, mode="trilinear", align_corners=False)[0, 0]
+    if not vol.abs().sum() > 0:
+        raise ValueError("estimate: empty volume: there is no skull to set upright")
+    lateral = symmetry.estimate_normal(vol).double().flip(0)  # (x, y, z) -> array order
+    first = _lateral_to_x(lateral)
+    angles = torch.arange(0.0, 360.0, _STEP, dtype=torch.float64)
+    mirror, angle = _best_turn(vol, first, angles)
+    mirror, angle = _best_turn(vol, first, angle + torch.arange(-_STEP + 1, _STEP, 1.0, dtype=torch.float64), mirror)
+    return (_in_plane(angle) @ (_MIRROR if mirror else torch.eye(3, dtype=torch.float64)) @ first).float()
+
+
+def upright(volume: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The skull of ``volume`` turned upright (:func:`estimate`, :func:`rotated`) and the rotation used."""
+    rotation = estimate(volume)
+    return rotated(volume, rotation), rotation
+
+
+def turn_angle(rotation: torch.Tensor) -> float:
+    """How far ``rotation`` turns, in degrees (0: none)."""
+    rotation = _rotation(rotation, "turn_angle").double()
+    return math.degrees(math.acos(max(-1.0, min(1.0, (float(rotation.trace()) - 1) / 2))))
+
+
+def _rotation(rotation, what: str) -> torch.Tensor:
+    rotation = torch.as_tensor(rotation)
+    if rotation.shape != (3, 3) or not torch.isfinite(rotation).all():
+        raise ValueError(f"{what}: rotation must be a finite 3 x 3 matrix, got shape {tuple(rotation.shape)}")
+    r = rotation.double()
+    if not (torch.allclose(r @ r.T, torch.eye(3, dtype=torch.float64), atol=1e-4) and float(torch.det(r)) > 0):
+        raise ValueError(f"{what}: rotation must be orthonormal with determinant +1, got {rotation.tolist()!r}")
+    return rotation
+
+
+def _lateral_to_x(normal: torch.Tensor) -> torch.Tensor:
+    """A rotation (rows: the new z, y, x axes) that carries ``normal`` onto the x axis (array order)."""
+    normal = normal / normal.norm()
+    helper = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64)
+    if abs(float(normal @ helper)) > 0.9:
+        helper = torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64)
+    a = helper - (helper @ normal) * normal
+    a = a / a.norm()
+    return torch.stack([a, torch.linalg.cross(normal, a), normal])
+
+
+def _in_plane(degrees) -> torch.Tensor:
+    """Rotations ``[..., 3, 3]`` about the x axis (turning z towards y) by ``degrees``."""
+    t = torch.deg2rad(torch.as_tensor(degrees, dtype=torch.float64))
+    c, s, zero, one = t.cos(), t.sin(), torch.zeros_like(t), torch.ones_like(t)
+    return torch.stack([torch.stack([c, -s, zero], -1), torch.stack([s, c, zero], -1),
+                        torch.stack([zero, zero, one], -1)], -2)
+
+
+def _best_turn(vol: torch.Tensor, first: torch.Tensor, angles: torch.Tensor,
+               mirror: bool | None = None) -> tuple[bool, torch.Tensor]:
+    """The mirroring (front for back) and angle about the lateral axis whose turn of ``vol`` best matches a
+    template (the rotations tried: ``_in_plane(angle) @ mirroring @ first``)."""
+    templates = _templates()
+    best = (-2.0, False, angles[0])
+    for m in [False, True] if mirror is None else [mirror]:
+        turns = _in_plane(angles) @ (_MIRROR if m else torch.eye(3, dtype=torch.float64)) @ first
+        score = _normalised(vol, turns) @ templates.T  # [angles, templates]: correlations
+        value, index = score.max(dim=1).values.max(dim=0)
+        if float(value) > best[0]:
+            best = (float(value), m, angles[int(index)])
+    return best[1], best[2]
+
+
+def _normalised(vol: torch.Tensor, turns: torch.Tensor) -> torch.Tensor:
+    """``vol`` turned by each of ``turns`` ``[N, 3, 3]`` about its centre of mass and scaled to a common size,
+    on a ``_COMPARED``-cubed grid, as zero-mean unit vectors ``[N, P]`` (correlation is then a dot product)."""
+    vol = vol.double().clamp_min(0)
+    axes = [torch.linspace(-1 + 1 / n, 1 - 1 / n, n, dtype=torch.float64) for n in vol.shape]
+    where = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)
+    weights = (vol / vol.sum())[..., None]
+    centre = (weights * where).sum(dim=(0, 1, 2))
+    radius = (weights[..., 0] * (where - centre).square().sum(-1)).sum().sqrt()
+    small = torch.linspace(-1 + 1 / _COMPARED, 1 - 1 / _COMPARED, _COMPARED, dtype=torch.float64)
+    u = torch.stack(torch.meshgrid(small, small, small, indexing="ij"), dim=-1).reshape(-1, 3) * (radius / _SPREAD)
+    points = centre + torch.einsum("nij,pi->npj", turns, u)  # R^T u, about the centre of mass
+    grid = points.flip(-1).reshape(len(turns), _COMPARED, _COMPARED, _COMPARED, 3).float()
+    out = F.grid_sample(vol.float().expand(len(turns), 1, *vol.shape), grid, mode="bilinear",
+                        padding_mode="zeros", align_corners=False).reshape(len(turns), -1).double()
+    out = out - out.mean(dim=1, keepdim=True)
+    return out / out.norm(dim=1, keepdim=True).clamp_min(1e-30)
+
+
+@functools.lru_cache(maxsize=1)
+def _templates() -> torch.Tensor:
+    """Every family's template cranium seen from the side, normalised as ``_normalised`` does ``[F, P]``."""
+    families = [f for spec in crania.ORDERS.values() for f in spec["families"]]
+    skulls = torch.stack([crania.skull(crania.family_template(f), size=TEMPLATE_SIZE) for f in families])
+    cuts = [augment.truncated(skulls, torch.full((len(skulls),), cut), torch.zeros(len(skulls))) for cut in _CUTS]
+    return torch.cat([_normalised(s, torch.eye(3, dtype=torch.float64)[None]) for s in torch.cat([skulls, *cuts])])
