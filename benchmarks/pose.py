@@ -1,18 +1,18 @@
 """A skull's pose in its scan: how well ``xtomo.data.pose`` sets a turned skull upright, and what that does
 to the shipped model on the real heads.
 
-    python benchmarks/pose.py [--species 10] [--turns 3] [--views 8] [--model NAME=CHECKPOINT ...]
-                              [--write [--section S]]
+    python benchmarks/pose.py [--species 10] [--turns 3] [--views 8[,12,...]] [--acquisition both]
+                              [--model NAME=CHECKPOINT ...] [--write [--section S]]
 
 First table: ``--species`` procedural species (every 17th of the catalogue, all orders) at the pose's 64^3, each
 turned by ``--turns`` seeded random rotations (``pose.rotated``); the estimate's errors are the angles between
 where it puts the skull's up and front and where they belong. The real heads are judged the same way against
 their own estimate as scanned (consistency: the same upright head from any pose), and the turn that estimate
-makes is listed. Second table: each network over the even spread on ``--views`` seeded views of each real head,
-ideal and physical, read as scanned and set upright (``realdata.head`` and ``second_head``, ``upright=``), and
-from a file that holds it on its side (its CT numbers turned a quarter about y, read through
-``io.prepare_volume`` as ``xtomo evaluate`` reads a reader's CT) with and without ``upright``. ``--write``
-replaces the ``pose`` section of RESULTS.md.
+makes is listed. Second table: each network over the even spread on ``--views`` seeded views of each real head
+(each count in turn), ideal and physical (``--acquisition``), read as scanned and set upright (``realdata.head``
+and ``second_head``, ``upright=``), and from a file that holds it on its side (its CT numbers turned a quarter
+about y, read through ``io.prepare_volume`` as ``xtomo evaluate`` reads a reader's CT) with and without
+``upright``. ``--write`` replaces the ``pose`` section of RESULTS.md.
 """
 from __future__ import annotations
 
@@ -102,17 +102,18 @@ def heads(size: int) -> dict[str, torch.Tensor]:
     return out
 
 
-def even_rows(models: dict, views: int) -> list[dict]:
+def even_rows(models: dict, views: list[int], acquisitions: tuple[str, ...]) -> list[dict]:
     p = get_profile("quick")
     out = []
     for case, volume in heads(p.volume_size).items():
         head, reading = case.split(" | ")
         for name, model in models.items():
-            for acquisition in realcase.ACQUISITIONS:
-                found, _ = realcase.evaluate_volume(volume, model, p, views=views, seed=p.seed, name=head,
-                                                    acquisition=acquisition)
-                out += [dict(r, network=name, head=head, reading=reading) for r in realcase.against_even(found)
-                        if r["model"] == METHODS["ours"]]
+            for acquisition in acquisitions:
+                for n in views:
+                    found, _ = realcase.evaluate_volume(volume, model, p, views=n, seed=p.seed, name=head,
+                                                        acquisition=acquisition)
+                    out += [dict(r, network=name, head=head, reading=reading) for r in realcase.against_even(found)
+                            if r["model"] == METHODS["ours"]]
     return out
 
 
@@ -138,14 +139,19 @@ def main(argv=None) -> int:
     parser = benchmark_parser(__file__, __doc__, "pose")
     parser.add_argument("--species", type=int, default=10, help="procedural species (default 10)")
     parser.add_argument("--turns", type=int, default=3, help="seeded random turns of each skull (default 3)")
-    parser.add_argument("--views", type=int, default=8, help="seeded views of each real head (default 8)")
+    parser.add_argument("--views", default="8", help="seeded views of each real head, one count or several "
+                        "(8,12,32: the first views of one seeded draw; default 8)")
+    parser.add_argument("--acquisition", default="both", choices=("ideal", "physical", "both"),
+                        help="how the real heads are x-rayed (default both)")
     add_model_option(parser)
     args = parser.parse_args(argv)
     busy = busy_cores()
     models = networks(parser, args.model)
     pose.estimate(realdata.head(pose.TEMPLATE_SIZE, upright=False))  # builds the templates outside the timing
-    publish(table(accuracy(args.species, args.turns), even_rows(models, args.views), command_line(parser, args),
-                  busy), args)
+    views = [int(v) for v in args.views.split(",")]
+    acquisitions = realcase.ACQUISITIONS if args.acquisition == "both" else (args.acquisition,)
+    publish(table(accuracy(args.species, args.turns), even_rows(models, views, acquisitions),
+                  command_line(parser, args), busy), args)
     return 0
 
 

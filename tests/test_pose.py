@@ -61,9 +61,10 @@ def test_a_skull_turned_any_way_is_set_upright(skulls, seed):
 
 def test_loading_upright_turns_the_skull_and_says_where_it_came_from(skulls, tmp_path):
     """``prepare_volume(upright=True)`` of a skull stored on its side reads as the skull stored upright;
-    the affine of ``load_volume_affine`` still maps each voxel of the cube to where it lies in the file."""
+    the affine of ``load_volume_affine`` says how far it turned (a quarter, give or take the estimate's few
+    degrees) and still maps each voxel of the cube to where it lies in the file."""
     v = next(iter(skulls.values())).numpy()
-    on_its_side = np.ascontiguousarray(v.transpose(2, 1, 0)[::-1])  # the vault towards -z... on its side
+    on_its_side = np.ascontiguousarray(v.transpose(2, 1, 0)[::-1])  # a quarter turn about y
     upright = io.prepare_volume(on_its_side, 64, upright=True)
     plain = io.prepare_volume(v, 64)
     assert float(np.corrcoef(upright.flatten(), plain.flatten())[0, 1]) > 0.9
@@ -73,6 +74,9 @@ def test_loading_upright_turns_the_skull_and_says_where_it_came_from(skulls, tmp
     spot[30, 8, 12] = 1.0  # one dense voxel off-centre, with the skull's bulk elsewhere
     spot[10:14, 20:24, 25:30] = 0.6
     np.save(tmp_path / "spot.npy", spot)
+    np.save(tmp_path / "side.npy", on_its_side)
+    assert 80 < pose.affine_turn(io.load_volume_affine(tmp_path / "side.npy", 64, upright=True)[1]) < 100
+    assert pose.affine_turn(io.load_volume_affine(tmp_path / "side.npy", 64)[1]) == pytest.approx(0, abs=1e-6)
     cube, affine = io.load_volume_affine(tmp_path / "spot.npy", 40, upright=True)
     index = np.unravel_index(int(cube.argmax()), cube.shape)  # (z, y, x) in the cube
     found = (affine @ np.array([*index[::-1], 1.0]))[:3][::-1]  # (x, y, z) in the file -> (z, y, x)
@@ -80,6 +84,8 @@ def test_loading_upright_turns_the_skull_and_says_where_it_came_from(skulls, tmp
 
 
 def test_bad_input_is_named():
+    with pytest.raises(ValueError, match="upright needs fit=True"):
+        io.prepare_volume(np.ones((8, 8, 8), np.float32), 8, fit=False, upright=True)
     with pytest.raises(ValueError, match="estimate: expected one cubic volume"):
         pose.estimate(torch.zeros(8, 8, 9))
     with pytest.raises(ValueError, match="estimate: empty volume"):

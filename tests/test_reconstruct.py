@@ -312,7 +312,7 @@ def test_evaluate_with_symmetry_changes_ours_only_and_still_reprojects(checkpoin
     rows = {}
     for name, extra in (("plain", []), ("view", ["--symmetry", "view"])):
         done = cli("evaluate", "skull.npz", "--checkpoint", str(checkpoint), "--views", "2", "--acquisition",
-                   "ideal", "--csv", f"{name}.csv", *extra, cwd=tmp_path)
+                   "ideal", "--csv", f"{name}.csv", "--as-scanned", *extra, cwd=tmp_path)
         assert done.returncode == 0, done.stderr
         with open(tmp_path / f"{name}.csv", newline="") as fh:
             rows[name] = {(r["method"], r["view"]): r for r in csv.DictReader(fh)}
@@ -336,7 +336,7 @@ def test_evaluate_scores_the_dry_skull_of_a_ct_with_soft_tissue(checkpoint, tmp_
     found = {}
     for name, extra in (("dry", []), ("wet", ["--bone", "0.25"])):
         done = cli("evaluate", f"{name}.npz", "--checkpoint", str(checkpoint), "--views", "2", "--acquisition",
-                   "ideal", *extra, cwd=tmp_path)
+                   "ideal", "--as-scanned", *extra, cwd=tmp_path)
         assert done.returncode == 0, done.stderr
         found[name] = next(x for x in done.stdout.splitlines() if x.startswith("ideal ")).split()[1:]
     assert found["wet"] == found["dry"]
@@ -357,6 +357,10 @@ def test_evaluate_sets_a_skull_upright_unless_told_to_keep_it_as_scanned(checkpo
         assert done.returncode == 0, done.stderr
         line = next(x for x in done.stdout.splitlines() if x.startswith("ideal "))
         found[name] = [float(v) for v in line.split()[1:4]]
+        turned = [x for x in done.stdout.splitlines() if "set upright (xtomo.data.pose), turned" in x]
+        assert len(turned) == (name == "side"), done.stdout
+        if turned:
+            assert 80 <= int(turned[0].split("turned ")[1].split()[0]) <= 100, turned
     assert found["side"] == pytest.approx(found["upright"], abs=0.03)
     assert max(abs(a - b) for a, b in zip(found["side as scanned"], found["upright"])) > 0.05
 

@@ -315,6 +315,22 @@ def test_cli_renders_the_dry_skull_with_bone(volume_file, tmp_path):
     assert np.array_equal(wet, dry) and not np.array_equal(wet, every)
 
 
+def test_cli_renders_a_skull_on_its_side_upright(tmp_path):
+    """``--upright``: a skull stored on its side x-rays from the side as the same skull stored upright does."""
+    from xtomo.specimens import crania
+
+    skull = crania.skull(crania.catalog(175)[40], size=48).numpy()
+    np.save(tmp_path / "upright.npy", skull)
+    np.save(tmp_path / "side.npy", np.ascontiguousarray(skull.transpose(2, 1, 0)[::-1]))
+    args = ["--mode", "xray", "--view", "0,0", "--size", "48", "--volume-size", "48"]
+    for name, extra in (("upright", []), ("side", ["--upright"]), ("side as stored", [])):
+        assert cli.main(["render", str(tmp_path / f"{name.split()[0]}.npy"), *args, *extra,
+                         "--out", str(tmp_path / f"{name}.png")]) == 0
+    upright, side, stored = (iio.imread(tmp_path / f"{n}.png").astype(float).ravel()
+                             for n in ("upright", "side", "side as stored"))
+    assert np.corrcoef(upright, side)[0, 1] > 0.9 > np.corrcoef(upright, stored)[0, 1]
+
+
 def test_cli_rejects_bad_views_and_missing_files(volume_file, tmp_path, capsys):
     args = ["--mode", "iso", "--out", str(tmp_path / "x.png")]
     for view in ("1,2,3", "north,20", "30,100"):

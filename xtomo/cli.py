@@ -286,7 +286,7 @@ def _level_needs_symmetry(args, known: tuple[str, ...]) -> None:
          arg("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)"))
 def _evaluate(args) -> None:
     """Score a network on x-rays of a skull CT against the CT, beside the even spread along each ray."""
-    from xtomo.data import io
+    from xtomo.data import io, pose
     from xtomo.evaluation import realcase, scoring
     from xtomo.files import write_csv
     from xtomo.learning import shipped
@@ -300,7 +300,10 @@ def _evaluate(args) -> None:
     ck = shipped.checkpoint() if args.checkpoint is None else load_checkpoint(args.checkpoint)
     p = checkpoint_profile(ck)
     model = model_from_checkpoint(ck).to(checks.device(args.device))
-    volume = io.load_volume(args.volume, size=p.volume_size, bone=args.bone, upright=not args.as_scanned)
+    volume, affine = io.load_volume_affine(args.volume, size=p.volume_size, bone=args.bone, upright=not args.as_scanned)
+    if not args.as_scanned:
+        print(f"{args.volume}: set upright (xtomo.data.pose), turned {pose.affine_turn(affine):.0f} degrees from the "
+              "scan's axes; --as-scanned keeps it as it lies")
     acquisitions = realcase.ACQUISITIONS if args.acquisition == "both" else (args.acquisition,)
     rows, shown = [], None
     for acquisition in acquisitions:
@@ -349,6 +352,8 @@ def _save_figure(fig, path: str) -> None:
                   "is at most XTOMO_MAX_VOXELS (default 2^30)"),
          arg("--level", type=float, default=0.1, help="iso level for iso and anaglyph (default: 0.1)"),
          _BONE,
+         arg("--upright", action="store_true", help="set the skull upright and facing as the training skulls "
+             "first (xtomo.data.pose; xtomo evaluate does by default): an x-ray for xtomo reconstruct"),
          arg("--transfer", default="bone", metavar="NAME",
              help="transfer function for dvr: bone, skin-bone, rainbow (default: bone)"),
          arg("--out", required=True, metavar="PNG", help="image file to write (.png)"),
@@ -376,7 +381,7 @@ def _render(args) -> None:
     if args.mode == "dvr" and args.transfer not in rendering.TRANSFERS:
         raise ValueError(f"unknown --transfer {args.transfer!r}; choose one of {sorted(rendering.TRANSFERS)}")
     device = checks.device(args.device)
-    volume = io.load_volume(args.volume, size=args.volume_size, bone=args.bone).to(device)
+    volume = io.load_volume(args.volume, size=args.volume_size, bone=args.bone, upright=args.upright).to(device)
     picture = rendering.image(volume, args.mode, xray.direction(az, el).to(device), size=args.size,
                               level=args.level, transfer=args.transfer).cpu()
     if args.mode == "xray" and args.bits == 16:   # picture is the opacity 1 - alpha

@@ -241,13 +241,14 @@ def _prepare(raw: RawVolume, size, hu_window, fit, threshold, source, bone=None,
              upright=False) -> tuple[torch.Tensor, np.ndarray]:
     """The density cube of a volume as read, and its affine (see ``load_volume_affine``)."""
     size = checks.integer(size, "size", minimum=2, maximum=MAX_VOLUME_SIZE, what=source)
+    if upright and not fit:
+        raise ValueError(f"{source}: upright needs fit=True: the pose is judged on the specimen centred in the cube")
     array = np.squeeze(raw.array)
     if array.ndim != 3 or min(array.shape) < 2:
         raise ValueError(f"{source}: expected a 3-D volume with every side >= 2 voxels, "
                          f"got shape {tuple(raw.array.shape)}")
     spacing = np.array(_spacing(raw.spacing, source))
     density = _to_density(array, raw.hu, raw.full_scale, hu_window, source, bone, spacing)
-
     if fit:
         centre, radius = framing(density, spacing, threshold, source)
         side = radius / FIT_RADIUS
@@ -257,7 +258,6 @@ def _prepare(raw: RawVolume, size, hu_window, fit, threshold, source, bone=None,
     rotation = np.eye(3)
     if upright:  # judged on a coarse cube, then applied in the one resampling
         from xtomo.data import pose  # here: pose reads augment, which reads this module
-
         coarse = _resample(density, spacing, centre, side, pose.TEMPLATE_SIZE, rotation)
         rotation = pose.estimate(torch.from_numpy(coarse)).double().numpy()
     out = _resample(density, spacing, centre, side, size, rotation)

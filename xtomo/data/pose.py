@@ -28,7 +28,7 @@ from xtomo.data import augment
 from xtomo.imaging import symmetry
 from xtomo.specimens import crania
 
-__all__ = ["TEMPLATE_SIZE", "estimate", "rotated", "upright", "turn_angle"]
+__all__ = ["TEMPLATE_SIZE", "estimate", "rotated", "upright", "turn_angle", "affine_turn"]
 
 TEMPLATE_SIZE = 64  #: the side of the cube in which the pose is judged (and the templates are made)
 _STEP = 3.0         # degrees between the turns tried about the lateral axis, then refined by 1
@@ -79,6 +79,15 @@ def turn_angle(rotation: torch.Tensor) -> float:
     """How far ``rotation`` turns, in degrees (0: none)."""
     rotation = _rotation(rotation, "turn_angle").double()
     return math.degrees(math.acos(max(-1.0, min(1.0, (float(rotation.trace()) - 1) / 2))))
+
+
+def affine_turn(affine) -> float:
+    """How far the axes of a cube, given by its affine (``io.load_volume_affine``), are turned from its file's
+    world axes, in degrees: 0 for a cube read as scanned from a file in RAS (or with no orientation)."""
+    axes = torch.as_tensor(affine, dtype=torch.float64)[:3, :3]
+    u, _, vh = torch.linalg.svd(axes / axes.norm(dim=0))  # the nearest rotation (or reflection)
+    nearest = u @ vh
+    return turn_angle(nearest) if float(torch.det(nearest)) > 0 else float("nan")
 
 
 def _rotation(rotation, what: str) -> torch.Tensor:
@@ -146,7 +155,8 @@ def _normalised(vol: torch.Tensor, turns: torch.Tensor) -> torch.Tensor:
 
 @functools.lru_cache(maxsize=1)
 def _templates() -> torch.Tensor:
-    """Every family's template cranium seen from the side, normalised as ``_normalised`` does ``[F, P]``."""
+    """Every family's template cranium, whole and cut from below by each of ``_CUTS``, normalised as
+    ``_normalised`` does ``[F * (1 + len(_CUTS)), P]``."""
     families = [f for spec in crania.ORDERS.values() for f in spec["families"]]
     skulls = torch.stack([crania.skull(crania.family_template(f), size=TEMPLATE_SIZE) for f in families])
     cuts = [augment.truncated(skulls, torch.full((len(skulls),), cut), torch.zeros(len(skulls))) for cut in _CUTS]
