@@ -42,14 +42,6 @@ from xtomo.profiles import get_profile
 from xtomo.specimens import crania
 
 
-def random_rotation(seed: int) -> torch.Tensor:
-    """A rotation drawn uniformly (a random unit quaternion), array order."""
-    a, b, c, d = (q := torch.randn(4, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)) / q.norm()
-    return torch.tensor([[a * a + b * b - c * c - d * d, 2 * (b * c - a * d), 2 * (b * d + a * c)],
-                         [2 * (b * c + a * d), a * a - b * b + c * c - d * d, 2 * (c * d - a * b)],
-                         [2 * (b * d - a * c), 2 * (c * d + a * b), a * a - b * b - c * c + d * d]]).float()
-
-
 def errors(found: torch.Tensor, applied: torch.Tensor, reference: torch.Tensor) -> tuple[float, float]:
     """Degrees between where ``found`` puts up and front of a skull turned by ``applied`` and where ``reference``
     puts them on the skull as it was."""
@@ -72,7 +64,7 @@ def accuracy(species: int, turns: int) -> list[dict]:
         seconds = [time.perf_counter() - start]
         found = []
         for k in range(turns):
-            applied = random_rotation(1000 + k)
+            applied = pose.random_rotation(1000 + k)
             start = time.perf_counter()
             estimate = pose.estimate(pose.rotated(v, applied))
             seconds.append(time.perf_counter() - start)

@@ -76,9 +76,11 @@ def cli(*args: str, cwd: str | os.PathLike | None = None) -> subprocess.Complete
 def _session_artifacts(tmp_path_factory):
     """Fixtures wider than one test (a module's training, say) are set up before any test's own
     folder exists: they write here, never into the repository's artifacts/ (whose volumes may come
-    from another version of the library)."""
+    from another version of the library). The cache folder (``files.cache_dir``: the pose's templates) is
+    the session's too, shared by the chapters' kernels and new processes, and never the user's."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("XTOMO_ARTIFACTS", str(tmp_path_factory.mktemp("session-artifacts")))
+        patch.setenv("XTOMO_CACHE", str(tmp_path_factory.mktemp("session-cache")))
         yield
 
 

@@ -1,4 +1,5 @@
-"""Atomic files and the per-profile artifacts folder that chapters hand results through."""
+"""Atomic files, the per-profile artifacts folder that chapters hand results through, and the cache folder of
+what is cheap to redo but worth keeping between processes."""
 from __future__ import annotations
 
 import contextlib
@@ -19,7 +20,7 @@ try:
 except ImportError:  # Windows: folders are not locked
     fcntl = None
 
-__all__ = ["atomic_path", "umask", "write_json", "read_json", "write_csv", "read_csv", "artifacts_dir",
+__all__ = ["atomic_path", "umask", "write_json", "read_json", "write_csv", "read_csv", "artifacts_dir", "cache_dir",
            "require_artifact", "folder_lock", "FolderBusyError", "writable_target", "remove_stale_parts", "save_torch"]
 
 LOCK_NAME = ".xtomo.lock"  #: the file in a folder whose lock says a run is writing there
@@ -205,6 +206,14 @@ def artifacts_dir(profile: str, root: str | os.PathLike | None = None) -> Path:
     path = root.resolve() / profile
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def cache_dir() -> Path:
+    """Where work that any process may redo but need not is kept (the pose's templates): ``$XTOMO_CACHE``,
+    else ``$XDG_CACHE_HOME/xtomo``, else ``~/.cache/xtomo``; made by the first write."""
+    if os.environ.get("XTOMO_CACHE"):
+        return Path(os.environ["XTOMO_CACHE"]).resolve()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").resolve() / "xtomo"
 
 
 def require_artifact(path: str | os.PathLike, made_by: str) -> Path:

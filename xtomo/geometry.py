@@ -5,13 +5,16 @@ says it, and otherwise from :data:`DEFAULT_FOV_MM` (``xtomo.data.io.xray_pixel_s
 reconstruction fills the cube whose side is the squared x-ray's width, so its voxels follow from
 the x-ray's pixels; its affine places it in the *detector frame* (``view_affine``). A volume read
 from a NIfTI, DICOM, MetaImage or NRRD file keeps that file's own (patient, RAS) frame instead.
-How far a specimen reaches in a volume or an x-ray, in the same units, is ``enclosing_ball``'s.
+How far a specimen reaches in a volume or an x-ray, in the same units, is ``enclosing_ball``'s; the cube a
+real volume is read into is cut from its array by ``cube_to_array`` and sampled by ``resample_cube``.
 """
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 
-__all__ = ["DEFAULT_FOV_MM", "enclosing_ball", "view_affine", "reconstruction_affine", "grid_affine", "nifti_header"]
+__all__ = ["DEFAULT_FOV_MM", "enclosing_ball", "view_affine", "reconstruction_affine", "grid_affine", "nifti_header",
+           "cube_to_array", "resample_cube"]
 
 DEFAULT_FOV_MM = 250.0
 """Field of view (mm) of an x-ray's longer side when neither its file nor the user gives a pixel
@@ -91,3 +94,36 @@ def enclosing_ball(mask, spacing=None) -> tuple[np.ndarray, float]:
     for i in range(mask.ndim - 1):   # the leading axes, broadcast over the rows
         d2 = d2 + reach(np.arange(mask.shape[i]), i).reshape([-1 if j == i else 1 for j in range(mask.ndim - 1)]) ** 2
     return centre, float(np.sqrt(d2[mask.any(axis=-1)].max()))
+
+
+def cube_to_array(spacing: np.ndarray, centre: np.ndarray, side: float, size: int,
+                   rotation: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The map from the cube's voxel index to the array's (both (z, y, x)): ``matrix @ o + offset``. The cube
+    of edge ``side`` around ``centre`` (physical units) is turned by ``rotation`` (``xtomo.data.pose``: the cube at
+    ``q`` shows the array at ``R^T q``)."""
+    step = side / size
+    matrix = np.diag(1 / spacing) @ rotation.T * step
+    offset = centre / spacing - 0.5 - matrix @ np.full(3, (size - 1) / 2)
+    return matrix, offset
+
+
+def resample_cube(density: np.ndarray, spacing: np.ndarray, centre: np.ndarray, side: float,
+              size: int, rotation: np.ndarray) -> np.ndarray:
+    """``density`` sampled on the size**3 grid of the cube of edge ``side`` around ``centre`` (physical units,
+    ``spacing`` per array axis), turned by ``rotation``: each axis Gaussian-prefiltered where the cube's voxels
+    are coarser than the array's (``io.prepare_volume``), then trilinear; outside the array is empty."""
+    matrix, offset = cube_to_array(spacing, centre, side, size, rotation)
+    sigma = 0.5 * np.sqrt(np.maximum((side / size / spacing) ** 2 - 1, 0))  # input voxels per output voxel
+    # crop to what the cube touches (plus the filter's reach) before filtering
+    corners = offset[:, None] + matrix @ (np.array(np.meshgrid(*[[0, size - 1]] * 3)).reshape(3, -1))
+    margin = np.ceil(4 * sigma).astype(int) + 2
+    lo = np.clip(np.floor(corners.min(1)).astype(int) - margin, 0, density.shape)
+    hi = np.clip(np.ceil(corners.max(1)).astype(int) + margin + 1, 0, density.shape)
+    crop = density[tuple(slice(a, b) for a, b in zip(lo, hi))]
+    if crop.size == 0:
+        return np.zeros((size,) * 3, np.float32)
+    crop = ndimage.gaussian_filter(crop, sigma, mode="constant") if sigma.any() else crop
+    diagonal = np.allclose(matrix, np.diag(np.diag(matrix)))  # the 1-D form is faster
+    return ndimage.affine_transform(crop, np.diag(matrix) if diagonal else matrix, offset - lo,
+                                    output_shape=(size,) * 3, order=1, mode="grid-constant",
+                                    cval=0.0).astype(np.float32, copy=False)

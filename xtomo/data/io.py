@@ -146,7 +146,8 @@ def prepare_volume(array, size: int = 128, *, spacing=(1.0, 1.0, 1.0), hu_window
       its longest side spanning the cube.
     * ``upright=True``: the specimen is also turned about the cube's centre as ``xtomo.data.pose.estimate``
       finds, upright and facing as the training skulls do (the paper aligned its specimens; a dry skull's
-      scan says nothing of how it lay), in the same single resampling.
+      scan says nothing of how it lay), in the same single resampling; a volume whose pose is unsure
+      (``pose.Pose.margin`` under ``pose.SURE_MARGIN``: not a skull, or like none) is kept as scanned, with a warning.
 
     ``source`` names the data in error messages.
     """
@@ -258,10 +259,16 @@ def _prepare(raw: RawVolume, size, hu_window, fit, threshold, source, bone=None,
     rotation = np.eye(3)
     if upright:  # judged on a coarse cube, then applied in the one resampling
         from xtomo.data import pose  # here: pose reads augment, which reads this module
-        coarse = _resample(density, spacing, centre, side, pose.TEMPLATE_SIZE, rotation)
-        rotation = pose.estimate(torch.from_numpy(coarse)).double().numpy()
-    out = _resample(density, spacing, centre, side, size, rotation)
-    matrix, offset = _cube_to_array(spacing, centre, side, size, rotation)
+        coarse = geometry.resample_cube(density, spacing, centre, side, pose.TEMPLATE_SIZE, rotation)
+        found = pose.find(torch.from_numpy(coarse))
+        if found.margin >= pose.SURE_MARGIN:
+            rotation = found.rotation.double().numpy()
+        else:
+            warnings.warn(f"{source}: not set upright: no turn of it resembles a skull template clearly more than the "
+                          f"others (xtomo.data.pose margin {found.margin:.2f} < {pose.SURE_MARGIN}): it may not be a "
+                          "skull, or one unlike every training family; it is read as scanned", stacklevel=3)
+    out = geometry.resample_cube(density, spacing, centre, side, size, rotation)
+    matrix, offset = geometry.cube_to_array(spacing, centre, side, size, rotation)
     to_array = np.eye(4)
     to_array[:3, :3], to_array[:3, 3] = matrix[::-1, ::-1], offset[::-1]  # (x, y, z) as NIfTI indexes
     affine = (raw.affine if raw.affine is not None else np.diag([*spacing[::-1], 1.0])) @ to_array
@@ -338,38 +345,6 @@ def framing(density, spacing=(1.0, 1.0, 1.0), threshold: float | None = None,
         raise ValueError(f"{source}: empty volume: no voxel above the threshold {threshold:g} "
                          f"(maximum density {density.max():g})")
     return geometry.enclosing_ball(mask, spacing)
-
-
-def _cube_to_array(spacing: np.ndarray, centre: np.ndarray, side: float, size: int,
-                   rotation: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The map from the cube's voxel index to the array's (both (z, y, x)): ``matrix @ o + offset``. The cube
-    of edge ``side`` around ``centre`` (physical units) is turned by ``rotation`` (``pose``: the cube at
-    ``q`` shows the array at ``R^T q``)."""
-    step = side / size
-    matrix = np.diag(1 / spacing) @ rotation.T * step
-    offset = centre / spacing - 0.5 - matrix @ np.full(3, (size - 1) / 2)
-    return matrix, offset
-
-
-def _resample(density: np.ndarray, spacing: np.ndarray, centre: np.ndarray, side: float,
-              size: int, rotation: np.ndarray) -> np.ndarray:
-    """Sample the cube of edge ``side`` around ``centre`` (physical units), turned by ``rotation``, on a
-    size**3 grid."""
-    matrix, offset = _cube_to_array(spacing, centre, side, size, rotation)
-    sigma = 0.5 * np.sqrt(np.maximum((side / size / spacing) ** 2 - 1, 0))  # input voxels per output voxel
-    # crop to what the cube touches (plus the filter's reach) before filtering
-    corners = offset[:, None] + matrix @ (np.array(np.meshgrid(*[[0, size - 1]] * 3)).reshape(3, -1))
-    margin = np.ceil(4 * sigma).astype(int) + 2
-    lo = np.clip(np.floor(corners.min(1)).astype(int) - margin, 0, density.shape)
-    hi = np.clip(np.ceil(corners.max(1)).astype(int) + margin + 1, 0, density.shape)
-    crop = density[tuple(slice(a, b) for a, b in zip(lo, hi))]
-    if crop.size == 0:
-        return np.zeros((size,) * 3, np.float32)
-    crop = ndimage.gaussian_filter(crop, sigma, mode="constant") if sigma.any() else crop
-    diagonal = np.allclose(matrix, np.diag(np.diag(matrix)))  # the 1-D form is faster
-    return ndimage.affine_transform(crop, np.diag(matrix) if diagonal else matrix, offset - lo,
-                                    output_shape=(size,) * 3, order=1, mode="grid-constant",
-                                    cval=0.0).astype(np.float32, copy=False)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,29 +6,37 @@ A clinical CT's file says where the patient's head is (``io.load_volume`` reads 
 skull's micro-CT, a stack of slices or an array says nothing: the skull lies as it lay on the scanner's
 table, and the network, which never saw a skull on its side, reads its x-rays badly (RESULTS ``pose``).
 
-:func:`estimate` finds the turn in two steps. The lateral axis is the normal of the plane about which
-the skull is most nearly symmetric (``symmetry.estimate_normal``). That leaves a turn about it: the
-skull, set to a common place (its centre of mass) and size (its rms radius), is turned about that axis
-through every angle, front for back too, and compared (correlation) with every family's template
-cranium, whole and cut from below as a CT's field of view cuts a head; the best match says where up
-and front are.
+:func:`find` (:func:`estimate` for the rotation alone) finds the turn in two steps. The lateral axis is the
+normal of the plane about which the skull is most nearly symmetric (``symmetry.estimate_normal``). That
+leaves a turn about it: the skull, set to a common place (its centre of mass) and size (its rms radius), is
+turned about that axis through every angle, front for back too, and compared (correlation) with every
+family's template cranium, whole and cut from below as a CT's field of view cuts a head; the best match says
+where up and front are. How far that match stands above the median turn's (``Pose.margin``) says whether the
+answer means anything: for a sphere or a box every turn matches alike. The templates are built once per
+machine (``templates_path``, in ``files.cache_dir()``).
 Rotations act on centred coordinates in the array's order (z, y, x): ``rotated(v, R)`` at ``q`` is ``v``
 at ``R^T q``, so ``R`` carries the skull's own axes onto the cube's.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
+from pathlib import Path
+from typing import NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 import xtomo._checks as checks
+from xtomo import files
 from xtomo.data import augment
 from xtomo.imaging import symmetry
 from xtomo.specimens import crania
 
-__all__ = ["TEMPLATE_SIZE", "estimate", "rotated", "upright", "turn_angle", "affine_turn"]
+__all__ = ["TEMPLATE_SIZE", "SURE_MARGIN", "Pose", "find", "estimate", "rotated", "upright", "turn_angle",
+           "affine_turn", "random_rotation", "templates_path"]
 
 TEMPLATE_SIZE = 64  #: the side of the cube in which the pose is judged (and the templates are made)
 _STEP = 3.0         # degrees between the turns tried about the lateral axis, then refined by 1
@@ -36,6 +44,9 @@ _CUTS = (0.2, 0.35)   # templates also cut from below by these shares of their h
 _COMPARED = 24      # the side of the grid on which a turned skull is compared with the templates
 _MIRROR = torch.diag(torch.tensor([1.0, -1.0, -1.0], dtype=torch.float64))  # front for back (a half turn about z)
 _SPREAD = 0.45      # a skull's rms radius lands at this fraction of the compared grid's half-width
+SURE_MARGIN = 0.1
+"""The least ``Pose.margin`` at which ``io.prepare_volume`` turns a volume: the skulls of RESULTS ``pose-match``
+stand 0.14 or more above their median turn, a sphere, a box, an ellipsoid or a chest CT 0.07 or less."""
 
 
 def rotated(volume: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
@@ -50,23 +61,44 @@ def rotated(volume: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(vol[None].float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0, 0]
 
 
-def estimate(volume: torch.Tensor) -> torch.Tensor:
-    """The rotation ``[3, 3]`` (array order) that sets the skull in ``volume`` (a fitted cube, any size)
-    upright and facing as the procedural crania do (module docstring)."""
-    vol, single = checks.volume(volume, "estimate")
+class Pose(NamedTuple):
+    """Where :func:`find` found a skull's up and front, and how sure it is of them."""
+
+    rotation: torch.Tensor  #: [3, 3], array order: carries the skull's axes onto the cube's (:func:`rotated`)
+    family: str             #: the family whose template the upright skull resembles most
+    match: float            #: that resemblance: the correlation of the two, on the compared grid
+    margin: float           #: ``match`` less the median over every turn tried of its best correlation
+
+
+def find(volume: torch.Tensor) -> Pose:
+    """The turn that sets the skull in ``volume`` (a fitted cube, any size) upright and facing as the
+    procedural crania do (module docstring), and how clearly it won: a ``margin`` under
+    :data:`SURE_MARGIN` means no turn resembles a skull much more than any other (a sphere's is 0)."""
+    vol, single = checks.volume(volume, "find")
     if not single or len(set(vol.shape[-3:])) != 1:
-        raise ValueError(f"estimate: expected one cubic volume [S, S, S], got shape {tuple(volume.shape)}")
+        raise ValueError(f"find: expected one cubic volume [S, S, S], got shape {tuple(volume.shape)}")
     vol = vol[0].float()
     if vol.shape[-1] != TEMPLATE_SIZE:
         vol = F.interpolate(vol[None, None], size=(TEMPLATE_SIZE,) * 3, mode="trilinear", align_corners=False)[0, 0]
     if not vol.abs().sum() > 0:
-        raise ValueError("estimate: empty volume: there is no skull to set upright")
+        raise ValueError("find: empty volume: there is no skull to set upright")
     lateral = symmetry.estimate_normal(vol).double().flip(0)  # (x, y, z) -> array order
     first = _lateral_to_x(lateral)
     angles = torch.arange(0.0, 360.0, _STEP, dtype=torch.float64)
-    mirror, angle = _best_turn(vol, first, angles)
-    mirror, angle = _best_turn(vol, first, angle + torch.arange(-_STEP + 1, _STEP, 1.0, dtype=torch.float64), mirror)
-    return (_in_plane(angle) @ (_MIRROR if mirror else torch.eye(3, dtype=torch.float64)) @ first).float()
+    coarse = _correlations(vol, first, angles, (False, True)).amax(-1)  # [mirrorings, angles]
+    mirror, index = divmod(int(coarse.argmax()), len(angles))
+    near = angles[index] + torch.arange(-_STEP + 1, _STEP, 1.0, dtype=torch.float64)
+    fine = _correlations(vol, first, near, (bool(mirror),))[0]  # [angles, templates]
+    index, template = divmod(int(fine.argmax()), fine.shape[1])
+    rotation = _in_plane(near[index]) @ (_MIRROR if mirror else torch.eye(3, dtype=torch.float64)) @ first
+    families = _families()
+    return Pose(rotation.float(), families[template % len(families)], float(fine.max()),
+                float(fine.max() - coarse.median()))
+
+
+def estimate(volume: torch.Tensor) -> torch.Tensor:
+    """The rotation ``[3, 3]`` (array order) that sets the skull in ``volume`` upright: ``find(volume).rotation``."""
+    return find(volume).rotation
 
 
 def upright(volume: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -88,6 +120,16 @@ def affine_turn(affine) -> float:
     u, _, vh = torch.linalg.svd(axes / axes.norm(dim=0))  # the nearest rotation (or reflection)
     nearest = u @ vh
     return turn_angle(nearest) if float(torch.det(nearest)) > 0 else float("nan")
+
+
+def random_rotation(seed: int) -> torch.Tensor:
+    """A rotation ``[3, 3]`` (array order) drawn uniformly over all turns, the same for the same ``seed``: a unit
+    quaternion of four normal draws (a Gaussian in four dimensions is the same in every direction)."""
+    q = torch.randn(4, generator=torch.Generator().manual_seed(int(seed)), dtype=torch.float64)
+    a, b, c, d = q / q.norm()
+    return torch.tensor([[a * a + b * b - c * c - d * d, 2 * (b * c - a * d), 2 * (b * d + a * c)],
+                         [2 * (b * c + a * d), a * a - b * b + c * c - d * d, 2 * (c * d - a * b)],
+                         [2 * (b * d - a * c), 2 * (c * d + a * b), a * a - b * b - c * c + d * d]]).float()
 
 
 def _rotation(rotation, what: str) -> torch.Tensor:
@@ -119,19 +161,15 @@ def _in_plane(degrees) -> torch.Tensor:
                         torch.stack([zero, zero, one], -1)], -2)
 
 
-def _best_turn(vol: torch.Tensor, first: torch.Tensor, angles: torch.Tensor,
-               mirror: bool | None = None) -> tuple[bool, torch.Tensor]:
-    """The mirroring (front for back) and angle about the lateral axis whose turn of ``vol`` best matches a
-    template (the rotations tried: ``_in_plane(angle) @ mirroring @ first``)."""
+def _correlations(vol: torch.Tensor, first: torch.Tensor, angles: torch.Tensor, mirrors) -> torch.Tensor:
+    """``[len(mirrors), len(angles), templates]``: the correlation with each template of ``vol`` turned by
+    ``_in_plane(angle) @ mirroring @ first`` for each mirroring (front for back, or not) and angle."""
     templates = _templates()
-    best = (-2.0, False, angles[0])
-    for m in [False, True] if mirror is None else [mirror]:
+    rows = []
+    for m in mirrors:
         turns = _in_plane(angles) @ (_MIRROR if m else torch.eye(3, dtype=torch.float64)) @ first
-        score = _normalised(vol, turns) @ templates.T  # [angles, templates]: correlations
-        value, index = score.max(dim=1).values.max(dim=0)
-        if float(value) > best[0]:
-            best = (float(value), m, angles[int(index)])
-    return best[1], best[2]
+        rows.append(_normalised(vol, turns) @ templates.T)
+    return torch.stack(rows)
 
 
 def _normalised(vol: torch.Tensor, turns: torch.Tensor) -> torch.Tensor:
@@ -153,11 +191,41 @@ def _normalised(vol: torch.Tensor, turns: torch.Tensor) -> torch.Tensor:
     return out / out.norm(dim=1, keepdim=True).clamp_min(1e-30)
 
 
+def _families() -> list[str]:
+    """Every family of the catalogue, in the order of the templates."""
+    return [f for spec in crania.ORDERS.values() for f in spec["families"]]
+
+
 @functools.lru_cache(maxsize=1)
 def _templates() -> torch.Tensor:
-    """Every family's template cranium, whole and cut from below by each of ``_CUTS``, normalised as
-    ``_normalised`` does ``[F * (1 + len(_CUTS)), P]``."""
-    families = [f for spec in crania.ORDERS.values() for f in spec["families"]]
-    skulls = torch.stack([crania.skull(crania.family_template(f), size=TEMPLATE_SIZE) for f in families])
+    """The templates (``_built_templates``), built once per machine: kept in ``files.cache_dir()`` under a name
+    that says what they are made of; a cache that cannot be read is built again, one that cannot be written
+    costs time only."""
+    path = templates_path()
+    shape = (len(_families()) * (1 + len(_CUTS)), _COMPARED ** 3)
+    try:
+        kept = torch.from_numpy(np.load(path, allow_pickle=False))
+        if kept.shape == shape and kept.dtype == torch.float64 and bool(torch.isfinite(kept).all()):
+            return kept
+    except (OSError, ValueError, EOFError):
+        pass
+    built = _built_templates()
+    with contextlib.suppress(OSError):
+        with files.atomic_path(path) as tmp:
+            np.save(tmp, built.numpy())
+    return built
+
+
+def templates_path() -> Path:
+    """The file in ``files.cache_dir()`` that keeps the pose's templates for this generator and these settings."""
+    cuts = "-".join(f"{c:g}" for c in _CUTS)
+    return files.cache_dir() / (f"pose-templates-{crania.VERSION}-n{TEMPLATE_SIZE}-c{_COMPARED}-s{_SPREAD:g}"
+                                f"-cut{cuts}.npy")
+
+
+def _built_templates() -> torch.Tensor:
+    """Every family's template cranium (``_families``), whole and cut from below by each of ``_CUTS``,
+    normalised as ``_normalised`` does ``[F * (1 + len(_CUTS)), P]``."""
+    skulls = torch.stack([crania.skull(crania.family_template(f), size=TEMPLATE_SIZE) for f in _families()])
     cuts = [augment.truncated(skulls, torch.full((len(skulls),), cut), torch.zeros(len(skulls))) for cut in _CUTS]
     return torch.cat([_normalised(s, torch.eye(3, dtype=torch.float64)[None]) for s in torch.cat([skulls, *cuts])])
