@@ -32,7 +32,7 @@ import torch.nn.functional as F
 import xtomo._checks as checks
 from xtomo import files
 from xtomo.data import augment
-from xtomo.imaging import symmetry
+from xtomo.imaging import symmetry, xray
 from xtomo.specimens import crania
 
 __all__ = ["TEMPLATE_SIZE", "SURE_MARGIN", "Pose", "find", "estimate", "rotated", "upright", "turn_angle",
@@ -56,9 +56,7 @@ def rotated(volume: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
     if not single or len(set(vol.shape[-3:])) != 1:
         raise ValueError(f"rotated: expected one cubic volume [S, S, S], got shape {tuple(volume.shape)}")
     back = _rotation(rotation, "rotated").double().T.flip(0, 1)  # R^T, in grid_sample's (x, y, z)
-    theta = torch.cat([back, torch.zeros(3, 1, dtype=torch.float64)], dim=1).float()[None]
-    grid = F.affine_grid(theta, [1, 1, *vol.shape[-3:]], align_corners=False)
-    return F.grid_sample(vol[None].float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0, 0]
+    return xray.turned(vol.float(), back)[0]
 
 
 class Pose(NamedTuple):

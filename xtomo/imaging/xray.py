@@ -22,7 +22,8 @@ import xtomo._checks as checks
 
 __all__ = [
     "CHI", "N_STEPS", "direction", "angles", "sample_directions", "view_class", "camera_angles",
-    "align", "turn", "roll", "composite", "simulate", "mirror", "encode_gamma", "decode_gamma", "poisson_noise",
+    "align", "turn", "turned", "roll", "composite", "simulate", "mirror", "encode_gamma", "decode_gamma",
+    "poisson_noise",
 ]
 
 CHI = 10.0      # extinction coefficient, chosen by the paper for plausible contrast
@@ -148,11 +149,18 @@ def turn(aligned: torch.Tensor, azimuth: float = 0.0, elevation: float = 0.0) ->
     # normalised (x right, y down, z away from the viewer): world = R_az @ R_el @ camera
     r_az = torch.tensor([[ca, 0.0, -sa], [0.0, 1.0, 0.0], [sa, 0.0, ca]], dtype=torch.float64)
     r_el = torch.tensor([[1.0, 0.0, 0.0], [0.0, ce, se], [0.0, -se, ce]], dtype=torch.float64)
-    theta = torch.cat([r_az @ r_el, torch.zeros(3, 1, dtype=torch.float64)], dim=1)
-    theta = theta.to(vol).expand(vol.shape[0], 3, 4)
-    grid = F.affine_grid(theta, [vol.shape[0], 1, *vol.shape[1:]], align_corners=False)
-    out = F.grid_sample(vol[:, None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)[:, 0]
+    out = turned(vol, r_az @ r_el)
     return out[0] if single else out
+
+
+def turned(volumes: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
+    """Volumes ``[B, D, H, W]`` sampled at ``matrix @ q`` for every output point ``q``, in ``grid_sample``'s
+    (x, y, z) about the cube's centre: a turn when ``matrix`` ``[3, 3]`` is a rotation (``turn`` by camera
+    angles, ``xtomo.data.pose.rotated`` by a pose). Trilinear, zero outside the cube."""
+    theta = torch.cat([torch.as_tensor(matrix, dtype=torch.float64), torch.zeros(3, 1, dtype=torch.float64)], dim=1)
+    theta = theta.to(volumes).expand(volumes.shape[0], 3, 4)
+    grid = F.affine_grid(theta, [volumes.shape[0], 1, *volumes.shape[1:]], align_corners=False)
+    return F.grid_sample(volumes[:, None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)[:, 0]
 
 
 def roll(images: torch.Tensor, degrees, fill: float = 0.0) -> torch.Tensor:
