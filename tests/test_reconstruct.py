@@ -357,7 +357,7 @@ def test_evaluate_sets_a_skull_upright_unless_told_to_keep_it_as_scanned(checkpo
         assert done.returncode == 0, done.stderr
         line = next(x for x in done.stdout.splitlines() if x.startswith("ideal "))
         found[name] = [float(v) for v in line.split()[1:4]]
-        turned = [x for x in done.stdout.splitlines() if "set upright (xtomo.data.pose), turned" in x]
+        turned = [x for x in done.stdout.splitlines() if "set upright where its pose is sure (xtomo.data.pose)" in x]
         assert len(turned) == (name == "side"), done.stdout
         if turned:
             assert 80 <= int(turned[0].split("turned ")[1].split()[0]) <= 100, turned

@@ -302,8 +302,8 @@ def _evaluate(args) -> None:
     model = model_from_checkpoint(ck).to(checks.device(args.device))
     volume, affine = io.load_volume_affine(args.volume, size=p.volume_size, bone=args.bone, upright=not args.as_scanned)
     if not args.as_scanned:
-        print(f"{args.volume}: set upright (xtomo.data.pose), turned {pose.affine_turn(affine):.0f} degrees from the "
-              "scan's axes; --as-scanned keeps it as it lies")
+        print(f"{args.volume}: set upright where its pose is sure (xtomo.data.pose), turned "
+              f"{pose.affine_turn(affine):.0f} degrees from the scan's axes; --as-scanned keeps it as it lies")
     acquisitions = realcase.ACQUISITIONS if args.acquisition == "both" else (args.acquisition,)
     rows, shown = [], None
     for acquisition in acquisitions:
