@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -121,8 +122,6 @@ def test_loading_upright_turns_the_skull_and_says_where_it_came_from(skulls, tmp
 def test_the_templates_are_built_once_and_kept_where_the_cache_says(monkeypatch):
     """The templates are written to ``templates_path`` (under ``$XTOMO_CACHE``) and read back by the next
     process; a cached file that is damaged or of another shape is built again and replaced."""
-    import os
-
     built = pose._templates()
     path = pose.templates_path()
     assert path.parent == Path(os.environ["XTOMO_CACHE"]).resolve() and crania.VERSION in path.name

@@ -144,7 +144,7 @@ def prepare_volume(array, size: int = 128, *, spacing=(1.0, 1.0, 1.0), hu_window
       is centred and scaled, equally on all axes, so that all of it lies within radius
       :data:`FIT_RADIUS` of the cube's centre. ``fit=False`` centres the whole field of view,
       its longest side spanning the cube.
-    * ``upright=True``: the specimen is also turned about the cube's centre as ``xtomo.data.pose.estimate``
+    * ``upright=True``: the specimen is also turned about the cube's centre as ``xtomo.data.pose.find``
       finds, upright and facing as the training skulls do (the paper aligned its specimens; a dry skull's
       scan says nothing of how it lay), in the same single resampling; a volume whose pose is unsure
       (``pose.Pose.margin`` under ``pose.SURE_MARGIN``: not a skull, or like none) is kept as scanned, with a warning.
