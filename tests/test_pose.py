@@ -75,12 +75,17 @@ def test_a_shape_without_a_front_is_no_sure_pose():
         assert pose.find(shape).margin < pose.SURE_MARGIN / 2, name
 
 
-def test_an_unsure_pose_is_read_as_scanned_with_a_warning():
-    """``prepare_volume(upright=True)`` keeps a box as it lies (bit for bit) and says why."""
+def test_an_unsure_pose_is_read_as_scanned_with_a_warning(tmp_path):
+    """``prepare_volume(upright=True)`` keeps a box as it lies (bit for bit) and says why; ``load_volume_pose``
+    returns the unsure pose it judged."""
     box = ball_and_box()[1].numpy()
     with pytest.warns(UserWarning, match="not set upright: no turn of it resembles a skull template"):
         kept = io.prepare_volume(box, 32, upright=True)
     torch.testing.assert_close(kept, io.prepare_volume(box, 32), rtol=0, atol=0)
+    np.save(tmp_path / "box.npy", box)
+    with pytest.warns(UserWarning, match="not set upright"):
+        _, affine, found = io.load_volume_pose(tmp_path / "box.npy", 32, upright=True)
+    assert found.margin < pose.SURE_MARGIN and pose.affine_turn(affine) == pytest.approx(0, abs=1e-6)
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -108,6 +113,9 @@ def test_loading_upright_turns_the_skull_and_says_where_it_came_from(skulls, tmp
     np.save(tmp_path / "side.npy", on_its_side)
     assert 80 < pose.affine_turn(io.load_volume_affine(tmp_path / "side.npy", 64, upright=True)[1]) < 100
     assert pose.affine_turn(io.load_volume_affine(tmp_path / "side.npy", 64)[1]) == pytest.approx(0, abs=1e-6)
+    _, _, found = io.load_volume_pose(tmp_path / "side.npy", 64, upright=True)  # the pose that turned it
+    assert found.margin >= pose.SURE_MARGIN and 80 < pose.turn_angle(found.rotation) < 100, found
+    assert io.load_volume_pose(tmp_path / "side.npy", 64)[2] is None
     marked = 0.5 * on_its_side
     spot = np.array(np.unravel_index(int(on_its_side.argmax()), marked.shape))  # in the bone, off-centre
     marked[tuple(slice(i - 1, i + 2) for i in spot)] = 1.0  # one dense 3^3 block, the skull's bulk elsewhere

@@ -357,10 +357,12 @@ def test_evaluate_sets_a_skull_upright_unless_told_to_keep_it_as_scanned(checkpo
         assert done.returncode == 0, done.stderr
         line = next(x for x in done.stdout.splitlines() if x.startswith("ideal "))
         found[name] = [float(v) for v in line.split()[1:4]]
-        turned = [x for x in done.stdout.splitlines() if "set upright where its pose is sure (xtomo.data.pose)" in x]
+        turned = [x for x in done.stdout.splitlines() if "set upright (xtomo.data.pose)" in x]
         assert len(turned) == (name == "side"), done.stdout
         if turned:
             assert 80 <= int(turned[0].split("turned ")[1].split()[0]) <= 100, turned
+            margin = float(turned[0].split("median turn by ")[1].split()[0])
+            assert margin >= 0.1 and "template (correlation 0." in turned[0], turned
     assert found["side"] == pytest.approx(found["upright"], abs=0.03)
     assert max(abs(a - b) for a, b in zip(found["side as scanned"], found["upright"])) > 0.05
 

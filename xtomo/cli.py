@@ -300,10 +300,12 @@ def _evaluate(args) -> None:
     ck = shipped.checkpoint() if args.checkpoint is None else load_checkpoint(args.checkpoint)
     p = checkpoint_profile(ck)
     model = model_from_checkpoint(ck).to(checks.device(args.device))
-    volume, affine = io.load_volume_affine(args.volume, size=p.volume_size, bone=args.bone, upright=not args.as_scanned)
-    if not args.as_scanned:
-        print(f"{args.volume}: set upright where its pose is sure (xtomo.data.pose), turned "
-              f"{pose.affine_turn(affine):.0f} degrees from the scan's axes; --as-scanned keeps it as it lies")
+    volume, affine, found = io.load_volume_pose(args.volume, size=p.volume_size, bone=args.bone,
+                                                upright=not args.as_scanned)
+    if found is not None and found.margin >= pose.SURE_MARGIN:
+        print(f"{args.volume}: set upright (xtomo.data.pose), turned {pose.affine_turn(affine):.0f} degrees from the "
+              f"scan's axes: most like the {found.family} template (correlation {found.match:.2f}), its turn ahead of "
+              f"the median turn by {found.margin:.2f} (sure from {pose.SURE_MARGIN}); --as-scanned keeps it as it lies")
     acquisitions = realcase.ACQUISITIONS if args.acquisition == "both" else (args.acquisition,)
     rows, shown = [], None
     for acquisition in acquisitions:

@@ -30,7 +30,8 @@ from xtomo.data.patient import patient_bone, soft_tissue
 from xtomo.files import atomic_path
 
 __all__ = ["HU_WINDOW", "FIT_RADIUS", "MAX_VOLUME_SIZE", "MAX_XRAY_SIZE", "load_volume", "load_volume_affine",
-           "prepare_volume", "framing", "dry_skull", "save_volume", "load_xray", "xray_pixel_size", "save_xray"]
+           "load_volume_pose", "prepare_volume", "framing", "dry_skull", "save_volume", "load_xray", "xray_pixel_size",
+           "save_xray"]
 
 HU_WINDOW = (150.0, 2000.0)
 """Default CT window (lo, hi) in HU: the dry skull of a CT. Voxels below ``lo`` (air, fat, soft
@@ -110,6 +111,15 @@ def load_volume_affine(path, size: int = 128, *, hu_window=None, fit: bool = Tru
     ``save_volume(volume, path, affine=affine)`` writes the cube where it was in the file: read
     with ``fit=False`` at the file's own cubic size, a volume is written back with its affine.
     """
+    return load_volume_pose(path, size, hu_window=hu_window, fit=fit, threshold=threshold, spacing=spacing,
+                            bone=bone, upright=upright)[:2]
+
+
+def load_volume_pose(path, size: int = 128, *, hu_window=None, fit: bool = True, threshold=None,
+                     spacing=None, bone=None, upright: bool = False) -> tuple[torch.Tensor, np.ndarray, object]:
+    """:func:`load_volume_affine`, and with ``upright`` the ``xtomo.data.pose.Pose`` found in the scan (its
+    family, match and margin say how sure the turn is; a margin under ``pose.SURE_MARGIN`` left the volume
+    as scanned); None without ``upright``."""
     path = Path(path)
     checks.integer(size, "size", minimum=2, maximum=MAX_VOLUME_SIZE, what=str(path))  # before reading
     raw = read_volume(path)
@@ -239,8 +249,8 @@ def _affine(shape, spacing, affine, source) -> np.ndarray:
 
 
 def _prepare(raw: RawVolume, size, hu_window, fit, threshold, source, bone=None,
-             upright=False) -> tuple[torch.Tensor, np.ndarray]:
-    """The density cube of a volume as read, and its affine (see ``load_volume_affine``)."""
+             upright=False) -> tuple[torch.Tensor, np.ndarray, object]:
+    """The density cube of a volume as read, its affine and, with ``upright``, its pose (``load_volume_pose``)."""
     size = checks.integer(size, "size", minimum=2, maximum=MAX_VOLUME_SIZE, what=source)
     if upright and not fit:
         raise ValueError(f"{source}: upright needs fit=True: the pose is judged on the specimen centred in the cube")
@@ -256,7 +266,7 @@ def _prepare(raw: RawVolume, size, hu_window, fit, threshold, source, bone=None,
     else:
         extent = np.array(array.shape) * spacing
         centre, side = extent / 2, extent.max()
-    rotation = np.eye(3)
+    rotation, found = np.eye(3), None
     if upright:  # judged on a coarse cube, then applied in the one resampling
         from xtomo.data import pose  # here: pose reads augment, which reads this module
         coarse = geometry.resample_cube(density, spacing, centre, side, pose.TEMPLATE_SIZE, rotation)
@@ -272,7 +282,7 @@ def _prepare(raw: RawVolume, size, hu_window, fit, threshold, source, bone=None,
     to_array = np.eye(4)
     to_array[:3, :3], to_array[:3, 3] = matrix[::-1, ::-1], offset[::-1]  # (x, y, z) as NIfTI indexes
     affine = (raw.affine if raw.affine is not None else np.diag([*spacing[::-1], 1.0])) @ to_array
-    return torch.from_numpy(np.clip(out, 0.0, 1.0, out=out)), affine  # clips float rounding only
+    return torch.from_numpy(np.clip(out, 0.0, 1.0, out=out)), affine, found  # clips float rounding only
 
 
 def _to_density(array: np.ndarray, hu, full_scale, hu_window, source, bone=None, spacing=(1.0, 1.0, 1.0)) -> np.ndarray:
