@@ -30,10 +30,10 @@ from _common import (
 import xtomo
 from xtomo.data import realdata
 from xtomo.data.datasets import make_sample
+from xtomo.evaluation import realcase
 from xtomo.evaluation.scoring import score
 from xtomo.imaging import xray
 from xtomo.learning import inference, train
-from xtomo.methods import classical
 from xtomo.profiles import get_profile
 
 
@@ -67,8 +67,7 @@ def scored(model, volume, p, views: int, zooms: list[float], name: str) -> list[
     for i, d in enumerate(xray.sample_directions(views, seed=p.seed)):
         alpha, truth = make_sample(volume, d, p)
         n, size = alpha.shape[-1], truth.shape[-1]
-        depth = F.interpolate(classical.line_integrals(alpha, p.chi)[None, None], size=(size, size), mode="area")[0, 0]
-        even = classical.extrude(torch.exp(-p.chi * depth), n_steps=truth.shape[0], chi=p.chi)
+        even = realcase.even_spread(alpha, truth.shape, p.chi)
         rows.append(dict(skull=name, view=i, zoom=None, fitted=False, **score(even, truth)))
         for zoom in zooms:
             shown, top, left = reframed(alpha, zoom)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from xtomo.data.datasets import ProceduralBank, TensorBank, ViewDataset, XrayDataset
+from xtomo.data.datasets import Mixed, ProceduralBank, TensorBank, ViewDataset, XrayDataset
 from xtomo.data.pipeline import PIPELINES, DevicePipeline, use_device_pipeline
 from xtomo.imaging import xray
 from xtomo.learning import model as model_module
@@ -170,3 +170,25 @@ def test_the_prepared_paper_run_at_smoke_size(tmp_path):
         assert head[metric]["ours/nn"] == pytest.approx(head[metric]["ours"] / head[metric]["nn"])
         assert head[metric]["ours/oracle"] == pytest.approx(head[metric]["ours"] / head[metric]["oracle"])
         assert 0 <= head[metric]["p vs nn"] <= 1
+
+
+def test_mixed_takes_its_share_of_samples_from_the_extra_dataset(dataset):
+    """``Mixed`` keeps ``base``'s length and items, except a ``share`` of the indices (spread evenly by the
+    hash) that are ``extra``'s, marked by a negative specimen; DevicePipeline refuses it by name."""
+    g = torch.Generator().manual_seed(3)
+    extra = XrayDataset(TensorBank([torch.rand(8, 8, 8, generator=g)]), None, P)
+    mixed = Mixed(dataset, extra, 0.25)
+    assert len(mixed) == len(dataset) and Mixed(dataset, extra, 0).from_extra(0) is False
+    picked = [i for i in range(len(mixed)) if mixed.from_extra(i)]
+    assert abs(len(picked) / len(mixed) - 0.25) < 2 / len(mixed) and all(Mixed(dataset, extra, 1).from_extra(i)
+                                                                           for i in range(len(mixed)))
+    other = next(i for i in range(len(mixed)) if not mixed.from_extra(i))
+    torch.testing.assert_close(mixed[other]["xray"], dataset[other]["xray"], rtol=0, atol=0)
+    item = mixed[picked[0]]
+    assert item["specimen"] == -1
+    torch.testing.assert_close(item["volume"], extra[picked[0] % len(extra)]["volume"], rtol=0, atol=0)
+    for share in (-0.1, 1.5, "half"):
+        with pytest.raises(ValueError, match="share must be a fraction"):
+            Mixed(dataset, extra, share)
+    with pytest.raises(ValueError, match="pipeline='loader'"):
+        DevicePipeline(mixed)

@@ -24,7 +24,7 @@ from xtomo.imaging import xray
 from xtomo.profiles import Profile, get_profile
 from xtomo.specimens import crania
 
-__all__ = ["PAPER_COUNTS", "ProceduralBank", "FileBank", "TensorBank", "XrayDataset", "ViewDataset", "Kept",
+__all__ = ["PAPER_COUNTS", "ProceduralBank", "FileBank", "TensorBank", "XrayDataset", "ViewDataset", "Kept", "Mixed",
            "make_sample", "lateral", "view_target", "aligned_truth", "counts", "simulate_collection"]
 
 #: What Henzler et al. (2018, Sec. 3) report for their dataset.
@@ -247,6 +247,34 @@ class Kept:
         if index not in self.items:
             self.items[index] = self.dataset[index]
         return self.items[index]
+
+
+class Mixed(torch.utils.data.Dataset):
+    """The samples of ``base`` with a ``share`` of them taken from ``extra`` instead: real CTs (an ``XrayDataset``
+    of a ``FileBank``) beside the procedural crania, of which they would otherwise be a few specimens in
+    thousands. Index ``i`` is ``extra``'s sample ``i mod len(extra)`` where a fixed hash of ``i`` falls under
+    ``share``, else ``base``'s ``i``; an ``extra`` item's specimen ``k`` reads ``-1 - k``. Made by a
+    ``DataLoader`` (``train(..., pipeline="loader")``)."""
+
+    def __init__(self, base, extra, share: float):
+        if not (isinstance(share, (int, float)) and 0 <= share <= 1):
+            raise ValueError(f"Mixed: share must be a fraction in [0, 1], got {share!r}")
+        if not len(extra):
+            raise ValueError("Mixed: extra holds no samples")
+        self.base, self.extra, self.share = base, extra, float(share)
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def from_extra(self, index: int) -> bool:
+        """Whether sample ``index`` is one of ``extra``'s (Knuth's multiplicative hash, uniform in [0, 1))."""
+        return (index % len(self) * 2_654_435_761 % 2**32) / 2**32 < self.share
+
+    def __getitem__(self, index: int) -> dict:
+        if not self.from_extra(index):
+            return self.base[index]
+        item = self.extra[index % len(self.extra)]
+        return dict(item, specimen=-1 - int(item["specimen"]))
 
 
 class ViewDataset(torch.utils.data.Dataset):

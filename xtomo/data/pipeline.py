@@ -44,6 +44,9 @@ class DevicePipeline:
     """
 
     def __init__(self, dataset, device: torch.device | str = "cpu", storage: torch.dtype | None = None):
+        if not hasattr(dataset, "bank"):
+            raise ValueError(f"DevicePipeline makes batches of an XrayDataset or ViewDataset, not of a "
+                             f"{type(dataset).__name__}; make them with a DataLoader (pipeline='loader')")
         self.dataset, self.profile, self.device = dataset, dataset.profile, torch.device(device)
         storage = storage or (torch.float16 if self.device.type == "cuda" else torch.float32)
         specimens = sorted(set(dataset.specimens))

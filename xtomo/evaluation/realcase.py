@@ -32,8 +32,8 @@ from xtomo.learning.inference import prepare_radiograph
 from xtomo.methods import classical
 from xtomo.profiles import Profile, get_profile
 
-__all__ = ["ACQUISITIONS", "SYMMETRIES", "DISPLAY_GAMMA", "REGIONS", "acquire", "evaluate_volume", "against_even",
-           "head_regions", "error_by_region"]
+__all__ = ["ACQUISITIONS", "SYMMETRIES", "DISPLAY_GAMMA", "REGIONS", "acquire", "evaluate_volume", "even_spread",
+           "against_even", "head_regions", "error_by_region"]
 
 ACQUISITIONS = ("ideal", "physical")   #: how ``evaluate_volume`` x-rays the skull
 SYMMETRIES = (None, "view", "estimate")  #: how ``evaluate_volume`` makes our answers symmetric (None: not)
@@ -90,11 +90,8 @@ def evaluate_volume(volume: torch.Tensor, model, profile: Profile | str = "quick
     for i, (d, (alpha, truth), match) in enumerate(zip(directions, samples, matches)):
         plane = d if symmetry == "view" else symmetry
         ours = our_volumes(alpha, model, truth.shape[-1], p.chi, plane, level)  # fused, then averaged down: still exact
-        # the even spread of the line integrals averaged down to the volume's pixels: exact too
-        depth = F.interpolate(classical.line_integrals(alpha, p.chi)[None, None], size=truth.shape[-2:],
-                              mode="area")[0, 0]
         found = {"ours": ours["ours"][0], "ours_unfused": ours["ours_unfused"][0],
-                 "extrude": classical.extrude(torch.exp(-p.chi * depth), n_steps=truth.shape[0], chi=p.chi)}
+                 "extrude": even_spread(alpha, truth.shape, p.chi)}
         found |= {m: our_volumes(alpha, net, truth.shape[-1], p.chi, plane, level)["ours"][0]
                   for m, net in (others or {}).items()}
         if match is not None:
@@ -114,6 +111,13 @@ def evaluate_volume(volume: torch.Tensor, model, profile: Profile | str = "quick
                              match=f"{match.specimen}/{match.view}/{int(match.mirrored)}"
                              if method == "nn" else ""))
     return rows, shown
+
+
+def even_spread(alpha: torch.Tensor, shape, chi: float) -> torch.Tensor:
+    """The x-ray's line integrals averaged down to the pixels of a view-aligned volume of ``shape`` ``[D, H, W]``
+    and spread evenly along each ray: the baseline every reconstruction is scored beside (it re-projects exactly)."""
+    depth = F.interpolate(classical.line_integrals(alpha, chi)[None, None], size=tuple(shape[-2:]), mode="area")[0, 0]
+    return classical.extrude(torch.exp(-chi * depth), n_steps=shape[0], chi=chi)
 
 
 def against_even(rows: list[dict]) -> list[dict]:

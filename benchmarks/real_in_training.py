@@ -1,0 +1,85 @@
+"""Does a real head in the training set carry over to another real head?
+
+    python benchmarks/real_in_training.py OUT [--head first] [--head blind] [--steps 2500] [--share 0.25] [--write]
+
+The generator's humans are not real heads, and fine-tuning on more or other procedural humans has left both
+real heads where they were (RESULTS ``individuals-v8-long``). The paper trained on real CTs. For each
+``--head`` this fine-tunes the shipped model as its last fine-tunes were made (profile ``tuned``, 16
+individuals of each training species), with that real head making ``--share`` of the training samples
+(``datasets.Mixed``; the head stretched by up to ``--stretch`` along each axis and turned by up to ``--pose``
+degrees, besides the profile's blur and gain, so that its views are not all one head), into ``OUT/<head>``
+(resumable: a finished run is kept), then scores the shipped model and each fine-tune on both heads over
+``--views`` seeded views, ideal and physical, beside the even spread. The head a network trained on is
+marked; the other one says whether a real head teaches it anything about real heads in general.
+``--write`` records the table in RESULTS.md (section ``real-in-training``).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from _common import benchmark_parser, busy_cores, command_line, even_section, publish
+
+from xtomo.data import realdata
+from xtomo.data.datasets import Mixed, TensorBank, XrayDataset
+from xtomo.evaluation import realcase
+from xtomo.learning import shipped, train
+from xtomo.profiles import get_profile
+
+HEADS = {"first": ("real head", realdata.head), "blind": ("second real head (blind)", realdata.second_head)}
+
+
+def fine_tune(head: str, out: Path, steps: int, share: float, stretch: float, pose: float):
+    """The shipped model fine-tuned with ``head`` in its training set; returns the network."""
+    p = get_profile("tuned", individuals=16)
+    procedural, val = train.train_val_sets(p)
+    name, load = HEADS[head]
+    real = XrayDataset(TensorBank([load(p.volume_size)], [name]), [0], p.replace(stretch=stretch, pose=pose),
+                       augment=True)
+    train.train(p, resume=True, steps=steps, out_dir=out, data=(Mixed(procedural, real, share), val), init="shipped",
+                pipeline="loader", progress=sys.stderr.isatty())
+    return train.load_model(out / "checkpoint.pt")
+
+
+def rows(models: dict, views: int) -> list[dict]:
+    """Ratios of ours to the even spread per network, head and acquisition."""
+    p = get_profile("quick")
+    out = []
+    for network, (model, seen) in models.items():
+        for head, (case, load) in HEADS.items():
+            for acquisition in realcase.ACQUISITIONS:
+                found, _ = realcase.evaluate_volume(load(p.volume_size), model, p, views=views, seed=p.seed,
+                                                    name=case, acquisition=acquisition)
+                label = case + (" (in training)" if head == seen else "")
+                out += [dict(r, network=network, case=label) for r in realcase.against_even(found)]
+    return out
+
+
+def main(argv=None) -> int:
+    parser = benchmark_parser(__file__, __doc__, "real-in-training")
+    parser.add_argument("out", type=Path, help="folder for the fine-tunes (one subfolder per head)")
+    parser.add_argument("--head", action="append", choices=sorted(HEADS), help="real head to train on (repeatable; "
+                        "default: both, one run each)")
+    parser.add_argument("--steps", type=int, default=2500, help="fine-tuning steps per run (default 2500)")
+    parser.add_argument("--share", type=float, default=0.25, help="share of the training samples that are the "
+                        "real head's (default 0.25)")
+    parser.add_argument("--stretch", type=float, default=1.15, help="the real head's stretch (default 1.15)")
+    parser.add_argument("--pose", type=float, default=10.0, help="the real head's turn, degrees (default 10)")
+    parser.add_argument("--views", type=int, default=32, help="seeded views per head (default 32)")
+    args = parser.parse_args(argv)
+    busy = busy_cores()
+    models = {"shipped model": (shipped.load(), None)}
+    for head in args.head or sorted(HEADS):
+        model = fine_tune(head, args.out / head, args.steps, args.share, args.stretch, args.pose)
+        models[f"with the {HEADS[head][0]} as {args.share:.0%} of its samples (+{args.steps:,} steps)"] = (model, head)
+    note = (f"Fine-tunes of the shipped model (profile `tuned`, 16 individuals per training species) with one real "
+            f"head as {args.share:.0%} of the training samples, stretched up to x{args.stretch} and turned up to "
+            f"{args.pose:g} degrees; {args.views} seeded views per head.")
+    publish(even_section("A real head in the training set: both heads against the even spread (`quick`)", note,
+                         rows(models, args.views), {"network": "network", "head": "case", "acquisition": "acquisition"},
+                         command_line(parser, args), busy), args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
