@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -28,6 +29,9 @@ from xtomo.data.formats import (
 )
 from xtomo.data.patient import patient_bone, soft_tissue
 from xtomo.files import atomic_path
+
+if TYPE_CHECKING:  # pose reads augment, which reads this module
+    from xtomo.data.pose import Pose
 
 __all__ = ["HU_WINDOW", "FIT_RADIUS", "MAX_VOLUME_SIZE", "MAX_XRAY_SIZE", "load_volume", "load_volume_affine",
            "load_volume_pose", "prepare_volume", "framing", "dry_skull", "save_volume", "load_xray", "xray_pixel_size",
@@ -116,7 +120,7 @@ def load_volume_affine(path, size: int = 128, *, hu_window=None, fit: bool = Tru
 
 
 def load_volume_pose(path, size: int = 128, *, hu_window=None, fit: bool = True, threshold=None,
-                     spacing=None, bone=None, upright: bool = False) -> tuple[torch.Tensor, np.ndarray, object]:
+                     spacing=None, bone=None, upright: bool = False) -> tuple[torch.Tensor, np.ndarray, Pose | None]:
     """:func:`load_volume_affine`, and with ``upright`` the ``xtomo.data.pose.Pose`` found in the scan (its
     family, match and margin say how sure the turn is; a margin under ``pose.SURE_MARGIN`` left the volume
     as scanned); None without ``upright``."""
@@ -249,7 +253,7 @@ def _affine(shape, spacing, affine, source) -> np.ndarray:
 
 
 def _prepare(raw: RawVolume, size, hu_window, fit, threshold, source, bone=None,
-             upright=False) -> tuple[torch.Tensor, np.ndarray, object]:
+             upright=False) -> tuple[torch.Tensor, np.ndarray, Pose | None]:
     """The density cube of a volume as read, its affine and, with ``upright``, its pose (``load_volume_pose``)."""
     size = checks.integer(size, "size", minimum=2, maximum=MAX_VOLUME_SIZE, what=source)
     if upright and not fit:
