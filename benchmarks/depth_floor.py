@@ -23,7 +23,6 @@ from depth_fit import moved
 from real_skull import new_humans
 
 from xtomo.data import realdata
-from xtomo.data.augment import blurred
 from xtomo.data.datasets import make_sample
 from xtomo.evaluation import realcase
 from xtomo.evaluation.scoring import our_volumes
@@ -34,7 +33,6 @@ from xtomo.profiles import get_profile
 WRONG = (0.95, 1.05, 0.9, 1.1)   #: single wrong depth scales
 UNSURE = (1.05, 1.1, 1.15)       #: factors f of the depth scale's uncertainty
 GRID = 9                         #: scales averaged over for each f
-BLURS = (1.0, 2.0, 3.0)          #: Gaussian blurs of the truth, in voxels
 
 
 def answers(truth: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -43,11 +41,7 @@ def answers(truth: torch.Tensor) -> dict[str, torch.Tensor]:
     for f in UNSURE:
         scales = torch.exp(torch.linspace(-math.log(f), math.log(f), GRID)).tolist()
         out[f"mean over depth x1/{f}..x{f}"] = torch.stack([moved(truth, s, 0.0) for s in scales]).mean(0)
-    for sigma in BLURS:
-        soft = blurred(truth[None], torch.tensor([sigma]))[0]
-        out[f"blur {sigma:g}"] = soft * torch.where(soft.sum(0) > 1e-6, truth.sum(0) / soft.sum(0).clamp_min(1e-6),
-                                                    torch.zeros(()))
-    return out
+    return out | {f"blur {sigma:g}": realcase.softened(truth, sigma) for sigma in realcase.SOFTENINGS}
 
 
 def ratios(volume: torch.Tensor, model, p, views: int) -> dict[str, float]:

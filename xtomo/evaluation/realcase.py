@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from xtomo import _checks as checks
 from xtomo.data import io
+from xtomo.data.augment import blurred
 from xtomo.data.datasets import make_sample, view_target
 from xtomo.evaluation import stats
 from xtomo.evaluation.reality import scanner
@@ -33,13 +34,14 @@ from xtomo.methods import classical
 from xtomo.profiles import Profile, get_profile
 
 __all__ = ["ACQUISITIONS", "SYMMETRIES", "DISPLAY_GAMMA", "REGIONS", "acquire", "evaluate_volume", "even_spread",
-           "against_even", "head_regions", "error_by_region"]
+           "SOFTENINGS", "softened", "softened_ratios", "against_even", "head_regions", "error_by_region"]
 
 ACQUISITIONS = ("ideal", "physical")   #: how ``evaluate_volume`` x-rays the skull
 SYMMETRIES = (None, "view", "estimate")  #: how ``evaluate_volume`` makes our answers symmetric (None: not)
 DISPLAY_GAMMA = 2.2                    #: the physical x-rays' display encoding (8 bits), undone on reading
 #: ``error_by_region``'s parts of a head; "elsewhere" is what a view's volume holds outside the skull's cube
 REGIONS = ("vault", "skull base and back", "face and jaw", "elsewhere")
+SOFTENINGS = (1.0, 2.0, 3.0)           #: sigmas (voxels) of ``softened_ratios``' softened truths
 
 
 def acquire(volume: torch.Tensor, direction: torch.Tensor, p: Profile, acquisition: str = "ideal",
@@ -118,6 +120,28 @@ def even_spread(alpha: torch.Tensor, shape, chi: float) -> torch.Tensor:
     and spread evenly along each ray: the baseline every reconstruction is scored beside (it re-projects exactly)."""
     depth = F.interpolate(classical.line_integrals(alpha, chi)[None, None], size=tuple(shape[-2:]), mode="area")[0, 0]
     return classical.extrude(torch.exp(-chi * depth), n_steps=shape[0], chi=chi)
+
+
+def softened(truth: torch.Tensor, sigma: float) -> torch.Tensor:
+    """A view-aligned truth ``[D, H, W]`` smoothed by a Gaussian of ``sigma`` voxels, each ray rescaled to its
+    line integral as our fused answers are: an answer that knows where every wall lies but draws it softer."""
+    soft = blurred(truth[None], torch.tensor([float(sigma)]))[0]
+    total = soft.sum(0)
+    return soft * torch.where(total > 1e-6, truth.sum(0) / total.clamp_min(1e-6), torch.zeros(()))
+
+
+def softened_ratios(volume: torch.Tensor, profile: Profile | str = "quick", sigmas=SOFTENINGS, views: int = 8,
+                    seed: int = 0) -> dict[float, float]:
+    """The RMSE ratio over the even spread (``against_even``'s) that the truth ``softened`` by each sigma scores
+    on ``evaluate_volume``'s ideal views of ``volume``: the scale to read our ratios on (RESULTS ``depth-floor``)."""
+    p = get_profile(profile)
+    sigmas = [checks.number(s, "sigma", minimum=0, what="softened_ratios") for s in sigmas]
+    ours, even = torch.zeros(len(sigmas), dtype=torch.float64), 0.0
+    for d in xray.sample_directions(checks.integer(views, "views", minimum=1, what="softened_ratios"), seed=seed):
+        alpha, truth = make_sample(volume, d, p)
+        even += float(even_spread(alpha, truth.shape, p.chi).sub(truth).square().mean().sqrt())
+        ours += torch.stack([softened(truth, s).sub(truth).square().mean().sqrt() for s in sigmas]).double()
+    return {s: float(r) / even for s, r in zip(sigmas, ours)}
 
 
 def against_even(rows: list[dict]) -> list[dict]:
