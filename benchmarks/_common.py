@@ -145,11 +145,17 @@ def benchmark_parser(script: str, doc: str, section: str) -> argparse.ArgumentPa
 
 
 def command_line(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
-    """The command that measured a table: the script and every option with the value it ran with (defaults
-    included, so the record survives a change of default), without ``--write``; ``--section`` only when not its
-    default."""
+    """The command that measured a table: the script, its positional arguments, and every option with the value it ran
+    with (defaults included, so the record survives a change of default), without ``--write``; ``--section`` only when
+    not its default."""
     words = ["python", f"benchmarks/{Path(parser.prog).name}"]
+    positional = [a.dest for a in parser._actions if not a.option_strings]
+    for dest in positional:
+        value = getattr(args, dest)
+        words += [str(v) for v in value] if isinstance(value, list) else [str(value)]
     for dest, value in vars(args).items():
+        if dest in positional:
+            continue
         option = "--" + dest.replace("_", "-")
         if dest == "write" or (dest == "section" and value == parser.get_default("section")):
             continue
