@@ -136,12 +136,12 @@ def softened_ratios(volume: torch.Tensor, profile: Profile | str = "quick", sigm
     on ``evaluate_volume``'s ideal views of ``volume``: the scale to read our ratios on (RESULTS ``depth-floor``)."""
     p = get_profile(profile)
     sigmas = [checks.number(s, "sigma", minimum=0, what="softened_ratios") for s in sigmas]
-    ours, even = torch.zeros(len(sigmas), dtype=torch.float64), 0.0
+    soft, even = torch.zeros(len(sigmas), dtype=torch.float64), 0.0
     for d in xray.sample_directions(checks.integer(views, "views", minimum=1, what="softened_ratios"), seed=seed):
         alpha, truth = make_sample(volume, d, p)
         even += float(even_spread(alpha, truth.shape, p.chi).sub(truth).square().mean().sqrt())
-        ours += torch.stack([softened(truth, s).sub(truth).square().mean().sqrt() for s in sigmas]).double()
-    return {s: float(r) / even for s, r in zip(sigmas, ours)}
+        soft += torch.stack([softened(truth, s).sub(truth).square().mean().sqrt() for s in sigmas]).double()
+    return {s: float(r) / even for s, r in zip(sigmas, soft)}
 
 
 def against_even(rows: list[dict]) -> list[dict]:
