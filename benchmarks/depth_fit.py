@@ -26,6 +26,7 @@ from _common import (
 import xtomo
 from xtomo.data import realdata
 from xtomo.data.datasets import make_sample
+from xtomo.evaluation import realcase
 from xtomo.evaluation.scoring import our_volumes
 from xtomo.imaging import xray
 from xtomo.learning import train
@@ -47,9 +48,7 @@ def moved(volume: torch.Tensor, scale: float, shift: float) -> torch.Tensor:
         inside = (index >= 0) & (index < d)
         return torch.where(inside, volume.gather(0, index.clamp(0, d - 1)), torch.zeros(()))
 
-    out = at(low) * (1 - weight) + at(low + 1) * weight
-    before, after = volume.sum(0), out.sum(0)
-    return out * torch.where(after > 1e-6, before / after.clamp_min(1e-6), torch.zeros(()))
+    return realcase.with_line_integrals(at(low) * (1 - weight) + at(low + 1) * weight, volume.sum(0))
 
 
 def fits(volume: torch.Tensor, model, views: int) -> list[dict]:

@@ -85,7 +85,7 @@ def test_an_unsure_pose_is_read_as_scanned_with_a_warning(tmp_path):
     np.save(tmp_path / "box.npy", box)
     with pytest.warns(UserWarning, match="not set upright"):
         _, affine, found = io.load_volume_pose(tmp_path / "box.npy", 32, upright=True)
-    assert found.margin < pose.SURE_MARGIN and pose.affine_turn(affine) == pytest.approx(0, abs=1e-6)
+    assert found.margin < pose.SURE_MARGIN and not found.sure and pose.affine_turn(affine) == pytest.approx(0, abs=1e-6)
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -114,7 +114,7 @@ def test_loading_upright_turns_the_skull_and_says_where_it_came_from(skulls, tmp
     assert 80 < pose.affine_turn(io.load_volume_affine(tmp_path / "side.npy", 64, upright=True)[1]) < 100
     assert pose.affine_turn(io.load_volume_affine(tmp_path / "side.npy", 64)[1]) == pytest.approx(0, abs=1e-6)
     _, _, found = io.load_volume_pose(tmp_path / "side.npy", 64, upright=True)  # the pose that turned it
-    assert found.margin >= pose.SURE_MARGIN and 80 < pose.turn_angle(found.rotation) < 100, found
+    assert found.sure and found.margin >= pose.SURE_MARGIN and 80 < pose.turn_angle(found.rotation) < 100, found
     assert io.load_volume_pose(tmp_path / "side.npy", 64)[2] is None
     marked = 0.5 * on_its_side
     spot = np.array(np.unravel_index(int(on_its_side.argmax()), marked.shape))  # in the bone, off-centre

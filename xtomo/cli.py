@@ -302,7 +302,7 @@ def _evaluate(args) -> None:
     model = model_from_checkpoint(ck).to(checks.device(args.device))
     volume, affine, found = io.load_volume_pose(args.volume, size=p.volume_size, bone=args.bone,
                                                 upright=not args.as_scanned)
-    if found is not None and found.margin >= pose.SURE_MARGIN:
+    if found is not None and found.sure:
         print(f"{args.volume}: set upright (xtomo.data.pose), turned {pose.affine_turn(affine):.0f} degrees from the "
               f"scan's axes: most like the {found.family} template (correlation {found.match:.2f}), its turn ahead of "
               f"the median turn by {found.margin:.2f} (sure from {pose.SURE_MARGIN}); --as-scanned keeps it as it lies")

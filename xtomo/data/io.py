@@ -275,7 +275,7 @@ def _prepare(raw: RawVolume, size, hu_window, fit, threshold, source, bone=None,
         from xtomo.data import pose  # here: pose reads augment, which reads this module
         coarse = geometry.resample_cube(density, spacing, centre, side, pose.TEMPLATE_SIZE, rotation)
         found = pose.find(torch.from_numpy(coarse))
-        if found.margin >= pose.SURE_MARGIN:
+        if found.sure:
             rotation = found.rotation.double().numpy()
         else:
             warnings.warn(f"{source}: not set upright: no turn of it resembles a skull template clearly more than the "

@@ -67,6 +67,11 @@ class Pose(NamedTuple):
     match: float            #: that resemblance: the correlation of the two, on the compared grid
     margin: float           #: ``match`` less the median over every turn tried of its best correlation
 
+    @property
+    def sure(self) -> bool:
+        """Whether the turn won clearly enough to be applied (``margin`` at least :data:`SURE_MARGIN`)."""
+        return self.margin >= SURE_MARGIN
+
 
 def find(volume: torch.Tensor) -> Pose:
     """The turn that sets the skull in ``volume`` (a fitted cube, any size) upright and facing as the

@@ -34,7 +34,8 @@ from xtomo.methods import classical
 from xtomo.profiles import Profile, get_profile
 
 __all__ = ["ACQUISITIONS", "SYMMETRIES", "DISPLAY_GAMMA", "REGIONS", "acquire", "evaluate_volume", "even_spread",
-           "SOFTENINGS", "softened", "softened_ratios", "against_even", "head_regions", "error_by_region"]
+           "SOFTENINGS", "softened", "with_line_integrals", "softened_ratios", "against_even", "head_regions",
+           "error_by_region"]
 
 ACQUISITIONS = ("ideal", "physical")   #: how ``evaluate_volume`` x-rays the skull
 SYMMETRIES = (None, "view", "estimate")  #: how ``evaluate_volume`` makes our answers symmetric (None: not)
@@ -125,9 +126,14 @@ def even_spread(alpha: torch.Tensor, shape, chi: float) -> torch.Tensor:
 def softened(truth: torch.Tensor, sigma: float) -> torch.Tensor:
     """A view-aligned truth ``[D, H, W]`` smoothed by a Gaussian of ``sigma`` voxels, each ray rescaled to its
     line integral as our fused answers are: an answer that knows where every wall lies but draws it softer."""
-    soft = blurred(truth[None], torch.tensor([float(sigma)]))[0]
-    total = soft.sum(0)
-    return soft * torch.where(total > 1e-6, truth.sum(0) / total.clamp_min(1e-6), torch.zeros(()))
+    return with_line_integrals(blurred(truth[None], torch.tensor([float(sigma)]))[0], truth.sum(0))
+
+
+def with_line_integrals(volume: torch.Tensor, sums: torch.Tensor) -> torch.Tensor:
+    """A view-aligned ``volume`` ``[D, H, W]`` with each ray scaled so that it sums to ``sums`` ``[H, W]`` along the
+    depth (a ray that holds nothing stays empty): an answer re-projecting as the x-ray it was made for."""
+    total = volume.sum(0)
+    return volume * torch.where(total > 1e-6, sums / total.clamp_min(1e-6), torch.zeros(()))
 
 
 def softened_ratios(volume: torch.Tensor, profile: Profile | str = "quick", sigmas=SOFTENINGS, views: int = 8,
