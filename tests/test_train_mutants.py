@@ -21,6 +21,7 @@ from xtomo import __version__
 from xtomo.files import artifacts_dir, read_csv
 from xtomo.learning import exposure
 from xtomo.learning import model as model_module
+from xtomo.learning import provenance as V
 from xtomo.learning import train as T
 from xtomo.learning.model import ModelConfig, build_model
 from xtomo.profiles import get_profile
@@ -160,13 +161,13 @@ def _the_checkpoint_holds_everything_a_resumed_run_needs(whole):
     ck = whole["ck"]
     assert set(ck) == {"model", "optimiser", "schedule", "step", "history", "baseline_l2", "val_l2", "total_steps",
                        "model_config", "profile", "seed", "code_version", "world_size", "running", "machine",
-                       "generator", "init", "based_on", "exposure"}
-    assert (ck["step"], ck["total_steps"], ck["seed"], ck["world_size"], ck["init"], ck["based_on"]) == \
-        (5, 5, P.seed, 1, None, None)
+                       "generator", "init", "based_on", "exposure", "real"}
+    assert (ck["step"], ck["total_steps"], ck["seed"], ck["world_size"], ck["init"], ck["based_on"], ck["real"]) == \
+        (5, 5, P.seed, 1, None, None, None)
     assert ck["exposure"] == exposure.of_training(P, DATA[0])      # the span of its training x-rays
-    assert ck["machine"] == T.machine() and ck["generator"] is None   # trained on given data, not the crania
+    assert ck["machine"] == V.machine() and ck["generator"] is None   # trained on given data, not the crania
     assert ck["model_config"] == dataclasses.asdict(TINY) and ck["profile"] == dataclasses.asdict(P)
-    assert ck["code_version"] == T.code_version() and ck["running"] == []   # the last step was logged
+    assert ck["code_version"] == V.code_version() and ck["running"] == []   # the last step was logged
     assert ck["history"] == whole["summary"]["history"]
     group = ck["optimiser"]["param_groups"][0]
     assert group["initial_lr"] == P.lr and group["lr"] == pytest.approx(lr(5), rel=1e-9)
@@ -508,32 +509,32 @@ def test_ranks_in_sync_compare_weight_checksums(monkeypatch):
 
 
 def test_code_version_names_the_commit_when_in_a_checkout(monkeypatch):
-    here = Path(T.__file__).parent
+    here = Path(V.__file__).parent
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=here).stdout.strip()
     changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
                              text=True, cwd=here).stdout.strip()
-    assert T.code_version() == (f"{__version__}+{commit}{'.dirty' if changed else ''}" if commit else __version__)
+    assert V.code_version() == (f"{__version__}+{commit}{'.dirty' if changed else ''}" if commit else __version__)
 
     def fails(*args, **kwargs):
         raise OSError("no git")
 
-    monkeypatch.setattr(T.subprocess, "run", fails)
-    assert T.code_version() == __version__
+    monkeypatch.setattr(V.subprocess, "run", fails)
+    assert V.code_version() == __version__
 
     def times_out(*args, **kwargs):
         raise subprocess.TimeoutExpired("git", 5)
 
-    monkeypatch.setattr(T.subprocess, "run", times_out)
-    assert T.code_version() == __version__
-    monkeypatch.setattr(T.subprocess, "run", lambda *a, **k: types.SimpleNamespace(stdout="  \n"))
-    assert T.code_version() == __version__
+    monkeypatch.setattr(V.subprocess, "run", times_out)
+    assert V.code_version() == __version__
+    monkeypatch.setattr(V.subprocess, "run", lambda *a, **k: types.SimpleNamespace(stdout="  \n"))
+    assert V.code_version() == __version__
     for status, suffix in (("\n", ""), (" M xtomo/specimens/crania.py\n", ".dirty")):
         seen = []
         replies = {"rev-parse": "abc1234\n", "status": status}
-        monkeypatch.setattr(T.subprocess, "run", lambda args, seen=seen, replies=replies, **k:
+        monkeypatch.setattr(V.subprocess, "run", lambda args, seen=seen, replies=replies, **k:
                             seen.append((args, k)) or types.SimpleNamespace(stdout=replies[args[1]]))
-        assert T.code_version() == f"{__version__}+abc1234{suffix}"
+        assert V.code_version() == f"{__version__}+abc1234{suffix}"
         assert [args for args, _ in seen] == [["git", "rev-parse", "--short", "HEAD"],
                                               ["git", "status", "--porcelain", "--untracked-files=no"]]
         assert all(k["cwd"] == here and k["text"] is True for _, k in seen)
@@ -685,20 +686,20 @@ def test_machine_names_the_cpu_model_its_cores_and_torch(monkeypatch):
     platform's processor or architecture; then the logical cores and the torch build."""
     import os
 
-    monkeypatch.setattr(T.torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(T, "_cpuinfo", lambda: ["processor\t: 0", "model name\t: Test CPU 9000 ", "model name\t: B"])
-    assert T.machine() == f"Test CPU 9000, {os.cpu_count()} logical cores, torch {torch.__version__}"
-    monkeypatch.setattr(T, "_cpuinfo", lambda: ["processor\t: 0"])
-    monkeypatch.setattr(T.platform, "processor", lambda: "")
-    monkeypatch.setattr(T.platform, "machine", lambda: "riscv64")
-    assert T.machine() == f"riscv64, {os.cpu_count()} logical cores, torch {torch.__version__}"
-    monkeypatch.setattr(T.platform, "processor", lambda: "sparc")
-    assert T.machine().startswith("sparc, ")
-    monkeypatch.setattr(T, "_cpuinfo", lambda: ["model name\t: Vendor: Model 7: rev 2"])   # colons in the name
-    assert T.machine().startswith("Vendor: Model 7: rev 2, ")
+    monkeypatch.setattr(V.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(V, "_cpuinfo", lambda: ["processor\t: 0", "model name\t: Test CPU 9000 ", "model name\t: B"])
+    assert V.machine() == f"Test CPU 9000, {os.cpu_count()} logical cores, torch {torch.__version__}"
+    monkeypatch.setattr(V, "_cpuinfo", lambda: ["processor\t: 0"])
+    monkeypatch.setattr(V.platform, "processor", lambda: "")
+    monkeypatch.setattr(V.platform, "machine", lambda: "riscv64")
+    assert V.machine() == f"riscv64, {os.cpu_count()} logical cores, torch {torch.__version__}"
+    monkeypatch.setattr(V.platform, "processor", lambda: "sparc")
+    assert V.machine().startswith("sparc, ")
+    monkeypatch.setattr(V, "_cpuinfo", lambda: ["model name\t: Vendor: Model 7: rev 2"])   # colons in the name
+    assert V.machine().startswith("Vendor: Model 7: rev 2, ")
     monkeypatch.setattr(T.torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(T.torch.cuda, "get_device_name", lambda *a: "Test GPU 80GB")
-    assert T.machine().startswith("Test GPU 80GB, ")
+    assert V.machine().startswith("Test GPU 80GB, ")
 
 
 def test_native_bf16_probes_each_cpu_feature_and_trusts_cuda(monkeypatch):
@@ -719,7 +720,7 @@ def test_native_bf16_probes_each_cpu_feature_and_trusts_cuda(monkeypatch):
 
 def test_cpuinfo_is_the_lines_of_proc_cpuinfo_or_nothing(monkeypatch):
     info = Path("/proc/cpuinfo")
-    assert T._cpuinfo() == (info.read_text().splitlines() if info.exists() else [])
+    assert V._cpuinfo() == (info.read_text().splitlines() if info.exists() else [])
 
     class Unreadable:
         def __init__(self, *args):
@@ -728,8 +729,8 @@ def test_cpuinfo_is_the_lines_of_proc_cpuinfo_or_nothing(monkeypatch):
         def read_text(self):
             raise OSError("no such file")
 
-    monkeypatch.setattr(T, "Path", Unreadable)
-    assert T._cpuinfo() == []
+    monkeypatch.setattr(V, "Path", Unreadable)
+    assert V._cpuinfo() == []
 
 
 def test_load_model_without_a_checkpoint_is_the_shipped_model(monkeypatch):

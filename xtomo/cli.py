@@ -123,6 +123,10 @@ def _simulate(args) -> None:
          arg("--individuals", type=int, default=None, metavar="N",
              help="train on N individuals of each training species (sex, size, proportions jittered by 3 %%; "
                   "default: the profile's, 1 as in the paper); held-out species keep one"),
+         arg("--ct", action="append", default=[], metavar="CT",
+             help="a skull CT to train on beside the crania (repeatable): a file or folder `xtomo evaluate` reads, "
+                  "or a fetched real head (head, second-head); made a dry skull, set upright, stretched and turned"),
+         arg("--ct-share", type=float, default=0.25, metavar="S", help="share of the samples from --ct (default 0.25)"),
          arg("--pipeline", choices=PIPELINES, default="auto",
              help="where the batches are made: device (on the training device, all specimens held there), "
                   "loader (a DataLoader's CPU workers), auto (device on a GPU, loader on a CPU); same samples"))
@@ -135,7 +139,7 @@ def _train(args) -> None:
     profile = get_profile(args.profile, **overrides)
     summary = run(profile, resume=args.resume, steps=args.steps, minutes=args.minutes,
                   out_dir=args.out, device=args.device, progress=sys.stderr.isatty(), pipeline=args.pipeline,
-                  init=args.init, overwrite=args.overwrite)
+                  init=args.init, overwrite=args.overwrite, real=args.ct, real_share=args.ct_share)
     if summary["world_size"] == 1 or int(os.environ.get("RANK", "0")) == 0:
         print(f"step {summary['step']}/{summary['total_steps']}: validation L2 {summary['val_l2']:.5f} "
               f"(mean-volume baseline {summary['baseline_l2']:.5f}); checkpoint {summary['checkpoint']}")
@@ -303,9 +307,7 @@ def _evaluate(args) -> None:
     volume, affine, found = io.load_volume_pose(args.volume, size=p.volume_size, bone=args.bone,
                                                 upright=not args.as_scanned)
     if found is not None and found.sure:
-        print(f"{args.volume}: set upright (xtomo.data.pose), turned {pose.affine_turn(affine):.0f} degrees from the "
-              f"scan's axes: most like the {found.family} template (correlation {found.match:.2f}), its turn ahead of "
-              f"the median turn by {found.margin:.2f} (sure from {pose.SURE_MARGIN}); --as-scanned keeps it as it lies")
+        print(f"{args.volume}: {found.told(pose.affine_turn(affine))}; --as-scanned keeps it as it lies")
     acquisitions = realcase.ACQUISITIONS if args.acquisition == "both" else (args.acquisition,)
     rows, shown = [], None
     for acquisition in acquisitions:
@@ -316,10 +318,7 @@ def _evaluate(args) -> None:
         shown = shown or seen
     print(f"{args.volume}: {views} views at {p.xray_size}^2 -> {p.volume_size}^3; "
           f"ours over the even spread (below 1: ours is closer to the CT)")
-    print("acquisition  L2 ratio  RMSE ratio  DSSIM ratio  p (ours has the smaller L2)")
-    for r in realcase.against_even(rows):
-        print(f"{r['acquisition']:<11}  {r['l2 ours/even']:8.3f}  {r['rmse ours/even']:10.3f}  "
-              f"{r['dssim ours/even']:11.3f}  {r['l2 p']:.2g}")
+    print(realcase.ratio_table(realcase.against_even(rows)))
     if args.csv is not None:
         print(write_csv(args.csv, rows, list(dict.fromkeys(key for row in rows for key in row))))
     if args.figure is not None:

@@ -6,10 +6,12 @@ its scan, as the training skulls stand), ``formats`` (the
 file formats people have, read as stored), ``dicom`` (DICOM series, DICOMDIR, radiographs,
 compressed or not), ``itkfiles`` (MetaImage and NRRD, as ITK tools and 3D Slicer write them),
 ``meshes`` (iso-surfaces as STL or PLY), ``realdata`` (the real files the book fetches from
-packages), ``datasets`` (species banks and the x-ray/volume pairs of the paper), ``augment`` (what
+packages), ``datasets`` (species banks and the x-ray/volume pairs of the paper), ``realmix`` (real CTs among the
+training samples), ``augment`` (what
 training does to a specimen first: cut, stretched, turned, blurred, its density scaled).
 """
 from xtomo._lazy import submodules
 
-__all__ = ["io", "patient", "pose", "formats", "dicom", "itkfiles", "meshes", "realdata", "datasets", "augment"]
+__all__ = ["io", "patient", "pose", "formats", "dicom", "itkfiles", "meshes", "realdata", "datasets", "realmix",
+           "augment"]
 __getattr__, __dir__ = submodules(__name__, __all__)

@@ -72,6 +72,12 @@ class Pose(NamedTuple):
         """Whether the turn won clearly enough to be applied (``margin`` at least :data:`SURE_MARGIN`)."""
         return self.margin >= SURE_MARGIN
 
+    def told(self, turned: float) -> str:
+        """What was done, in words, for a skull this pose turned by ``turned`` degrees (``affine_turn``)."""
+        return (f"set upright (xtomo.data.pose), turned {turned:.0f} degrees from the scan's axes: most like the "
+                f"{self.family} template (correlation {self.match:.2f}), its turn ahead of the median turn by "
+                f"{self.margin:.2f} (sure from {SURE_MARGIN})")
+
 
 def find(volume: torch.Tensor) -> Pose:
     """The turn that sets the skull in ``volume`` (a fitted cube, any size) upright and facing as the

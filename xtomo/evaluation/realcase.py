@@ -35,7 +35,7 @@ from xtomo.profiles import Profile, get_profile
 
 __all__ = ["ACQUISITIONS", "SYMMETRIES", "DISPLAY_GAMMA", "REGIONS", "acquire", "evaluate_volume", "even_spread",
            "SOFTENINGS", "softened", "with_line_integrals", "softened_ratios", "against_even", "head_regions",
-           "error_by_region"]
+           "error_by_region", "ratio_table"]
 
 ACQUISITIONS = ("ideal", "physical")   #: how ``evaluate_volume`` x-rays the skull
 SYMMETRIES = (None, "view", "estimate")  #: how ``evaluate_volume`` makes our answers symmetric (None: not)
@@ -175,6 +175,14 @@ def against_even(rows: list[dict]) -> list[dict]:
             out.append(row)
     return out
 
+
+
+def ratio_table(compared: list[dict]) -> str:
+    """``against_even``'s rows as a plain-text table: per acquisition, the L2, RMSE and DSSIM ratios and p."""
+    lines = ["acquisition  L2 ratio  RMSE ratio  DSSIM ratio  p (ours has the smaller L2)"]
+    lines += [f"{r['acquisition']:<11}  {r['l2 ours/even']:8.3f}  {r['rmse ours/even']:10.3f}  "
+              f"{r['dssim ours/even']:11.3f}  {r['l2 p']:.2g}" for r in compared]
+    return "\n".join(lines)
 
 def head_regions(volume: torch.Tensor) -> dict[str, torch.Tensor]:
     """0/1 masks ``[S, S, S]`` of a skull's parts in the canonical frame (z up, y forward), cut at the

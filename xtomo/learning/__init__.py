@@ -2,9 +2,10 @@
 
 ``model`` (the hourglass that reads depth as feature channels), ``train`` (training, validation,
 checkpoints), ``inference`` (x-ray in, fused volume out), ``shipped`` (the trained network that
-comes with the package, in half precision, with its manifest).
+comes with the package, in half precision, with its manifest), ``provenance`` (the code and machine a
+run trained with).
 """
 from xtomo._lazy import submodules
 
-__all__ = ["model", "train", "inference", "shipped"]
+__all__ = ["model", "train", "inference", "shipped", "provenance"]
 __getattr__, __dir__ = submodules(__name__, __all__)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import shlex
 from pathlib import Path
 
 from xtomo.files import read_json, save_torch, write_json
@@ -75,7 +76,7 @@ def export(checkpoint: str | os.PathLike, name: str | None = None, folder: str |
     save_torch(shipped, pt, check=small_enough)
     profile = ck["profile"]
     steps = ck.get("total_steps", ck["step"])
-    trained_by = command or _train_command(profile, steps, ck.get("init"))
+    trained_by = command or _train_command(profile, steps, ck.get("init"), ck.get("real"))
     validation = [{k: row[k] for k in ("step", "samples", "train_l2", "val_l2", "lr", "seconds")}
                   for row in ck["history"]]
     info = dict(name=name, file=pt.name, sha256=_sha256(pt), bytes=pt.stat().st_size, dtype="float16",
@@ -84,7 +85,7 @@ def export(checkpoint: str | os.PathLike, name: str | None = None, folder: str |
                 samples_seen=ck["step"] * profile["batch_size"],
                 wall_seconds=ck["history"][-1]["seconds"] if ck["history"] else 0.0,
                 machine=ck.get("machine"), generator=ck.get("generator"), precision=profile.get("precision"),
-                profile=profile,
+                real=ck.get("real"), profile=profile,
                 model_config=ck["model_config"], baseline_l2=ck.get("baseline_l2"), val_l2=ck.get("val_l2"),
                 exposure=span, validation=validation)
     info["runs"] = [_run_record(info, trained_by)]
@@ -94,18 +95,22 @@ def export(checkpoint: str | os.PathLike, name: str | None = None, folder: str |
     return info
 
 
-def _train_command(profile: dict, steps: int, init: str | None) -> str:
-    """The ``xtomo train`` command of a checkpoint's profile: its name, steps and start, and each recipe
-    setting the command line can change that differs from the named profile's."""
+def _train_command(profile: dict, steps: int, init: str | None, real: dict | None = None) -> str:
+    """The ``xtomo train`` command of a checkpoint's profile: its name, steps and start, each recipe
+    setting the command line can change that differs from the named profile's, and its real CTs."""
+    from xtomo.data.realmix import SHARE
     from xtomo.profiles import PROFILES, TRAIN_OPTIONS
 
     named = dataclasses.asdict(PROFILES[profile["name"]]) if profile["name"] in PROFILES else {}
     changed = "".join(f" --{k} {profile[k]:g}" if isinstance(profile[k], float) else f" --{k} {profile[k]}"
                       for k in TRAIN_OPTIONS if k in profile and k in named and profile[k] != named[k])
+    if real:
+        changed += "".join(f" --ct {shlex.quote(ct['name'])}" for ct in real["cts"])
+        changed += f" --ct-share {real['share']:g}" if real["share"] != SHARE else ""
     return f"xtomo train --profile {profile['name']} --steps {steps}" + (f" --init {init}" if init else "") + changed
 
 
-_MADE_WITH = ("generator", "code_version", "machine", "precision")  # a run's crania, code, machine, arithmetic
+_MADE_WITH = ("generator", "code_version", "machine", "precision", "real")  # crania, code, machine, arithmetic, CTs
 _RECIPE = ("lr", "blur", "gain", "cut", "stretch", "pose", "individuals")  # ... and its profile's recipe
 
 
@@ -236,7 +241,9 @@ def _recipe(run: dict) -> str:
              f"stretched by up to {run['stretch']:g}" if run.get("stretch") not in (None, 1) else "",
              f"half of them turned by up to {run['pose']:g} degrees about each axis" if run.get("pose") else "",
              f"{run['individuals']} individuals of each training species" if run.get("individuals") not in (None, 1)
-             else ""]
+             else "",
+             f"with real CTs ({', '.join(ct['name'] for ct in run['real']['cts'])}) as {run['real']['share']:.0%} of "
+             f"the samples" if run.get("real") else ""]
     return ", ".join(p for p in parts if p)
 
 

@@ -11,9 +11,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import platform
-import subprocess
 import time
+from collections.abc import Sequence
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 import xtomo._checks as checks
-from xtomo import __version__
+from xtomo.data import realmix
 from xtomo.data.datasets import Kept, ProceduralBank, XrayDataset
 from xtomo.data.pipeline import DevicePipeline, use_device_pipeline
 from xtomo.files import artifacts_dir, folder_lock, require_artifact, save_torch, write_csv
@@ -30,12 +29,13 @@ from xtomo.imaging.shading import LEVEL as SURFACE_LEVEL
 from xtomo.learning import exposure
 from xtomo.learning.model import ModelConfig, XrayToVolume, build_model
 from xtomo.learning.precision import mixed_precision, native_bf16
+from xtomo.learning.provenance import code_version, machine
 from xtomo.profiles import OBJECTIVES, PROFILES, Profile, get_profile
 from xtomo.specimens import crania
 
 __all__ = ["train", "initial_weights", "load_model", "load_checkpoint", "model_from_checkpoint", "checkpoint_profile",
            "CheckpointError", "train_val_sets", "validation_indices", "validation_l2", "mean_volume_l2", "step_indices",
-           "native_bf16", "mixed_precision", "machine", "objective_loss", "SURFACE_LEVEL", "SURFACE_WIDTH",
+           "native_bf16", "mixed_precision", "objective_loss", "SURFACE_LEVEL", "SURFACE_WIDTH",
            "SURFACE_WEIGHT"]
 
 
@@ -54,38 +54,6 @@ def _kept_validation(val_set, p: Profile):
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be used: unreadable, truncated, or made for something else."""
-
-
-def code_version() -> str:
-    """The package version, with the git commit when run from a checkout (and ``.dirty`` when tracked
-    files differ from it: the commit alone would not say which code ran)."""
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], capture_output=True, text=True, cwd=Path(__file__).parent,
-                              timeout=5).stdout.strip()
-
-    try:
-        commit = git("rev-parse", "--short", "HEAD")
-        dirty = bool(commit) and bool(git("status", "--porcelain", "--untracked-files=no"))
-    except (OSError, subprocess.SubprocessError):
-        commit, dirty = "", False
-    return f"{__version__}+{commit}{'.dirty' if dirty else ''}" if commit else __version__
-
-
-def machine() -> str:
-    """The machine a run trains on, in words: CPU model (or GPU), cores, torch build."""
-    if torch.cuda.is_available():
-        what = torch.cuda.get_device_name()
-    else:
-        names = [line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")]
-        what = names[0] if names else platform.processor() or platform.machine()
-    return f"{what}, {os.cpu_count()} logical cores, torch {torch.__version__}"
-
-
-def _cpuinfo() -> list[str]:
-    try:
-        return Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return []
 
 
 def step_indices(seed: int, step: int, batch_size: int, n: int) -> list[int]:
@@ -274,13 +242,15 @@ class _Run:
     based_on: dict | None = None  # started from the shipped model: its manifest (how those weights were made)
     exposure: tuple | None = None  # the training x-rays' exposure span (``exposure.of_training``)
     generator: str | None = None  # the crania version it trains on (None: other data, ``train(data=...)``)
+    real: dict | None = None  # the real CTs among its samples (``realmix.record``)
     code: str = ""  # the code that trained it: ``code_version`` at its start, and at each resume that ran other code
 
 
 def train(profile: Profile | str = "quick", resume: bool = False, steps: int | None = None,
           minutes: float | None = None, out_dir: str | os.PathLike | None = None,
           device: str | None = None, progress: bool = True, data: tuple | None = None,
-          pipeline: str = "auto", init: str | os.PathLike | None = None, overwrite: bool = False) -> dict:
+          pipeline: str = "auto", init: str | os.PathLike | None = None, overwrite: bool = False,
+          real: Sequence[str] = (), real_share: float = realmix.SHARE) -> dict:
     """Train the profile's network; returns a summary (final step, losses, baseline, paths).
 
     ``steps`` overrides the profile's step count; ``minutes`` stops earlier once that much wall
@@ -291,6 +261,8 @@ def train(profile: Profile | str = "quick", resume: bool = False, steps: int | N
     ``pipeline`` makes the batches on the training device (``"device"``, ``xtomo.data.pipeline``), by
     a ``DataLoader`` (``"loader"``), or (``"auto"``) on the device where it is a GPU: the same samples.
     ``init`` (``"shipped"`` or a checkpoint file) gives a new run its first weights: fine-tuning.
+    ``real`` names skull CTs (files, or fetched heads) that make ``real_share`` of the training samples
+    (``xtomo.data.realmix``; made by a ``DataLoader``); a resumed run must be given the same.
     A new run (no ``resume``) refuses to replace a checkpoint in ``out_dir`` unless ``overwrite``; the
     folder is locked while the run writes there (a second run into it fails at once, naming the first).
     """
@@ -306,9 +278,16 @@ def train(profile: Profile | str = "quick", resume: bool = False, steps: int | N
         if rank == 0 and not resume and not overwrite and ck_path.exists():
             raise CheckpointError(f"{ck_path} holds another run's checkpoint; resume it (--resume), or replace "
                                   "it deliberately (--overwrite)")
+        cts = [realmix.find(spec) for spec in real]
         train_set, val_set = train_val_sets(p) if data is None else data
         run = _start(p, total, rank, world, device, ck_path if resume else None, init)
         run.generator = crania.VERSION if data is None else None
+        if run.step:
+            realmix.same_cts(run.real, realmix.record(cts, real_share), str(ck_path))
+        run.real = realmix.record(cts, real_share)
+        if cts:
+            train_set = realmix.mixed(train_set, cts, p, real_share)
+            pipeline = "loader" if pipeline == "auto" else pipeline  # a DevicePipeline holds a bank's specimens
         if run.exposure is None and rank == 0:  # from the samples as made one by one, before any pipeline
             run.exposure = exposure.of_training(p, train_set)
         val_idx = validation_indices(p, len(val_set))
@@ -363,7 +342,8 @@ def _start(p: Profile, total: int, rank: int, world: int, device: torch.device, 
         optimiser.load_state_dict(ck["optimiser"])
         schedule.load_state_dict(ck["schedule"])
         run.step, run.history, run.baseline, run.running = ck["step"], ck["history"], ck["baseline_l2"], ck["running"]
-        run.init, run.based_on, run.exposure = ck.get("init"), ck.get("based_on"), ck.get("exposure")
+        run.init, run.based_on, run.exposure, run.real = ck.get("init"), ck.get("based_on"), ck.get("exposure"), \
+            ck.get("real")
         run.code = _resumed_code(ck["code_version"], run.code, run.step)
     return run
 
@@ -480,7 +460,7 @@ def _save(run: _Run, val: float | None, ck_path: Path, log_path: Path) -> None:
                  val_l2=val, total_steps=run.total, model_config=dataclasses.asdict(run.model.config),
                  profile=dataclasses.asdict(run.p), seed=run.p.seed, code_version=run.code,
                  world_size=run.world, running=run.running, machine=machine(), generator=run.generator, init=run.init,
-                 based_on=run.based_on, exposure=run.exposure)
+                 based_on=run.based_on, exposure=run.exposure, real=run.real)
     save_torch(state, ck_path)
     write_csv(log_path, run.history, LOG_FIELDS)
 

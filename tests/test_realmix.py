@@ -1,0 +1,100 @@
+"""Real CTs among the training samples (``xtomo train --ct``): found by path or name, mixed in by share,
+recorded in the checkpoint and the shipped model's manifest, and a resumed run held to them."""
+
+import hashlib
+
+import numpy as np
+import pytest
+import torch
+from conftest import cli
+
+from xtomo.data import io, realmix
+from xtomo.data.datasets import ProceduralBank, TensorBank, XrayDataset
+from xtomo.learning import shipped
+from xtomo.learning import train as T
+from xtomo.learning.train import load_checkpoint, train
+from xtomo.profiles import get_profile
+from xtomo.specimens import crania
+
+SMOKE = get_profile("smoke")
+
+
+@pytest.fixture(scope="module")
+def ct_file(tmp_path_factory):
+    """A skull CT as a reader might have one: a procedural skull of another seed, saved as .npy."""
+    p = SMOKE.replace(seed=SMOKE.seed + 7)
+    path = tmp_path_factory.mktemp("ct") / "skull.npy"
+    np.save(path, ProceduralBank(p, cache_dir=None).volume(0).numpy())
+    return path
+
+
+def test_find_names_a_file_by_its_sha256_and_a_folder_by_its_files(ct_file, tmp_path):
+    ct = realmix.find(str(ct_file))
+    assert ct.name == str(ct_file) and ct.path == ct_file
+    assert ct.sha256 == hashlib.sha256(ct_file.read_bytes()).hexdigest()
+    folder = tmp_path / "series"
+    folder.mkdir()
+    (folder / "a.dcm").write_bytes(b"one")
+    (folder / "b.dcm").write_bytes(b"two")
+    before = realmix.find(str(folder)).sha256
+    (folder / "b.dcm").write_bytes(b"tw0")
+    assert realmix.find(str(folder)).sha256 != before
+    with pytest.raises(FileNotFoundError, match="not a fetched real head .*head, second-head"):
+        realmix.find(str(tmp_path / "missing.nii"))
+
+
+def test_a_named_head_that_was_not_fetched_says_how_to_fetch_it(monkeypatch, tmp_path):
+    monkeypatch.setenv("XTOMO_DATA", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="xtomo fetch-data"):
+        realmix.find("second-head")
+
+
+def test_mixed_takes_its_share_from_the_ct_read_as_xtomo_evaluate_reads_it(ct_file):
+    p = SMOKE
+    base = XrayDataset(ProceduralBank(p, cache_dir=None), [0], p)
+    mixed = realmix.mixed(base, [realmix.find(str(ct_file))], p, share=0.5)
+    picked = [i for i in range(len(mixed)) if mixed.from_extra(i)]
+    assert 0.3 < len(picked) / len(mixed) < 0.7
+    volume = io.load_volume(ct_file, size=p.volume_size, upright=True)
+    alone = XrayDataset(TensorBank([volume]), [0], p.replace(stretch=realmix.STRETCH, pose=realmix.POSE),
+                        augment=True)
+    item = mixed[picked[0]]
+    assert item["specimen"] == -1
+    torch.testing.assert_close(item["volume"], alone[picked[0] % len(alone)]["volume"], rtol=0, atol=0)
+    with pytest.raises(ValueError, match="no real CTs"):
+        realmix.mixed(base, [], p)
+
+
+def test_a_run_with_a_ct_records_it_and_resumes_only_with_it(ct_file, tmp_path):
+    run = tmp_path / "run"
+    train(SMOKE, steps=3, minutes=0, out_dir=run, progress=False, real=[str(ct_file)], real_share=0.5)
+    ck = load_checkpoint(run / "checkpoint.pt")
+    digest = hashlib.sha256(ct_file.read_bytes()).hexdigest()
+    assert ck["real"] == dict(cts=[dict(name=str(ct_file), sha256=digest)], share=0.5, stretch=realmix.STRETCH,
+                              pose=realmix.POSE)
+    assert ck["generator"] == crania.VERSION   # the crania, with a CT beside them
+    for other in (dict(real=[str(ct_file)], real_share=0.25), dict()):
+        with pytest.raises(ValueError, match=r"trained on real CTs .*skull.npy .* as 50% of the samples"):
+            train(SMOKE, steps=3, resume=True, out_dir=run, progress=False, **other)
+    summary = train(SMOKE, steps=3, resume=True, out_dir=run, progress=False, real=[str(ct_file)], real_share=0.5)
+    assert summary["step"] == 3
+    info = shipped.export(run / "checkpoint.pt", name="tiny", folder=tmp_path / "shipped")
+    assert info["commands"][0] == f"xtomo train --profile smoke --steps 3 --ct {ct_file} --ct-share 0.5"
+    assert info["real"] == ck["real"] and shipped.runs(info)[0]["real"] == ck["real"]
+    assert "with real CTs" not in shipped.how_made(info)  # one run: told without the per-run recipes
+    assert "with real CTs (" in shipped._recipe(shipped.runs(info)[0])
+
+
+def test_the_train_command_names_a_ct_it_cannot_find(tmp_path):
+    result = cli("train", "--profile", "smoke", "--ct", "nope.nii", "--out", str(tmp_path))
+    assert result.returncode != 0 and "--ct 'nope.nii': no such file or folder" in result.stderr
+    assert not (tmp_path / "checkpoint.pt").exists()
+
+
+def test_the_train_command_passes_its_cts(monkeypatch):
+    seen = []
+    monkeypatch.setattr(T, "train", lambda profile, **kw: seen.append((kw["real"], kw["real_share"])) or
+                        dict(world_size=1, step=1, total_steps=1, val_l2=0.5, baseline_l2=1.0, checkpoint="ck.pt"))
+    cli("train", "--profile", "smoke", "--ct", "a.nii", "--ct", "head", "--ct-share", "0.4")
+    cli("train", "--profile", "smoke")
+    assert seen == [(["a.nii", "head"], 0.4), ([], realmix.SHARE)]
