@@ -1,6 +1,7 @@
 """Does a real head in the training set carry over to another real head?
 
     python benchmarks/real_in_training.py OUT [--head first] [--head blind] [--steps 2500] [--share 0.25] [--write]
+    python benchmarks/real_in_training.py OUT --shipped quick --shipped quick-without-head ... --section NAME --write
 
 The generator's humans are not real heads, and fine-tuning on more or other procedural humans has left both
 real heads where they were (RESULTS ``individuals-v8-long``). The paper trained on real CTs. For each
@@ -11,7 +12,9 @@ degrees, besides the profile's blur and gain, so that its views are not all one 
 (resumable: a finished run is kept), then scores the shipped model and each fine-tune on both heads over
 ``--views`` seeded views, ideal and physical, beside the even spread. The head a network trained on is
 marked; the other one says whether a real head teaches it anything about real heads in general.
-``--write`` records the table in RESULTS.md (section ``real-in-training``).
+``--write`` records the table in RESULTS.md (section ``real-in-training``). ``--shipped NAME`` (repeatable) scores
+models that ship with the package instead (no fine-tunes unless ``--head`` is given too), each head marked where
+the model's manifest says it trained on that head's file (``shipped.trained_on``): ``xtomo train --ct`` made them.
 """
 from __future__ import annotations
 
@@ -20,13 +23,14 @@ from pathlib import Path
 
 from _common import benchmark_parser, busy_cores, command_line, even_section, publish
 
-from xtomo.data import realdata
+from xtomo.data import realdata, realmix
 from xtomo.data.datasets import Mixed, TensorBank, XrayDataset
 from xtomo.evaluation import realcase
 from xtomo.learning import shipped, train
 from xtomo.profiles import get_profile
 
 HEADS = {"first": ("real head", realdata.head), "blind": ("second real head (blind)", realdata.second_head)}
+CT_NAMES = {"first": "head", "blind": "second-head"}  # the heads as ``xtomo train --ct`` names them
 
 
 def fine_tune(head: str, out: Path, steps: int, share: float, stretch: float, pose: float):
@@ -41,6 +45,12 @@ def fine_tune(head: str, out: Path, steps: int, share: float, stretch: float, po
     return train.load_model(out / "checkpoint.pt")
 
 
+def seen_heads(name: str) -> set[str]:
+    """The heads the shipped model ``name`` trained on, by its manifest."""
+    made = shipped.trained_on(shipped.manifest(name))
+    return {head for head, ct in CT_NAMES.items() if realmix.find(ct).sha256 in made}
+
+
 def rows(models: dict, views: int) -> list[dict]:
     """Ratios of ours to the even spread per network, head and acquisition."""
     p = get_profile("quick")
@@ -50,7 +60,7 @@ def rows(models: dict, views: int) -> list[dict]:
             for acquisition in realcase.ACQUISITIONS:
                 found, _ = realcase.evaluate_volume(load(p.volume_size), model, p, views=views, seed=p.seed,
                                                     name=case, acquisition=acquisition)
-                label = case + (" (in training)" if head == seen else "")
+                label = case + (" (in training)" if head in seen else "")
                 out += [dict(r, network=network, case=label) for r in realcase.against_even(found)]
     return out
 
@@ -66,15 +76,20 @@ def main(argv=None) -> int:
     parser.add_argument("--stretch", type=float, default=1.15, help="the real head's stretch (default 1.15)")
     parser.add_argument("--pose", type=float, default=10.0, help="the real head's turn, degrees (default 10)")
     parser.add_argument("--views", type=int, default=32, help="seeded views per head (default 32)")
+    parser.add_argument("--shipped", action="append", default=[], metavar="NAME",
+                        help="a shipped model to score instead of the default one and the fine-tunes (repeatable)")
     args = parser.parse_args(argv)
     busy = busy_cores()
-    models = {"shipped model": (shipped.load(), None)}
-    for head in args.head or sorted(HEADS):
+    models = {f"shipped model `{name}` (sha256 {shipped.manifest(name)['sha256'][:12]})":
+              (shipped.load(name), seen_heads(name)) for name in args.shipped or [shipped.NAME]}
+    for head in args.head or ([] if args.shipped else sorted(HEADS)):
         model = fine_tune(head, args.out / head, args.steps, args.share, args.stretch, args.pose)
-        models[f"with the {HEADS[head][0]} as {args.share:.0%} of its samples (+{args.steps:,} steps)"] = (model, head)
+        label = f"with the {HEADS[head][0]} as {args.share:.0%} of its samples (+{args.steps:,} steps)"
+        models[label] = (model, {head})
     note = (f"Fine-tunes of the shipped model (profile `tuned`, 16 individuals per training species) with one real "
             f"head as {args.share:.0%} of the training samples, stretched up to x{args.stretch} and turned up to "
-            f"{args.pose:g} degrees; {args.views} seeded views per head.")
+            f"{args.pose:g} degrees; {args.views} seeded views per head." if args.head or not args.shipped else
+            f"Models that ship with the package; {args.views} seeded views per head.")
     publish(even_section("A real head in the training set: both heads against the even spread (`quick`)", note,
                          rows(models, args.views), {"network": "network", "head": "case", "acquisition": "acquisition"},
                          command_line(parser, args), busy), args)

@@ -10,6 +10,7 @@ from conftest import cli
 
 from xtomo.data import io, realmix
 from xtomo.data.datasets import ProceduralBank, TensorBank, XrayDataset
+from xtomo.evaluation import realcase
 from xtomo.learning import shipped
 from xtomo.learning import train as T
 from xtomo.learning.train import load_checkpoint, train
@@ -98,3 +99,22 @@ def test_the_train_command_passes_its_cts(monkeypatch):
     cli("train", "--profile", "smoke", "--ct", "a.nii", "--ct", "head", "--ct-share", "0.4")
     cli("train", "--profile", "smoke")
     assert seen == [(["a.nii", "head"], 0.4), ([], realmix.SHARE)]
+
+
+def test_held_out_finds_the_shipped_model_that_never_saw_a_ct(ct_file, tmp_path, monkeypatch):
+    """The shipped model stands for a real CT it did not train on; where it did, its recipe without that CT
+    (``<name>-without-<file>``) does, and chapters 5 and 6 score that one beside it."""
+    folder, with_ct, without = tmp_path / "shipped", tmp_path / "with", tmp_path / "without"
+    train(SMOKE, steps=1, out_dir=with_ct, progress=False, real=[str(ct_file)])
+    train(SMOKE, steps=1, out_dir=without, progress=False)
+    shipped.export(with_ct / "checkpoint.pt", name="quick", folder=folder)
+    ct, other = realmix.find(str(ct_file)), realmix.RealCT("other", ct_file, "0" * 64)
+    assert shipped.trained_on(shipped.manifest("quick", folder)) == {ct.sha256}
+    assert shipped.held_out(other, "quick", folder) == "quick" and shipped.held_out(ct, "quick", folder) is None
+    shipped.export(without / "checkpoint.pt", name="quick-without-skull.npy", folder=folder)
+    assert shipped.held_out(ct, "quick", folder) == "quick-without-skull.npy"
+    monkeypatch.setattr(shipped, "FOLDER", folder)
+    fair = realcase.held_out_network(ct, {"ours_shipped": None}, SMOKE)
+    assert list(fair) == ["ours_held_out"] and isinstance(fair["ours_held_out"], torch.nn.Module)
+    assert realcase.held_out_network(other, {"ours_shipped": None}, SMOKE) == {}
+    assert realcase.held_out_network(ct, {}, SMOKE) == {}   # no shipped model among ours: nothing to stand in for

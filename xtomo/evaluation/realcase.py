@@ -35,7 +35,7 @@ from xtomo.profiles import Profile, get_profile
 
 __all__ = ["ACQUISITIONS", "SYMMETRIES", "DISPLAY_GAMMA", "REGIONS", "acquire", "evaluate_volume", "even_spread",
            "SOFTENINGS", "softened", "with_line_integrals", "softened_ratios", "against_even", "head_regions",
-           "error_by_region", "ratio_table"]
+           "error_by_region", "ratio_table", "held_out_network"]
 
 ACQUISITIONS = ("ideal", "physical")   #: how ``evaluate_volume`` x-rays the skull
 SYMMETRIES = (None, "view", "estimate")  #: how ``evaluate_volume`` makes our answers symmetric (None: not)
@@ -175,6 +175,17 @@ def against_even(rows: list[dict]) -> list[dict]:
             out.append(row)
     return out
 
+
+def held_out_network(ct, others: dict, profile: Profile | str = "quick") -> dict:
+    """``{"ours_held_out": network}`` where the shipped model among ``others`` (the profile's,
+    ``shipped.name_for``) trained on the real CT ``ct`` (a ``realmix.RealCT``) and its recipe without that CT
+    ships too (``shipped.held_out``); else ``{}``. Beside the shipped model's rows on a CT it saw, these are the
+    fair ones."""
+    from xtomo.learning import shipped
+
+    name = shipped.name_for(get_profile(profile))
+    fair = shipped.held_out(ct, name) if "ours_shipped" in others else None
+    return {"ours_held_out": shipped.load(fair)} if fair not in (None, name) else {}
 
 
 def ratio_table(compared: list[dict]) -> str:

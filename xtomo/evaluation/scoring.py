@@ -45,7 +45,8 @@ __all__ = ["BANK_FILE", "METHODS", "METRIC_LABELS", "PAPER", "SLICE_COUNTS", "VI
 
 #: Method keys in the order tables and plots show them, with their labels.
 METHODS = {"ours": "ours (fused)", "ours_unfused": "ours, no fusion", "ours_surface": "ours, surface objective (fused)",
-           "ours_shipped": "ours, shipped model (fused)", "nn": "NN", "oracle": "ORACLE",
+           "ours_shipped": "ours, shipped model (fused)",
+           "ours_held_out": "ours, shipped recipe without this real CT (fused)", "nn": "NN", "oracle": "ORACLE",
            "classical": "classical (WENGER-like)", "extrude": "even spread along each ray"}
 
 #: Means reported by Henzler et al. (2018, Sec. 5.3) on their UTCT validation set.
@@ -259,7 +260,9 @@ def _slice_study(index: int, view: str, output: torch.Tensor) -> list[dict]:
     return rows
 
 
-OURS = {"ours": "ours", "ours_surface": "ours, surface", "ours_shipped": "ours, shipped"}  #: our networks, short
+#: our networks, short
+OURS = {"ours": "ours", "ours_surface": "ours, surface", "ours_shipped": "ours, shipped",
+        "ours_held_out": "ours, shipped recipe without it"}
 
 
 def ours_methods(rows: list[dict]) -> list[str]:

@@ -18,7 +18,7 @@ from pathlib import Path
 from xtomo.files import read_json, save_torch, write_json
 
 __all__ = ["FOLDER", "NAME", "MAX_BYTES", "paths", "available", "export", "manifest", "checkpoint", "load",
-           "same_data", "name_for", "for_profile", "how_made", "ShippedModelError"]
+           "same_data", "name_for", "for_profile", "how_made", "trained_on", "held_out", "ShippedModelError"]
 
 FOLDER = Path(__file__).parent / "pretrained"   #: where the package keeps its shipped models
 NAME = "quick"          #: the default: the ``quick`` preset, which runs on a CPU at the book's scale
@@ -230,6 +230,22 @@ def for_profile(p, wanted: bool | None = None) -> tuple[object, str | None]:
     if wanted:
         raise ShippedModelError(f"the shipped model was asked for, but {problem}")
     return None, None
+
+
+def trained_on(info: dict) -> set[str]:
+    """The sha256 of every real CT that any run making the model of manifest ``info`` trained on."""
+    return {ct["sha256"] for run in runs(info) if run.get("real") for ct in run["real"]["cts"]}
+
+
+def held_out(ct, name: str | None = None, folder: str | os.PathLike | None = None) -> str | None:
+    """The shipped model that never saw the real CT ``ct`` (a ``realmix.RealCT``): ``name`` (default ``NAME``)
+    itself, else its recipe trained without that CT, ``<name>-without-<file name of ct.name>``, if shipped; else
+    None."""
+    name = name or NAME
+    for candidate in (name, f"{name}-without-{Path(ct.name).name}"):
+        if available(candidate, folder) and ct.sha256 not in trained_on(manifest(candidate, folder)):
+            return candidate
+    return None
 
 
 def _recipe(run: dict) -> str:
