@@ -7,7 +7,7 @@ The generator's humans are not real heads, and fine-tuning on more or other proc
 real heads where they were (RESULTS ``individuals-v8-long``). The paper trained on real CTs. For each
 ``--head`` this fine-tunes the shipped model as its last fine-tunes were made (profile ``tuned``, 16
 individuals of each training species), with that real head making ``--share`` of the training samples
-(``datasets.Mixed``; the head stretched by up to ``--stretch`` along each axis and turned by up to ``--pose``
+(``realmix.mixed``; the head stretched by up to ``--stretch`` along each axis and turned by up to ``--pose``
 degrees, besides the profile's blur and gain, so that its views are not all one head), into ``OUT/<head>``
 (resumable: a finished run is kept), then scores the shipped model and each fine-tune on both heads over
 ``--views`` seeded views, ideal and physical, beside the even spread. The head a network trained on is
@@ -24,7 +24,6 @@ from pathlib import Path
 from _common import benchmark_parser, busy_cores, command_line, even_section, publish
 
 from xtomo.data import realdata, realmix
-from xtomo.data.datasets import Mixed, TensorBank, XrayDataset
 from xtomo.evaluation import realcase
 from xtomo.learning import shipped, train
 from xtomo.profiles import get_profile
@@ -33,22 +32,20 @@ HEADS = {"first": ("real head", realdata.head), "blind": ("second real head (bli
 CT_NAMES = {"first": "head", "blind": "second-head"}  # the heads as ``xtomo train --ct`` names them
 
 
-def fine_tune(head: str, out: Path, steps: int, share: float, stretch: float, pose: float):
+def fine_tune(head: str, out: Path, steps: int, share: float, stretch: float, pose: float, init: str = "shipped"):
     """The shipped model fine-tuned with ``head`` in its training set; returns the network."""
     p = get_profile("tuned", individuals=16)
     procedural, val = train.train_val_sets(p)
-    name, load = HEADS[head]
-    real = XrayDataset(TensorBank([load(p.volume_size)], [name]), [0], p.replace(stretch=stretch, pose=pose),
-                       augment=True)
-    train.train(p, resume=True, steps=steps, out_dir=out, data=(Mixed(procedural, real, share), val), init="shipped",
-                pipeline="loader", progress=sys.stderr.isatty())
+    mixed = realmix.mixed(procedural, [realmix.find_ct(CT_NAMES[head])], p, share, stretch, pose)
+    train.train(p, resume=True, steps=steps, out_dir=out, data=(mixed, val), init=init, pipeline="loader",
+                progress=sys.stderr.isatty())
     return train.load_model(out / "checkpoint.pt")
 
 
 def seen_heads(name: str) -> set[str]:
     """The heads the shipped model ``name`` trained on, by its manifest."""
     made = shipped.trained_on(shipped.manifest(name))
-    return {head for head, ct in CT_NAMES.items() if realmix.find(ct).sha256 in made}
+    return {head for head, ct in CT_NAMES.items() if realmix.find_ct(ct).sha256 in made}
 
 
 def rows(models: dict, views: int) -> list[dict]:
@@ -76,6 +73,8 @@ def main(argv=None) -> int:
     parser.add_argument("--stretch", type=float, default=1.15, help="the real head's stretch (default 1.15)")
     parser.add_argument("--pose", type=float, default=10.0, help="the real head's turn, degrees (default 10)")
     parser.add_argument("--views", type=int, default=32, help="seeded views per head (default 32)")
+    parser.add_argument("--init", default="shipped", help="the weights the fine-tunes start from: 'shipped' or a "
+                        "checkpoint file, e.g. an earlier shipped model's .pt (default shipped)")
     parser.add_argument("--shipped", action="append", default=[], metavar="NAME",
                         help="a shipped model to score instead of the default one and the fine-tunes (repeatable)")
     args = parser.parse_args(argv)
@@ -83,14 +82,15 @@ def main(argv=None) -> int:
     models = {f"shipped model `{name}` (sha256 {shipped.manifest(name)['sha256'][:12]})":
               (shipped.load(name), seen_heads(name)) for name in args.shipped or [shipped.NAME]}
     for head in args.head or ([] if args.shipped else sorted(HEADS)):
-        model = fine_tune(head, args.out / head, args.steps, args.share, args.stretch, args.pose)
+        model = fine_tune(head, args.out / head, args.steps, args.share, args.stretch, args.pose, args.init)
         label = f"with the {HEADS[head][0]} as {args.share:.0%} of its samples (+{args.steps:,} steps)"
         models[label] = (model, {head})
     note = (f"Fine-tunes of the shipped model (profile `tuned`, 16 individuals per training species) with one real "
             f"head as {args.share:.0%} of the training samples, stretched up to x{args.stretch} and turned up to "
             f"{args.pose:g} degrees; {args.views} seeded views per head." if args.head or not args.shipped else
             f"Models that ship with the package; {args.views} seeded views per head.")
-    publish(even_section("A real head in the training set: both heads against the even spread (`quick`)", note,
+    title = ("A real head in the training set" if args.head or not args.shipped else "Shipped models and real heads")
+    publish(even_section(f"{title}: both heads against the even spread (`quick`)", note,
                          rows(models, args.views), {"network": "network", "head": "case", "acquisition": "acquisition"},
                          command_line(parser, args), busy), args)
     return 0

@@ -6,9 +6,9 @@ import hashlib
 import numpy as np
 import pytest
 import torch
-from conftest import cli
+from conftest import cli, require
 
-from xtomo.data import io, realmix
+from xtomo.data import io, realdata, realmix
 from xtomo.data.datasets import ProceduralBank, TensorBank, XrayDataset
 from xtomo.evaluation import realcase
 from xtomo.learning import shipped
@@ -30,30 +30,30 @@ def ct_file(tmp_path_factory):
 
 
 def test_find_names_a_file_by_its_sha256_and_a_folder_by_its_files(ct_file, tmp_path):
-    ct = realmix.find(str(ct_file))
+    ct = realmix.find_ct(str(ct_file))
     assert ct.name == str(ct_file) and ct.path == ct_file
     assert ct.sha256 == hashlib.sha256(ct_file.read_bytes()).hexdigest()
     folder = tmp_path / "series"
     folder.mkdir()
     (folder / "a.dcm").write_bytes(b"one")
     (folder / "b.dcm").write_bytes(b"two")
-    before = realmix.find(str(folder)).sha256
+    before = realmix.find_ct(str(folder)).sha256
     (folder / "b.dcm").write_bytes(b"tw0")
-    assert realmix.find(str(folder)).sha256 != before
+    assert realmix.find_ct(str(folder)).sha256 != before
     with pytest.raises(FileNotFoundError, match="not a fetched real head .*head, second-head"):
-        realmix.find(str(tmp_path / "missing.nii"))
+        realmix.find_ct(str(tmp_path / "missing.nii"))
 
 
 def test_a_named_head_that_was_not_fetched_says_how_to_fetch_it(monkeypatch, tmp_path):
     monkeypatch.setenv("XTOMO_DATA", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="xtomo fetch-data"):
-        realmix.find("second-head")
+        realmix.find_ct("second-head")
 
 
 def test_mixed_takes_its_share_from_the_ct_read_as_xtomo_evaluate_reads_it(ct_file):
     p = SMOKE
     base = XrayDataset(ProceduralBank(p, cache_dir=None), [0], p)
-    mixed = realmix.mixed(base, [realmix.find(str(ct_file))], p, share=0.5)
+    mixed = realmix.mixed(base, [realmix.find_ct(str(ct_file))], p, share=0.5)
     picked = [i for i in range(len(mixed)) if mixed.from_extra(i)]
     assert 0.3 < len(picked) / len(mixed) < 0.7
     volume = io.load_volume(ct_file, size=p.volume_size, upright=True)
@@ -108,7 +108,7 @@ def test_held_out_finds_the_shipped_model_that_never_saw_a_ct(ct_file, tmp_path,
     train(SMOKE, steps=1, out_dir=with_ct, progress=False, real=[str(ct_file)])
     train(SMOKE, steps=1, out_dir=without, progress=False)
     shipped.export(with_ct / "checkpoint.pt", name="quick", folder=folder)
-    ct, other = realmix.find(str(ct_file)), realmix.RealCT("other", ct_file, "0" * 64)
+    ct, other = realmix.find_ct(str(ct_file)), realmix.RealCT("other", ct_file, "0" * 64)
     assert shipped.trained_on(shipped.manifest("quick", folder)) == {ct.sha256}
     assert shipped.held_out(other, "quick", folder) == "quick" and shipped.held_out(ct, "quick", folder) is None
     shipped.export(without / "checkpoint.pt", name="quick-without-skull.npy", folder=folder)
@@ -118,3 +118,23 @@ def test_held_out_finds_the_shipped_model_that_never_saw_a_ct(ct_file, tmp_path,
     assert list(fair) == ["ours_held_out"] and isinstance(fair["ours_held_out"], torch.nn.Module)
     assert realcase.held_out_network(other, {"ours_shipped": None}, SMOKE) == {}
     assert realcase.held_out_network(ct, {}, SMOKE) == {}   # no shipped model among ours: nothing to stand in for
+
+
+def test_the_shipped_model_saw_both_real_heads_and_each_held_out_model_one():
+    """The package's model trained on the two fetched heads (by their files' sha256), and for each head a model
+    made by the same last run without it ships beside it, started from the same weights, and never saw that head."""
+    require(all((realdata.data_dir() / f).exists() for f, _ in realmix.NAMED.values()), "the real heads (fetch-data)")
+    heads = {key: realmix.find_ct(key) for key in realmix.NAMED}
+    info = shipped.manifest()
+    assert shipped.trained_on(info) == {ct.sha256 for ct in heads.values()}
+    last = shipped.runs(info)[-1]
+    for key, ct in heads.items():
+        name = shipped.held_out(ct)
+        assert name == f"{shipped.NAME}-without-{key}"
+        fair = shipped.manifest(name)
+        assert shipped.trained_on(fair) == {c.sha256 for k, c in heads.items() if k != key}
+        assert fair["based_on"]["sha256"] == info["based_on"]["sha256"]
+        alone = shipped.runs(fair)[-1]
+        assert {k: v for k, v in alone.items() if k not in ("command", "real", "seconds", "code_version")} == \
+            {k: v for k, v in last.items() if k not in ("command", "real", "seconds", "code_version")}
+        assert alone["command"] == last["command"].replace(f" --ct {key}", "")

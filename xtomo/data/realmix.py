@@ -20,7 +20,7 @@ import torch
 from xtomo.data import realdata
 from xtomo.data.datasets import Mixed, TensorBank, XrayDataset
 
-__all__ = ["NAMED", "SHARE", "STRETCH", "POSE", "RealCT", "find", "mixed", "record", "same_cts"]
+__all__ = ["NAMED", "SHARE", "STRETCH", "POSE", "RealCT", "find_ct", "mixed", "record", "same_cts"]
 
 #: the fetched real heads, by the name ``--ct`` knows them: (file in ``realdata.data_dir()``, loader)
 NAMED = {"head": (realdata.HEAD["file"], realdata.head),
@@ -47,7 +47,7 @@ class RealCT:
         return io.load_volume(self.path, size=size, upright=True)
 
 
-def find(spec: str) -> RealCT:
+def find_ct(spec: str) -> RealCT:
     """The CT ``spec`` names: an existing file or folder, else a fetched head of ``NAMED``; else an error."""
     given = Path(spec)
     if given.exists():

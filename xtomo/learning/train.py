@@ -278,7 +278,7 @@ def train(profile: Profile | str = "quick", resume: bool = False, steps: int | N
         if rank == 0 and not resume and not overwrite and ck_path.exists():
             raise CheckpointError(f"{ck_path} holds another run's checkpoint; resume it (--resume), or replace "
                                   "it deliberately (--overwrite)")
-        cts = [realmix.find(spec) for spec in real]
+        cts = [realmix.find_ct(spec) for spec in real]
         train_set, val_set = train_val_sets(p) if data is None else data
         run = _start(p, total, rank, world, device, ck_path if resume else None, init)
         run.generator = crania.VERSION if data is None else None
