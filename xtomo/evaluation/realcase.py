@@ -195,6 +195,7 @@ def ratio_table(compared: list[dict]) -> str:
               f"{r['dssim ours/even']:11.3f}  {r['l2 p']:.2g}" for r in compared]
     return "\n".join(lines)
 
+
 def head_regions(volume: torch.Tensor) -> dict[str, torch.Tensor]:
     """0/1 masks ``[S, S, S]`` of a skull's parts in the canonical frame (z up, y forward), cut at the
     centre of its bone's bounding box (``io.framing``'s: voxels above 5 % of the densest): the upper half
