@@ -7,6 +7,7 @@ import csv
 import errno
 import functools
 import glob
+import hashlib
 import json
 import os
 import shutil
@@ -21,13 +22,27 @@ except ImportError:  # Windows: folders are not locked
     fcntl = None
 
 __all__ = ["atomic_path", "umask", "write_json", "read_json", "write_csv", "read_csv", "artifacts_dir", "cache_dir",
-           "require_artifact", "folder_lock", "FolderBusyError", "writable_target", "remove_stale_parts", "save_torch"]
+           "require_artifact", "folder_lock", "FolderBusyError", "writable_target", "remove_stale_parts", "save_torch",
+           "sha256"]
 
 LOCK_NAME = ".xtomo.lock"  #: the file in a folder whose lock says a run is writing there
 
 
 class FolderBusyError(ValueError):
     """Another process is writing into the folder (it holds its lock)."""
+
+
+def sha256(path: str | os.PathLike) -> str:
+    """The sha256 of a file, read in blocks; of a folder, over its files' relative paths and bytes in sorted order."""
+    path, digest = Path(path), hashlib.sha256()
+    files = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path]
+    for file in files:
+        if path.is_dir():
+            digest.update(str(file.relative_to(path)).encode() + b"\0")
+        with open(file, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
 
 
 @contextlib.contextmanager

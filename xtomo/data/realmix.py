@@ -11,7 +11,6 @@ CT's name and the sha256 of its file, so that a resumed run refuses other CTs an
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import torch
 
 from xtomo.data import realdata
 from xtomo.data.datasets import Mixed, TensorBank, XrayDataset
+from xtomo.files import sha256
 
 __all__ = ["NAMED", "SHARE", "STRETCH", "POSE", "RealCT", "find_ct", "mixed", "record", "same_cts"]
 
@@ -51,25 +51,12 @@ def find_ct(spec: str) -> RealCT:
     """The CT ``spec`` names: an existing file or folder, else a fetched head of ``NAMED``; else an error."""
     given = Path(spec)
     if given.exists():
-        return RealCT(spec, given, _digest(given))
+        return RealCT(spec, given, sha256(given))
     if spec in NAMED:
         file = realdata.path(NAMED[spec][0])  # says how to fetch it when missing
-        return RealCT(spec, file, _digest(file))
+        return RealCT(spec, file, sha256(file))
     raise FileNotFoundError(f"--ct {spec!r}: no such file or folder, and not a fetched real head "
                             f"({', '.join(NAMED)})")
-
-
-def _digest(path: Path) -> str:
-    """The sha256 of a file, or of a folder's files (each one's relative path and bytes, in sorted order)."""
-    digest = hashlib.sha256()
-    files = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path]
-    for file in files:
-        if path.is_dir():
-            digest.update(str(file.relative_to(path)).encode() + b"\0")
-        with open(file, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 def mixed(train_set, cts: Sequence[RealCT], profile, share: float = SHARE,

@@ -10,12 +10,12 @@ checked against that sha256.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import shlex
 from pathlib import Path
 
 from xtomo.files import read_json, save_torch, write_json
+from xtomo.files import sha256 as _sha256
 
 __all__ = ["FOLDER", "NAME", "MAX_BYTES", "paths", "available", "export", "manifest", "checkpoint", "load",
            "same_data", "name_for", "for_profile", "how_made", "trained_on", "held_out", "ShippedModelError"]
@@ -39,14 +39,6 @@ def paths(name: str | None = None, folder: str | os.PathLike | None = None) -> t
 def available(name: str | None = None, folder: str | os.PathLike | None = None) -> bool:
     """Whether the shipped model ``name`` is there (weights and manifest)."""
     return all(p.exists() for p in paths(name, folder))
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def export(checkpoint: str | os.PathLike, name: str | None = None, folder: str | os.PathLike | None = None,
