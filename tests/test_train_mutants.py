@@ -161,7 +161,8 @@ def _the_checkpoint_holds_everything_a_resumed_run_needs(whole):
     ck = whole["ck"]
     assert set(ck) == {"model", "optimiser", "schedule", "step", "history", "baseline_l2", "val_l2", "total_steps",
                        "model_config", "profile", "seed", "code_version", "world_size", "running", "machine",
-                       "generator", "init", "based_on", "exposure", "real"}
+                       "generator", "init", "based_on", "exposure", "real", "ema"}
+    assert ck["ema"] is None   # the profile keeps no moving average (test_averaging: one that does)
     assert (ck["step"], ck["total_steps"], ck["seed"], ck["world_size"], ck["init"], ck["based_on"], ck["real"]) == \
         (5, 5, P.seed, 1, None, None, None)
     assert ck["exposure"] == exposure.of_training(P, DATA[0])      # the span of its training x-rays

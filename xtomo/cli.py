@@ -127,6 +127,9 @@ def _simulate(args) -> None:
              help="a skull CT to train on beside the crania (repeatable): a file or folder `xtomo evaluate` reads, "
                   "or a fetched real head (head, second-head); made a dry skull, set upright, stretched and turned"),
          arg("--ct-share", type=float, default=0.25, metavar="S", help="share of the samples from --ct (default 0.25)"),
+         arg("--ema", type=float, default=None, metavar="DECAY",
+             help="keep a moving average of the weights (decay per step, e.g. 0.999; 0: none), then validate and "
+                  "export it (default: the profile's)"),
          arg("--pipeline", choices=PIPELINES, default="auto",
              help="where the batches are made: device (on the training device, all specimens held there), "
                   "loader (a DataLoader's CPU workers), auto (device on a GPU, loader on a CPU); same samples"))
@@ -134,8 +137,7 @@ def _train(args) -> None:
     """Train the network of a profile; torchrun-compatible (torchrun --nproc-per-node N -m xtomo train)."""
     from xtomo.learning.train import train as run
 
-    overrides = {k: v for k in TRAIN_OPTIONS
-                 if (v := getattr(args, k)) is not None}
+    overrides = {k: v for k in TRAIN_OPTIONS if (v := getattr(args, k)) is not None}
     profile = get_profile(args.profile, **overrides)
     summary = run(profile, resume=args.resume, steps=args.steps, minutes=args.minutes,
                   out_dir=args.out, device=args.device, progress=sys.stderr.isatty(), pipeline=args.pipeline,

@@ -43,15 +43,17 @@ def available(name: str | None = None, folder: str | os.PathLike | None = None) 
 
 def export(checkpoint: str | os.PathLike, name: str | None = None, folder: str | os.PathLike | None = None,
            command: str | None = None) -> dict:
-    """Store a training checkpoint's network as the shipped model ``name``: float16 weights and a
-    manifest; returns the manifest. ``command`` is how the checkpoint was trained (default: the
-    ``xtomo train`` command of its profile and step count). The network's exposure span goes with it;
-    a checkpoint from before spans were measured has none, and its model answers every x-ray as given."""
+    """Store a training checkpoint's network (its moving average of the weights where it kept one) as the
+    shipped model ``name``: float16 weights and a manifest; returns the manifest. ``command`` is how the
+    checkpoint was trained (default: the ``xtomo train`` command of its profile and step count). The
+    network's exposure span goes with it; a checkpoint from before spans were measured has none, and its
+    model answers every x-ray as given."""
     from xtomo.learning import exposure
+    from xtomo.learning.averaging import evaluated_weights
     from xtomo.learning.train import load_checkpoint as read
 
     ck = read(checkpoint)
-    weights = {k: v.half() if v.is_floating_point() else v for k, v in ck["model"].items()}
+    weights = {k: v.half() if v.is_floating_point() else v for k, v in evaluated_weights(ck).items()}
     span = exposure.of_checkpoint(ck)  # None for checkpoints from before spans: answered as given, not guessed
     span = list(span) if span else None
     shipped = dict(model=weights, model_config=ck["model_config"], profile=ck["profile"], step=ck["step"],
@@ -103,7 +105,7 @@ def _train_command(profile: dict, steps: int, init: str | None, real: dict | Non
 
 
 _MADE_WITH = ("generator", "code_version", "machine", "precision", "real")  # crania, code, machine, arithmetic, CTs
-_RECIPE = ("lr", "blur", "gain", "cut", "stretch", "pose", "individuals")  # ... and its profile's recipe
+_RECIPE = ("lr", "blur", "gain", "cut", "stretch", "pose", "individuals", "ema")  # ... and its recipe
 
 
 def _run_record(info: dict, command: str) -> dict:
@@ -257,14 +259,17 @@ def _recipe(run: dict) -> str:
 
 def how_made(info: dict, live_samples: int | None = None) -> str:
     """A paragraph (Markdown) on how the model of manifest ``info`` was made: samples seen, time,
-    machine, code and validation L2, and, when it took several runs, each run in order with its
-    length, crania version and augmentation. ``live_samples``: what the book's live model saw."""
+    machine, code, validation L2 and any moving average of the weights, and, when it took several runs,
+    each run in order with its length, crania version and augmentation. ``live_samples``: what the book's
+    live model saw."""
     made = info["profile"]
     text = (f"The shipped model saw **{info['samples_seen']:,}** training samples ({info['step']:,} steps of "
             f"{made['batch_size']}" + (f"; chapter 3's saw {live_samples:,}" if live_samples else "") + ") in "
             f"{info['wall_seconds'] / 3600:.1f} h on {info['machine']} (precision setting {info['precision']!r}), "
             f"code {info['code_version']}; its validation L2 fell to {info['val_l2']:.5f} "
-            f"(the mean volume's: {info['baseline_l2']:.5f}).")
+            f"(the mean volume's: {info['baseline_l2']:.5f})." + (
+                f" Its weights are the moving average of its last run's (decay {made['ema']:g} a step)."
+                if made.get("ema") else ""))
     made_by = runs(info)
     if len(made_by) == 1:
         return text

@@ -27,6 +27,7 @@ from xtomo.data.pipeline import DevicePipeline, use_device_pipeline
 from xtomo.files import artifacts_dir, folder_lock, require_artifact, save_torch, write_csv
 from xtomo.imaging.shading import LEVEL as SURFACE_LEVEL
 from xtomo.learning import exposure
+from xtomo.learning.averaging import WeightAverage, evaluated_weights
 from xtomo.learning.model import ModelConfig, XrayToVolume, build_model
 from xtomo.learning.precision import mixed_precision, native_bf16
 from xtomo.learning.provenance import code_version, machine
@@ -156,9 +157,9 @@ def load_checkpoint(path: str | os.PathLike, profile: Profile | None = None, res
         raise CheckpointError(f"checkpoint {path} is not an xtomo checkpoint: it lacks {sorted(missing)}")
     if profile is not None:
         keys = ("model", "volume_size", "xray_size", "batch_size", "seed", "chi", "objective", "surface_weight",
-                *(("blur", "gain", "cut", "stretch", "pose", "individuals") if resuming else ()))
+                *(("blur", "gain", "cut", "stretch", "pose", "individuals", "ema") if resuming else ()))
         made = {"objective": "l2", "surface_weight": profile.surface_weight,  # checkpoints from before these
-                "blur": 0.0, "gain": 1.0, "cut": 0.0, "stretch": 1.0, "pose": 0.0, "individuals": 1,
+                "blur": 0.0, "gain": 1.0, "cut": 0.0, "stretch": 1.0, "pose": 0.0, "individuals": 1, "ema": 0.0,
                 **ck["profile"]}
         changed = [f"{k}: {made.get(k)!r} there, {getattr(profile, k)!r} here"
                    for k in keys if made.get(k) != getattr(profile, k)]
@@ -178,21 +179,23 @@ def checkpoint_profile(ck: dict) -> Profile:
 
 
 def model_from_checkpoint(ck: dict, fused: bool = True):
-    """The network of a checkpoint, in eval mode; ``fused`` folds batch norm into the
-    convolutions for faster inference (same outputs), as ``fuse_for_inference`` does."""
+    """The network of a checkpoint (its moving average of the weights where it kept one), in eval mode;
+    ``fused`` folds batch norm into the convolutions for faster inference (same outputs), as
+    ``fuse_for_inference`` does."""
     try:
         config = ModelConfig(**ck["model_config"])
     except (TypeError, ValueError) as error:
         raise CheckpointError(f"the checkpoint's model settings do not describe a network: {error}") from None
     with torch.device("meta"):  # the shapes its settings ask for, before any memory is taken
         wanted = {k: tuple(v.shape) for k, v in build_model(config).state_dict().items()}
-    stored = {k: tuple(v.shape) for k, v in ck["model"].items()} if isinstance(ck["model"], dict) else {}
+    weights = evaluated_weights(ck)
+    stored = {k: tuple(v.shape) for k, v in weights.items()} if isinstance(weights, dict) else {}
     if wanted != stored:
         wrong = sorted(set(wanted) ^ set(stored)) or [k for k in wanted if wanted[k] != stored[k]]
         raise CheckpointError(f"the checkpoint's weights do not fit the network its settings describe "
                               f"({len(wrong)} tensors missing, extra or of another shape, first: {wrong[0]})")
     model = build_model(config)
-    model.load_state_dict(ck["model"])
+    model.load_state_dict(weights)
     model = model.fuse_for_inference() if fused else model.eval()
     model.exposure = exposure.of_checkpoint(ck)  # read by inference.infer
     return model
@@ -244,6 +247,7 @@ class _Run:
     generator: str | None = None  # the crania version it trains on (None: other data, ``train(data=...)``)
     real: dict | None = None  # the real CTs among its samples (``realmix.record``)
     code: str = ""  # the code that trained it: ``code_version`` at its start, and at each resume that ran other code
+    average: WeightAverage | None = None  # the moving average of its weights (``Profile.ema``)
 
 
 def train(profile: Profile | str = "quick", resume: bool = False, steps: int | None = None,
@@ -336,9 +340,12 @@ def _start(p: Profile, total: int, rank: int, world: int, device: torch.device, 
             from xtomo.learning import shipped
 
             run.based_on = shipped.manifest()
+    run.average = WeightAverage(model, p.ema) if p.ema else None
     if resume_from is not None and resume_from.exists():
         ck = load_checkpoint(resume_from, p, resuming=True)
         model.load_state_dict(ck["model"])
+        if run.average:
+            run.average.load_state_dict(ck["ema"])
         optimiser.load_state_dict(ck["optimiser"])
         schedule.load_state_dict(ck["schedule"])
         run.step, run.history, run.baseline, run.running = ck["step"], ck["history"], ck["baseline_l2"], ck["running"]
@@ -357,14 +364,15 @@ def _resumed_code(before: str, now: str, step: int) -> str:
 
 def initial_weights(init: str | os.PathLike, model) -> dict:
     """The weights a new run starts from (fine-tuning): ``"shipped"``, the package's model (its sha256
-    checked), or a checkpoint file; they must be for the same network as ``model``."""
+    checked), or a checkpoint file (its moving average where it kept one); they must be for the same network
+    as ``model``."""
     from xtomo.learning import shipped
 
     ck = shipped.checkpoint() if str(init) == "shipped" else load_checkpoint(init)
     if ck["model_config"] != dataclasses.asdict(model.config):
         raise CheckpointError(f"init: {init} holds another network ({ck['model_config']}) than the profile's "
                               f"({dataclasses.asdict(model.config)})")
-    return ck["model"]
+    return evaluated_weights(ck)
 
 
 def _loop(run: _Run, train_set, validation: tuple, minutes: float | None, progress: bool,
@@ -396,7 +404,8 @@ def _loop(run: _Run, train_set, validation: tuple, minutes: float | None, progre
         out_of_time = minutes is not None and elapsed > 60 * minutes
         if run.step % p.val_every == 0 or run.step == run.total or out_of_time:
             if rank == 0:
-                last_val = validation_l2(run.model, *validation, p.batch_size, device)
+                last_val = validation_l2(run.average.model if run.average else run.model, *validation,
+                                         p.batch_size, device)
             _log(run, last_val, before + elapsed)
         if (run.step % p.checkpoint_every == 0 or run.step == run.total or out_of_time) and rank == 0:
             _save(run, last_val, *paths)
@@ -440,6 +449,8 @@ def _step(run: _Run, net, batch: dict, autocast) -> int:
     loss.backward()
     run.optimiser.step()
     run.schedule.step()
+    if run.average:
+        run.average.update(run.model)
     run.step += 1
     run.running.append(loss.item())
     return x.shape[0]
@@ -460,7 +471,8 @@ def _save(run: _Run, val: float | None, ck_path: Path, log_path: Path) -> None:
                  val_l2=val, total_steps=run.total, model_config=dataclasses.asdict(run.model.config),
                  profile=dataclasses.asdict(run.p), seed=run.p.seed, code_version=run.code,
                  world_size=run.world, running=run.running, machine=machine(), generator=run.generator, init=run.init,
-                 based_on=run.based_on, exposure=run.exposure, real=run.real)
+                 based_on=run.based_on, exposure=run.exposure, real=run.real,
+                 ema=run.average.state_dict() if run.average else None)
     save_torch(state, ck_path)
     write_csv(log_path, run.history, LOG_FIELDS)
 
