@@ -15,6 +15,8 @@ marked; the other one says whether a real head teaches it anything about real he
 ``--write`` records the table in RESULTS.md (section ``real-in-training``). ``--shipped NAME`` (repeatable) scores
 models that ship with the package instead (no fine-tunes unless ``--head`` is given too), each head marked where
 the model's manifest says it trained on that head's file (``shipped.trained_on``): ``xtomo train --ct`` made them.
+``--checkpoint LABEL=PATH`` (repeatable) scores a run of ``xtomo train --ct`` likewise, and where it kept a moving
+average of its weights (``--ema``), both its raw weights and the average.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from _common import benchmark_parser, busy_cores, command_line, even_section, pu
 from xtomo.data import realdata, realmix
 from xtomo.evaluation import realcase
 from xtomo.learning import shipped, train
+from xtomo.learning.averaging import evaluated_weights
 from xtomo.profiles import get_profile
 
 HEADS = {"first": ("real head", realdata.head), "blind": ("second real head (blind)", realdata.second_head)}
@@ -46,6 +49,18 @@ def seen_heads(name: str) -> set[str]:
     """The heads the shipped model ``name`` trained on, by its manifest."""
     made = shipped.trained_on(shipped.manifest(name))
     return {head for head, ct in CT_NAMES.items() if realmix.find_ct(ct).sha256 in made}
+
+
+def checkpoint_models(label: str, path: str) -> dict:
+    """A training checkpoint's network, its raw weights and moving average apart where it kept one, with the heads
+    it trained on (its ``real`` record)."""
+    ck = train.load_checkpoint(path)
+    made = {ct["sha256"] for ct in (ck.get("real") or {}).get("cts", [])}
+    seen = {head for head, ct in CT_NAMES.items() if realmix.find_ct(ct).sha256 in made}
+    if evaluated_weights(ck) is ck["model"]:
+        return {label: (train.model_from_checkpoint(ck), seen)}
+    return {f"{label}, raw weights": (train.model_from_checkpoint(dict(ck, ema=None)), seen),
+            f"{label}, moving average ({ck['ema']['decay']:g})": (train.model_from_checkpoint(ck), seen)}
 
 
 def rows(models: dict, views: int) -> list[dict]:
@@ -77,19 +92,27 @@ def main(argv=None) -> int:
                         "checkpoint file, e.g. an earlier shipped model's .pt (default shipped)")
     parser.add_argument("--shipped", action="append", default=[], metavar="NAME",
                         help="a shipped model to score instead of the default one and the fine-tunes (repeatable)")
+    parser.add_argument("--checkpoint", action="append", default=[], metavar="LABEL=PATH",
+                        help="a training checkpoint to score beside them (repeatable)")
     args = parser.parse_args(argv)
     busy = busy_cores()
+    given = args.shipped or args.checkpoint   # models to score; without them, or with --head, fine-tunes too
     models = {f"shipped model `{name}` (sha256 {shipped.manifest(name)['sha256'][:12]})":
-              (shipped.load(name), seen_heads(name)) for name in args.shipped or [shipped.NAME]}
-    for head in args.head or ([] if args.shipped else sorted(HEADS)):
+              (shipped.load(name), seen_heads(name)) for name in args.shipped or ([] if given else [shipped.NAME])}
+    for label, _, path in (item.rpartition("=") for item in args.checkpoint):
+        models |= checkpoint_models(label or Path(path).parent.name, path)
+    for head in args.head or ([] if given else sorted(HEADS)):
         model = fine_tune(head, args.out / head, args.steps, args.share, args.stretch, args.pose, args.init)
         label = f"with the {HEADS[head][0]} as {args.share:.0%} of its samples (+{args.steps:,} steps)"
         models[label] = (model, {head})
+    fine_tunes = bool(args.head) or not given
     note = (f"Fine-tunes of the shipped model (profile `tuned`, 16 individuals per training species) with one real "
             f"head as {args.share:.0%} of the training samples, stretched up to x{args.stretch} and turned up to "
-            f"{args.pose:g} degrees; {args.views} seeded views per head." if args.head or not args.shipped else
-            f"Models that ship with the package; {args.views} seeded views per head.")
-    title = ("A real head in the training set" if args.head or not args.shipped else "Shipped models and real heads")
+            f"{args.pose:g} degrees; {args.views} seeded views per head." if fine_tunes else
+            f"Models that ship with the package or runs of `xtomo train --ct`; {args.views} seeded views per head.")
+    note += (" The training checkpoints (`--checkpoint`) are scored with their raw weights and, where the run kept "
+             "one, with the moving average of its weights (`xtomo train --ema`)." if args.checkpoint else "")
+    title = "A real head in the training set" if fine_tunes else "Trained models and real heads"
     publish(even_section(f"{title}: both heads against the even spread (`quick`)", note,
                          rows(models, args.views), {"network": "network", "head": "case", "acquisition": "acquisition"},
                          command_line(parser, args), busy), args)
