@@ -23,7 +23,27 @@ import torch
 import tqdm
 from hypothesis import settings
 
+from xtomo.learning.model import PRESETS, ModelConfig
+
 REPO = Path(__file__).resolve().parent.parent
+
+#: a network small enough (8-pixel x-rays, 8^3 volumes) that tests of the training loop run in milliseconds
+TINY_NETWORK = ModelConfig(in_size=8, slices=8, width=4, stem_width=2, levels=1, units_per_level=0, bottom_units=1,
+                           up_units=0, stride=1)
+
+
+@pytest.fixture(scope="module")
+def tiny_network():
+    """``TINY_NETWORK`` as the model preset ``"tiny"`` while a module's tests run (``pytestmark``)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(PRESETS, "tiny", TINY_NETWORK)
+        yield "tiny"
+
+
+def random_pairs(n: int, seed: int) -> list[dict]:
+    """``n`` seeded random training pairs for ``TINY_NETWORK``: x-rays [1, 8, 8] and volumes [8, 8, 8]."""
+    g = torch.Generator().manual_seed(seed)
+    return [dict(xray=torch.rand(1, 8, 8, generator=g), volume=torch.rand(8, 8, 8, generator=g)) for _ in range(n)]
 
 settings.register_profile("fixed", derandomize=True)
 settings.register_profile("explore", derandomize=False)

@@ -6,35 +6,23 @@ import dataclasses
 
 import pytest
 import torch
+from conftest import random_pairs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xtomo.learning import model as model_module
 from xtomo.learning import shipped
 from xtomo.learning import train as T
 from xtomo.learning.averaging import WeightAverage, evaluated_weights
-from xtomo.learning.model import ModelConfig
 from xtomo.profiles import get_profile
 
-TINY = ModelConfig(in_size=8, slices=8, width=4, stem_width=2, levels=1, units_per_level=0, bottom_units=1,
-                   up_units=0, stride=1)
-P = get_profile("smoke").replace(model="tiny-average", xray_size=8, volume_size=8, batch_size=4, val_every=2,
+P = get_profile("smoke").replace(model="tiny", xray_size=8, volume_size=8, batch_size=4, val_every=2,
                                  checkpoint_every=3, val_samples=3, steps=6, lr=0.01, ema=0.6)
 
 
-def pairs(n, seed):
-    g = torch.Generator().manual_seed(seed)
-    return [dict(xray=torch.rand(1, 8, 8, generator=g), volume=torch.rand(8, 8, 8, generator=g)) for _ in range(n)]
+DATA = (random_pairs(7, 0), random_pairs(5, 1))
 
 
-DATA = (pairs(7, 0), pairs(5, 1))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def tiny_preset():
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setitem(model_module.PRESETS, "tiny-average", TINY)
-        yield
+pytestmark = pytest.mark.usefixtures("tiny_network")   # the preset "tiny"
 
 
 def scalar_network(value: float) -> torch.nn.Module:

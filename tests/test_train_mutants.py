@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import TINY_NETWORK as TINY
+from conftest import random_pairs as pairs
 
 from xtomo import __version__
 from xtomo.files import artifacts_dir, read_csv
@@ -23,12 +25,10 @@ from xtomo.learning import exposure
 from xtomo.learning import model as model_module
 from xtomo.learning import provenance as V
 from xtomo.learning import train as T
-from xtomo.learning.model import ModelConfig, build_model
+from xtomo.learning.model import build_model
 from xtomo.profiles import get_profile
 from xtomo.specimens import crania
 
-TINY = ModelConfig(in_size=8, slices=8, width=4, stem_width=2, levels=1, units_per_level=0, bottom_units=1,
-                   up_units=0, stride=1)
 P = get_profile("smoke").replace(model="tiny", xray_size=8, volume_size=8, batch_size=4, val_every=2,
                                  checkpoint_every=3, val_samples=3, steps=5, lr=0.01)
 TICK = 1.0011  # seconds the injected clock advances per reading (the log keeps 2 decimals: 1.0)
@@ -38,19 +38,10 @@ def exactly(message):
     return "^" + re.escape(message) + "$"
 
 
-def pairs(n, seed):
-    g = torch.Generator().manual_seed(seed)
-    return [dict(xray=torch.rand(1, 8, 8, generator=g), volume=torch.rand(8, 8, 8, generator=g)) for _ in range(n)]
-
-
 DATA = (pairs(7, 0), pairs(5, 1))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def tiny_preset():
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setitem(model_module.PRESETS, "tiny", TINY)
-        yield
+pytestmark = pytest.mark.usefixtures("tiny_network")   # the preset "tiny"
 
 
 class _Bar:
