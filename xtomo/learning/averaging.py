@@ -36,7 +36,7 @@ class WeightAverage:
         """Move the average towards ``model``'s weights now (the same network)."""
         weight = 1 - min(self.decay, (1 + self.updates) / (10 + self.updates))
         floats, others = _split(model)
-        torch._foreach_lerp_(self._floats, [t.to(self._floats[0].dtype) for t in floats], weight)
+        torch._foreach_lerp_(self._floats, [t.to(mine.dtype) for mine, t in zip(self._floats, floats)], weight)
         for mine, theirs in zip(self._others, others):
             mine.copy_(theirs)
         self.updates += 1
