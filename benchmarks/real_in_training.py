@@ -20,6 +20,7 @@ average of its weights (``--ema``), both its raw weights and the average.
 """
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 
@@ -45,10 +46,20 @@ def fine_tune(head: str, out: Path, steps: int, share: float, stretch: float, po
     return train.load_model(out / "checkpoint.pt")
 
 
+@functools.cache
+def head_digest(head: str) -> str:
+    """The sha256 of a fetched head's file, hashed once per run of this script."""
+    return realmix.find_ct(CT_NAMES[head]).sha256
+
+
+def heads_among(made: set[str]) -> set[str]:
+    """The heads whose files' sha256 are among ``made`` (what a run trained on)."""
+    return {head for head in CT_NAMES if head_digest(head) in made}
+
+
 def seen_heads(name: str) -> set[str]:
     """The heads the shipped model ``name`` trained on, by its manifest."""
-    made = shipped.trained_on(shipped.manifest(name))
-    return {head for head, ct in CT_NAMES.items() if realmix.find_ct(ct).sha256 in made}
+    return heads_among(shipped.trained_on(shipped.manifest(name)))
 
 
 def checkpoint_models(label: str, path: str) -> dict:
@@ -56,7 +67,7 @@ def checkpoint_models(label: str, path: str) -> dict:
     it trained on (its ``real`` record)."""
     ck = train.load_checkpoint(path)
     made = {ct["sha256"] for ct in (ck.get("real") or {}).get("cts", [])}
-    seen = {head for head, ct in CT_NAMES.items() if realmix.find_ct(ct).sha256 in made}
+    seen = heads_among(made)
     if evaluated_weights(ck) is ck["model"]:
         return {label: (train.model_from_checkpoint(ck), seen)}
     return {f"{label}, raw weights": (train.model_from_checkpoint(dict(ck, ema=None)), seen),
