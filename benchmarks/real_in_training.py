@@ -74,18 +74,29 @@ def checkpoint_models(label: str, path: str) -> dict:
             f"{label}, moving average ({ck['ema']['decay']:g})": (train.model_from_checkpoint(ck), seen)}
 
 
-def rows(models: dict, views: int) -> list[dict]:
-    """Ratios of ours to the even spread per network, head and acquisition."""
+def rows(models: dict, views: int, symmetry: str | None = None, level: bool = False) -> list[dict]:
+    """Ratios of ours to the even spread per network, head and acquisition (``symmetry`` and ``level`` as
+    ``realcase.evaluate_volume`` takes them)."""
     p = get_profile("quick")
     out = []
     for network, (model, seen) in models.items():
         for head, (case, load) in HEADS.items():
             for acquisition in realcase.ACQUISITIONS:
                 found, _ = realcase.evaluate_volume(load(p.volume_size), model, p, views=views, seed=p.seed,
-                                                    name=case, acquisition=acquisition)
+                                                    name=case, acquisition=acquisition, symmetry=symmetry,
+                                                    level=level)
                 label = case + (" (in training)" if head in seen else "")
                 out += [dict(r, network=network, case=label) for r in realcase.against_even(found)]
     return out
+
+
+def symmetry_note(symmetry: str | None, level: bool) -> str:
+    """What the table's answers were made symmetric about, for its note."""
+    if symmetry is None:
+        return ""
+    about = "each view's known mid-sagittal plane" if symmetry == "view" else "the plane each answer finds itself"
+    turned = ", each x-ray first turned in its plane as far as makes its answer most symmetric" if level else ""
+    return f" Our answers are made symmetric about {about}{turned}."
 
 
 def main(argv=None) -> int:
@@ -105,6 +116,10 @@ def main(argv=None) -> int:
                         help="a shipped model to score instead of the default one and the fine-tunes (repeatable)")
     parser.add_argument("--checkpoint", action="append", default=[], metavar="LABEL=PATH",
                         help="a training checkpoint to score beside them (repeatable)")
+    parser.add_argument("--symmetry", choices=("view", "estimate"), help="make our answers bilaterally symmetric "
+                        "about the plane of each view's known direction, or one they estimate (default: not)")
+    parser.add_argument("--level", action="store_true", help="with --symmetry view: first turn each x-ray in its "
+                        "plane as far as makes the answer most symmetric")
     args = parser.parse_args(argv)
     busy = busy_cores()
     given = args.shipped or args.checkpoint   # models to score; without them, or with --head, fine-tunes too
@@ -121,11 +136,13 @@ def main(argv=None) -> int:
             f"head as {args.share:.0%} of the training samples, stretched up to x{args.stretch} and turned up to "
             f"{args.pose:g} degrees; {args.views} seeded views per head." if fine_tunes else
             f"Models that ship with the package or runs of `xtomo train --ct`; {args.views} seeded views per head.")
+    note += symmetry_note(args.symmetry, args.level)
     note += (" The training checkpoints (`--checkpoint`) are scored with their raw weights and, where the run kept "
              "one, with the moving average of its weights (`xtomo train --ema`)." if args.checkpoint else "")
     title = "A real head in the training set" if fine_tunes else "Trained models and real heads"
     publish(even_section(f"{title}: both heads against the even spread (`quick`)", note,
-                         rows(models, args.views), {"network": "network", "head": "case", "acquisition": "acquisition"},
+                         rows(models, args.views, args.symmetry, args.level),
+                         {"network": "network", "head": "case", "acquisition": "acquisition"},
                          command_line(parser, args), busy), args)
     return 0
 

@@ -107,3 +107,20 @@ def test_the_command_line_says_so_in_one_line(tmp_path, capsys):
     assert main(["render", str(path), "--mode", "xray", "--out", str(tmp_path / "x.png")]) == 0
     err = capsys.readouterr().err
     assert err.count("xtomo: warning:") == 1 and "soft tissue" in err and "UserWarning" not in err
+
+
+def test_ct_numbers_stored_with_1024_added_read_as_the_same_head():
+    """Unsigned CT data (air 0, water 1024, as a raw copy of a DICOM with intercept -1024 holds them) read as the
+    same density cube as the CT numbers, with a warning saying so; other units with soft tissue elsewhere do not."""
+    hu = _head()
+    stored = (hu + patient.CT_OFFSET).astype(np.uint16)
+    assert patient.stored_offset(stored) == patient.CT_OFFSET
+    assert patient.stored_offset(stored.astype(np.float32)) == 0, "floats say their own units"
+    assert patient.stored_offset((hu + 2000).astype(np.uint16)) == 0, "soft tissue at 2000: not CT numbers + 1024"
+    assert patient.stored_offset(np.where(hu > 500, 1000, 0).astype(np.uint16)) == 0, "no soft tissue"
+    with pytest.warns(UserWarning, match="stored with 1024 added"):
+        read = io.prepare_volume(stored, 32, fit=False)
+    assert torch.equal(read, io.prepare_volume(hu, 32, fit=False))
+    with pytest.warns(UserWarning, match="stored with 1024 added"):
+        assert torch.equal(io.prepare_volume(stored, 32, fit=False, bone=1000), io.prepare_volume(hu, 32, fit=False,
+                                                                                                 bone=1000))

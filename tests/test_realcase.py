@@ -1,6 +1,8 @@
 """A real volume as an evaluation case: the rows chapter 5 reads, with exact re-projections."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -134,6 +136,14 @@ def test_against_even_pools_skulls_without_merging_their_views(case):
     even = [r["l2"] for r in rows + other if r["method"] == "extrude"]
     assert pooled["views"] == 6
     assert pooled["l2 ours/even"] == pytest.approx(sum(ours) / sum(even))
+
+
+def test_against_even_gives_nan_where_the_even_spread_scores_zero_everywhere(case):
+    """A volume so faint that DSSIM sees no structure in the even spread: the DSSIM ratio is NaN, not an error."""
+    _, _, rows, _ = case
+    flat = [dict(r, dssim=0.0) if r["method"] == "extrude" else r for r in rows]
+    row = realcase.against_even(flat)[0]
+    assert math.isnan(row["dssim ours/even"]) and row["l2 ours/even"] == realcase.against_even(rows)[0]["l2 ours/even"]
 
 
 def test_head_regions_cut_the_skull_at_its_bone_centre():

@@ -27,7 +27,7 @@ from xtomo.data.formats import (
     read_radiograph,
     read_volume,
 )
-from xtomo.data.patient import patient_bone, soft_tissue
+from xtomo.data.patient import patient_bone, soft_tissue, stored_offset
 from xtomo.files import atomic_path
 
 if TYPE_CHECKING:  # pose reads augment, which reads this module
@@ -300,14 +300,18 @@ def _to_density(array: np.ndarray, hu, full_scale, hu_window, source, bone=None,
         raise ValueError(f"{source}: {bad} NaN or inf values; expected finite densities")
     bone = None if bone is None else checks.number(bone, "bone", what=source)
     lowest = float(array.min())
-    if hu_window is not None or hu or (hu is None and lowest < _HU_DETECT):
+    offset = stored_offset(array) if hu is None and lowest >= _HU_DETECT else 0.0
+    if offset:
+        warnings.warn(f"{source}: read as CT numbers stored with {offset:g} added (nothing below 0, soft tissue near "
+                      f"{offset:g}): HU = value - {offset:g}; bone= is then in HU", stacklevel=3)
+    if hu_window is not None or hu or offset or (hu is None and lowest < _HU_DETECT):
         lo, hi = map(float, HU_WINDOW if hu_window is None else hu_window)
         lo = lo if bone is None else bone
         if not hi > lo:
             raise ValueError(f"{source}: hu_window must be (lo, hi) with hi > lo, got {hu_window!r}")
         if not hi > -1000:
             raise ValueError(f"{source}: hu_window's top must be above air (-1000 HU), got {hu_window!r}")
-        hu_values = array.astype(np.float32)
+        hu_values = array.astype(np.float32) - np.float32(offset)
         bone = patient_bone(hu_values, hu_values >= lo, spacing)  # not the table or head holder
         bone = _without_specks(bone, min(64, int(0.01 * np.count_nonzero(bone))))
         density = np.where(bone, np.clip((hu_values + 1000) / np.float32(hi + 1000), 0.0, 1.0), np.float32(0))

@@ -9,6 +9,8 @@ scanned in air (the paper's specimens) has no body around its bone, and is kept 
 
 A scan in its own units (not HU) keeps its skin and brain unless the reader says where bone starts; most of
 such a scan's voxels share one value, its soft tissue (``soft_tissue``), which a dry skull's bone never does.
+A scan whose soft tissue lies near 1024 with nothing below zero holds CT numbers stored with 1024 added
+(``stored_offset``): the DICOM habit of a rescale intercept of -1024, which a raw or MetaImage copy loses.
 """
 from __future__ import annotations
 
@@ -17,7 +19,8 @@ from scipy import ndimage
 
 import xtomo._checks as checks
 
-__all__ = ["BODY_HU", "PARTING_MM", "body", "patient_bone", "tissue_mode", "soft_tissue"]
+__all__ = ["BODY_HU", "PARTING_MM", "body", "patient_bone", "tissue_mode", "soft_tissue", "CT_OFFSET",
+           "stored_offset"]
 
 BODY_HU = -500.0
 """CT numbers above this are tissue or what the patient lies on; air, the lungs and foam pads lie below."""
@@ -26,6 +29,10 @@ PARTING_MM = 3.0
 """The opening (in mm) that parts the body from what it only touches: thicker than a thin contact, thinner
 than a neck."""
 
+CT_OFFSET = 1024.0
+"""What unsigned CT data add to every CT number (air at 0 or a little above, water at 1024)."""
+
+_OFFSET_TOLERANCE = 100.0  # soft tissue within this of water: fat at -100 HU to muscle and brain at +40
 _SOFT_OVER_BONE = 2.0  # a body holds at least twice as much soft tissue as bone (a head ~4x); a dry skull ~none
 _SOFT_SHARE = 0.4  # the non-air voxels in one narrow band: 0.46-0.85 with soft tissue, 0.03-0.18 dry (RESULTS)
 _GROWN = 3  # the opened body is grown back by three times the opening (measured on both real heads: RESULTS)
@@ -103,3 +110,14 @@ def soft_tissue(values: np.ndarray) -> float | None:
         return None
     lowest = float(np.min(values))
     return lowest + where * (float(np.max(values)) - lowest)
+
+
+def stored_offset(values: np.ndarray) -> float:
+    """``CT_OFFSET`` where integer data hold CT numbers with it added (nothing below zero, soft tissue within
+    100 of it, denser voxels beyond it), else 0: what to subtract to read them as HU."""
+    values = np.asarray(values)
+    if values.dtype.kind not in "iu" or float(values.min()) < 0:
+        return 0.0
+    level = soft_tissue(values)
+    found = level is not None and abs(level - CT_OFFSET) <= _OFFSET_TOLERANCE
+    return CT_OFFSET if found and float(values.max()) > CT_OFFSET + 3 * _OFFSET_TOLERANCE else 0.0

@@ -153,7 +153,8 @@ def softened_ratios(volume: torch.Tensor, profile: Profile | str = "quick", sigm
 def against_even(rows: list[dict]) -> list[dict]:
     """Per acquisition and model of ours (fused), how it compares with the even spread over the
     views: mean L2, RMSE (per view, then averaged) and DSSIM of both, the ratios ours / even, and
-    the one-sided paired p (t-test over views) of "ours has the smaller L2" and "... DSSIM".
+    the one-sided paired p (t-test over views) of "ours has the smaller L2" and "... DSSIM". A ratio whose
+    even spread scores 0 on every view (a volume too faint for DSSIM to see any structure) is NaN.
 
     A view is paired by its skull (the rows' ``species``, ``evaluate_volume``'s ``name``) and index,
     so the rows of several skulls pool into one comparison over all their views."""
@@ -169,7 +170,7 @@ def against_even(rows: list[dict]) -> list[dict]:
                 a = [float(by[ours, v][field]) ** (0.5 if metric == "rmse" else 1) for v in views]
                 b = [float(by["extrude", v][field]) ** (0.5 if metric == "rmse" else 1) for v in views]
                 row |= {f"{metric} ours": sum(a) / len(a), f"{metric} even": sum(b) / len(b),
-                        f"{metric} ours/even": sum(a) / sum(b)}
+                        f"{metric} ours/even": sum(a) / sum(b) if sum(b) > 0 else float("nan")}
                 if metric != "rmse":
                     row[f"{metric} p"] = stats.paired_t(a, b).p_less if len(views) > 1 else float("nan")
             out.append(row)
