@@ -1,10 +1,9 @@
 """The ``xtomo`` command: one small function per subcommand, registered with ``@command``.
 
-A new subcommand is a private function ``def _name(args) -> int | None`` decorated with
-``@command(arg(...), ...)``: it becomes ``xtomo name`` (``_fetch_data`` is ``xtomo fetch-data``),
-and its docstring's first line is its help. The handlers stay private so that they never shadow
-the library's functions of the same name (``xtomo.simulate``, ``learning.train.train``, ...). Errors that the library
-raises for bad input end as one ``xtomo: error: ...`` line, never a traceback.
+A new subcommand is a private function ``def _name(args) -> int | None`` decorated with ``@command(arg(...), ...)``:
+it becomes ``xtomo name`` (``_fetch_data`` is ``xtomo fetch-data``), its docstring's first line its help. The handlers
+stay private so that they never shadow the library's functions of the same name (``xtomo.simulate``,
+``learning.train.train``, ...). Errors the library raises for bad input end as one ``xtomo: error:`` line.
 """
 from __future__ import annotations
 
@@ -34,9 +33,8 @@ def arg(*flags, **options) -> tuple:
 
 #: ``--bone`` of the commands that read a CT: where its bone starts (``xtomo.data.io.load_volume``'s ``bone``)
 _BONE = arg("--bone", type=float, default=None, metavar="VALUE",
-            help="where bone starts, in the CT's own units: for CT numbers the bone window's lower end "
-                 "(default 150 HU); for a CT in other units with soft tissue, what is lighter is dropped "
-                 "(the dry skull), e.g. 0.45 for a head whose soft tissue is 0.40")
+            help="where bone starts, in the CT's own units: for CT numbers the bone window's lower end (default 150 "
+                 "HU); for a CT in other units with soft tissue, what is lighter is dropped, e.g. 0.45 for 0.40")
 
 
 def command(*arguments: tuple):
@@ -130,6 +128,8 @@ def _simulate(args) -> None:
          arg("--ema", type=float, default=None, metavar="DECAY",
              help="keep a moving average of the weights (decay per step, e.g. 0.999; 0: none), then validate and "
                   "export it (default: the profile's)"),
+         arg("--physical", type=float, default=None, metavar="SHARE", help="re-take this share of the training x-rays "
+             "by physical acquisitions drawn at random: spectrum, scatter, noise, blur, 8-bit gamma (default: 0)"),
          arg("--pipeline", choices=PIPELINES, default="auto",
              help="where the batches are made: device (on the training device, all specimens held there), "
                   "loader (a DataLoader's CPU workers), auto (device on a GPU, loader on a CPU); same samples"))

@@ -56,6 +56,8 @@ class Profile:
     pose: float = 0.0         # half the training specimens turned about the cube's centre by a random pitch, roll
                               # and yaw, each uniform in [-pose, pose] degrees (a head lies tilted in a scanner or
                               # before a film; 0: none; truncated)
+    physical: float = 0.0     # share of the training x-rays re-taken by a physical acquisition drawn at random
+                              # (spectrum, scatter, noise, blur, 8-bit gamma; 0: none; xtomo.learning.acquisition)
     ema: float = 0.0          # decay per step of a moving average of the weights, which validation, evaluation and
                               # export then use (0: none; xtomo.learning.averaging)
     individuals: int = 1      # individuals of each training species (sex, size and a 3 % jitter of its
@@ -124,6 +126,9 @@ def _validated(p: Profile) -> Profile:
         raise ValueError(f"{what}: stretch must be a factor in [1, 1.5] (1: none), got {p.stretch!r}")
     if not (isinstance(p.pose, (int, float)) and 0 <= p.pose <= 45):
         raise ValueError(f"{what}: pose must be an angle in degrees in [0, 45] (0: none), got {p.pose!r}")
+    if not (isinstance(p.physical, (int, float)) and 0 <= p.physical <= 1):
+        raise ValueError(f"{what}: physical must be a share of the training x-rays in [0, 1] (0: none), "
+                         f"got {p.physical!r}")
     if not (isinstance(p.ema, (int, float)) and 0 <= p.ema < 1):
         raise ValueError(f"{what}: ema must be a decay per step in [0, 1) (0: none), got {p.ema!r}")
     checks.positive(p.lr, "lr", what)
@@ -152,7 +157,8 @@ PRECISIONS = ("fp32", "bf16", "auto")  #: the training arithmetics a profile may
 OBJECTIVES = ("l2", "surface")  #: the training losses a profile may ask for
 PIPELINES = ("auto", "device", "loader")  #: where training makes its batches (``xtomo.data.pipeline``)
 #: The settings of a profile that ``xtomo train`` can change on its command line (``--blur 1.2``, ...)
-TRAIN_OPTIONS = ("precision", "objective", "blur", "gain", "cut", "stretch", "pose", "individuals", "ema")
+TRAIN_OPTIONS = ("precision", "objective", "blur", "gain", "cut", "stretch", "pose", "individuals", "ema",
+                 "physical")
 
 PROFILES: dict[str, Profile] = {
     p.name: _validated(p)

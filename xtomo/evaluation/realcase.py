@@ -13,8 +13,8 @@ The rows have the fields of ``scoring.evaluate``'s, so ``scoring.summary_table``
 Two acquisitions (``ACQUISITIONS``): ``"ideal"``, the Beer–Lambert x-rays the network trained on, and
 ``"physical"``, the skull (bone mineral, no soft tissue: a dry skull) through chapter 8's micro-CT
 (``reality.scanner``: polychromatic spectrum, scatter, photon noise, detector blur), stored as an
-8-bit image under display gamma 2.2 and read back as a user would: gamma undone, 1 % of the
-pixels taken as air (``inference.prepare_radiograph``). The truth is the same CT either way.
+8-bit image under display gamma 2.2 and read back as a user would: gamma undone, 1 % of the pixels taken
+as air (``acquisition.recorded_to_alpha``). The truth is the same CT either way.
 """
 from __future__ import annotations
 
@@ -29,17 +29,16 @@ from xtomo.evaluation import stats
 from xtomo.evaluation.reality import scanner
 from xtomo.evaluation.scoring import METHODS, our_volumes, ours_methods, reprojection, score
 from xtomo.imaging import microct, xray
-from xtomo.learning.inference import prepare_radiograph
+from xtomo.learning.acquisition import recorded_to_alpha
 from xtomo.methods import classical
 from xtomo.profiles import Profile, get_profile
 
-__all__ = ["ACQUISITIONS", "SYMMETRIES", "DISPLAY_GAMMA", "REGIONS", "acquire", "evaluate_volume", "even_spread",
+__all__ = ["ACQUISITIONS", "SYMMETRIES", "REGIONS", "acquire", "evaluate_volume", "even_spread",
            "SOFTENINGS", "softened", "with_line_integrals", "softened_ratios", "against_even", "head_regions",
            "error_by_region", "ratio_table", "held_out_network"]
 
 ACQUISITIONS = ("ideal", "physical")   #: how ``evaluate_volume`` x-rays the skull
 SYMMETRIES = (None, "view", "estimate")  #: how ``evaluate_volume`` makes our answers symmetric (None: not)
-DISPLAY_GAMMA = 2.2                    #: the physical x-rays' display encoding (8 bits), undone on reading
 #: ``error_by_region``'s parts of a head; "elsewhere" is what a view's volume holds outside the skull's cube
 REGIONS = ("vault", "skull base and back", "face and jaw", "elsewhere")
 SOFTENINGS = (1.0, 2.0, 3.0)           #: sigmas (voxels) of ``softened_ratios``' softened truths
@@ -54,9 +53,7 @@ def acquire(volume: torch.Tensor, direction: torch.Tensor, p: Profile, acquisiti
         return make_sample(volume, direction, p)
     recorded = microct.expose(torch.zeros_like(volume), volume, direction, scanner(p), size=p.xray_size,
                               n_steps=p.n_steps, seed=seed)
-    stored = torch.round(xray.encode_gamma(recorded, DISPLAY_GAMMA) * 255) / 255
-    alpha = prepare_radiograph(xray.decode_gamma(stored, DISPLAY_GAMMA), air=0.01)
-    return alpha, view_target(volume, direction, p)
+    return recorded_to_alpha(recorded), view_target(volume, direction, p)
 
 
 def evaluate_volume(volume: torch.Tensor, model, profile: Profile | str = "quick", views: int = 8,

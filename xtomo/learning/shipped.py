@@ -105,7 +105,7 @@ def _train_command(profile: dict, steps: int, init: str | None, real: dict | Non
 
 
 _MADE_WITH = ("generator", "code_version", "machine", "precision", "real")  # crania, code, machine, arithmetic, CTs
-_RECIPE = ("lr", "blur", "gain", "cut", "stretch", "pose", "individuals", "ema")  # ... and its recipe
+_RECIPE = ("lr", "blur", "gain", "cut", "stretch", "pose", "individuals", "ema", "physical")  # ... and its recipe
 
 
 def _run_record(info: dict, command: str) -> dict:
@@ -269,7 +269,9 @@ def how_made(info: dict, live_samples: int | None = None) -> str:
             f"code {info['code_version']}; its validation L2 fell to {info['val_l2']:.5f} "
             f"(the mean volume's: {info['baseline_l2']:.5f})." + (
                 f" Its weights are the moving average of its last run's (decay {made['ema']:g} a step)."
-                if made.get("ema") else ""))
+                if made.get("ema") else "") + (
+                f" Its last run re-took {made['physical']:.0%} of its x-rays by physical acquisitions drawn at random."
+                if made.get("physical") else ""))
     made_by = runs(info)
     if len(made_by) == 1:
         return text

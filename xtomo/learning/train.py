@@ -27,6 +27,7 @@ from xtomo.data.pipeline import DevicePipeline, use_device_pipeline
 from xtomo.files import artifacts_dir, folder_lock, require_artifact, save_torch, write_csv
 from xtomo.imaging.shading import LEVEL as SURFACE_LEVEL
 from xtomo.learning import exposure
+from xtomo.learning.acquisition import physical_xrays
 from xtomo.learning.averaging import WeightAverage, evaluated_weights
 from xtomo.learning.model import ModelConfig, XrayToVolume, build_model
 from xtomo.learning.precision import mixed_precision, native_bf16
@@ -157,10 +158,10 @@ def load_checkpoint(path: str | os.PathLike, profile: Profile | None = None, res
         raise CheckpointError(f"checkpoint {path} is not an xtomo checkpoint: it lacks {sorted(missing)}")
     if profile is not None:
         keys = ("model", "volume_size", "xray_size", "batch_size", "seed", "chi", "objective", "surface_weight",
-                *(("blur", "gain", "cut", "stretch", "pose", "individuals", "ema") if resuming else ()))
+                *(("blur", "gain", "cut", "stretch", "pose", "individuals", "ema", "physical") if resuming else ()))
         made = {"objective": "l2", "surface_weight": profile.surface_weight,  # checkpoints from before these
                 "blur": 0.0, "gain": 1.0, "cut": 0.0, "stretch": 1.0, "pose": 0.0, "individuals": 1, "ema": 0.0,
-                **ck["profile"]}
+                "physical": 0.0, **ck["profile"]}
         changed = [f"{k}: {made.get(k)!r} there, {getattr(profile, k)!r} here"
                    for k in keys if made.get(k) != getattr(profile, k)]
         if changed:
@@ -442,6 +443,7 @@ def objective_loss(pred: torch.Tensor, target: torch.Tensor, objective: str = "l
 def _step(run: _Run, net, batch: dict, autocast) -> int:
     """One optimisation step on a batch (the profile's objective); the number of samples it held."""
     x, y = batch["xray"].to(run.device, non_blocking=True), batch["volume"].to(run.device, non_blocking=True)
+    x = physical_xrays(x, run.p.physical, seed=run.p.seed * 1_000_003 + run.step, chi=run.p.chi)
     x = x.contiguous(memory_format=torch.channels_last)
     with autocast:
         loss = objective_loss(net(x).float(), y, run.p.objective, run.p.surface_weight)
