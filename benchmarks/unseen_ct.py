@@ -1,12 +1,14 @@
 """The shipped model on skull CTs that are not in the repository, read as ``xtomo evaluate`` reads a reader's CT.
 
-    python benchmarks/unseen_ct.py CT [CT ...] [--model NAME=CHECKPOINT] [--views 32] [--write]
+    python benchmarks/unseen_ct.py CT [CT ...] [--model NAME=CHECKPOINT] [--views 32] [--answers plain,view,level]
+        [--write]
 
 Issue 16's last check runs real skull CTs that no model of ours trained on through the shipped model. Each
 ``CT`` (any format ``io.load_volume_pose`` reads; name it ``LABEL=PATH`` to give it a label) is loaded and set
 upright as ``xtomo evaluate`` does, x-rayed from ``--views`` seeded directions, ideally and physically, and each
 network's fused answer is scored beside the even spread (``realcase.evaluate_volume``): as the network answers,
-made symmetric about the known view's mid-sagittal plane, and leveled too (``--symmetry view --level``). The
+made symmetric about the known view's mid-sagittal plane, and leveled too (``--symmetry view --level``;
+``--answers`` picks). The
 CTs are named with the sha256 of their files so that the rows can be matched to the data.
 ``--write`` replaces the ``unseen-ct`` section of RESULTS.md.
 """
@@ -22,8 +24,10 @@ from xtomo.data import io
 from xtomo.evaluation import realcase
 from xtomo.profiles import get_profile
 
-VARIANTS = {"as the network answers": (None, False), "symmetric about the view's plane": ("view", False),
-            "symmetric, leveled": ("view", True)}  #: ``evaluate_volume``'s symmetry and level
+#: ``--answers``: each variant's label and ``evaluate_volume``'s symmetry and level
+VARIANTS = {"plain": ("as the network answers", None, False),
+            "view": ("symmetric about the view's plane", "view", False),
+            "level": ("symmetric, leveled", "view", True)}
 
 
 def labelled(spec: str) -> tuple[str, Path]:
@@ -34,15 +38,16 @@ def labelled(spec: str) -> tuple[str, Path]:
     return f"{label or path.name} (sha256 {digest})", path
 
 
-def rows(models: dict, cts: list[str], views: int) -> list[dict]:
-    """Ratios of ours to the even spread per CT, network, variant and acquisition."""
+def rows(models: dict, cts: list[str], views: int, answers=tuple(VARIANTS)) -> list[dict]:
+    """Ratios of ours to the even spread per CT, network, variant (``answers``, keys of ``VARIANTS``) and
+    acquisition."""
     p = get_profile("quick")
     out = []
     for spec in cts:
         case, path = labelled(spec)
         volume, _, _ = io.load_volume_pose(path, size=p.volume_size, upright=True)
         for network, model in models.items():
-            for variant, (symmetry, level) in VARIANTS.items():
+            for variant, symmetry, level in (VARIANTS[a] for a in answers):
                 for acquisition in realcase.ACQUISITIONS:
                     found, _ = realcase.evaluate_volume(volume, model, p, views=views, seed=p.seed, name=case,
                                                         acquisition=acquisition, symmetry=symmetry, level=level)
@@ -54,13 +59,17 @@ def main(argv=None) -> int:
     parser = benchmark_parser(__file__, __doc__, "unseen-ct")
     parser.add_argument("ct", nargs="+", help="a skull CT file, or LABEL=PATH")
     parser.add_argument("--views", type=int, default=32, help="seeded views per CT (default 32)")
+    parser.add_argument("--answers", default=",".join(VARIANTS), help="which of our answers to score, of "
+                        f"{', '.join(VARIANTS)} (default all)")
     add_model_option(parser)
     args = parser.parse_args(argv)
+    answers = args.answers.split(",")
+    if set(answers) - set(VARIANTS):
+        parser.error(f"--answers: expected some of {', '.join(VARIANTS)}, got {args.answers!r}")
     busy = busy_cores()
-    found = rows(networks(parser, args.model), args.ct, args.views)
+    found = rows(networks(parser, args.model), args.ct, args.views, answers)
     note = (f"Skull CTs outside the repository, loaded and set upright as `xtomo evaluate` does; {args.views} seeded "
-            "views each, the shipped model's answers as they come, made symmetric about the known view's "
-            "mid-sagittal plane, and leveled as well.")
+            f"views each; our answers: {', '.join(VARIANTS[a][0] for a in answers)}.")
     lead = {"CT": "ct", "network": "network", "answers": "variant", "acquisition": "acquisition"}
     publish(even_section("Skull CTs no model of ours trained on: ours against the even spread (`quick`)", note,
                          found, lead, command_line(parser, args), busy), args)
