@@ -300,7 +300,9 @@ def _to_density(array: np.ndarray, hu, full_scale, hu_window, source, bone=None,
         raise ValueError(f"{source}: {bad} NaN or inf values; expected finite densities")
     bone = None if bone is None else checks.number(bone, "bone", what=source)
     lowest = float(array.min())
-    offset = stored_offset(array) if hu is None and lowest >= _HU_DETECT else 0.0
+    own_units = not hu and hu_window is None and lowest >= _HU_DETECT  # nothing says CT numbers (its soft tissue may)
+    level = soft_tissue(array) if own_units else None
+    offset = stored_offset(array, level) if hu is None and level is not None else 0.0
     if offset:
         warnings.warn(f"{source}: read as CT numbers stored with {offset:g} added (nothing below 0, soft tissue near "
                       f"{offset:g}): HU = value - {offset:g}; bone= is then in HU", stacklevel=3)
@@ -319,8 +321,7 @@ def _to_density(array: np.ndarray, hu, full_scale, hu_window, source, bone=None,
     else:
         density = _unit_range(array if bone is None else dry_skull(array, bone), full_scale, source, "density")
         window = ""
-        level = soft_tissue(array) if bone is None else None
-        if level is not None:
+        if level is not None and bone is None:
             warnings.warn(f"{source}: most of its voxels lie near one value, {level:.4g}, below half its densest: "
                           f"soft tissue, which is read as density like bone; for the dry skull give bone= (--bone of "
                           f"xtomo evaluate and render) a value between it and the bone's", stacklevel=3)
