@@ -28,9 +28,11 @@ def _skull_xray(direction=(0.3, 0.8, 0.5)):
 
 def test_a_retaken_ideal_xray_is_the_physical_xray_of_its_skull(monkeypatch):
     """A dry skull's ideal x-ray holds its line integrals of bone: re-taken by the book's scanner it is, to float
-    rounding and an 8-bit level, the x-ray ``realcase.acquire`` takes of the volume itself with the same noise."""
+    rounding and an 8-bit level, the x-ray ``realcase.acquire`` takes of the volume itself with the same noise
+    (before its reader undoes the beam hardening: a monochromatic reading tube leaves it as it is)."""
     volume, d, ideal = _skull_xray()
     monkeypatch.setattr(acquisition, "random_scanner", lambda g, chi: book_scanner(SMOKE))
+    monkeypatch.setattr(realcase, "reading_tube", lambda q: microct.Scanner(chi=q.chi, monochromatic=True))
     seed = 3
     retaken = acquisition.physical_xrays(ideal[None, None], 1.0, seed=seed, chi=SMOKE.chi)[0, 0]
     direct, _ = realcase.acquire(volume, d, SMOKE, "physical", seed=seed * 31)

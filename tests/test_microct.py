@@ -64,6 +64,26 @@ def test_water_correction_inverts_the_water_curve():
     assert torch.allclose(M.linearize(measured, sc), lengths, atol=1e-4)
 
 
+def test_bone_correction_inverts_the_bone_curve_and_unharden_gives_back_beer_lambert():
+    """A dry skull's polychromatic x-ray (ideal detector), unhardened with its own tube, is the Beer–Lambert x-ray
+    at the reference energy; a monochromatic tube at that energy leaves an x-ray as it is; a wrong tube gets part
+    of the way."""
+    sc = M.Scanner()
+    bone = torch.linspace(0.02, 1.5, 30, dtype=torch.float64)
+    hardened = M.transmission(torch.zeros_like(bone), bone, sc.ideal())
+    assert (M.log_transform(hardened, sc) < bone).all()
+    assert torch.allclose(M.linearize(M.log_transform(hardened, sc), sc, "bone"), bone, atol=1e-4)
+    beer_lambert = torch.exp(-sc.chi * bone)
+    assert torch.allclose(M.unharden(hardened, sc), beer_lambert, rtol=1e-4, atol=1e-6)
+    mono = M.Scanner(monochromatic=True)
+    seen = beer_lambert > 1e-4                                  # above the half-photon floor of log_transform
+    assert torch.allclose(M.unharden(beer_lambert, mono)[seen], beer_lambert[seen], rtol=1e-4, atol=1e-6)
+    wrong = M.unharden(hardened, M.Scanner(kvp=70, filter_mm=2.5))
+    assert ((wrong - beer_lambert).abs() < (hardened - beer_lambert).abs() + 1e-9).all()
+    with pytest.raises(ValueError, match="material must be"):
+        M.linearize(bone, sc, "metal")
+
+
 def test_detector_noise_scatter_and_blur():
     primary = torch.full((64, 64), 0.3)
     primary[20:40, 20:40] = 0.05

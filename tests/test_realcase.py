@@ -94,6 +94,7 @@ def test_physical_acquisition_is_beer_lambert_through_an_ideal_scanner(monkeypat
     ideal, truth = realcase.acquire(volume, d, p, "ideal")
     real_scanner = reality.scanner(p)
     monkeypatch.setattr(realcase, "scanner", lambda q: microct.Scanner(chi=q.chi, monochromatic=True).ideal())
+    monkeypatch.setattr(realcase, "reading_tube", lambda q: microct.Scanner(chi=q.chi, monochromatic=True))
     physical, same_truth = realcase.acquire(volume, d, p, "physical", seed=1)
     torch.testing.assert_close(same_truth, truth)
     assert (physical - ideal).abs().max() < 2.2 * 0.5 / 255 + 1e-5

@@ -118,6 +118,26 @@ def test_reconstruct_fits_a_misframed_xray_and_says_when_it_is_not(checkpoint, t
     assert np.load(tmp_path / "f.npz")["volume"].shape[-1] == side and 20 <= side <= 24
 
 
+def test_reconstruct_undoes_a_named_tubes_beam_hardening(checkpoint, tmp_path):
+    """``--tube 70``: the x-ray is unhardened for a 70 kVp tube through 2.5 mm of aluminium before the network and
+    fusion, so the fused volume re-projects to the unhardened x-ray; a bad value is named."""
+    from xtomo.imaging import fusion, microct
+
+    io.save_xray(disc((64, 64), (32, 32), 20), tmp_path / "x.png", bits=16)
+    done = cli("reconstruct", "x.png", "--checkpoint", str(checkpoint), "--out", "t.npz", "--tube", "70",
+               cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    read = io.load_xray(tmp_path / "x.png")
+    wanted = microct.unharden(read, microct.Scanner(kvp=70, filter_mm=2.5))
+    volume = torch.from_numpy(np.load(tmp_path / "t.npz")["volume"])
+    assert fusion.density_error(wanted, volume).abs().max() < 1e-3
+    assert float(wanted.min()) < float(read.min()) - 0.05, "bone attenuates more once unhardened"
+    for bad in ("hot", "70,-1", "500"):
+        done = cli("reconstruct", "x.png", "--checkpoint", str(checkpoint), "--out", "b.npz", "--tube", bad,
+                   cwd=tmp_path)
+        assert done.returncode != 0 and "xtomo: error:" in done.stderr and "Traceback" not in done.stderr, bad
+
+
 def test_preview_is_the_xray_beside_three_views():
     volume = xray.align(torch.nn.functional.pad(torch.ones(12, 12, 12), [10] * 6), xray.direction(20, 30))
     strip = render.preview(volume, xray.composite(volume), size=24)

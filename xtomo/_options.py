@@ -1,5 +1,5 @@
-"""Parsers of the ``xtomo`` command's compound options (``--crop``, ``--pixel-size``, ``--view``): the value, or
-an error naming the option."""
+"""Parsers of the ``xtomo`` command's compound options (``--crop``, ``--pixel-size``, ``--view``, ``--tube``): the
+value, or an error naming the option."""
 from __future__ import annotations
 
 import math
@@ -35,3 +35,15 @@ def view(text: str) -> tuple[float, float]:
     if az is None or not (math.isfinite(az) and math.isfinite(el) and -90 <= el <= 90):
         raise ValueError(f"--view expects AZ,EL in degrees with -90 <= EL <= 90 (e.g. 30,20), got {text!r}")
     return az, el
+
+
+def tube(text: str) -> tuple[float, float]:
+    """``"70"`` or ``"70,2.5"`` as (kVp, mm of aluminium; 2.5 unless given), or an error naming ``--tube``."""
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) not in (1, 2) or not all(math.isfinite(v) and v >= 0 for v in values):
+        raise ValueError(f"--tube expects KVP or KVP,MM (tube voltage, aluminium filter; e.g. 70 or 70,2.5), "
+                         f"got {text!r}")
+    return values[0], values[1] if len(values) == 2 else 2.5

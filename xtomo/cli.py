@@ -17,6 +17,7 @@ import xtomo._checks as checks
 from xtomo import __version__
 from xtomo._options import box as _box
 from xtomo._options import mm as _mm
+from xtomo._options import tube as _tube
 from xtomo._options import view as _view
 from xtomo.files import writable_target
 from xtomo.profiles import OBJECTIVES, PIPELINES, PRECISIONS, PROFILES, TRAIN_OPTIONS, get_profile
@@ -183,6 +184,8 @@ def _export_model(args) -> None:
          arg("--air", type=float, default=None, metavar="Q",
              help="a real radiograph: take the fraction Q of least opaque pixels as air and make "
                   "them empty, and fade out the corners outside the inscribed disc (e.g. 0.01)"),
+         arg("--tube", default=None, metavar="KVP[,MM]", help="a real radiograph's tube voltage and aluminium filter "
+             "(default 2.5 mm): undo the beam hardening in its bone before reconstructing (e.g. 70)"),
          arg("--fit", action="store_true",
              help="crop or pad the image around the specimen so that it is as large as in the training "
                   "x-rays (inference.FRAMING of the side); a real radiograph needs --air first"),
@@ -202,10 +205,10 @@ def _reconstruct(args) -> None:
 
     from xtomo import geometry
     from xtomo.data import io
-    from xtomo.imaging import fusion
+    from xtomo.imaging import fusion, microct
     from xtomo.imaging import render as rendering
     from xtomo.learning import shipped
-    from xtomo.learning.inference import prepare_radiograph, square, to_network_input
+    from xtomo.learning.inference import framing_note, prepare_radiograph, square, to_network_input
     from xtomo.learning.inference import reconstruct as infer
     from xtomo.learning.train import load_checkpoint, model_from_checkpoint
 
@@ -224,7 +227,10 @@ def _reconstruct(args) -> None:
                                            pixel_size=None if args.pixel_size is None else _mm(args.pixel_size))
     if box is not None or args.air is not None or args.fit:
         alpha = prepare_radiograph(alpha, box=box, air=args.air, vignette=args.air is not None, fit=args.fit)
-    _framing_note(alpha, args.fit)
+    if args.tube is not None:
+        alpha = microct.unharden(alpha, microct.Scanner(*_tube(args.tube), chi=chi))
+    if not args.fit and (note := framing_note(alpha)):
+        print(note, file=sys.stderr)
     mirror = not args.single_pass
     coarse = infer(alpha, model, fuse=False, mirror=mirror, symmetry=args.symmetry, level=args.level)
     preview = None
@@ -247,19 +253,6 @@ def _reconstruct(args) -> None:
           f"{extent[0]:.1f} x {extent[1]:.1f} x {extent[2]:.1f} mm (pixel size from {said_by})")
     if preview is not None:
         print(rendering.save_png(preview, args.preview))
-
-
-def _framing_note(alpha, fitted: bool) -> None:
-    """Say on stderr when the specimen is much larger or smaller in the x-ray than in the training x-rays."""
-    from xtomo.learning.inference import FRAMING, FRAMING_RANGE, specimen_circle
-
-    if fitted or not bool((alpha < 1).any()):
-        return
-    share = specimen_circle(alpha)[2] / max(alpha.shape)
-    if not FRAMING_RANGE[0] <= share <= FRAMING_RANGE[1]:
-        print(f"note: the specimen fills a circle of radius {share:.2f} of the image, the training x-rays' "
-              f"{FRAMING_RANGE[0]:.2f}-{FRAMING_RANGE[1]:.2f} (median {FRAMING}); --fit frames it as they were "
-              "(after --air for a real radiograph)", file=sys.stderr)
 
 
 def _level_needs_symmetry(args, known: tuple[str, ...]) -> None:

@@ -14,7 +14,9 @@ Two acquisitions (``ACQUISITIONS``): ``"ideal"``, the Beer–Lambert x-rays the 
 ``"physical"``, the skull (bone mineral, no soft tissue: a dry skull) through chapter 8's micro-CT
 (``reality.scanner``: polychromatic spectrum, scatter, photon noise, detector blur), stored as an
 8-bit image under display gamma 2.2 and read back as a user would: gamma undone, 1 % of the pixels taken
-as air (``acquisition.recorded_to_alpha``). The truth is the same CT either way.
+as air (``acquisition.recorded_to_alpha``), and the beam hardening in bone undone for a usual skull radiograph's
+tube (``reading_tube``: 70 kVp, 2.5 mm aluminium; ``xtomo reconstruct --tube 70``), which the reader takes it to
+come from. The truth is the same CT either way.
 """
 from __future__ import annotations
 
@@ -33,12 +35,13 @@ from xtomo.learning.acquisition import recorded_to_alpha
 from xtomo.methods import classical
 from xtomo.profiles import Profile, get_profile
 
-__all__ = ["ACQUISITIONS", "SYMMETRIES", "REGIONS", "acquire", "evaluate_volume", "even_spread",
-           "SOFTENINGS", "softened", "with_line_integrals", "softened_ratios", "against_even", "head_regions",
-           "error_by_region", "ratio_table", "held_out_network"]
+__all__ = ["ACQUISITIONS", "SYMMETRIES", "READING_KVP", "READING_FILTER_MM", "REGIONS", "acquire", "reading_tube",
+           "evaluate_volume", "even_spread", "SOFTENINGS", "softened", "with_line_integrals", "softened_ratios",
+           "against_even", "head_regions", "error_by_region", "ratio_table", "held_out_network"]
 
 ACQUISITIONS = ("ideal", "physical")   #: how ``evaluate_volume`` x-rays the skull
 SYMMETRIES = (None, "view", "estimate")  #: how ``evaluate_volume`` makes our answers symmetric (None: not)
+READING_KVP, READING_FILTER_MM = 70.0, 2.5  #: the tube ``reading_tube`` takes a physical x-ray to come from
 #: ``error_by_region``'s parts of a head; "elsewhere" is what a view's volume holds outside the skull's cube
 REGIONS = ("vault", "skull base and back", "face and jaw", "elsewhere")
 SOFTENINGS = (1.0, 2.0, 3.0)           #: sigmas (voxels) of ``softened_ratios``' softened truths
@@ -53,7 +56,14 @@ def acquire(volume: torch.Tensor, direction: torch.Tensor, p: Profile, acquisiti
         return make_sample(volume, direction, p)
     recorded = microct.expose(torch.zeros_like(volume), volume, direction, scanner(p), size=p.xray_size,
                               n_steps=p.n_steps, seed=seed)
-    return recorded_to_alpha(recorded), view_target(volume, direction, p)
+    return microct.unharden(recorded_to_alpha(recorded), reading_tube(p)), view_target(volume, direction, p)
+
+
+def reading_tube(p: Profile) -> microct.Scanner:
+    """The tube a reader takes a physical x-ray to come from when undoing its beam hardening (``microct.unharden``,
+    ``xtomo reconstruct --tube 70``): a skull radiograph's usual 70 kVp through 2.5 mm of aluminium, not the
+    micro-CT's own 50 kVp and 0.5 mm, which a reader would not know."""
+    return microct.Scanner(kvp=READING_KVP, filter_mm=READING_FILTER_MM, chi=p.chi)
 
 
 def evaluate_volume(volume: torch.Tensor, model, profile: Profile | str = "quick", views: int = 8,

@@ -39,7 +39,7 @@ from xtomo.imaging import tomography, xray
 
 __all__ = ["MASS_ATTENUATION", "ENERGIES", "Scanner", "Scan", "spectrum", "reference_energy",
            "relative_attenuation", "transmission", "detect", "expose", "scan", "log_transform",
-           "linearize", "reconstruct_scan", "effective_attenuation", "difference"]
+           "linearize", "unharden", "reconstruct_scan", "effective_attenuation", "difference"]
 
 #: Energies (keV) of the tabulated mass attenuation coefficients (cm^2/g, with coherent scattering)
 #: of NIST's X-ray mass attenuation tables (Hubbell & Seltzer 2004).
@@ -251,16 +251,27 @@ def log_transform(alpha: torch.Tensor, scanner: Scanner) -> torch.Tensor:
     return -torch.log(alpha.clamp_min(floor)) / scanner.chi
 
 
-def linearize(integrals: torch.Tensor, scanner: Scanner) -> torch.Tensor:
-    """Water beam-hardening correction: map each measured line integral to the soft-tissue line
-    integral that would have given it, through the scanner's own water curve (as scanners do
-    before reconstruction; it removes soft tissue's cupping but not bone's streaks)."""
-    lengths = torch.linspace(0, 4, 2049, dtype=torch.float64, device=integrals.device)  # soft tissue, cube units
-    measured = log_transform(transmission(lengths, torch.zeros_like(lengths), scanner.ideal()), scanner)
+def linearize(integrals: torch.Tensor, scanner: Scanner, material: str = "soft") -> torch.Tensor:
+    """Beam-hardening correction: map each measured line integral to the line integral of ``material``
+    ("soft": water, as scanners do before reconstruction, which removes soft tissue's cupping but not bone's
+    streaks; "bone": a dry skull's) that would have given it, through the scanner's own curve for it."""
+    if material not in ("soft", "bone"):
+        raise ValueError(f"linearize: material must be 'soft' or 'bone', got {material!r}")
+    lengths = torch.linspace(0, 4, 2049, dtype=torch.float64, device=integrals.device)  # cube units
+    zero = torch.zeros_like(lengths)
+    path = (lengths, zero) if material == "soft" else (zero, lengths)
+    measured = log_transform(transmission(*path, scanner.ideal()), scanner)
     x = integrals.double().clamp(float(measured[0]), float(measured[-1])).contiguous()
     i = torch.searchsorted(measured, x).clamp(1, len(lengths) - 1)
     t = (x - measured[i - 1]) / (measured[i] - measured[i - 1]).clamp_min(1e-12)
     return (lengths[i - 1] + t * (lengths[i] - lengths[i - 1])).to(integrals.dtype)
+
+
+def unharden(alpha: torch.Tensor, scanner: Scanner) -> torch.Tensor:
+    """A dry skull's x-ray through ``scanner``'s tube (transparencies) as Beer–Lambert at the reference energy would
+    have taken it: each pixel's bone line integral found on the tube's own bone curve (``linearize``). A reader who
+    knows roughly how a radiograph was taken undoes the beam hardening the network never saw in training."""
+    return torch.exp(-scanner.chi * linearize(log_transform(alpha, scanner), scanner, "bone"))
 
 
 def reconstruct_scan(acquisition: Scan, method: str = "sart", water_correction: bool = True, sweeps: int = 2,

@@ -19,7 +19,8 @@ VERSION = "mirror-averaged, exposure-spanned"
 
 __all__ = ["VERSION", "FRAMING", "FRAMING_RANGE", "STANDARD_VIEWS", "LEVEL_TURNS", "reconstruct", "symmetric",
            "mirror_planes", "leveled", "infer", "square",
-           "to_network_input", "upsample", "prepare_radiograph", "specimen_circle", "framing_box", "frame", "square_at"]
+           "to_network_input", "upsample", "prepare_radiograph", "specimen_circle", "framing_box", "frame", "square_at",
+           "framing_note"]
 
 #: How large a specimen is in the training x-rays: the radius, over the image side, of the circle about
 #: its bounding box's centre that holds it (``specimen_circle``). Median over 300 training x-rays of the
@@ -129,6 +130,19 @@ def framing_box(alpha: torch.Tensor, radius: float = FRAMING) -> tuple[int, int,
     cy, cx, r = specimen_circle(alpha)
     side = max(2, round(r / radius))
     return round(cy - side / 2), round(cx - side / 2), side
+
+
+def framing_note(alpha: torch.Tensor) -> str | None:
+    """A note for a reader whose specimen fills much more or less of the x-ray than the training specimens did
+    (outside ``FRAMING_RANGE``), else ``None``."""
+    if not bool((alpha < 1).any()):
+        return None
+    share = specimen_circle(alpha)[2] / max(alpha.shape)
+    if FRAMING_RANGE[0] <= share <= FRAMING_RANGE[1]:
+        return None
+    return (f"note: the specimen fills a circle of radius {share:.2f} of the image, the training x-rays' "
+            f"{FRAMING_RANGE[0]:.2f}-{FRAMING_RANGE[1]:.2f} (median {FRAMING}); --fit frames it as they were "
+            "(after --air for a real radiograph)")
 
 
 def frame(alpha: torch.Tensor, radius: float = FRAMING) -> torch.Tensor:
