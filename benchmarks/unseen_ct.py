@@ -14,7 +14,6 @@ CTs are named with the sha256 of their files so that the rows can be matched to 
 """
 from __future__ import annotations
 
-import hashlib
 import sys
 from pathlib import Path
 
@@ -22,36 +21,28 @@ from _common import add_model_option, benchmark_parser, busy_cores, command_line
 
 from xtomo.data import io
 from xtomo.evaluation import realcase
+from xtomo.files import sha256
 from xtomo.profiles import get_profile
-
-#: ``--answers``: each variant's label and ``evaluate_volume``'s symmetry and level
-VARIANTS = {"plain": ("as the network answers", None, False),
-            "view": ("symmetric about the view's plane", "view", False),
-            "level": ("symmetric, leveled", "view", True)}
 
 
 def labelled(spec: str) -> tuple[str, Path]:
-    """``LABEL=PATH`` or ``PATH`` (labelled by its name) as a label with the file's short sha256, and the path."""
+    """``LABEL=PATH`` or ``PATH`` (labelled by its name) as a label with the file's (or folder's) short sha256, and
+    the path."""
     label, _, path = spec.rpartition("=")
     path = Path(path)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-    return f"{label or path.name} (sha256 {digest})", path
+    return f"{label or path.name} (sha256 {sha256(path)[:12]})", path
 
 
-def rows(models: dict, cts: list[str], views: int, answers=tuple(VARIANTS)) -> list[dict]:
-    """Ratios of ours to the even spread per CT, network, variant (``answers``, keys of ``VARIANTS``) and
-    acquisition."""
+def rows(models: dict, cts: list[str], views: int, answers=tuple(realcase.ANSWERS)) -> list[dict]:
+    """Ratios of ours to the even spread per CT, network, answers (keys of ``realcase.ANSWERS``) and acquisition."""
     p = get_profile("quick")
     out = []
     for spec in cts:
         case, path = labelled(spec)
         volume, _, _ = io.load_volume_pose(path, size=p.volume_size, upright=True)
         for network, model in models.items():
-            for variant, symmetry, level in (VARIANTS[a] for a in answers):
-                for acquisition in realcase.ACQUISITIONS:
-                    found, _ = realcase.evaluate_volume(volume, model, p, views=views, seed=p.seed, name=case,
-                                                        acquisition=acquisition, symmetry=symmetry, level=level)
-                    out += [dict(r, ct=case, network=network, variant=variant) for r in realcase.against_even(found)]
+            out += [dict(r, ct=case, network=network)
+                    for r in realcase.against_even_by_answers(volume, model, p, views, p.seed, case, answers)]
     return out
 
 
@@ -59,18 +50,18 @@ def main(argv=None) -> int:
     parser = benchmark_parser(__file__, __doc__, "unseen-ct")
     parser.add_argument("ct", nargs="+", help="a skull CT file, or LABEL=PATH")
     parser.add_argument("--views", type=int, default=32, help="seeded views per CT (default 32)")
-    parser.add_argument("--answers", default=",".join(VARIANTS), help="which of our answers to score, of "
-                        f"{', '.join(VARIANTS)} (default all)")
+    parser.add_argument("--answers", default=",".join(realcase.ANSWERS), help="which of our answers to score, of "
+                        f"{', '.join(realcase.ANSWERS)} (default all)")
     add_model_option(parser)
     args = parser.parse_args(argv)
     answers = args.answers.split(",")
-    if set(answers) - set(VARIANTS):
-        parser.error(f"--answers: expected some of {', '.join(VARIANTS)}, got {args.answers!r}")
+    if set(answers) - set(realcase.ANSWERS):
+        parser.error(f"--answers: expected some of {', '.join(realcase.ANSWERS)}, got {args.answers!r}")
     busy = busy_cores()
     found = rows(networks(parser, args.model), args.ct, args.views, answers)
     note = (f"Skull CTs outside the repository, loaded and set upright as `xtomo evaluate` does; {args.views} seeded "
-            f"views each; our answers: {', '.join(VARIANTS[a][0] for a in answers)}.")
-    lead = {"CT": "ct", "network": "network", "answers": "variant", "acquisition": "acquisition"}
+            f"views each; our answers: {', '.join(realcase.ANSWERS[a][0] for a in answers)}.")
+    lead = {"CT": "ct", "network": "network", "answers": "answers", "acquisition": "acquisition"}
     publish(even_section("Skull CTs no model of ours trained on: ours against the even spread (`quick`)", note,
                          found, lead, command_line(parser, args), busy), args)
     return 0

@@ -147,6 +147,16 @@ def test_against_even_gives_nan_where_the_even_spread_scores_zero_everywhere(cas
     assert math.isnan(row["dssim ours/even"]) and row["l2 ours/even"] == realcase.against_even(rows)[0]["l2 ours/even"]
 
 
+def test_against_even_by_answers_labels_each_answer_and_acquisition(case):
+    """Per asked answer and acquisition one ``against_even`` row, the plain one that of ``evaluate_volume`` as is."""
+    p, volume, rows, _ = case
+    model = build_model(p.model, seed=0).eval()
+    found = realcase.against_even_by_answers(volume, model, p, 3, 5, "real skull", ("plain", "view"))
+    assert [(r["answers"], r["acquisition"]) for r in found] == [
+        (realcase.ANSWERS[a][0], acq) for a in ("plain", "view") for acq in realcase.ACQUISITIONS]
+    assert found[0] | {"answers": None} == realcase.against_even(rows)[0] | {"answers": None}
+
+
 def test_head_regions_cut_the_skull_at_its_bone_centre():
     """A box of bone over z 4..11, y 2..5 of a 16^3 cube: the vault is z >= 8, the face y >= 4 below it; the
     parts cover the cube once."""

@@ -35,13 +35,16 @@ from xtomo.learning.acquisition import recorded_to_alpha
 from xtomo.methods import classical
 from xtomo.profiles import Profile, get_profile
 
-__all__ = ["ACQUISITIONS", "SYMMETRIES", "READING_KVP", "READING_FILTER_MM", "REGIONS", "acquire", "reading_tube",
+__all__ = ["ACQUISITIONS", "SYMMETRIES", "ANSWERS", "REGIONS", "acquire", "reading_tube", "against_even_by_answers",
            "evaluate_volume", "even_spread", "SOFTENINGS", "softened", "with_line_integrals", "softened_ratios",
            "against_even", "head_regions", "error_by_region", "ratio_table", "held_out_network"]
 
 ACQUISITIONS = ("ideal", "physical")   #: how ``evaluate_volume`` x-rays the skull
 SYMMETRIES = (None, "view", "estimate")  #: how ``evaluate_volume`` makes our answers symmetric (None: not)
-READING_KVP, READING_FILTER_MM = 70.0, 2.5  #: the tube ``reading_tube`` takes a physical x-ray to come from
+#: our answers as ``evaluate_volume`` makes them on request: name -> (what they are, its symmetry, its level)
+ANSWERS = {"plain": ("as the network answers", None, False),
+           "view": ("symmetric about the view's plane", "view", False),
+           "level": ("symmetric about the view's plane, leveled", "view", True)}
 #: ``error_by_region``'s parts of a head; "elsewhere" is what a view's volume holds outside the skull's cube
 REGIONS = ("vault", "skull base and back", "face and jaw", "elsewhere")
 SOFTENINGS = (1.0, 2.0, 3.0)           #: sigmas (voxels) of ``softened_ratios``' softened truths
@@ -63,7 +66,8 @@ def reading_tube(p: Profile) -> microct.Scanner:
     """The tube a reader takes a physical x-ray to come from when undoing its beam hardening (``microct.unharden``,
     ``xtomo reconstruct --tube 70``): a skull radiograph's usual 70 kVp through 2.5 mm of aluminium, not the
     micro-CT's own 50 kVp and 0.5 mm, which a reader would not know."""
-    return microct.Scanner(kvp=READING_KVP, filter_mm=READING_FILTER_MM, chi=p.chi)
+    kvp, filter_mm = microct.RADIOGRAPH_TUBE
+    return microct.Scanner(kvp=kvp, filter_mm=filter_mm, chi=p.chi)
 
 
 def evaluate_volume(volume: torch.Tensor, model, profile: Profile | str = "quick", views: int = 8,
@@ -121,6 +125,20 @@ def evaluate_volume(volume: torch.Tensor, model, profile: Profile | str = "quick
                              match=f"{match.specimen}/{match.view}/{int(match.mirrored)}"
                              if method == "nn" else ""))
     return rows, shown
+
+
+def against_even_by_answers(volume: torch.Tensor, model, profile: Profile | str, views: int, seed: int, name: str,
+                            answers=tuple(ANSWERS)) -> list[dict]:
+    """``against_even``'s row of ``model`` on ``volume`` per acquisition and each of ``answers`` (keys of
+    ``ANSWERS``), that row's ``answers`` field saying which."""
+    out = []
+    for key in answers:
+        label, symmetry, level = ANSWERS[key]
+        for acquisition in ACQUISITIONS:
+            found, _ = evaluate_volume(volume, model, profile, views=views, seed=seed, name=name,
+                                       acquisition=acquisition, symmetry=symmetry, level=level)
+            out += [dict(row, answers=label) for row in against_even(found)]
+    return out
 
 
 def even_spread(alpha: torch.Tensor, shape, chi: float) -> torch.Tensor:

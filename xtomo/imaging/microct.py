@@ -39,7 +39,7 @@ from xtomo.imaging import tomography, xray
 
 __all__ = ["MASS_ATTENUATION", "ENERGIES", "Scanner", "Scan", "spectrum", "reference_energy",
            "relative_attenuation", "transmission", "detect", "expose", "scan", "log_transform",
-           "linearize", "unharden", "reconstruct_scan", "effective_attenuation", "difference"]
+           "linearize", "unharden", "RADIOGRAPH_TUBE", "reconstruct_scan", "effective_attenuation", "difference"]
 
 #: Energies (keV) of the tabulated mass attenuation coefficients (cm^2/g, with coherent scattering)
 #: of NIST's X-ray mass attenuation tables (Hubbell & Seltzer 2004).
@@ -265,6 +265,10 @@ def linearize(integrals: torch.Tensor, scanner: Scanner, material: str = "soft")
     i = torch.searchsorted(measured, x).clamp(1, len(lengths) - 1)
     t = (x - measured[i - 1]) / (measured[i] - measured[i - 1]).clamp_min(1e-12)
     return (lengths[i - 1] + t * (lengths[i] - lengths[i - 1])).to(integrals.dtype)
+
+
+RADIOGRAPH_TUBE = (70.0, 2.5)
+"""A skull radiograph's usual tube: kVp, and mm of aluminium filter (what ``--tube`` assumes where not told)."""
 
 
 def unharden(alpha: torch.Tensor, scanner: Scanner) -> torch.Tensor:
