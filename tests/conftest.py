@@ -45,6 +45,23 @@ def random_pairs(n: int, seed: int) -> list[dict]:
     g = torch.Generator().manual_seed(seed)
     return [dict(xray=torch.rand(1, 8, 8, generator=g), volume=torch.rand(8, 8, 8, generator=g)) for _ in range(n)]
 
+
+def stop_after_checkpoint(monkeypatch, step: int):
+    """Make ``xtomo.learning.train`` stop (``KeyboardInterrupt``) right after it saves the checkpoint of ``step``,
+    as a user's Ctrl-C would; returns the real ``_save``, to put back before resuming."""
+    from xtomo.learning import train
+
+    save = train._save
+
+    def save_then_stop(run, *args):
+        save(run, *args)
+        if run.step == step:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "_save", save_then_stop)
+    return save
+
+
 settings.register_profile("fixed", derandomize=True)
 settings.register_profile("explore", derandomize=False)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fixed"))

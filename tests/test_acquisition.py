@@ -28,11 +28,10 @@ def _skull_xray(direction=(0.3, 0.8, 0.5)):
 
 def test_a_retaken_ideal_xray_is_the_physical_xray_of_its_skull(monkeypatch):
     """A dry skull's ideal x-ray holds its line integrals of bone: re-taken by the book's scanner it is, to float
-    rounding and an 8-bit level, the x-ray ``realcase.acquire`` takes of the volume itself with the same noise
-    (before its reader undoes the beam hardening: a monochromatic reading tube leaves it as it is)."""
+    rounding and an 8-bit level, the x-ray ``realcase.acquire`` takes of the volume itself with the same noise,
+    both read back alike (the beam hardening undone for the usual radiograph tube)."""
     volume, d, ideal = _skull_xray()
     monkeypatch.setattr(acquisition, "random_scanner", lambda g, chi: book_scanner(SMOKE))
-    monkeypatch.setattr(realcase, "reading_tube", lambda q: microct.Scanner(chi=q.chi, monochromatic=True))
     seed = 3
     retaken = acquisition.physical_xrays(ideal[None, None], 1.0, seed=seed, chi=SMOKE.chi)[0, 0]
     direct, _ = realcase.acquire(volume, d, SMOKE, "physical", seed=seed * 31)
@@ -41,10 +40,12 @@ def test_a_retaken_ideal_xray_is_the_physical_xray_of_its_skull(monkeypatch):
 
 
 def test_a_perfect_monochromatic_scanner_gives_back_the_ideal_xray(monkeypatch):
-    """No noise, blur or scatter, one energy at which densities are defined: only the 8-bit storage remains."""
+    """No noise, blur or scatter, one energy at which densities are defined, read as from such a tube: only the
+    8-bit storage remains."""
     _, _, ideal = _skull_xray()
     perfect = microct.Scanner(chi=SMOKE.chi, photons=None, blur=0.0, scatter=0.0, monochromatic=True)
     monkeypatch.setattr(acquisition, "random_scanner", lambda g, chi: perfect)
+    monkeypatch.setattr(acquisition, "reading_tube", lambda chi: microct.Scanner(chi=chi, monochromatic=True))
     retaken = acquisition.physical_xrays(ideal[None, None], 1.0, seed=0, chi=SMOKE.chi)[0, 0]
     assert (retaken - ideal).abs().max() < 0.03
 

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 import torch
-from conftest import random_pairs
+from conftest import random_pairs, stop_after_checkpoint
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -118,14 +118,7 @@ def test_fine_tuning_and_export_take_the_average(averaged, tmp_path):
 
 def test_a_stopped_run_resumes_to_the_same_average_and_only_with_its_decay(averaged, tmp_path, monkeypatch):
     _, _, whole = averaged
-    save = T._save
-
-    def save_then_stop(run, *args):
-        save(run, *args)
-        if run.step == 3:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(T, "_save", save_then_stop)
+    save = stop_after_checkpoint(monkeypatch, 3)
     with pytest.raises(KeyboardInterrupt):
         T.train(P, out_dir=tmp_path, progress=False, data=DATA)
     assert T.load_checkpoint(tmp_path / "checkpoint.pt")["ema"]["updates"] == 3

@@ -114,10 +114,14 @@ def test_ct_numbers_stored_with_1024_added_read_as_the_same_head():
     same density cube as the CT numbers, with a warning saying so; other units with soft tissue elsewhere do not."""
     hu = _head()
     stored = (hu + patient.CT_OFFSET).astype(np.uint16)
-    assert patient.stored_offset(stored) == patient.CT_OFFSET
-    assert patient.stored_offset(stored.astype(np.float32)) == 0, "floats say their own units"
-    assert patient.stored_offset((hu + 2000).astype(np.uint16)) == 0, "soft tissue at 2000: not CT numbers + 1024"
-    assert patient.stored_offset(np.where(hu > 500, 1000, 0).astype(np.uint16)) == 0, "no soft tissue"
+
+    def offset(values):
+        return patient.stored_offset(values, patient.soft_tissue(values))
+
+    assert offset(stored) == patient.CT_OFFSET
+    assert offset(stored.astype(np.float32)) == 0, "floats say their own units"
+    assert offset((hu + 2000).astype(np.uint16)) == 0, "soft tissue at 2000: not CT numbers + 1024"
+    assert offset(np.where(hu > 500, 1000, 0).astype(np.uint16)) == 0, "no soft tissue"
     with pytest.warns(UserWarning, match="stored with 1024 added"):
         read = io.prepare_volume(stored, 32, fit=False)
     assert torch.equal(read, io.prepare_volume(hu, 32, fit=False))

@@ -87,6 +87,7 @@ def test_physical_acquisition_is_beer_lambert_through_an_ideal_scanner(monkeypat
     2.2 x 0.5 / 255); the truth is the same CT either way. The real scanner differs clearly."""
     from xtomo.evaluation import reality
     from xtomo.imaging import microct, xray
+    from xtomo.learning import acquisition
 
     p = get_profile("smoke")
     volume = crania.skull(crania.catalog(3)[1], p.volume_size)
@@ -94,7 +95,7 @@ def test_physical_acquisition_is_beer_lambert_through_an_ideal_scanner(monkeypat
     ideal, truth = realcase.acquire(volume, d, p, "ideal")
     real_scanner = reality.scanner(p)
     monkeypatch.setattr(realcase, "scanner", lambda q: microct.Scanner(chi=q.chi, monochromatic=True).ideal())
-    monkeypatch.setattr(realcase, "reading_tube", lambda q: microct.Scanner(chi=q.chi, monochromatic=True))
+    monkeypatch.setattr(acquisition, "reading_tube", lambda chi: microct.Scanner(chi=chi, monochromatic=True))
     physical, same_truth = realcase.acquire(volume, d, p, "physical", seed=1)
     torch.testing.assert_close(same_truth, truth)
     assert (physical - ideal).abs().max() < 2.2 * 0.5 / 255 + 1e-5

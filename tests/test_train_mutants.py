@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from conftest import TINY_NETWORK as TINY
 from conftest import random_pairs as pairs
+from conftest import stop_after_checkpoint
 
 from xtomo import __version__
 from xtomo.files import artifacts_dir, read_csv
@@ -179,14 +180,7 @@ def test_a_run_stopped_after_a_checkpoint_resumes_to_the_same_weights(whole, tmp
     """Stopped right after the checkpoint of step 3 (between logs at 2 and 4, so the loss of step 3
     waits in ``running``), resumed: the same weights, optimiser, log and baseline as the run that was
     never stopped (deterministic on a CPU: equal)."""
-    save = T._save
-
-    def save_then_stop(run, *args):
-        save(run, *args)
-        if run.step == 3:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(T, "_save", save_then_stop)
+    save = stop_after_checkpoint(monkeypatch, 3)
     versions = iter(["0.1+a"] + ["0.1+b"] * 9)   # the checkout changes after the run started
     monkeypatch.setattr(T, "code_version", lambda: next(versions))
     with pytest.raises(KeyboardInterrupt):

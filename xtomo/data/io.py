@@ -302,7 +302,7 @@ def _to_density(array: np.ndarray, hu, full_scale, hu_window, source, bone=None,
     lowest = float(array.min())
     own_units = not hu and hu_window is None and lowest >= _HU_DETECT  # nothing says CT numbers (its soft tissue may)
     level = soft_tissue(array) if own_units else None
-    offset = stored_offset(array, level) if hu is None and level is not None else 0.0
+    offset = stored_offset(array, level) if hu is None and own_units else 0.0
     if offset:
         warnings.warn(f"{source}: read as CT numbers stored with {offset:g} added (nothing below 0, soft tissue near "
                       f"{offset:g}): HU = value - {offset:g}; bone= is then in HU", stacklevel=3)

@@ -112,13 +112,12 @@ def soft_tissue(values: np.ndarray) -> float | None:
     return lowest + where * (float(np.max(values)) - lowest)
 
 
-def stored_offset(values: np.ndarray, level: float | None = None) -> float:
+def stored_offset(values: np.ndarray, level: float | None) -> float:
     """``CT_OFFSET`` where integer data hold CT numbers with it added (nothing below zero, soft tissue within
     100 of it, denser voxels beyond it), else 0: what to subtract to read them as HU. ``level``: their
-    ``soft_tissue``, where the caller has it."""
+    ``soft_tissue`` (None where they have none)."""
     values = np.asarray(values)
     if values.dtype.kind not in "iu" or float(values.min()) < 0:
         return 0.0
-    level = soft_tissue(values) if level is None else level
     found = level is not None and abs(level - CT_OFFSET) <= _OFFSET_TOLERANCE
     return CT_OFFSET if found and float(values.max()) > CT_OFFSET + 3 * _OFFSET_TOLERANCE else 0.0

@@ -14,9 +14,9 @@ Two acquisitions (``ACQUISITIONS``): ``"ideal"``, the Beer–Lambert x-rays the 
 ``"physical"``, the skull (bone mineral, no soft tissue: a dry skull) through chapter 8's micro-CT
 (``reality.scanner``: polychromatic spectrum, scatter, photon noise, detector blur), stored as an
 8-bit image under display gamma 2.2 and read back as a user would: gamma undone, 1 % of the pixels taken
-as air (``acquisition.recorded_to_alpha``), and the beam hardening in bone undone for a usual skull radiograph's
-tube (``reading_tube``: 70 kVp, 2.5 mm aluminium; ``xtomo reconstruct --tube 70``), which the reader takes it to
-come from. The truth is the same CT either way.
+as air, and the beam hardening in bone undone for a usual skull radiograph's tube (70 kVp, 2.5 mm aluminium;
+``xtomo reconstruct --tube 70``), which the reader takes it to come from (``acquisition.read_back``, as the
+training x-rays of ``xtomo train --physical`` are read). The truth is the same CT either way.
 """
 from __future__ import annotations
 
@@ -31,11 +31,11 @@ from xtomo.evaluation import stats
 from xtomo.evaluation.reality import scanner
 from xtomo.evaluation.scoring import METHODS, our_volumes, ours_methods, reprojection, score
 from xtomo.imaging import microct, xray
-from xtomo.learning.acquisition import recorded_to_alpha
+from xtomo.learning.acquisition import read_back
 from xtomo.methods import classical
 from xtomo.profiles import Profile, get_profile
 
-__all__ = ["ACQUISITIONS", "SYMMETRIES", "ANSWERS", "REGIONS", "acquire", "reading_tube", "against_even_by_answers",
+__all__ = ["ACQUISITIONS", "SYMMETRIES", "ANSWERS", "REGIONS", "acquire", "against_even_by_answers",
            "evaluate_volume", "even_spread", "SOFTENINGS", "softened", "with_line_integrals", "softened_ratios",
            "against_even", "head_regions", "error_by_region", "ratio_table", "held_out_network"]
 
@@ -59,15 +59,7 @@ def acquire(volume: torch.Tensor, direction: torch.Tensor, p: Profile, acquisiti
         return make_sample(volume, direction, p)
     recorded = microct.expose(torch.zeros_like(volume), volume, direction, scanner(p), size=p.xray_size,
                               n_steps=p.n_steps, seed=seed)
-    return microct.unharden(recorded_to_alpha(recorded), reading_tube(p)), view_target(volume, direction, p)
-
-
-def reading_tube(p: Profile) -> microct.Scanner:
-    """The tube a reader takes a physical x-ray to come from when undoing its beam hardening (``microct.unharden``,
-    ``xtomo reconstruct --tube 70``): a skull radiograph's usual 70 kVp through 2.5 mm of aluminium, not the
-    micro-CT's own 50 kVp and 0.5 mm, which a reader would not know."""
-    kvp, filter_mm = microct.RADIOGRAPH_TUBE
-    return microct.Scanner(kvp=kvp, filter_mm=filter_mm, chi=p.chi)
+    return read_back(recorded, p.chi), view_target(volume, direction, p)
 
 
 def evaluate_volume(volume: torch.Tensor, model, profile: Profile | str = "quick", views: int = 8,

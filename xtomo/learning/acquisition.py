@@ -6,7 +6,8 @@ holds scatter, photon noise and detector blur, and is stored as an 8-bit image u
 acquisition needs: its line integrals of bone, ``-ln(alpha) / chi``. So a share of each training batch
 (``Profile.physical``) is re-taken from those integrals by a ``microct.Scanner`` whose tube, filter, dose,
 blur and scatter are drawn from ``RANGES`` (the book's scanner lies inside them), stored and read back as a
-reader's radiograph is (``recorded_to_alpha``). The targets are unchanged: the same skull, seen worse.
+reader's radiograph is (``read_back``: the storage undone, then the beam hardening for a usual skull radiograph's
+tube, as ``realcase.acquire`` reads its physical x-rays). The targets are unchanged: the same skull, seen worse.
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from xtomo import _checks as checks
 from xtomo.imaging import microct, xray
 from xtomo.learning.inference import prepare_radiograph
 
-__all__ = ["DISPLAY_GAMMA", "RANGES", "recorded_to_alpha", "random_scanner", "physical_xrays"]
+__all__ = ["DISPLAY_GAMMA", "RANGES", "recorded_to_alpha", "reading_tube", "read_back", "random_scanner",
+           "physical_xrays"]
 
 DISPLAY_GAMMA = 2.2  #: the display encoding (8 bits) of a stored radiograph, undone on reading
 #: (low, high) of each drawn ``microct.Scanner`` setting; ``photons`` is drawn log-uniform, the others uniform
@@ -31,6 +33,20 @@ def recorded_to_alpha(recorded: torch.Tensor) -> torch.Tensor:
     back as a reader's radiograph is: gamma undone, 1 % of the pixels taken as air (``prepare_radiograph``)."""
     stored = torch.round(xray.encode_gamma(recorded, DISPLAY_GAMMA) * 255) / 255
     return prepare_radiograph(xray.decode_gamma(stored, DISPLAY_GAMMA), air=0.01)
+
+
+def reading_tube(chi: float = xray.CHI) -> microct.Scanner:
+    """The tube a reader takes a radiograph to come from when undoing its beam hardening (``microct.unharden``,
+    ``xtomo reconstruct --tube 70``): a skull radiograph's usual ``microct.RADIOGRAPH_TUBE`` (70 kVp through 2.5 mm
+    of aluminium), not the tube that took it, which a reader would not know."""
+    kvp, filter_mm = microct.RADIOGRAPH_TUBE
+    return microct.Scanner(kvp=kvp, filter_mm=filter_mm, chi=chi)
+
+
+def read_back(recorded: torch.Tensor, chi: float = xray.CHI) -> torch.Tensor:
+    """A recorded x-ray ``[S, S]`` of a dry skull as a reader turns it into the network's input: stored and read
+    (``recorded_to_alpha``), then unhardened for the ``reading_tube``."""
+    return microct.unharden(recorded_to_alpha(recorded), reading_tube(chi))
 
 
 def random_scanner(generator: torch.Generator, chi: float = xray.CHI) -> microct.Scanner:
@@ -55,8 +71,8 @@ def physical_xrays(alpha: torch.Tensor, share: float, seed: int, chi: float = xr
     out = alpha.clone()
     for i in (i for i, p in enumerate(picked) if p):  # a few whole images per batch
         scanner = random_scanner(g, chi)
-        bone = -torch.log(alpha[i, 0].detach().cpu().double().clamp_min(1e-12)) / chi
+        bone = microct.log_transform(alpha[i, 0].detach().cpu().double(), scanner.ideal())  # no photon floor
         primary = microct.transmission(torch.zeros_like(bone), bone, scanner)
         recorded = microct.detect(primary, scanner, seed=int(seed) * 31 + i).clamp(0, 1).float()
-        out[i, 0] = recorded_to_alpha(recorded).to(out)
+        out[i, 0] = read_back(recorded, chi).to(out)
     return out
