@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import io as _bytes
+import re
 
 import numpy as np
 import pytest
@@ -169,3 +170,55 @@ def test_the_second_head_is_in_the_canonical_frame(second_head):
     lowest, top, whole = slice(low, low + slab), slice(high + 1 - slab, high + 1), slice(low, high + 1)
     assert forward(lowest) > forward(whole) + 2          # 1.2 against -2.5 voxels, measured
     assert forward(top) < forward(lowest) - 2            # -2.0 against 1.2
+
+
+def test_a_file_inside_a_tar_inside_a_source_archive_is_fetched(tmp_path, monkeypatch):
+    """The phantom head lies in a tar.gz inside Debian's xz test-data archive (``OUTER!INNER``): only the inner
+    file is kept, under its listed name, and an inner name the archive lacks is an error naming both."""
+    import tarfile
+
+    def tar(files: dict[str, bytes], mode: str) -> bytes:
+        out = _bytes.BytesIO()
+        with tarfile.open(fileobj=out, mode=mode) as archive:
+            for name, content in files.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(content)
+                archive.addfile(info, _bytes.BytesIO(content))
+        return out.getvalue()
+
+    requirement = "plastimatch==1.10.0+dfsg.2"
+    (member, name), = realdata.PACKAGES[requirement].items()
+    outer, inner = member.split("!")
+    inside = tar({"other.mha": b"not this", inner: b"the phantom"}, "w:gz")
+    source = tar({outer: inside, "plastimatch-1.10.0+dfsg.2/registration-tutorial.tar.gz": b"x"}, "w:xz")
+    monkeypatch.setitem(realdata.ARCHIVES, requirement,
+                        (realdata.ARCHIVES[requirement][0], hashlib.sha256(source).hexdigest()))
+    monkeypatch.setenv("XTOMO_DATA", str(tmp_path / "real"))
+    monkeypatch.setattr(realdata.urllib.request, "urlopen", lambda url, **kw: _Response(source))
+    assert realdata.fetch_package(requirement, {member: name}) is True
+    assert [p.name for p in (tmp_path / "real").iterdir()] == [name]
+    assert (tmp_path / "real" / name).read_bytes() == b"the phantom"
+    with pytest.raises(KeyError, match=re.escape(f"{outer} holds no file missing.mha")):
+        realdata.fetch_package(requirement, {f"{outer}!missing.mha": "missing.mha"})
+
+
+@pytest.mark.parametrize("name", list(realdata.UNSEEN_HEADS))
+def test_the_unseen_heads_are_whole_dry_skulls_in_the_canonical_frame(name):
+    """Each unseen head reads as a dry skull (thin shells, no soft tissue filling the head: the third head's 8-bit
+    soft tissue is dropped by its ``bone``), mirror-symmetric across x only, set upright with a sure pose, the vault
+    on top: its highest bone lies behind its lowest (the jaw and teeth in front)."""
+    found = realdata.UNSEEN_HEADS[name]
+    require((realdata.data_dir() / found["file"]).exists(), f"the {name} is missing: run `xtomo fetch-data`")
+    volume, _, pose = io.load_volume_pose(realdata.path(found["file"]), size=64, bone=found["bone"], upright=True)
+    assert torch.equal(volume, realdata.unseen_head(name, 64))
+    assert 0.005 < float((volume > 0.05).float().mean()) < 0.1
+    assert pose.margin >= 0.1
+
+    def mirrored(axis):
+        return float((volume * volume.flip(axis)).sum() / (volume * volume).sum())
+    assert mirrored(2) > 1.5 * max(mirrored(1), mirrored(0))
+    bone = torch.nonzero(volume > 0.05).float()
+    low, high = bone[:, 0].min(), bone[:, 0].max()
+    assert bone[bone[:, 0] > high - 4, 1].mean() < bone[bone[:, 0] < low + 4, 1].mean()
+    with pytest.raises(ValueError, match="no head named 'fourth head'"):
+        realdata.unseen_head("fourth head")

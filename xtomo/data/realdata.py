@@ -29,6 +29,13 @@ The folder is ``$XTOMO_DATA`` or ``./data/real``.
   ``invesalius_cranium.inv3``, the clinical head CT "ProMED CT 0051" (256 x 256 x 108 CT numbers,
   0.96 x 0.96 x 1.5 mm, vertex to upper teeth, a head holder behind it). The generator's human was
   never fitted to it: the book's blind real skull. ``second_head_hu`` reads it.
+- plastimatch 1.10.0+dfsg.2 (BSD-3-Clause, Debian's test-data archive of the source package):
+  ``headphantom.mha``, inside its ``headphantom.mha.tar.gz``: a CT of an anthropomorphic head phantom
+  (real skeleton, uniform soft tissue; 512 x 512 x 108 CT numbers, 0.47 x 0.47 x 2.5 mm, vertex to the
+  fifth cervical vertebra, a headrest under it).
+- jnifti-demos 0.6-3 (Apache-2.0, Debian's package of JNIfTI's examples): ``headct.nii.gz``, a patient's
+  head CT (208 x 256 x 225 at 1 mm, vertex to neck, dental streaks) stored windowed as 8 bits, not HU.
+  These two are ``UNSEEN_HEADS``: no model of ours trains on them.
 
 ``RADIOGRAPHS`` says what each real radiograph shows, where it comes from and under which licence.
 """
@@ -50,8 +57,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["RADIOGRAPHS", "Radiograph", "HEAD", "HEAD_WATER", "SECOND_HEAD", "data_dir", "path", "fetch", "head",
-           "head_hu", "second_head", "second_head_hu"]
+__all__ = ["RADIOGRAPHS", "Radiograph", "HEAD", "HEAD_WATER", "SECOND_HEAD", "UNSEEN_HEADS", "data_dir", "path",
+           "fetch", "head", "head_hu", "second_head", "second_head_hu", "unseen_head"]
 
 
 def data_dir() -> Path:
@@ -75,6 +82,10 @@ PACKAGES = {  # requirement: {member of the wheel or source archive: file name i
     "pytigre==0.1.8": {"pytigre-0.1.8/tigre/demos/Test_data/MRheadbrain/head.mat": "tigre_head.mat"},
     "invesalius-examples==3.1.99998-4": {
         "./usr/share/doc/invesalius-examples/examples/Cranium.inv3": "invesalius_cranium.inv3"},
+    "plastimatch==1.10.0+dfsg.2": {  # OUTER!INNER: a member of a tar that is itself a member
+        "plastimatch-1.10.0+dfsg.2/headphantom.mha.tar.gz!headphantom.mha": "plastimatch_headphantom.mha"},
+    "jnifti-demos==0.6-3": {
+        "./usr/share/doc/jnifti-demos/examples/headct/headct.nii.gz": "jnifti_headct.nii.gz"},
 }
 _FILES = "https://files.pythonhosted.org/packages/"
 #: Each package's archive: its file URL on the package index and its sha256 (the index's own digest).
@@ -95,6 +106,12 @@ ARCHIVES = {
     "invesalius-examples==3.1.99998-4": (  # Debian's archive; its digest is the one Debian's index lists
         "http://deb.debian.org/debian/pool/main/i/invesalius/invesalius-examples_3.1.99998-4_all.deb",
         "f2f14bdfef6dc3812eafc5013d133c6c18370aaab5666b78d54af2e7db432f97"),
+    "plastimatch==1.10.0+dfsg.2": (
+        "http://deb.debian.org/debian/pool/main/p/plastimatch/plastimatch_1.10.0+dfsg.2.orig-debian-tests-data.tar.xz",
+        "ec55aef6c99c89db952d9773f1d22a18850afe07fce4401e1f3c7a320f873bc3"),
+    "jnifti-demos==0.6-3": (
+        "http://deb.debian.org/debian/pool/main/o/octave-jnifti/jnifti-demos_0.6-3_all.deb",
+        "c52641efa3561a303f4ca83acfb6b5d7b99d590418549aaa6804ee89ded5e5e6"),
 }
 
 #: The real head: a file among the fetched ones, its source and licence (``head`` reads it).
@@ -108,6 +125,20 @@ SECOND_HEAD = dict(file="invesalius_cranium.inv3",
                subject="an adult human head (clinical CT 'ProMED CT 0051', vertex to upper teeth)",
                source="InVesalius example project, Debian package invesalius-examples 3.1.99998-4",
                licence="GPL-2")
+
+
+#: Real heads no model of ours trains on, by name: file, subject, source, licence, and ``bone``, where bone starts in
+#: the file's own units when they are not CT numbers (``unseen_head`` reads them as ``xtomo evaluate --bone`` would).
+UNSEEN_HEADS = {
+    "phantom head": dict(file="plastimatch_headphantom.mha", bone=None,
+                         subject="a CT of an anthropomorphic head phantom (a real skeleton in uniform soft tissue, "
+                                 "vertex to neck)",
+                         source="plastimatch's test data, Debian source package plastimatch 1.10.0+dfsg.2",
+                         licence="BSD-3-Clause"),
+    "third head": dict(file="jnifti_headct.nii.gz", bone=0.45,  # soft tissue at 0.33-0.40, bone's values peak at 0.63
+                       subject="a patient's head CT (vertex to neck), stored windowed as 8 bits",
+                       source="JNIfTI's examples, Debian package jnifti-demos 0.6-3", licence="Apache-2.0"),
+}
 
 
 @dataclass(frozen=True)
@@ -151,7 +182,7 @@ def fetch_package(requirement: str, members: dict[str, str]) -> bool:
         with _open_archive(archives[0]) as open_member:
             for member, name in missing.items():
                 part = DATA / f".{name}.part"
-                with open_member(member) as source, open(part, "wb") as target:
+                with _nested(open_member, member) as source, open(part, "wb") as target:
                     while chunk := source.read(1 << 20):
                         target.write(chunk)
                 os.replace(part, DATA / name)
@@ -189,8 +220,25 @@ def _open_archive(archive: Path):
         with tarfile.open(fileobj=_bytes.BytesIO(_ar_member(archive, "data.tar"))) as tarred:
             yield tarred.extractfile
     else:
-        with tarfile.open(archive, "r:gz") as tarred:
+        with tarfile.open(archive, "r:*") as tarred:   # a source archive, gzip or xz
             yield tarred.extractfile
+
+
+@contextlib.contextmanager
+def _nested(open_member, member: str):
+    """The member ``member`` opened by ``open_member``, or for ``OUTER!INNER`` the file ``INNER`` of the tar archive
+    ``OUTER``, read as it streams out of the outer one."""
+    outer, _, inner = member.partition("!")
+    with open_member(outer) as source:
+        if not inner:
+            yield source
+            return
+        with tarfile.open(fileobj=source, mode="r|*") as tarred:
+            for info in tarred:
+                if info.isfile() and info.name.removeprefix("./") == inner:
+                    yield tarred.extractfile(info)
+                    return
+    raise KeyError(f"{outer} holds no file {inner}")
 
 
 def _ar_member(archive: Path, prefix: str) -> bytes:
@@ -291,6 +339,18 @@ def second_head(size: int = 128, upright: bool = True) -> torch.Tensor:
 
     hu, spacing = second_head_hu()
     return io.prepare_volume(hu, size, spacing=spacing, source=SECOND_HEAD["file"], upright=upright)
+
+
+def unseen_head(name: str, size: int = 128, upright: bool = True) -> torch.Tensor:
+    """The head ``name`` of ``UNSEEN_HEADS`` as ``xtomo evaluate`` reads a reader's CT (with ``--bone`` where its
+    units are not CT numbers): a dry skull ``[size]^3``, fitted into the cube and, unless ``upright=False``, set
+    upright (``xtomo.data.pose``)."""
+    from xtomo.data import io
+
+    if name not in UNSEEN_HEADS:
+        raise ValueError(f"unseen_head: no head named {name!r}; the unseen heads are {', '.join(UNSEEN_HEADS)}")
+    found = UNSEEN_HEADS[name]
+    return io.load_volume(path(found["file"]), size=size, bone=found["bone"], upright=upright)
 
 
 if __name__ == "__main__":
