@@ -2,10 +2,12 @@
 
     python benchmarks/unseen_ct.py CT [CT ...] [--model NAME=CHECKPOINT] [--views 32] [--answers plain,view,level]
         [--write]
+    python benchmarks/unseen_ct.py "phantom head" "third head"     # the fetched ones (realdata.UNSEEN_HEADS)
 
 Issue 16's last check runs real skull CTs that no model of ours trained on through the shipped model. Each
 ``CT`` (any format ``io.load_volume_pose`` reads; name it ``LABEL=PATH`` to give it a label) is loaded and set
-upright as ``xtomo evaluate`` does, x-rayed from ``--views`` seeded directions, ideally and physically, and each
+upright as ``xtomo evaluate`` does (a name of ``realdata.UNSEEN_HEADS``: that fetched head, read by
+``realdata.unseen_head``), x-rayed from ``--views`` seeded directions, ideally and physically, and each
 network's fused answer is scored beside the even spread (``realcase.evaluate_volume``): as the network answers,
 made symmetric about the known view's mid-sagittal plane, and leveled too (``--symmetry view --level``;
 ``--answers`` picks). The
@@ -19,18 +21,28 @@ from pathlib import Path
 
 from _common import add_model_option, benchmark_parser, busy_cores, command_line, even_section, networks, publish
 
-from xtomo.data import io
+from xtomo.data import io, realdata
 from xtomo.evaluation import realcase
 from xtomo.files import sha256
 from xtomo.profiles import get_profile
 
 
 def labelled(spec: str) -> tuple[str, Path]:
-    """``LABEL=PATH`` or ``PATH`` (labelled by its name) as a label with the file's (or folder's) short sha256, and
-    the path."""
+    """``LABEL=PATH``, ``PATH`` (labelled by its name) or the name of a fetched unseen head as a label with the file's
+    (or folder's) short sha256, and the path."""
+    if spec in realdata.UNSEEN_HEADS:
+        path = realdata.path(realdata.UNSEEN_HEADS[spec]["file"])
+        return f"{spec} (sha256 {sha256(path)[:12]})", path
     label, _, path = spec.rpartition("=")
     path = Path(path)
     return f"{label or path.name} (sha256 {sha256(path)[:12]})", path
+
+
+def volume(spec: str, size: int):
+    """The CT ``spec`` names as ``xtomo evaluate`` reads it, set upright."""
+    if spec in realdata.UNSEEN_HEADS:
+        return realdata.unseen_head(spec, size)
+    return io.load_volume(labelled(spec)[1], size=size, upright=True)
 
 
 def rows(models: dict, cts: list[str], views: int, answers=tuple(realcase.ANSWERS)) -> list[dict]:
@@ -38,17 +50,17 @@ def rows(models: dict, cts: list[str], views: int, answers=tuple(realcase.ANSWER
     p = get_profile("quick")
     out = []
     for spec in cts:
-        case, path = labelled(spec)
-        volume, _, _ = io.load_volume_pose(path, size=p.volume_size, upright=True)
+        case, skull = labelled(spec)[0], volume(spec, p.volume_size)
         for network, model in models.items():
             out += [dict(r, ct=case, network=network)
-                    for r in realcase.against_even_by_answers(volume, model, p, views, p.seed, case, answers)]
+                    for r in realcase.against_even_by_answers(skull, model, p, views, p.seed, case, answers)]
     return out
 
 
 def main(argv=None) -> int:
     parser = benchmark_parser(__file__, __doc__, "unseen-ct")
-    parser.add_argument("ct", nargs="+", help="a skull CT file, or LABEL=PATH")
+    parser.add_argument("ct", nargs="+", help="a skull CT file, LABEL=PATH, or a fetched unseen head "
+                        f"({', '.join(realdata.UNSEEN_HEADS)})")
     parser.add_argument("--views", type=int, default=32, help="seeded views per CT (default 32)")
     parser.add_argument("--answers", default=",".join(realcase.ANSWERS), help="which of our answers to score, of "
                         f"{', '.join(realcase.ANSWERS)} (default all)")
@@ -59,8 +71,8 @@ def main(argv=None) -> int:
         parser.error(f"--answers: expected some of {', '.join(realcase.ANSWERS)}, got {args.answers!r}")
     busy = busy_cores()
     found = rows(networks(parser, args.model), args.ct, args.views, answers)
-    note = (f"Skull CTs outside the repository, loaded and set upright as `xtomo evaluate` does; {args.views} seeded "
-            f"views each; our answers: {', '.join(realcase.ANSWERS[a][0] for a in answers)}.")
+    note = (f"Skull CTs no model of ours trained on, loaded and set upright as `xtomo evaluate` does; "
+            f"{args.views} seeded views each; our answers: {', '.join(realcase.ANSWERS[a][0] for a in answers)}.")
     lead = {"CT": "ct", "network": "network", "answers": "answers", "acquisition": "acquisition"}
     publish(even_section("Skull CTs no model of ours trained on: ours against the even spread (`quick`)", note,
                          found, lead, command_line(parser, args), busy), args)
