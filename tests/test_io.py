@@ -621,7 +621,8 @@ def test_fetch_data_that_fetches_nothing_fails_naming_every_file(offline, capsys
 
 
 def test_fetch_data_that_fetches_part_fails_naming_the_rest(offline, capsys):
-    present("cxr.nii.gz", "RG1_UNCR.dcm", "RG3_UNCR.dcm", "emri_small.dcm", "tigre_head.mat", "invesalius_cranium.inv3")
+    present("cxr.nii.gz", "RG1_UNCR.dcm", "RG3_UNCR.dcm", "emri_small.dcm", "tigre_head.mat", "invesalius_cranium.inv3",
+            "plastimatch_headphantom.mha", "jnifti_headct.nii.gz")
     assert main(["fetch-data"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("xtomo: error: could not fetch cat.dcm into ") and err.count("\n") == 1

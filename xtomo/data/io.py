@@ -272,11 +272,15 @@ def _prepare(raw: RawVolume, size, hu_window, fit, threshold, source, bone=None,
         centre, side = extent / 2, extent.max()
     rotation, found = np.eye(3), None
     if upright:  # judged on a coarse cube, then applied in the one resampling
-        from xtomo.data import pose  # here: pose reads augment, which reads this module
+        from xtomo.data import neck, pose  # here: pose reads augment, which reads this module
         coarse = geometry.resample_cube(density, spacing, centre, side, pose.TEMPLATE_SIZE, rotation)
         found = pose.find(torch.from_numpy(coarse))
         if found.sure:
             rotation = found.rotation.double().numpy()
+            headed = neck.without(density, spacing, centre, side, rotation)
+            if headed is not density:  # the skull framed again without its neck
+                density, (centre, radius) = headed, framing(headed, spacing, threshold, source)
+                side = radius / FIT_RADIUS
         else:
             warnings.warn(f"{source}: not set upright: no turn of it resembles a skull template clearly more than the "
                           f"others (xtomo.data.pose margin {found.margin:.2f} < {pose.SURE_MARGIN}): it may not be a "
