@@ -7,7 +7,7 @@ import pytest
 import torch
 from conftest import require
 
-from xtomo.data import neck, realdata
+from xtomo.data import io, neck, realdata
 from xtomo.specimens import crania
 
 BELOW = 24  #: slices of room under the skull
@@ -77,8 +77,11 @@ def test_the_phantom_head_is_read_without_its_neck(monkeypatch):
     require((realdata.data_dir() / file).exists(), "the phantom head is missing: run `xtomo fetch-data`")
     read = realdata.unseen_head("phantom head", 64)
     assert neck.top(read) == 0
+    found = io.load_volume_pose(realdata.path(file), 64, upright=True)[2]
+    assert found.neck and found.told(0.0).endswith("; the neck below it cut away (xtomo.data.neck)")
     monkeypatch.setattr(neck, "LEAST", 1.0)   # no run of slices is that long: the neck stays
     with_neck = realdata.unseen_head("phantom head", 64)
+    assert not io.load_volume_pose(realdata.path(file), 64, upright=True)[2].neck
     monkeypatch.undo()
     top = neck.top(with_neck)
     assert top > _bone_rows(with_neck)[0] + 5

@@ -279,7 +279,8 @@ def _prepare(raw: RawVolume, size, hu_window, fit, threshold, source, bone=None,
             rotation = found.rotation.double().numpy()
             headed = neck.without(density, spacing, centre, side, rotation)
             if headed is not density:  # the skull framed again without its neck
-                density, (centre, radius) = headed, framing(headed, spacing, threshold, source)
+                density, found = headed, found._replace(neck=True)
+                centre, radius = framing(density, spacing, threshold, source)
                 side = radius / FIT_RADIUS
         else:
             warnings.warn(f"{source}: not set upright: no turn of it resembles a skull template clearly more than the "

@@ -66,6 +66,7 @@ class Pose(NamedTuple):
     family: str             #: the family whose template the upright skull resembles most
     match: float            #: that resemblance: the correlation of the two, on the compared grid
     margin: float           #: ``match`` less the median over every turn tried of its best correlation
+    neck: bool = False      #: whether a neck below the skull was cut away before the fit (``xtomo.data.neck``)
 
     @property
     def sure(self) -> bool:
@@ -76,7 +77,8 @@ class Pose(NamedTuple):
         """What was done, in words, for a skull this pose turned by ``turned`` degrees (``affine_turn``)."""
         return (f"set upright (xtomo.data.pose), turned {turned:.0f} degrees from the scan's axes: most like the "
                 f"{self.family} template (correlation {self.match:.2f}), its turn ahead of the median turn by "
-                f"{self.margin:.2f} (sure from {SURE_MARGIN})")
+                f"{self.margin:.2f} (sure from {SURE_MARGIN})" + ("; the neck below it cut away (xtomo.data.neck)"
+                                                                  if self.neck else ""))
 
 
 def find(volume: torch.Tensor) -> Pose:
