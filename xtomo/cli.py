@@ -228,9 +228,9 @@ def _reconstruct(args) -> None:
     if box is not None or args.air is not None or args.fit:
         alpha = prepare_radiograph(alpha, box=box, air=args.air, vignette=args.air is not None, fit=args.fit)
     if args.tube is not None:
-        kvp, filter_mm = _tube(args.tube)
-        filter_mm = microct.RADIOGRAPH_TUBE[1] if filter_mm is None else filter_mm
-        alpha = microct.unharden(alpha, microct.Scanner(kvp=kvp, filter_mm=filter_mm, chi=chi))
+        from xtomo.learning.acquisition import reading_tube
+
+        alpha = microct.unharden(alpha, reading_tube(chi, *_tube(args.tube)))
     if not args.fit and (note := framing_note(alpha)):
         print(note, file=sys.stderr)
     mirror = not args.single_pass

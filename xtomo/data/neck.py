@@ -49,6 +49,7 @@ def top(cube: torch.Tensor, threshold: float = 0.05) -> int:
     middle, length = float(front[0] + front[-1]) / 2, float(front[-1] - front[0]) + 1
     return low + run if centre <= middle + FORWARD * length else 0
 
+
 def without(density: np.ndarray, spacing, centre, side: float, rotation: np.ndarray) -> np.ndarray:
     """``density`` (an array, ``spacing`` per axis) with its neck made empty, found in the cube of edge ``side``
     around ``centre`` that ``rotation`` sets upright (``geometry.resample_cube``); ``density`` itself where it has

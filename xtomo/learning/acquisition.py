@@ -35,12 +35,14 @@ def recorded_to_alpha(recorded: torch.Tensor) -> torch.Tensor:
     return prepare_radiograph(xray.decode_gamma(stored, DISPLAY_GAMMA), air=0.01)
 
 
-def reading_tube(chi: float = xray.CHI) -> microct.Scanner:
+def reading_tube(chi: float = xray.CHI, kvp: float | None = None, filter_mm: float | None = None) -> microct.Scanner:
     """The tube a reader takes a radiograph to come from when undoing its beam hardening (``microct.unharden``,
-    ``xtomo reconstruct --tube 70``): a skull radiograph's usual ``microct.RADIOGRAPH_TUBE`` (70 kVp through 2.5 mm
-    of aluminium), not the tube that took it, which a reader would not know."""
-    kvp, filter_mm = microct.RADIOGRAPH_TUBE
-    return microct.Scanner(kvp=kvp, filter_mm=filter_mm, chi=chi)
+    ``xtomo reconstruct --tube KVP[,MM]``): ``kvp`` through ``filter_mm`` of aluminium, each where not told a skull
+    radiograph's usual ``microct.RADIOGRAPH_TUBE`` (70 kVp through 2.5 mm), not the tube that took it, which a
+    reader would not know."""
+    usual_kvp, usual_mm = microct.RADIOGRAPH_TUBE
+    return microct.Scanner(kvp=usual_kvp if kvp is None else kvp,
+                           filter_mm=usual_mm if filter_mm is None else filter_mm, chi=chi)
 
 
 def read_back(recorded: torch.Tensor, chi: float = xray.CHI) -> torch.Tensor:
