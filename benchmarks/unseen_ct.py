@@ -38,19 +38,14 @@ def labelled(spec: str) -> tuple[str, Path]:
     return f"{label or path.name} (sha256 {sha256(path)[:12]})", path
 
 
-def volume(spec: str, size: int):
-    """The CT ``spec`` names as ``xtomo evaluate`` reads it, set upright."""
-    if spec in realdata.UNSEEN_HEADS:
-        return realdata.unseen_head(spec, size)
-    return io.load_volume(labelled(spec)[1], size=size, upright=True)
-
-
 def rows(models: dict, cts: list[str], views: int, answers=tuple(realcase.ANSWERS)) -> list[dict]:
     """Ratios of ours to the even spread per CT, network, answers (keys of ``realcase.ANSWERS``) and acquisition."""
     p = get_profile("quick")
     out = []
     for spec in cts:
-        case, skull = labelled(spec)[0], volume(spec, p.volume_size)
+        case, path = labelled(spec)  # hashed once; a fetched head read with its own bone
+        skull = (realdata.unseen_head(spec, p.volume_size) if spec in realdata.UNSEEN_HEADS
+                 else io.load_volume(path, size=p.volume_size, upright=True))
         for network, model in models.items():
             out += [dict(r, ct=case, network=network)
                     for r in realcase.against_even_by_answers(skull, model, p, views, p.seed, case, answers)]
