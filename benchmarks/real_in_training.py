@@ -1,6 +1,6 @@
 """Does a real head in the training set carry over to another real head?
 
-    python benchmarks/real_in_training.py OUT [--head first] [--head blind] [--steps 2500] [--share 0.25] [--write]
+    python benchmarks/real_in_training.py OUT [--head first|blind|phantom ...] [--steps 2500] [--share 0.25] [--write]
     python benchmarks/real_in_training.py OUT --shipped quick --shipped quick-without-head ... --section NAME --write
 
 The generator's humans are not real heads, and fine-tuning on more or other procedural humans has left both
@@ -9,9 +9,9 @@ real heads where they were (RESULTS ``individuals-v8-long``). The paper trained 
 individuals of each training species), with that real head making ``--share`` of the training samples
 (``realmix.mixed``; the head stretched by up to ``--stretch`` along each axis and turned by up to ``--pose``
 degrees, besides the profile's blur and gain, so that its views are not all one head), into ``OUT/<head>``
-(resumable: a finished run is kept), then scores the shipped model and each fine-tune on both heads over
+(resumable: a finished run is kept), then scores the shipped model and each fine-tune on every real head over
 ``--views`` seeded views, ideal and physical, beside the even spread. The head a network trained on is
-marked; the other one says whether a real head teaches it anything about real heads in general.
+marked; the others say whether a real head teaches it anything about real heads in general.
 ``--write`` records the table in RESULTS.md (section ``real-in-training``). ``--shipped NAME`` (repeatable) scores
 models that ship with the package instead (no fine-tunes unless ``--head`` is given too), each head marked where
 the model's manifest says it trained on that head's file (``shipped.trained_on``): ``xtomo train --ct`` made them.
@@ -32,8 +32,9 @@ from xtomo.learning import shipped, train
 from xtomo.learning.averaging import evaluated_weights
 from xtomo.profiles import get_profile
 
-HEADS = {"first": ("real head", realdata.head), "blind": ("second real head (blind)", realdata.second_head)}
-CT_NAMES = {"first": "head", "blind": "second-head"}  # the heads as ``xtomo train --ct`` names them
+HEADS = {"first": ("real head", realdata.head), "blind": ("second real head (blind)", realdata.second_head),
+         "phantom": ("phantom head", realdata.phantom_head)}
+CT_NAMES = {"first": "head", "blind": "second-head", "phantom": "phantom-head"}  # as ``xtomo train --ct`` names them
 
 
 def fine_tune(head: str, out: Path, steps: int, share: float, stretch: float, pose: float, init: str = "shipped"):
@@ -103,7 +104,7 @@ def main(argv=None) -> int:
     parser = benchmark_parser(__file__, __doc__, "real-in-training")
     parser.add_argument("out", type=Path, help="folder for the fine-tunes (one subfolder per head)")
     parser.add_argument("--head", action="append", choices=sorted(HEADS), help="real head to train on (repeatable; "
-                        "default: both, one run each)")
+                        "default: each, one run each)")
     parser.add_argument("--steps", type=int, default=2500, help="fine-tuning steps per run (default 2500)")
     parser.add_argument("--share", type=float, default=0.25, help="share of the training samples that are the "
                         "real head's (default 0.25)")
@@ -140,7 +141,7 @@ def main(argv=None) -> int:
     note += (" The training checkpoints (`--checkpoint`) are scored with their raw weights and, where the run kept "
              "one, with the moving average of its weights (`xtomo train --ema`)." if args.checkpoint else "")
     title = "A real head in the training set" if fine_tunes else "Trained models and real heads"
-    publish(even_section(f"{title}: both heads against the even spread (`quick`)", note,
+    publish(even_section(f"{title}: the real heads against the even spread (`quick`)", note,
                          rows(models, args.views, args.symmetry, args.level),
                          {"network": "network", "head": "case", "acquisition": "acquisition"},
                          command_line(parser, args), busy), args)

@@ -75,7 +75,7 @@ def test_without_empties_what_lies_below_the_level_and_keeps_the_skull(skull):
 def test_the_phantom_head_is_read_without_its_neck(monkeypatch):
     """The fetched head phantom runs down to the fifth cervical vertebra: read upright, its spine is gone and the
     skull fills more of the cube than it does read with its neck."""
-    file = realdata.UNSEEN_HEADS["phantom head"]["file"]
+    file = realdata.PHANTOM_HEAD["file"]
     require((realdata.data_dir() / file).exists(), "the phantom head is missing: run `xtomo fetch-data`")
     read, _, found = io.load_volume_pose(realdata.path(file), 64, upright=True)
     assert neck.top(read) == 0

@@ -2,8 +2,8 @@
 
 The paper's specimens, and our procedural crania, are skulls; a head CT often runs on down the neck, and its
 cervical spine then counts in the sphere that ``io.prepare_volume`` fits: the skull comes out smaller and higher in
-the cube than any training skull, and the network is asked for a column it never saw (the head phantom of
-``realdata.UNSEEN_HEADS`` reads 0.86 of the even spread's RMSE with its neck and 0.70 without its lowest 75 mm;
+the cube than any training skull, and the network is asked for a column it never saw (the head phantom
+``realdata.PHANTOM_HEAD`` reads 0.86 of the even spread's RMSE with its neck and 0.70 without its lowest 75 mm;
 ``benchmarks/RESULTS.md``, section ``neck``). In the upright skull (z up) the neck is the run of slices at
 the bottom that are all narrow (the middle 90 % of their bone spans at most ``WIDTH`` of the widest slice's across) and
 light (at most ``AREA`` of the fullest slice's bone), when that run is at least ``LEAST`` of the bone's height and
@@ -61,6 +61,7 @@ def without(density: np.ndarray, spacing, centre, side: float, rotation: np.ndar
         return density
     matrix, offset = geometry.cube_to_array(spacing, centre, side, TEMPLATE_SIZE, rotation)
     height = np.linalg.inv(matrix)[0]  # an array voxel's z index in the upright cube: height . (index - offset)
-    z = sum(h * (np.arange(n) - o).reshape([-1 if i == k else 1 for i in range(3)])
-            for k, (h, n, o) in enumerate(zip(height, density.shape, offset)))
+    z = sum(np.float32(h) * (np.arange(n, dtype=np.float32) - np.float32(o)).reshape([-1 if i == k else 1
+                                                                                      for i in range(3)])
+            for k, (h, n, o) in enumerate(zip(height, density.shape, offset)))  # float32: a whole CT's worth
     return np.where(z >= cut - 0.5, density, np.float32(0)).astype(density.dtype, copy=False)

@@ -35,7 +35,8 @@ The folder is ``$XTOMO_DATA`` or ``./data/real``.
   fifth cervical vertebra, a headrest under it).
 - jnifti-demos 0.6-3 (Apache-2.0, Debian's package of JNIfTI's examples): ``headct.nii.gz``, a patient's
   head CT (208 x 256 x 225 at 1 mm, vertex to neck, dental streaks) stored windowed as 8 bits, not HU.
-  These two are ``UNSEEN_HEADS``: no model of ours trains on them.
+  The phantom is ``PHANTOM_HEAD``, the third real head the shipped model trains on; JNIfTI's is
+  ``UNSEEN_HEADS``: no model of ours trains on it.
 
 ``RADIOGRAPHS`` says what each real radiograph shows, where it comes from and under which licence.
 """
@@ -57,8 +58,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["RADIOGRAPHS", "Radiograph", "HEAD", "HEAD_WATER", "SECOND_HEAD", "UNSEEN_HEADS", "data_dir", "path",
-           "fetch", "head", "head_hu", "second_head", "second_head_hu", "unseen_head"]
+__all__ = ["RADIOGRAPHS", "Radiograph", "HEAD", "HEAD_WATER", "SECOND_HEAD", "PHANTOM_HEAD", "UNSEEN_HEADS",
+           "data_dir", "path", "fetch", "head", "head_hu", "second_head", "second_head_hu", "phantom_head",
+           "unseen_head"]
 
 
 def data_dir() -> Path:
@@ -127,14 +129,16 @@ SECOND_HEAD = dict(file="invesalius_cranium.inv3",
                licence="GPL-2")
 
 
+#: The phantom head, the third real head to train on (``phantom_head`` reads it).
+PHANTOM_HEAD = dict(file="plastimatch_headphantom.mha",
+                    subject="a CT of an anthropomorphic head phantom (a real skeleton in uniform soft tissue, "
+                            "vertex to neck)",
+                    source="plastimatch's test data, Debian source package plastimatch 1.10.0+dfsg.2",
+                    licence="BSD-3-Clause")
+
 #: Real heads no model of ours trains on, by name: file, subject, source, licence, and ``bone``, where bone starts in
 #: the file's own units when they are not CT numbers (``unseen_head`` reads them as ``xtomo evaluate --bone`` would).
 UNSEEN_HEADS = {
-    "phantom head": dict(file="plastimatch_headphantom.mha", bone=None,
-                         subject="a CT of an anthropomorphic head phantom (a real skeleton in uniform soft tissue, "
-                                 "vertex to neck)",
-                         source="plastimatch's test data, Debian source package plastimatch 1.10.0+dfsg.2",
-                         licence="BSD-3-Clause"),
     "third head": dict(file="jnifti_headct.nii.gz", bone=0.45,  # soft tissue at 0.33-0.40, bone's values peak at 0.63
                        subject="a patient's head CT (vertex to neck), stored windowed as 8 bits",
                        source="JNIfTI's examples, Debian package jnifti-demos 0.6-3", licence="Apache-2.0"),
@@ -339,6 +343,15 @@ def second_head(size: int = 128, upright: bool = True) -> torch.Tensor:
 
     hu, spacing = second_head_hu()
     return io.prepare_volume(hu, size, spacing=spacing, source=SECOND_HEAD["file"], upright=upright)
+
+
+def phantom_head(size: int = 128, upright: bool = True) -> torch.Tensor:
+    """The phantom head (``PHANTOM_HEAD``, CT numbers) as ``xtomo evaluate`` reads a reader's CT: a dry skull
+    ``[size]^3`` without the neck below it (``xtomo.data.neck``), fitted into the cube and, unless ``upright=False``,
+    set upright."""
+    from xtomo.data import io
+
+    return io.load_volume(path(PHANTOM_HEAD["file"]), size=size, upright=upright)
 
 
 def unseen_head(name: str, size: int = 128, upright: bool = True) -> torch.Tensor:

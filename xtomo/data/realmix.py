@@ -24,7 +24,8 @@ __all__ = ["NAMED", "SHARE", "STRETCH", "POSE", "RealCT", "find_ct", "mixed", "r
 
 #: the fetched real heads, by the name ``--ct`` knows them: (file in ``realdata.data_dir()``, loader)
 NAMED = {"head": (realdata.HEAD["file"], realdata.head),
-         "second-head": (realdata.SECOND_HEAD["file"], realdata.second_head)}
+         "second-head": (realdata.SECOND_HEAD["file"], realdata.second_head),
+         "phantom-head": (realdata.PHANTOM_HEAD["file"], realdata.phantom_head)}
 SHARE = 0.25    #: the real CTs' default share of the training samples
 STRETCH = 1.15  #: each real sample is stretched along each axis by a random factor in [1/STRETCH, STRETCH]
 POSE = 10.0     #: ... and half of them turned by up to this many degrees about each axis
