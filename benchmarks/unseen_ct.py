@@ -2,12 +2,12 @@
 
     python benchmarks/unseen_ct.py CT [CT ...] [--model NAME=CHECKPOINT] [--views 32] [--answers plain,view,level]
         [--write]
-    python benchmarks/unseen_ct.py "phantom head" "third head"     # the fetched ones (realdata.UNSEEN_HEADS)
+    python benchmarks/unseen_ct.py "third head"     # a fetched head (realdata.UNSEEN_HEADS; or realmix.NAMED)
 
 Issue 16's last check runs real skull CTs that no model of ours trained on through the shipped model. Each
 ``CT`` (any format ``io.load_volume_pose`` reads; name it ``LABEL=PATH`` to give it a label) is loaded and set
-upright as ``xtomo evaluate`` does (a name of ``realdata.UNSEEN_HEADS``: that fetched head, read by
-``realdata.unseen_head``), x-rayed from ``--views`` seeded directions, ideally and physically, and each
+upright as ``xtomo evaluate`` does (a fetched head's name, as ``xtomo train --ct`` knows it: that head, read by
+``realmix.find_ct``), x-rayed from ``--views`` seeded directions, ideally and physically, and each
 network's fused answer is scored beside the even spread (``realcase.evaluate_volume``): as the network answers,
 made symmetric about the known view's mid-sagittal plane, and leveled too (``--symmetry view --level``;
 ``--answers`` picks). The
@@ -21,21 +21,17 @@ from pathlib import Path
 
 from _common import add_model_option, benchmark_parser, busy_cores, command_line, even_section, networks, publish
 
-from xtomo.data import io, realdata
+from xtomo.data import realmix
 from xtomo.evaluation import realcase
-from xtomo.files import sha256
 from xtomo.profiles import get_profile
 
 
-def labelled(spec: str) -> tuple[str, Path]:
-    """``LABEL=PATH``, ``PATH`` (labelled by its name) or the name of a fetched unseen head as a label with the file's
-    (or folder's) short sha256, and the path."""
-    if spec in realdata.UNSEEN_HEADS:
-        path = realdata.path(realdata.UNSEEN_HEADS[spec]["file"])
-        return f"{spec} (sha256 {sha256(path)[:12]})", path
-    label, _, path = spec.rpartition("=")
-    path = Path(path)
-    return f"{label or path.name} (sha256 {sha256(path)[:12]})", path
+def labelled(spec: str) -> tuple[str, realmix.RealCT]:
+    """``LABEL=PATH``, ``PATH`` (labelled by its name) or the name of a fetched head (``realmix.find_ct`` finds it,
+    read with its own bone) as a label with the file's (or folder's) short sha256, and the CT."""
+    label, _, given = (spec, "", spec) if spec in realmix.NAMED | realmix.STUDIED else spec.rpartition("=")
+    ct = realmix.find_ct(given)
+    return f"{label or Path(given).name} (sha256 {ct.sha256[:12]})", ct
 
 
 def rows(models: dict, cts: list[str], views: int, answers=tuple(realcase.ANSWERS)) -> list[dict]:
@@ -43,9 +39,8 @@ def rows(models: dict, cts: list[str], views: int, answers=tuple(realcase.ANSWER
     p = get_profile("quick")
     out = []
     for spec in cts:
-        case, path = labelled(spec)  # hashed once; a fetched head read with its own bone
-        skull = (realdata.unseen_head(spec, p.volume_size) if spec in realdata.UNSEEN_HEADS
-                 else io.load_volume(path, size=p.volume_size, upright=True))
+        case, ct = labelled(spec)
+        skull = ct.volume(p.volume_size)
         for network, model in models.items():
             out += [dict(r, ct=case, network=network)
                     for r in realcase.against_even_by_answers(skull, model, p, views, p.seed, case, answers)]
@@ -54,8 +49,8 @@ def rows(models: dict, cts: list[str], views: int, answers=tuple(realcase.ANSWER
 
 def main(argv=None) -> int:
     parser = benchmark_parser(__file__, __doc__, "unseen-ct")
-    parser.add_argument("ct", nargs="+", help="a skull CT file, LABEL=PATH, or a fetched unseen head "
-                        f"({', '.join(realdata.UNSEEN_HEADS)})")
+    parser.add_argument("ct", nargs="+", help="a skull CT file, LABEL=PATH, or a fetched head "
+                        f"({', '.join(realmix.NAMED | realmix.STUDIED)})")
     parser.add_argument("--views", type=int, default=32, help="seeded views per CT (default 32)")
     parser.add_argument("--answers", default=",".join(realcase.ANSWERS), help="which of our answers to score, of "
                         f"{', '.join(realcase.ANSWERS)} (default all)")

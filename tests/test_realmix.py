@@ -50,6 +50,17 @@ def test_a_named_head_that_was_not_fetched_says_how_to_fetch_it(monkeypatch, tmp
         realmix.find_ct("second-head")
 
 
+def test_a_head_held_out_of_the_shipped_model_is_found_by_name_and_read_with_its_own_bone():
+    """``--ct 'third head'``, a fetched head for studies that hold out another, is read as ``xtomo evaluate --bone``
+    reads its file (8-bit windowed values, not CT numbers)."""
+    name, found = next(iter(realdata.UNSEEN_HEADS.items()))
+    require((realdata.data_dir() / found["file"]).exists(), "the fetched heads (fetch-data)")
+    ct = realmix.find_ct(name)
+    assert ct.path == realdata.path(found["file"])
+    assert ct.sha256 == hashlib.sha256(ct.path.read_bytes()).hexdigest()
+    torch.testing.assert_close(ct.volume(32), io.load_volume(ct.path, size=32, bone=found["bone"], upright=True))
+
+
 def test_mixed_takes_its_share_from_the_ct_read_as_xtomo_evaluate_reads_it(ct_file):
     p = SMOKE
     base = XrayDataset(ProceduralBank(p, cache_dir=None), [0], p)

@@ -124,8 +124,8 @@ def _simulate(args) -> None:
                   "default: the profile's, 1 as in the paper); held-out species keep one"),
          arg("--ct", action="append", default=[], metavar="CT",
              help="a skull CT to train on beside the crania (repeatable): a file or folder `xtomo evaluate` reads, "
-                  "or a fetched real head (head, second-head, phantom-head); made a dry skull, set upright, "
-                  "stretched and turned"),
+                  "or a fetched real head (head, second-head, phantom-head; 'third head', held out of the shipped "
+                  "model); made a dry skull, set upright, stretched and turned"),
          arg("--ct-share", type=float, default=0.25, metavar="S", help="share of the samples from --ct (default 0.25)"),
          arg("--ema", type=float, default=None, metavar="DECAY",
              help="keep a moving average of the weights (decay per step, e.g. 0.999; 0: none), then validate and "

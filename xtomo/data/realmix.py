@@ -11,6 +11,7 @@ CT's name and the sha256 of its file, so that a resumed run refuses other CTs an
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,12 +21,16 @@ from xtomo.data import realdata
 from xtomo.data.datasets import Mixed, TensorBank, XrayDataset
 from xtomo.files import sha256
 
-__all__ = ["NAMED", "SHARE", "STRETCH", "POSE", "RealCT", "find_ct", "mixed", "record", "same_cts"]
+__all__ = ["NAMED", "STUDIED", "SHARE", "STRETCH", "POSE", "RealCT", "find_ct", "mixed", "record", "same_cts"]
 
 #: the fetched real heads, by the name ``--ct`` knows them: (file in ``realdata.data_dir()``, loader)
 NAMED = {"head": (realdata.HEAD["file"], realdata.head),
          "second-head": (realdata.SECOND_HEAD["file"], realdata.second_head),
          "phantom-head": (realdata.PHANTOM_HEAD["file"], realdata.phantom_head)}
+#: fetched heads that ``--ct`` knows though no shipped model trains on them (``realdata.UNSEEN_HEADS``): for studies
+#: that hold out another head instead
+STUDIED = {name: (found["file"], functools.partial(realdata.unseen_head, name))
+           for name, found in realdata.UNSEEN_HEADS.items()}
 SHARE = 0.25    #: the real CTs' default share of the training samples
 STRETCH = 1.15  #: each real sample is stretched along each axis by a random factor in [1/STRETCH, STRETCH]
 POSE = 10.0     #: ... and half of them turned by up to this many degrees about each axis
@@ -41,23 +46,25 @@ class RealCT:
 
     def volume(self, size: int) -> torch.Tensor:
         """The CT as a dry skull ``[size]^3``, set upright (``xtomo.data.pose``), as ``xtomo evaluate`` reads it."""
-        if self.name in NAMED and not Path(self.name).exists():
-            return NAMED[self.name][1](size)
+        fetched = NAMED | STUDIED
+        if self.name in fetched and not Path(self.name).exists():
+            return fetched[self.name][1](size)
         from xtomo.data import io
 
         return io.load_volume(self.path, size=size, upright=True)
 
 
 def find_ct(spec: str) -> RealCT:
-    """The CT ``spec`` names: an existing file or folder, else a fetched head of ``NAMED``; else an error."""
-    given = Path(spec)
+    """The CT ``spec`` names: an existing file or folder, else a fetched head of ``NAMED`` or ``STUDIED``; else an
+    error."""
+    given, fetched = Path(spec), NAMED | STUDIED
     if given.exists():
         return RealCT(spec, given, sha256(given))
-    if spec in NAMED:
-        file = realdata.path(NAMED[spec][0])  # says how to fetch it when missing
+    if spec in fetched:
+        file = realdata.path(fetched[spec][0])  # says how to fetch it when missing
         return RealCT(spec, file, sha256(file))
     raise FileNotFoundError(f"--ct {spec!r}: no such file or folder, and not a fetched real head "
-                            f"({', '.join(NAMED)})")
+                            f"({', '.join(fetched)})")
 
 
 def mixed(train_set, cts: Sequence[RealCT], profile, share: float = SHARE,
