@@ -140,7 +140,7 @@ def recipe(run: dict) -> dict:
 def test_the_shipped_model_saw_every_real_head_and_each_held_out_model_all_but_one():
     """The package's model trained on the fetched heads (by their files' sha256), and for each head a model made by
     the same last run without it ships beside it, started from the same weights, and never saw that head."""
-    require(all((realdata.data_dir() / f).exists() for f, _ in realmix.NAMED.values()), "the real heads (fetch-data)")
+    require(all((realdata.data_dir() / h.file).exists() for h in realmix.NAMED.values()), "the real heads (fetch-data)")
     heads = {key: realmix.find_ct(key) for key in realmix.NAMED}
     info = shipped.manifest()
     assert shipped.trained_on(info) == {ct.sha256 for ct in heads.values()}

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -21,15 +22,25 @@ from xtomo.data import realdata
 from xtomo.data.datasets import Mixed, TensorBank, XrayDataset
 from xtomo.files import sha256
 
-__all__ = ["NAMED", "STUDIED", "SHARE", "STRETCH", "POSE", "RealCT", "find_ct", "mixed", "record", "same_cts"]
+__all__ = ["Fetched", "NAMED", "STUDIED", "SHARE", "STRETCH", "POSE", "RealCT", "find_ct", "mixed", "record",
+           "same_cts"]
 
-#: the fetched real heads, by the name ``--ct`` knows them: (file in ``realdata.data_dir()``, loader)
-NAMED = {"head": (realdata.HEAD["file"], realdata.head),
-         "second-head": (realdata.SECOND_HEAD["file"], realdata.second_head),
-         "phantom-head": (realdata.PHANTOM_HEAD["file"], realdata.phantom_head)}
+
+class Fetched(NamedTuple):
+    """A fetched real head: how the book labels it, its file in ``realdata.data_dir()``, and what reads it."""
+
+    label: str
+    file: str
+    load: Callable[[int], torch.Tensor]  #: size -> the dry skull [size]^3, set upright
+
+
+#: the fetched real heads the shipped model trains on, by the name ``--ct`` knows them
+NAMED = {"head": Fetched("real head", realdata.HEAD["file"], realdata.head),
+         "second-head": Fetched("second real head", realdata.SECOND_HEAD["file"], realdata.second_head),
+         "phantom-head": Fetched("phantom head", realdata.PHANTOM_HEAD["file"], realdata.phantom_head)}
 #: fetched heads that ``--ct`` knows though no shipped model trains on them (``realdata.UNSEEN_HEADS``): for studies
 #: that hold out another head instead
-STUDIED = {name: (found["file"], functools.partial(realdata.unseen_head, name))
+STUDIED = {name: Fetched(name, found["file"], functools.partial(realdata.unseen_head, name))
            for name, found in realdata.UNSEEN_HEADS.items()}
 SHARE = 0.25    #: the real CTs' default share of the training samples
 STRETCH = 1.15  #: each real sample is stretched along each axis by a random factor in [1/STRETCH, STRETCH]
@@ -48,7 +59,7 @@ class RealCT:
         """The CT as a dry skull ``[size]^3``, set upright (``xtomo.data.pose``), as ``xtomo evaluate`` reads it."""
         fetched = NAMED | STUDIED
         if self.name in fetched and not Path(self.name).exists():
-            return fetched[self.name][1](size)
+            return fetched[self.name].load(size)
         from xtomo.data import io
 
         return io.load_volume(self.path, size=size, upright=True)
@@ -61,7 +72,7 @@ def find_ct(spec: str) -> RealCT:
     if given.exists():
         return RealCT(spec, given, sha256(given))
     if spec in fetched:
-        file = realdata.path(fetched[spec][0])  # says how to fetch it when missing
+        file = realdata.path(fetched[spec].file)  # says how to fetch it when missing
         return RealCT(spec, file, sha256(file))
     raise FileNotFoundError(f"--ct {spec!r}: no such file or folder, and not a fetched real head "
                             f"({', '.join(fetched)})")
