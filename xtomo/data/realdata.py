@@ -36,7 +36,7 @@ The folder is ``$XTOMO_DATA`` or ``./data/real``.
 - jnifti-demos 0.6-3 (Apache-2.0, Debian's package of JNIfTI's examples): ``headct.nii.gz``, a patient's
   head CT (208 x 256 x 225 at 1 mm, vertex to neck, dental streaks) stored windowed as 8 bits, not HU.
   The phantom is ``PHANTOM_HEAD``, the third real head the shipped model trains on; JNIfTI's is
-  ``UNSEEN_HEADS``: no model of ours trains on it.
+  ``UNSEEN_HEADS``: no model that ships trains on it (a study that holds out another head may, ``realmix.STUDIED``).
 
 ``RADIOGRAPHS`` says what each real radiograph shows, where it comes from and under which licence.
 """
@@ -136,7 +136,7 @@ PHANTOM_HEAD = dict(file="plastimatch_headphantom.mha",
                     source="plastimatch's test data, Debian source package plastimatch 1.10.0+dfsg.2",
                     licence="BSD-3-Clause")
 
-#: Real heads no model of ours trains on, by name: file, subject, source, licence, and ``bone``, where bone starts in
+#: Real heads no shipped model trains on, by name: file, subject, source, licence, and ``bone``, where bone starts in
 #: the file's own units when they are not CT numbers (``unseen_head`` reads them as ``xtomo evaluate --bone`` would).
 UNSEEN_HEADS = {
     "third head": dict(file="jnifti_headct.nii.gz", bone=0.45,  # soft tissue at 0.33-0.40, bone's values peak at 0.63

@@ -1,12 +1,12 @@
 """Real skull CTs among the training samples (``xtomo train --ct``).
 
-The paper trained on real CTs; our crania are procedural, and a real head in training carries over to a real
-head it never saw (``benchmarks/RESULTS.md``, ``real-in-training``). Each CT is a fetched real head named by
-``NAMED`` or a file ``xtomo evaluate`` reads, made a dry skull and set upright as that command makes it; the
-CTs together are a ``share`` of the training samples (``datasets.Mixed``), each sample stretched along its axes
-and turned at random (``STRETCH``, ``POSE``) besides the profile's blur and gain, so that its views are not
-all one head. What went in is recorded (``record``) in the checkpoint and the shipped model's manifest: each
-CT's name and the sha256 of its file, so that a resumed run refuses other CTs and a model says what it saw.
+The paper trained on real CTs; our crania are procedural, and a real head in training carries over to a real head it
+never saw (``benchmarks/RESULTS.md``, ``real-in-training``). Each CT is a fetched real head named by ``NAMED`` (or
+``STUDIED``) or a file ``xtomo evaluate`` reads, made a dry skull and set upright as that command makes it; the CTs
+together are a ``share`` of the training samples (``datasets.Mixed``), each sample stretched along its axes and
+turned at random (``STRETCH``, ``POSE``) besides the profile's blur and gain, so that its views are not all one
+head. What went in is recorded (``record``) in the checkpoint and the shipped model's manifest: each CT's name and
+the sha256 of its file, so that a resumed run refuses other CTs and a model says what it saw.
 """
 from __future__ import annotations
 
