@@ -29,7 +29,7 @@ from xtomo.profiles import get_profile
 def labelled(spec: str) -> tuple[str, realmix.RealCT]:
     """``LABEL=PATH``, ``PATH`` (labelled by its name) or the name of a fetched head (``realmix.find_ct`` finds it,
     read with its own bone) as a label with the file's (or folder's) short sha256, and the CT."""
-    label, _, given = (spec, "", spec) if spec in realmix.NAMED | realmix.STUDIED else spec.rpartition("=")
+    label, _, given = (spec, "", spec) if spec in realmix.FETCHED else spec.rpartition("=")
     ct = realmix.find_ct(given)
     return f"{label or Path(given).name} (sha256 {ct.sha256[:12]})", ct
 
@@ -50,7 +50,7 @@ def rows(models: dict, cts: list[str], views: int, answers=tuple(realcase.ANSWER
 def main(argv=None) -> int:
     parser = benchmark_parser(__file__, __doc__, "unseen-ct")
     parser.add_argument("ct", nargs="+", help="a skull CT file, LABEL=PATH, or a fetched head "
-                        f"({', '.join(realmix.NAMED | realmix.STUDIED)})")
+                        f"({', '.join(realmix.FETCHED)})")
     parser.add_argument("--views", type=int, default=32, help="seeded views per CT (default 32)")
     parser.add_argument("--answers", default=",".join(realcase.ANSWERS), help="which of our answers to score, of "
                         f"{', '.join(realcase.ANSWERS)} (default all)")

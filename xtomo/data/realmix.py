@@ -22,7 +22,7 @@ from xtomo.data import realdata
 from xtomo.data.datasets import Mixed, TensorBank, XrayDataset
 from xtomo.files import sha256
 
-__all__ = ["Fetched", "NAMED", "STUDIED", "SHARE", "STRETCH", "POSE", "RealCT", "find_ct", "mixed", "record",
+__all__ = ["Fetched", "NAMED", "STUDIED", "FETCHED", "SHARE", "STRETCH", "POSE", "RealCT", "find_ct", "mixed", "record",
            "same_cts"]
 
 
@@ -42,6 +42,7 @@ NAMED = {"head": Fetched("real head", realdata.HEAD["file"], realdata.head),
 #: that hold out another head instead
 STUDIED = {name: Fetched(name, found["file"], functools.partial(realdata.unseen_head, name))
            for name, found in realdata.UNSEEN_HEADS.items()}
+FETCHED = NAMED | STUDIED  #: every fetched head ``--ct`` knows
 SHARE = 0.25    #: the real CTs' default share of the training samples
 STRETCH = 1.15  #: each real sample is stretched along each axis by a random factor in [1/STRETCH, STRETCH]
 POSE = 10.0     #: ... and half of them turned by up to this many degrees about each axis
@@ -57,9 +58,8 @@ class RealCT:
 
     def volume(self, size: int) -> torch.Tensor:
         """The CT as a dry skull ``[size]^3``, set upright (``xtomo.data.pose``), as ``xtomo evaluate`` reads it."""
-        fetched = NAMED | STUDIED
-        if self.name in fetched and not Path(self.name).exists():
-            return fetched[self.name].load(size)
+        if self.name in FETCHED and not Path(self.name).exists():
+            return FETCHED[self.name].load(size)
         from xtomo.data import io
 
         return io.load_volume(self.path, size=size, upright=True)
@@ -68,14 +68,14 @@ class RealCT:
 def find_ct(spec: str) -> RealCT:
     """The CT ``spec`` names: an existing file or folder, else a fetched head of ``NAMED`` or ``STUDIED``; else an
     error."""
-    given, fetched = Path(spec), NAMED | STUDIED
+    given = Path(spec)
     if given.exists():
         return RealCT(spec, given, sha256(given))
-    if spec in fetched:
-        file = realdata.path(fetched[spec].file)  # says how to fetch it when missing
+    if spec in FETCHED:
+        file = realdata.path(FETCHED[spec].file)  # says how to fetch it when missing
         return RealCT(spec, file, sha256(file))
     raise FileNotFoundError(f"--ct {spec!r}: no such file or folder, and not a fetched real head "
-                            f"({', '.join(fetched)})")
+                            f"({', '.join(FETCHED)})")
 
 
 def mixed(train_set, cts: Sequence[RealCT], profile, share: float = SHARE,
