@@ -30,7 +30,7 @@ def labelled(spec: str) -> tuple[str, realmix.RealCT]:
     """``LABEL=PATH``, ``PATH`` (labelled by its name) or the name of a fetched head (``realmix.find_ct`` finds it,
     read with its own bone) as a label with the file's (or folder's) short sha256, and the CT."""
     label, _, given = (spec, "", spec) if spec in realmix.FETCHED else spec.rpartition("=")
-    ct = realmix.find_ct(given)
+    ct = realmix.find_ct(given, what="CT")
     return f"{label or Path(given).name} (sha256 {ct.sha256[:12]})", ct
 
 

@@ -65,16 +65,16 @@ class RealCT:
         return io.load_volume(self.path, size=size, upright=True)
 
 
-def find_ct(spec: str) -> RealCT:
+def find_ct(spec: str, what: str = "--ct") -> RealCT:
     """The CT ``spec`` names: an existing file or folder, else a fetched head of ``NAMED`` or ``STUDIED``; else an
-    error."""
+    error that names ``spec`` as ``what`` (the option or argument it came from)."""
     given = Path(spec)
     if given.exists():
         return RealCT(spec, given, sha256(given))
     if spec in FETCHED:
         file = realdata.path(FETCHED[spec].file)  # says how to fetch it when missing
         return RealCT(spec, file, sha256(file))
-    raise FileNotFoundError(f"--ct {spec!r}: no such file or folder, and not a fetched real head "
+    raise FileNotFoundError(f"{what} {spec!r}: no such file or folder, and not a fetched real head "
                             f"({', '.join(FETCHED)})")
 
 
