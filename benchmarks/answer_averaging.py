@@ -49,23 +49,24 @@ class Averaged(torch.nn.Module):
         return torch.stack(answers).mean(0)
 
 
-def unseen_by(head: str) -> list[str]:
-    """The shipped models whose manifests do not list ``head``'s file among what they trained on."""
-    sha = realmix.find_ct(head).sha256
+def unseen_by(ct: realmix.RealCT) -> list[str]:
+    """The shipped models whose manifests do not list ``ct``'s file among what they trained on."""
     names = sorted(p.stem for p in shipped.FOLDER.glob("*.json"))
-    return [n for n in names if shipped.available(n) and sha not in shipped.trained_on(shipped.manifest(n))]
+    return [n for n in names if shipped.available(n) and ct.sha256 not in shipped.trained_on(shipped.manifest(n))]
 
 
-def answers(head: str, turns: list[float], shift: int) -> dict[str, torch.nn.Module]:
-    """The averaged answers scored on ``head``, by label."""
-    alone = shipped.held_out(realmix.find_ct(head))
+def answers(ct: realmix.RealCT, turns: list[float], shift: int) -> dict[str, torch.nn.Module]:
+    """The averaged answers scored on the fetched head ``ct``, by label."""
+    alone = shipped.held_out(ct)
+    if alone is None:
+        raise SystemExit(f"answer_averaging: no shipped model held out {ct.name}")
     model = shipped.load(alone)
     out = {f"{alone}, as it answers": Averaged([model])}
     out |= {f"{alone}, averaged over turns 0, +-{t:g} degrees": Averaged([model], (0.0, t, -t)) for t in turns}
     if shift:
         moves = ((shift, 0), (-shift, 0), (0, shift), (0, -shift))
         out[f"{alone}, averaged over shifts of {shift} px"] = Averaged([model], (0.0,), moves)
-    others = unseen_by(head)
+    others = unseen_by(ct)
     if len(others) > 1:
         out[f"the {len(others)} shipped models that never saw it, averaged"] = Averaged(
             [shipped.load(n) for n in others])
@@ -77,8 +78,9 @@ def rows(views: int, turns: list[float], shift: int) -> list[dict]:
     p = get_profile("quick")
     out = []
     for head, fetched in realmix.FETCHED.items():
-        skull = realmix.find_ct(head).volume(p.volume_size)
-        for label, model in answers(head, turns, shift).items():
+        ct = realmix.find_ct(head)
+        skull = ct.volume(p.volume_size)
+        for label, model in answers(ct, turns, shift).items():
             found = []
             for acquisition in realcase.ACQUISITIONS:
                 scored, _ = realcase.evaluate_volume(skull, model.eval(), p, views=views, seed=p.seed,
