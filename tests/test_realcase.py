@@ -79,6 +79,11 @@ def test_a_second_network_is_scored_as_the_shipped_model(case):
     for ours, theirs in zip(*([r for r in both if r["method"] == m] for m in ("ours", "ours_shipped"))):
         assert {k: v for k, v in theirs.items() if k != "method"} == {k: v for k, v in ours.items() if k != "method"}
     assert torch.equal(shown["ours_shipped"][0], shown["ours"][0])
+    even, spread = realcase.evaluate_volume(volume, same, p, views=3, seed=5, show=1, policy="even",
+                                            others={"ours_shipped": same})  # every network of ours fused so
+    assert torch.equal(spread["ours"][0], spread["ours_shipped"][0]) and not torch.equal(spread["ours"][0],
+                                                                                          shown["ours"][0])
+    assert [r["l2"] for r in even if r["method"] == "extrude"] == [r["l2"] for r in both if r["method"] == "extrude"]
 
 
 def test_physical_acquisition_is_beer_lambert_through_an_ideal_scanner(monkeypatch):

@@ -413,6 +413,10 @@ def test_ours_is_averaged_down_to_the_volume_and_still_casts_its_xray(evaluated,
     assert torch.equal(got["ours_unfused"][0], reconstruct(alpha, model, fuse=False))
     assert scoring.reprojection(got["ours"][0], alpha, P.chi) <= 4 * P.volume_size * torch.finfo(torch.float32).eps
     assert set(got) == {"ours", "ours_unfused"}
+    even = scoring.our_volumes(alpha, model, 16, P.chi, policy="even")["ours"][0]  # fused as asked, still exact
+    assert torch.allclose(even, F.avg_pool2d(reconstruct(alpha, model, chi=P.chi, policy="even"), 2), atol=1e-7)
+    assert not torch.allclose(even, got["ours"][0], atol=1e-5)
+    assert scoring.reprojection(even, alpha, P.chi) <= 4 * P.volume_size * torch.finfo(torch.float32).eps
 
 
 def _ship(folder, profile, seed=1):

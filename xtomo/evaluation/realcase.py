@@ -65,13 +65,15 @@ def acquire(volume: torch.Tensor, direction: torch.Tensor, p: Profile, acquisiti
 def evaluate_volume(volume: torch.Tensor, model, profile: Profile | str = "quick", views: int = 8,
                     seed: int = 0, bank=None, name: str = "real skull", k: int = 16,
                     show: int = 0, others: dict | None = None, acquisition: str = "ideal",
-                    symmetry: str | None = None, level: bool = False) -> tuple[list[dict], dict]:
+                    symmetry: str | None = None, level: bool = False, policy: str = "proportional",
+                    beta: float = 2.0) -> tuple[list[dict], dict]:
     """Score ours, ours unfused, the even spread, (with ``bank``, a built ``SampleBank``) NN and
     our ``others`` networks (``{method: network}``, e.g. ``ours_surface``, ``ours_shipped``), fused,
     on ``views`` seeded x-rays of ``volume`` (``[S, S, S]`` at the profile's volume size), taken by
     ``acquisition``. ``symmetry`` (``SYMMETRIES``) makes our networks' answers bilaterally symmetric
     about the plane of each view's known direction (``"view"``) or about one they estimate (``"estimate"``);
     ``level`` first turns each x-ray in its plane as ``inference.leveled`` chooses (it needs ``"view"``).
+    ``policy`` and ``beta`` are fusion's (``fusion.fuse``; default the paper's).
 
     Returns the rows and, for the first ``show`` views, ``{"xrays": [...], "truth": [...], method:
     [...]}`` of the x-rays and view-aligned volumes, for ``figures.method_grid``, and their ``"directions"``.
@@ -95,10 +97,11 @@ def evaluate_volume(volume: torch.Tensor, model, profile: Profile | str = "quick
     rows, shown = [], {"xrays": [], "truth": [], "directions": []}
     for i, (d, (alpha, truth), match) in enumerate(zip(directions, samples, matches)):
         plane = d if symmetry == "view" else symmetry
-        ours = our_volumes(alpha, model, truth.shape[-1], p.chi, plane, level)  # fused, then averaged down: still exact
+        # fused, then averaged down: still exact
+        ours = our_volumes(alpha, model, truth.shape[-1], p.chi, plane, level, policy, beta)
         found = {"ours": ours["ours"][0], "ours_unfused": ours["ours_unfused"][0],
                  "extrude": even_spread(alpha, truth.shape, p.chi)}
-        found |= {m: our_volumes(alpha, net, truth.shape[-1], p.chi, plane, level)["ours"][0]
+        found |= {m: our_volumes(alpha, net, truth.shape[-1], p.chi, plane, level, policy, beta)["ours"][0]
                   for m, net in (others or {}).items()}
         if match is not None:
             found["nn"] = bank.sample(match)[1]
