@@ -228,8 +228,7 @@ def our_volumes(alpha: torch.Tensor, model, size: int, chi: float = xray.CHI, sy
     down laterally, which keeps its re-projection exact: ``reprojection``) and without fusion;
     ``symmetry`` and ``level`` as ``inference.reconstruct`` takes them, ``policy`` and ``beta`` as ``fusion.fuse``."""
     plain, t_plain = _timed(reconstruct, alpha, model, fuse=False, symmetry=symmetry, level=level)
-    fused, t_fuse = _timed(fusion.fuse_upsampled, plain, square(alpha)[0, 0], chi=chi, policy=policy,
-                           beta=beta)  # as reconstruct fuses
+    fused, t_fuse = _timed(fusion.fuse_upsampled, plain, square(alpha)[0, 0], chi=chi, policy=policy, beta=beta)
     if fused.shape[-1] != size:
         fused = F.interpolate(fused[None], size=(size, size), mode="area")[0]
     return {"ours": (fused, t_plain + t_fuse), "ours_unfused": (plain, t_plain)}
