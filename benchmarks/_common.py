@@ -7,6 +7,7 @@ import os
 import platform
 import shlex
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -116,6 +117,21 @@ def networks(parser, specs: list[str]) -> dict:
         parser.error("--model: expected NAME=CHECKPOINT")
     return {"shipped model": shipped.load()} | {name: train.load_model(path)
                                                 for name, path in (m.split("=", 1) for m in specs)}
+
+
+def held_out_heads(size: int):
+    """Each fetched real head (``realmix.FETCHED``) as its label, the name of the shipped model that never saw it
+    (``shipped.held_out``), its CT, that model and the CT as a volume ``[size]^3``; a head that no shipped model
+    held out is an error naming it."""
+    from xtomo.data import realmix
+    from xtomo.learning import shipped
+
+    for head, fetched in realmix.FETCHED.items():
+        ct = realmix.find_ct(head)
+        name = shipped.held_out(ct)
+        if name is None:
+            raise SystemExit(f"{Path(sys.argv[0]).name}: no shipped model held out the {head}")
+        yield fetched.label, name, ct, shipped.load(name), ct.volume(size)
 
 
 def network_study(script: str, doc: str, section: str, rows, table, skulls: tuple[str, int, str], argv=None) -> int:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import sys
 
 import torch
-from _common import benchmark_parser, busy_cores, command_line, even_section, publish
+from _common import benchmark_parser, busy_cores, command_line, even_section, held_out_heads, publish
 
 from xtomo.data import realmix
 from xtomo.evaluation import realcase
@@ -55,12 +55,9 @@ def unseen_by(ct: realmix.RealCT) -> list[str]:
     return [n for n in names if shipped.available(n) and ct.sha256 not in shipped.trained_on(shipped.manifest(n))]
 
 
-def answers(ct: realmix.RealCT, turns: list[float], shift: int) -> dict[str, torch.nn.Module]:
-    """The averaged answers scored on the fetched head ``ct``, by label."""
-    alone = shipped.held_out(ct)
-    if alone is None:
-        raise SystemExit(f"answer_averaging: no shipped model held out {ct.name}")
-    model = shipped.load(alone)
+def answers(ct: realmix.RealCT, alone: str, model, turns: list[float], shift: int) -> dict[str, torch.nn.Module]:
+    """The averaged answers scored on the fetched head ``ct``, by label: of ``model``, the shipped model ``alone``
+    that held it out, and of every shipped model that never saw it."""
     out = {f"{alone}, as it answers": Averaged([model])}
     out |= {f"{alone}, averaged over turns 0, +-{t:g} degrees": Averaged([model], (0.0, t, -t)) for t in turns}
     if shift:
@@ -77,16 +74,14 @@ def rows(views: int, turns: list[float], shift: int) -> list[dict]:
     """Ratios of each averaged answer to the even spread per fetched head and acquisition."""
     p = get_profile("quick")
     out = []
-    for head, fetched in realmix.FETCHED.items():
-        ct = realmix.find_ct(head)
-        skull = ct.volume(p.volume_size)
-        for label, model in answers(ct, turns, shift).items():
+    for case, alone, ct, model, skull in held_out_heads(p.volume_size):
+        for label, averaged in answers(ct, alone, model, turns, shift).items():
             found = []
             for acquisition in realcase.ACQUISITIONS:
-                scored, _ = realcase.evaluate_volume(skull, model.eval(), p, views=views, seed=p.seed,
-                                                     name=fetched.label, acquisition=acquisition)
+                scored, _ = realcase.evaluate_volume(skull, averaged.eval(), p, views=views, seed=p.seed,
+                                                     name=case, acquisition=acquisition)
                 found += realcase.against_even(scored)
-            out += [dict(r, case=fetched.label, answers=label) for r in found]
+            out += [dict(r, case=case, answers=label) for r in found]
     return out
 
 

@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import sys
 
-from _common import benchmark_parser, busy_cores, command_line, even_section, heading, publish
+from _common import benchmark_parser, busy_cores, command_line, even_section, heading, held_out_heads, publish
 
-from xtomo.data import realmix
 from xtomo.evaluation import realcase, stats
 from xtomo.evaluation.scoring import evaluation_indices, our_volumes, score
 from xtomo.files import artifacts_dir, read_csv
@@ -89,17 +88,12 @@ def real_heads(chosen: list[tuple[str, float]], views: int) -> list[dict]:
     """Ours / even spread per policy on each fetched head, with the shipped model that held it out."""
     p = get_profile("quick")
     out = []
-    for head, fetched in realmix.FETCHED.items():
-        ct = realmix.find_ct(head)
-        name = shipped.held_out(ct)
-        if name is None:
-            raise SystemExit(f"fusion_policy: no shipped model held out {head}")
-        model, skull = shipped.load(name), ct.volume(p.volume_size)
+    for case, name, _, model, skull in held_out_heads(p.volume_size):
         for policy, beta in chosen:
             for acquisition in realcase.ACQUISITIONS:
-                rows, _ = realcase.evaluate_volume(skull, model, p, views=views, seed=p.seed, name=fetched.label,
+                rows, _ = realcase.evaluate_volume(skull, model, p, views=views, seed=p.seed, name=case,
                                                    acquisition=acquisition, policy=policy, beta=beta)
-                out += [dict(r, case=f"{fetched.label} ({name})", fusion=label(policy, beta))
+                out += [dict(r, case=f"{case} ({name})", fusion=label(policy, beta))
                         for r in realcase.against_even(rows)]
     return out
 
