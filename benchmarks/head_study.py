@@ -108,10 +108,11 @@ def chapter_rows(path: Path) -> list[dict]:
     rows, info = read_csv(path), read_json(path.with_name("evaluation.json"))
     made = shipped.manifest(shipped.name_for(get_profile(info["profile"]))) if info.get("shipped") else {}
     steps = {"ours": info["step"], "ours_surface": info.get("surface_step"),
-             "ours_shipped": made.get("step")}
-    objective = {"ours": "l2", "ours_surface": "surface", "ours_shipped": "l2 (the shipped model)"}
+             "ours_shipped": made.get("step"), "ours_shipped_even": made.get("step")}
+    objective = {"ours": "l2", "ours_surface": "surface", "ours_shipped": "l2 (the shipped model)",
+                 "ours_shipped_even": "l2 (the shipped model, fused evenly)"}
     precision = {"ours": get_profile(info["profile"]).precision, "ours_surface": get_profile(info["profile"]).precision,
-                 "ours_shipped": made.get("precision")}
+                 "ours_shipped": made.get("precision"), "ours_shipped_even": made.get("precision")}
     results = []
     for ours in scoring.ours_methods(rows):
         mine = [dict(r, method="ours") if r["method"] == ours else r for r in rows

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from xtomo.evaluation import scoring
+from xtomo.evaluation import scoring, wording
 from xtomo.files import read_csv
 from xtomo.learning.train import train, train_val_sets
 from xtomo.profiles import get_profile
@@ -186,20 +186,20 @@ def _rows():
 
 def test_verdicts_in_words():
     better = dict(method="nn", label="NN", n=4, ratio=0.7, p=0.004, p_less=0.002)
-    assert scoring.verdict(better) == "ours is better at p < .01"
-    assert scoring.verdict(dict(better, p_less=0.02)) == "ours is not better at p < .01"
-    assert scoring.verdict(dict(better, p_less=0.02), alpha=0.05) == "ours is better at p < .05"
-    assert scoring.verdict(dict(better, ratio=1.1)) == "ours is not better at p < .01"
-    assert scoring.verdict(dict(better, p=float("nan")), 0.05, "two") == "no significant difference"
-    assert scoring.verdict(dict(better, p=0.2), 0.05, "two") == "no significant difference"
-    assert scoring.verdict(better, 0.05, "two") == "significantly smaller error"
-    assert scoring.verdict(dict(better, ratio=1.3), 0.05, "two") == "significantly larger error"
+    assert wording.verdict(better) == "ours is better at p < .01"
+    assert wording.verdict(dict(better, p_less=0.02)) == "ours is not better at p < .01"
+    assert wording.verdict(dict(better, p_less=0.02), alpha=0.05) == "ours is better at p < .05"
+    assert wording.verdict(dict(better, ratio=1.1)) == "ours is not better at p < .01"
+    assert wording.verdict(dict(better, p=float("nan")), 0.05, "two") == "no significant difference"
+    assert wording.verdict(dict(better, p=0.2), 0.05, "two") == "no significant difference"
+    assert wording.verdict(better, 0.05, "two") == "significantly smaller error"
+    assert wording.verdict(dict(better, ratio=1.3), 0.05, "two") == "significantly larger error"
     with pytest.raises(ValueError, match="sided"):
-        scoring.verdict(better, sided="greater")
-    line = scoring.verdict_line(better, "L2")
+        wording.verdict(better, sided="greater")
+    line = wording.verdict_line(better, "L2")
     assert line == "* L2: ours / NN = 0.700, one-sided paired p = 0.002 (n = 4) — **ours is better at p < .01**"
     two = dict(truth="phantom", n=4.0, ratio=1.25, p=0.01)              # a row of reality.training_tests
-    assert scoring.verdict_line(two, "L2, phantoms", 0.05, "two") == \
+    assert wording.verdict_line(two, "L2, phantoms", 0.05, "two") == \
         "* L2, phantoms: **significantly larger error** (ratio 1.250, two-sided paired p = 0.01, n = 4)"
 
 
@@ -216,16 +216,17 @@ def test_tables_of_another_network_of_ours():
 def test_verdicts_of_paired_tests_pick_methods():
     tests = scoring.paired_tests(_rows(), "l2")
     assert [t["method"] for t in tests] == ["ours_unfused", "nn", "oracle", "classical"]
-    lines = scoring.verdicts(tests, "L2", methods=("nn", "oracle"))
+    lines = wording.verdicts(tests, "L2", methods=("nn", "oracle"))
     assert len(lines) == 2 and lines[0].startswith("* L2: ours / NN = ") and "ORACLE" in lines[1]
-    assert len(scoring.verdicts(tests, "L2")) == 4
+    assert len(wording.verdicts(tests, "L2")) == 4
 
 
 def test_summary_table_per_metric_and_per_group():
     rows = _rows()
     table = scoring.summary_table(rows)
     assert list(table.index) == [scoring.METHODS[m] for m in scoring.METHODS  # methods present only
-                                 if m not in ("extrude", "ours_surface", "ours_shipped", "ours_held_out")]
+                                 if m not in ("extrude", "ours_surface", "ours_shipped", "ours_shipped_even",
+                                              "ours_held_out")]
     assert list(table.columns.get_level_values(0).unique()) == list(scoring.METRIC_LABELS.values())
     l2 = scoring.METRIC_LABELS["l2"]
     assert table.loc["ours (fused)", (l2, "mean")] == pytest.approx(2.5)

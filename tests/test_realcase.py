@@ -84,6 +84,12 @@ def test_a_second_network_is_scored_as_the_shipped_model(case):
     assert torch.equal(spread["ours"][0], spread["ours_shipped"][0]) and not torch.equal(spread["ours"][0],
                                                                                           shown["ours"][0])
     assert [r["l2"] for r in even if r["method"] == "extrude"] == [r["l2"] for r in both if r["method"] == "extrude"]
+    # a network that scoring.POLICY fuses its own way is fused so whatever the policy asked for the others
+    for policy, found in (("proportional", shown), ("even", spread)):
+        _, mixed = realcase.evaluate_volume(volume, same, p, views=3, seed=5, show=1, policy=policy,
+                                            others={"ours_shipped": same, "ours_shipped_even": same})
+        assert torch.equal(mixed["ours_shipped"][0], found["ours"][0])
+        assert torch.equal(mixed["ours_shipped_even"][0], spread["ours"][0])
 
 
 def test_physical_acquisition_is_beer_lambert_through_an_ideal_scanner(monkeypatch):

@@ -321,27 +321,30 @@ def test_evaluate_scores_a_ct_against_the_even_spread(checkpoint, tmp_path):
     assert iio.imread(tmp_path / "grid.png").ndim == 3
 
 
-def test_evaluate_with_symmetry_changes_ours_only_and_still_reprojects(checkpoint, tmp_path):
+def test_evaluate_with_symmetry_or_policy_changes_ours_only_and_still_reprojects(checkpoint, tmp_path):
     """``xtomo evaluate --symmetry view``: our answers made symmetric about each view's plane score
-    differently, still re-project to their x-rays, and the even spread is untouched."""
+    differently, still re-project to their x-rays, and the even spread is untouched; so does ``--policy even``,
+    which leaves the network's answer as it was."""
     import csv
 
     from xtomo.specimens import crania
 
     io.save_volume(crania.skull(crania.catalog(12)[0], size=48), tmp_path / "skull.npz")
     rows = {}
-    for name, extra in (("plain", []), ("view", ["--symmetry", "view"])):
+    for name, extra in (("plain", []), ("view", ["--symmetry", "view"]), ("even", ["--policy", "even"])):
         done = cli("evaluate", "skull.npz", "--checkpoint", str(checkpoint), "--views", "2", "--acquisition",
                    "ideal", "--csv", f"{name}.csv", "--as-scanned", *extra, cwd=tmp_path)
         assert done.returncode == 0, done.stderr
         with open(tmp_path / f"{name}.csv", newline="") as fh:
             rows[name] = {(r["method"], r["view"]): r for r in csv.DictReader(fh)}
-    assert rows["plain"].keys() == rows["view"].keys()
-    for key, r in rows["view"].items():
-        same = r["l2"] == rows["plain"][key]["l2"]
-        assert same == (key[0] == "extrude"), key
-        if key[0] in ("ours", "extrude"):
-            assert float(r["reprojection"]) < 1e-3
+    # symmetry changes the network's answer, --policy only how it is fused
+    for name, unchanged in (("view", {"extrude"}), ("even", {"extrude", "ours_unfused"})):
+        assert rows["plain"].keys() == rows[name].keys()
+        for key, r in rows[name].items():
+            same = r["l2"] == rows["plain"][key]["l2"]
+            assert same == (key[0] in unchanged), (name, key)
+            if key[0] in ("ours", "extrude"):
+                assert float(r["reprojection"]) < 1e-3
 
 
 def test_evaluate_scores_the_dry_skull_of_a_ct_with_soft_tissue(checkpoint, tmp_path):
@@ -394,6 +397,7 @@ def test_evaluate_sets_a_skull_upright_unless_told_to_keep_it_as_scanned(checkpo
     (["--acquisition", "xray"], "invalid choice"),
     (["--level"], "most symmetric about a known view's plane: give --symmetry view"),
     (["--level", "--symmetry", "estimate"], "give --symmetry view"),
+    (["--policy", "nope"], "unknown fusion policy 'nope'"),
 ])
 def test_evaluate_rejects_bad_options(checkpoint, tmp_path, args, message):
     io.save_volume(torch.zeros(16, 16, 16).index_fill_(0, torch.tensor([8]), 0.5), tmp_path / "v.npz")

@@ -18,7 +18,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from xtomo.evaluation import metrics, scoring, stats
+from xtomo.evaluation import metrics, scoring, stats, wording
 from xtomo.files import artifacts_dir, read_csv, write_csv
 from xtomo.imaging import fusion, render, xray
 from xtomo.learning.inference import reconstruct
@@ -128,8 +128,9 @@ def _paths_and_info_record_the_settings(evaluated, sets):
     info = json.loads(paths["info"].read_text())
     assert info == dict(profile="smoke", generator=crania.VERSION, inference="mirror-averaged, exposure-spanned",
                         step=5, samples=3, exposure=list(SPAN), k=K, level=0.1, classical_samples=2, shipped=None,
-                        fields=scoring._FIELDS, bank_bytes=len(bank) * 32 * 32 * 2,
-                        full_bytes=bank.full_nbytes(), bank_samples=len(bank), thumb=32)
+                        fields=scoring._FIELDS, policies={"ours_shipped_even": "even"},
+                        bank_bytes=len(bank) * 32 * 32 * 2, full_bytes=bank.full_nbytes(), bank_samples=len(bank),
+                        thumb=32)
     assert (out / scoring.BANK_FILE).exists()                           # the bank is cached next to the results
 
 
@@ -453,22 +454,31 @@ def test_the_shipped_model_is_scored_beside_ours_when_trained_on_the_same_data(e
                                  out_dir=tmp_path)
     rows = read_csv(paths["results"])
     assert json.loads(paths["info"].read_text())["shipped"] == info["sha256"]
-    # the other methods' rows are those of the evaluation without it; ours_shipped is its network, fused
+    # the other methods' rows are those of the evaluation without it; ours_shipped is its network, fused by the
+    # paper's rule, ours_shipped_even the same answer spread evenly along each ray, which re-projects as exactly
     timeless = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
-    assert timeless(r for r in rows if r["method"] != "ours_shipped") == timeless(evaluated["rows"])
+    assert timeless(r for r in rows if not r["method"].startswith("ours_shipped")) == timeless(evaluated["rows"])
     model = shipped.load()
-    for r in (r for r in rows if r["method"] == "ours_shipped"):
-        item = sets[1][int(r["sample"])]
-        volume = scoring.our_volumes(item["xray"][0], model, P.volume_size, P.chi)["ours"][0]
-        assert float(r["l2"]) == pytest.approx(float(metrics.l2(volume, item["volume"])), rel=1e-5)
-    assert len([r for r in rows if r["method"] == "ours_shipped"]) == P.eval_samples
-    assert scoring.ours_methods(rows) == ["ours", "ours_shipped"]
+    for policy, method in (("proportional", "ours_shipped"), ("even", "ours_shipped_even")):
+        for r in (r for r in rows if r["method"] == method):
+            item = sets[1][int(r["sample"])]
+            volume = scoring.our_volumes(item["xray"][0], model, P.volume_size, P.chi, policy=policy)["ours"][0]
+            assert float(r["l2"]) == pytest.approx(float(metrics.l2(volume, item["volume"])), rel=1e-5)
+            assert float(r["reprojection"]) < 1e-4
+        assert len([r for r in rows if r["method"] == method]) == P.eval_samples
+    assert [float(r["l2"]) for r in rows if r["method"] == "ours_shipped"] != \
+        [float(r["l2"]) for r in rows if r["method"] == "ours_shipped_even"]
+    assert scoring.ours_methods(rows) == ["ours", "ours_shipped", "ours_shipped_even"]
     assert scoring.ours_methods(evaluated["rows"]) == ["ours"]
+    assert json.loads(paths["info"].read_text())["policies"] == {"ours_shipped_even": "even"}
     (tmp_path / "checkpoint.pt").write_bytes((evaluated["out"] / "model.pt").read_bytes())
     first = int(rows[0]["sample"])
     shown = scoring.volumes_of([first], P, rows, out_dir=tmp_path)
-    expected = scoring.our_volumes(sets[1][first]["xray"][0], model, P.volume_size, P.chi)["ours"][0]
-    assert torch.equal(shown["ours_shipped"][0], expected)
+    for policy, method in (("proportional", "ours_shipped"), ("even", "ours_shipped_even")):
+        expected = scoring.our_volumes(sets[1][first]["xray"][0], model, P.volume_size, P.chi, policy=policy)
+        assert torch.equal(shown[method][0], expected["ours"][0])
+    only = scoring.volumes_of([first], P, [r for r in rows if r["method"] != "ours_shipped_even"], out_dir=tmp_path)
+    assert "ours_shipped" in only and "ours_shipped_even" not in only     # what the rows scored, no more
     monkeypatch.setattr(shipped, "FOLDER", tmp_path / "gone")      # scored, then taken away: said, not skipped
     with pytest.raises(shipped.ShippedModelError, match="the shipped model was asked for"):
         scoring.volumes_of([first], P, rows, out_dir=tmp_path)
@@ -665,20 +675,20 @@ def test_beside_paper_in_full():
 
 def test_verdict_defaults_and_two_sided_at_the_boundary():
     test = dict(method="nn", label="NN", n=5, ratio=0.5, p=0.01, p_less=0.005)
-    assert scoring.verdict(test) == scoring.verdict(test, 0.01, "less") == "ours is better at p < .01"
-    assert scoring.verdict(dict(test, p_less=0.01)) == "ours is not better at p < .01"   # p < alpha, strictly
-    assert scoring.verdict(dict(test, ratio=1.0)) == "ours is not better at p < .01"
-    assert scoring.verdict(test, 0.05, "two") == "significantly smaller error"
-    assert scoring.verdict(test, 0.01, "two") == "no significant difference"
-    assert scoring.verdict(dict(test, ratio=1.0), 0.05, "two") == "significantly larger error"
-    assert scoring.verdict(test, alpha=0.5) == "ours is better at p < .5"
-    assert scoring.verdict(test, alpha=2) == "ours is better at p < 2"
+    assert wording.verdict(test) == wording.verdict(test, 0.01, "less") == "ours is better at p < .01"
+    assert wording.verdict(dict(test, p_less=0.01)) == "ours is not better at p < .01"   # p < alpha, strictly
+    assert wording.verdict(dict(test, ratio=1.0)) == "ours is not better at p < .01"
+    assert wording.verdict(test, 0.05, "two") == "significantly smaller error"
+    assert wording.verdict(test, 0.01, "two") == "no significant difference"
+    assert wording.verdict(dict(test, ratio=1.0), 0.05, "two") == "significantly larger error"
+    assert wording.verdict(test, alpha=0.5) == "ours is better at p < .5"
+    assert wording.verdict(test, alpha=2) == "ours is better at p < 2"
     with pytest.raises(ValueError, match=exactly("verdict: sided must be 'less' or 'two', got 'one'")):
-        scoring.verdict(test, sided="one")
-    assert scoring.verdict_line(test, "L2") == scoring.verdict_line(test, "L2", 0.01, "less")
-    assert scoring.verdicts([test], "L2") == [scoring.verdict_line(test, "L2", 0.01, "less")]
-    assert scoring.verdicts([test], "L2", 0.05, "two") == [scoring.verdict_line(test, "L2", 0.05, "two")]
-    assert scoring.verdicts([test], "L2", methods=("oracle",)) == []
+        wording.verdict(test, sided="one")
+    assert wording.verdict_line(test, "L2") == wording.verdict_line(test, "L2", 0.01, "less")
+    assert wording.verdicts([test], "L2") == [wording.verdict_line(test, "L2", 0.01, "less")]
+    assert wording.verdicts([test], "L2", 0.05, "two") == [wording.verdict_line(test, "L2", 0.05, "two")]
+    assert wording.verdicts([test], "L2", methods=("oracle",)) == []
 
 
 def test_tables_name_their_rows_and_columns():

@@ -36,6 +36,8 @@ def arg(*flags, **options) -> tuple:
 _BONE = arg("--bone", type=float, default=None, metavar="VALUE",
             help="where bone starts, in the CT's own units: for CT numbers the bone window's lower end (default 150 "
                  "HU); for a CT in other units with soft tissue, what is lighter is dropped, e.g. 0.45 for 0.40")
+_POLICY = arg("--policy", default="proportional", help="how fusion spreads the x-ray's correction along each ray: "
+              "first, even, proportional or scaled (default: the paper's proportional; even: crisper iso-surfaces)")
 
 
 def command(*arguments: tuple):
@@ -49,10 +51,9 @@ def command(*arguments: tuple):
 
 PROFILE = arg("--profile", default="quick", metavar="P",
               help=f"scale profile: {', '.join(PROFILES)} (default: quick)")
-PARAMETER = arg("-p", "--parameter", dest="parameters", action="append", default=[],
-                metavar="KEY=VALUE",
-                help="set a parameter of the chapter's parameters cell; repeatable; the value is "
-                     "read with the type of the default")
+PARAMETER = arg("-p", "--parameter", dest="parameters", action="append", default=[], metavar="KEY=VALUE",
+                help="set a parameter of the chapter's parameters cell; repeatable; the value is read with the type "
+                     "of the default")
 
 
 def _key_values(items: list[str]) -> dict[str, str]:
@@ -74,8 +75,7 @@ def _simulate(args) -> None:
 
     overrides = {} if args.seed is None else {"seed": args.seed}
     manifest = simulate_collection(get_profile(args.profile, **overrides), progress=sys.stderr.isatty())
-    c = manifest["counts"]
-    paper = c["paper"]
+    c, paper = manifest["counts"], manifest["counts"]["paper"]
     rows = [("species", c["species"], paper["species"]),
             ("  training species", c["train_species"], paper["species"] - paper["val_species"]),
             ("  held-out species", c["val_species"], paper["val_species"]),
@@ -178,7 +178,7 @@ def _export_model(args) -> None:
          arg("--level", action="store_true",
              help="with --symmetry lateral or frontal: first turn the x-ray in its plane by up to 20 degrees, as "
                   "far as makes the answer most symmetric (a head that nods in its x-ray)"),
-         arg("--policy", default="proportional", help="fusion policy (default: the paper's proportional)"),
+         _POLICY,
          arg("--gamma", type=float, default=None, help="undo this display gamma of the image (e.g. 2.2)"),
          arg("--crop", default=None, metavar="TOP,LEFT,SIDE",
              help="reconstruct only this square of the image, in pixels"),
@@ -213,9 +213,7 @@ def _reconstruct(args) -> None:
     from xtomo.learning.inference import reconstruct as infer
     from xtomo.learning.train import load_checkpoint, model_from_checkpoint
 
-    if args.policy not in fusion.POLICIES:
-        raise ValueError(f"unknown fusion policy {args.policy!r}; choose one of {sorted(fusion.POLICIES)}")
-    _level_needs_symmetry(args, ("lateral", "frontal"))
+    _answer_options(args, ("lateral", "frontal"))
     box = None if args.crop is None else _box(args.crop)
     writable_target(args.out, (".nii", ".nii.gz", ".npz"), "--out")  # before the work, not after it
     if args.preview is not None:
@@ -258,7 +256,12 @@ def _reconstruct(args) -> None:
         print(rendering.save_png(preview, args.preview))
 
 
-def _level_needs_symmetry(args, known: tuple[str, ...]) -> None:
+def _answer_options(args, known: tuple[str, ...]) -> None:
+    """Refuse, before any work, a ``--policy`` that fusion does not know and ``--level`` without a ``known`` view."""
+    from xtomo.imaging import fusion
+
+    if args.policy not in fusion.POLICIES:
+        raise ValueError(f"unknown fusion policy {args.policy!r}; choose one of {sorted(fusion.POLICIES)}")
     if args.level and args.symmetry not in known:
         raise ValueError("--level turns the x-ray to make the answer most symmetric about a known view's plane: "
                          f"give --symmetry {' or '.join(known)}")
@@ -281,6 +284,7 @@ def _level_needs_symmetry(args, known: tuple[str, ...]) -> None:
          arg("--level", action="store_true",
              help="with --symmetry view: first turn each x-ray in its plane by up to 20 degrees, as far as makes "
                   "the answer most symmetric (a head that nods in its x-ray)"),
+         _POLICY,
          arg("--csv", default=None, metavar="CSV", help="also write every view's scores of every method"),
          arg("--figure", default=None, metavar="PNG",
              help="also write the first two views: x-ray, then ours, the even spread and the CT as "
@@ -295,7 +299,7 @@ def _evaluate(args) -> None:
     from xtomo.learning.train import checkpoint_profile, load_checkpoint, model_from_checkpoint
 
     views = checks.integer(args.views, "--views", minimum=1, what="xtomo evaluate")
-    _level_needs_symmetry(args, ("view",))
+    _answer_options(args, ("view",))
     for target, suffixes, flag in ((args.csv, (".csv",), "--csv"), (args.figure, (".png",), "--figure")):
         if target is not None:
             writable_target(target, suffixes, flag)  # before the work, not after it
@@ -311,7 +315,7 @@ def _evaluate(args) -> None:
     for acquisition in acquisitions:
         found, seen = realcase.evaluate_volume(volume, model, p, views=views, seed=args.seed, name=args.volume,
                                                show=2 if shown is None else 0, acquisition=acquisition,
-                                               symmetry=args.symmetry, level=args.level)
+                                               symmetry=args.symmetry, level=args.level, policy=args.policy)
         rows += found
         shown = shown or seen
     print(f"{args.volume}: {views} views at {p.xray_size}^2 -> {p.volume_size}^3; "

@@ -29,7 +29,7 @@ from xtomo.data.augment import blurred
 from xtomo.data.datasets import make_sample, view_target
 from xtomo.evaluation import stats
 from xtomo.evaluation.reality import scanner
-from xtomo.evaluation.scoring import METHODS, our_volumes, ours_methods, reprojection, score
+from xtomo.evaluation.scoring import METHODS, fusion_of, our_volumes, ours_methods, reprojection, score
 from xtomo.imaging import microct, xray
 from xtomo.learning.acquisition import read_back
 from xtomo.methods import classical
@@ -73,7 +73,8 @@ def evaluate_volume(volume: torch.Tensor, model, profile: Profile | str = "quick
     ``acquisition``. ``symmetry`` (``SYMMETRIES``) makes our networks' answers bilaterally symmetric
     about the plane of each view's known direction (``"view"``) or about one they estimate (``"estimate"``);
     ``level`` first turns each x-ray in its plane as ``inference.leveled`` chooses (it needs ``"view"``).
-    ``policy`` and ``beta`` are fusion's (``fusion.fuse``; default the paper's).
+    ``policy`` and ``beta`` are fusion's (``fusion.fuse``; default the paper's), for every network but those that
+    ``scoring.POLICY`` fuses its own way.
 
     Returns the rows and, for the first ``show`` views, ``{"xrays": [...], "truth": [...], method:
     [...]}`` of the x-rays and view-aligned volumes, for ``figures.method_grid``, and their ``"directions"``.
@@ -101,8 +102,8 @@ def evaluate_volume(volume: torch.Tensor, model, profile: Profile | str = "quick
         ours = our_volumes(alpha, model, truth.shape[-1], p.chi, plane, level, policy, beta)
         found = {"ours": ours["ours"][0], "ours_unfused": ours["ours_unfused"][0],
                  "extrude": even_spread(alpha, truth.shape, p.chi)}
-        found |= {m: our_volumes(alpha, net, truth.shape[-1], p.chi, plane, level, policy, beta)["ours"][0]
-                  for m, net in (others or {}).items()}
+        found |= {m: our_volumes(alpha, net, truth.shape[-1], p.chi, plane, level, fusion_of(m, policy), beta)
+                  ["ours"][0] for m, net in (others or {}).items()}
         if match is not None:
             found["nn"] = bank.sample(match)[1]
         if i < show:
@@ -235,13 +236,13 @@ def head_regions(volume: torch.Tensor) -> dict[str, torch.Tensor]:
 
 
 def error_by_region(volume: torch.Tensor, model, profile: Profile | str = "quick", views: int = 8,
-                    seed: int = 0) -> list[dict]:
+                    seed: int = 0, policy: str = "proportional") -> list[dict]:
     """Where on a skull ``[S, S, S]`` our reconstruction (fused) goes wrong, from ``evaluate_volume``'s ideal
     x-rays: per part of ``REGIONS`` (``head_regions`` aligned to each view like the truth, so a voxel counts
     by the share of it inside the part), the part's share of the truth's bone, of our squared error and of
-    the even spread's, summed over the views, and the ratio of the two errors within it."""
+    the even spread's, summed over the views, and the ratio of the two errors within it. ``policy`` is fusion's."""
     p = get_profile(profile)
-    _, shown = evaluate_volume(volume, model, p, views=views, seed=seed, show=views)
+    _, shown = evaluate_volume(volume, model, p, views=views, seed=seed, show=views, policy=policy)
     parts = head_regions(volume)
     sums = {r: torch.zeros(3, dtype=torch.float64) for r in REGIONS}
     for d, truth, ours, even in zip(shown["directions"], shown["truth"], shown["ours"], shown["extrude"]):

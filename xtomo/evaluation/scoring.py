@@ -11,7 +11,7 @@ chunk, so an interrupted run resumes.
 
 The chapters read the results through the tables here (``summary_table``, ``tests_table``,
 ``fusion_table``, ``beside_paper_table``, ``classical_comparison``, ``slice_table``,
-``view_table``: pandas DataFrames) and put paired tests into words with ``verdicts``.
+``view_table``: pandas DataFrames); ``wording`` puts their paired tests into words.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from xtomo.evaluation import metrics, stats
-from xtomo.files import artifacts_dir, read_csv, require_artifact, write_csv, write_json
+from xtomo.files import artifacts_dir, read_csv, read_json, require_artifact, write_csv, write_json
 from xtomo.imaging import fusion, render, xray
 from xtomo.learning.inference import VERSION as INFERENCE
 from xtomo.learning.inference import reconstruct, square
@@ -37,15 +37,14 @@ from xtomo.profiles import Profile, get_profile
 from xtomo.specimens import crania
 
 __all__ = ["BANK_FILE", "METHODS", "METRIC_LABELS", "PAPER", "SLICE_COUNTS", "VIEW_CLASSES", "evaluation_indices",
-           "OURS", "SURFACE_RUN", "evaluate", "other_networks", "our_volumes", "score", "reprojection",
-           "depth_resampled", "read_results", "ours_methods", "grid_columns", "by_method", "summary", "paired_tests",
-           "volumes_of", "beside_paper", "verdict", "verdict_line", "verdicts", "summary_table", "tests_table",
-           "fusion_table", "reprojection_table", "beside_paper_table", "classical_comparison", "slice_table",
-           "by_view", "view_table"]
+           "OURS", "POLICY", "SURFACE_RUN", "evaluate", "other_networks", "fusion_of", "fused_answers", "our_volumes",
+           "score", "reprojection", "depth_resampled", "read_results", "ours_methods", "grid_columns", "by_method",
+           "summary", "paired_tests", "volumes_of", "beside_paper", "summary_table", "tests_table", "fusion_table",
+           "reprojection_table", "beside_paper_table", "classical_comparison", "slice_table", "by_view", "view_table"]
 
 #: Method keys in the order tables and plots show them, with their labels.
 METHODS = {"ours": "ours (fused)", "ours_unfused": "ours, no fusion", "ours_surface": "ours, surface objective (fused)",
-           "ours_shipped": "ours, shipped model (fused)",
+           "ours_shipped": "ours, shipped model (fused)", "ours_shipped_even": "ours, shipped model (even fusion)",
            "ours_held_out": "ours, shipped recipe without this real CT (fused)", "nn": "NN", "oracle": "ORACLE",
            "classical": "classical (WENGER-like)", "extrude": "even spread along each ray"}
 
@@ -139,7 +138,7 @@ def evaluate(profile: Profile | str = "quick", checkpoint: str | os.PathLike | N
     paths = dict(results=out / "evaluation.csv", slices=out / "slice_count.csv", info=out / "evaluation.json")
     stamp = dict(profile=p.name, generator=crania.VERSION, inference=INFERENCE, step=ck["step"], samples=len(indices),
                  exposure=list(model.exposure) if model.exposure else None, k=k, level=LEVEL,
-                 classical_samples=p.classical_samples, fields=_FIELDS, **versions)
+                 classical_samples=p.classical_samples, fields=_FIELDS, policies=POLICY, **versions)
     rows, slice_rows = _resume(paths, stamp)
     done = {int(r["sample"]) for r in rows}
     todo = [i for i in indices if i not in done]
@@ -155,8 +154,8 @@ def evaluate(profile: Profile | str = "quick", checkpoint: str | os.PathLike | N
         stop = start + chunk
         for index, item, m_nn, m_or in zip(todo[start:stop], items[start:stop], nn[start:stop], oracle[start:stop]):
             alpha, truth = item["xray"][0], item["volume"]
-            volumes = our_volumes(alpha, model, truth.shape[-1], p.chi)
-            volumes |= {m: our_volumes(alpha, net, truth.shape[-1], p.chi)["ours"] for m, net in extra.items()}
+            size = truth.shape[-1]
+            volumes = our_volumes(alpha, model, size, p.chi) | fused_answers(extra, alpha, size, p.chi)
             volumes["nn"], volumes["oracle"] = (bank.sample(m_nn)[1], 0.0), (bank.sample(m_or)[1], 0.0)
             if classical_left > 0 and not item["mirrored"]:
                 volumes["classical"] = _classical(alpha, item["direction"], truth, p)
@@ -177,8 +176,9 @@ def other_networks(p: Profile, out: Path | None = None, shipped: bool | None = N
                    methods=None) -> tuple[dict, dict]:
     """Our networks beside chapter 3's L2 one (of ``methods`` only, when given): its surface-objective
     run in ``out`` (default: the profile's artifacts) and the shipped model (``shipped`` as in
-    ``evaluate``), as ``{method: network}``, and what identifies each (the surface run's step, the
-    shipped model's sha256) for the results' stamp."""
+    ``evaluate``; twice, as ``ours_shipped`` and ``ours_shipped_even``, which ``POLICY`` fuses evenly), as
+    ``{method: network}``, and what identifies each (the surface run's step, the shipped model's sha256)
+    for the results' stamp."""
     from xtomo.learning.train import load_checkpoint, model_from_checkpoint
 
     nets, versions = {}, {"shipped": None}
@@ -186,16 +186,20 @@ def other_networks(p: Profile, out: Path | None = None, shipped: bool | None = N
     if path.exists() and (methods is None or "ours_surface" in methods):
         ck = load_checkpoint(path, p.replace(objective="surface"))
         nets["ours_surface"], versions["surface_step"] = model_from_checkpoint(ck), ck["step"]
-    if methods is None or "ours_shipped" in methods:
+    if methods is None or {"ours_shipped", "ours_shipped_even"} & set(methods):
         model, versions["shipped"] = shipped_for(p, shipped)
-        nets |= {"ours_shipped": model} if model is not None else {}
-    return nets, versions
+        nets |= {"ours_shipped": model, "ours_shipped_even": model} if model is not None else {}
+    return {m: net for m, net in nets.items() if methods is None or m in methods}, versions
+
+
+def fusion_of(method: str, default: str = "proportional") -> str:
+    """The fusion policy (``fusion.POLICIES``) that our network ``method``'s answers are scored under:
+    ``POLICY``'s, else ``default``."""
+    return POLICY.get(method, default)
 
 
 def _resume(paths: dict, stamp: dict) -> tuple[list[dict], list[dict]]:
     """Rows of an earlier run with the same settings, or nothing."""
-    from xtomo.files import read_json
-
     if not (paths["info"].exists() and paths["results"].exists() and paths["slices"].exists()):
         return [], []
     info = read_json(paths["info"])
@@ -234,6 +238,12 @@ def our_volumes(alpha: torch.Tensor, model, size: int, chi: float = xray.CHI, sy
     return {"ours": (fused, t_plain + t_fuse), "ours_unfused": (plain, t_plain)}
 
 
+def fused_answers(networks: dict, alpha: torch.Tensor, size: int, chi: float = xray.CHI) -> dict:
+    """``our_volumes``' fused answer ``(volume, seconds)`` of each of ``networks`` (``{method: network}``),
+    fused by its method's policy (``fusion_of``)."""
+    return {m: our_volumes(alpha, net, size, chi, policy=fusion_of(m))["ours"] for m, net in networks.items()}
+
+
 def _classical(alpha, direction, truth, p):
     small = F.interpolate(alpha[None, None], size=truth.shape[-2:], mode="area")[0, 0]
     return _timed(classical.solve, small, direction, size=truth.shape[-1], n_steps=truth.shape[0],
@@ -263,7 +273,10 @@ def _slice_study(index: int, view: str, output: torch.Tensor) -> list[dict]:
 
 #: our networks, short
 OURS = {"ours": "ours", "ours_surface": "ours, surface", "ours_shipped": "ours, shipped",
-        "ours_held_out": "ours, shipped recipe without it"}
+        "ours_shipped_even": "ours, shipped, even fusion", "ours_held_out": "ours, shipped recipe without it"}
+#: Our networks whose answers are fused by another policy than the paper's proportional one (``fusion.POLICIES``):
+#: spread evenly along each ray, the shipped model's answer gains in the picture metric (chapter 4).
+POLICY = {"ours_shipped_even": "even"}
 
 
 def ours_methods(rows: list[dict]) -> list[str]:
@@ -341,8 +354,8 @@ def volumes_of(samples: list[int], profile: Profile | str = "quick", rows: list[
         item = val_set[index]
         alpha, truth = item["xray"][0], item["volume"]
         result["xrays"].append(alpha)
-        for method, net in nets.items():
-            result[method].append(our_volumes(alpha, net, truth.shape[-1], p.chi)["ours"][0])
+        for method, (volume, _) in fused_answers(nets, alpha, truth.shape[-1], p.chi).items():
+            result[method].append(volume)
         for method in ("nn", "oracle"):
             specimen, view, mirrored = (int(x) for x in found[(index, method)].split("/"))
             result[method].append(bank.sample(Match(specimen, view, bool(mirrored), 0.0))[1])
@@ -365,47 +378,7 @@ def beside_paper(rows: list[dict], ours: str = "ours") -> list[dict]:
     return out
 
 
-# --- The chapters' tables and verdicts: paired tests in words, results as DataFrames -------------
-
-def _level(alpha: float) -> str:
-    """``0.01`` as ".01", the way the book writes significance levels."""
-    text = f"{alpha:g}"
-    return text[1:] if text.startswith("0.") else text
-
-
-def verdict(test: dict, alpha: float = 0.01, sided: str = "less") -> str:
-    """A paired test in words, from a row of ``paired_tests`` or of ``reality.training_tests``.
-
-    ``sided="less"``: is the first method's error (ours) the smaller one, its ``ratio`` of means
-    below 1 at one-sided ``p_less < alpha``? ``sided="two"``: do the two errors differ at
-    two-sided ``p < alpha``, and which way (a NaN p-value is no difference)?
-    """
-    if sided == "less":
-        better = test["ratio"] < 1 and test["p_less"] < alpha
-        return f"ours is {'' if better else 'not '}better at p < {_level(alpha)}"
-    if sided != "two":
-        raise ValueError(f"verdict: sided must be 'less' or 'two', got {sided!r}")
-    if not test["p"] < alpha:
-        return "no significant difference"
-    return "significantly smaller error" if test["ratio"] < 1 else "significantly larger error"
-
-
-def verdict_line(test: dict, context: str, alpha: float = 0.01, sided: str = "less") -> str:
-    """One Markdown bullet: ``context``, the ratio of means, the paired p-value, n and the verdict."""
-    words = verdict(test, alpha, sided)
-    if sided == "less":
-        return (f"* {context}: ours / {test['label']} = {test['ratio']:.3f}, one-sided paired p = "
-                f"{test['p_less']:.2g} (n = {int(test['n'])}) — **{words}**")
-    return (f"* {context}: **{words}** (ratio {test['ratio']:.3f}, two-sided paired p = {test['p']:.2g}, "
-            f"n = {int(test['n'])})")
-
-
-def verdicts(tests, context: str, alpha: float = 0.01, sided: str = "less",
-             methods: Sequence[str] | None = None) -> list[str]:
-    """``verdict_line`` of every test (of ``methods`` only, when given), all under one ``context``
-    such as the metric's label."""
-    return [verdict_line(t, context, alpha, sided) for t in tests if methods is None or t["method"] in methods]
-
+# --- The chapters' tables: results as DataFrames -------------------------------------------------
 
 def _summary_frame(rows: list[dict], metric: str, level: float):
     return pd.DataFrame(summary(rows, metric, level)).set_index("label")[["n", "mean", "low", "high"]]

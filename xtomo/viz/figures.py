@@ -263,7 +263,7 @@ def scaling_caption(record: dict, crania_version: str) -> str:
 
 #: One colour per method, shared by every evaluation figure.
 METHOD_COLOURS = {"ours": "#d62728", "ours_unfused": "#ff9896", "ours_surface": "#e377c2", "ours_shipped": "#8c564b",
-                  "ours_held_out": "#c49c94",
+                  "ours_shipped_even": "#bcbd22", "ours_held_out": "#c49c94",
                   "nn": "#1f77b4", "oracle": "#2ca02c", "classical": "#9467bd"}
 
 
