@@ -287,3 +287,31 @@ def test_read_results_names_the_chapter_that_makes_them(tmp_path):
         scoring.read_results(SMOKE, out_dir=tmp_path)
     (tmp_path / "evaluation.csv").write_text("sample,method,l2\n0,ours,0.5\n")
     assert scoring.read_results("smoke", out_dir=tmp_path) == [dict(sample="0", method="ours", l2="0.5")]
+
+
+def test_novel_views_score_the_recorded_volumes_from_turned_cameras(evaluated):
+    """``novelviews.rows``: from the x-ray's own view its DSSIM is the one chapter 5 recorded; turned, every method's
+    render is scored against the truth's from the same camera; chunking does not change a row; ``table``'s ratios
+    are the ratios of the turn's means."""
+    from xtomo.evaluation import novelviews
+
+    out, paths = evaluated
+    rows = read_csv(paths["results"])
+    samples = sorted({int(r["sample"]) for r in rows})[:3]
+    turns = {"own": (0.0, 0.0), "side": (90.0, 0.0)}
+    found = novelviews.rows(samples, SMOKE, rows, turns, out_dir=out, chunk=2)
+    assert len(found) == len(samples) * len(turns) * 3                   # ours, NN, ORACLE
+    recorded = {(int(r["sample"]), r["method"]): float(r["dssim"]) for r in rows}
+    for r in (r for r in found if r["turn"] == "own"):
+        assert r["dssim"] == pytest.approx(recorded[r["sample"], r["method"]], abs=1e-6)
+    side = {(r["sample"], r["method"]): r["dssim"] for r in found if r["turn"] == "side"}
+    assert side != {(r["sample"], r["method"]): r["dssim"] for r in found if r["turn"] == "own"}
+    assert novelviews.rows(samples, SMOKE, rows, turns, out_dir=out, chunk=1) == found
+    table = novelviews.table(found)
+    assert list(table.index) == ["own", "side"]
+    mean = {m: sum(v for (s, k), v in side.items() if k == m) for m in ("ours", "nn", "oracle")}
+    assert table.loc["side", ("ours", "/ NN")] == pytest.approx(mean["ours"] / mean["nn"])
+    assert table.loc["side", ("ours", "/ ORACLE")] == pytest.approx(mean["ours"] / mean["oracle"])
+    assert 0 <= table.loc["side", ("ours", "p vs NN")] <= 1
+    with pytest.raises(ValueError, match="no turns given"):
+        novelviews.rows(samples, SMOKE, rows, {}, out_dir=out)
