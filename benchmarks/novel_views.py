@@ -20,6 +20,7 @@ import sys
 from _common import benchmark_parser, busy_cores, command_line, heading, publish
 
 from xtomo.evaluation import novelviews, scoring
+from xtomo.profiles import get_profile
 
 
 def turns(spec: str) -> dict[str, tuple[float, float]]:
@@ -31,23 +32,45 @@ def turns(spec: str) -> dict[str, tuple[float, float]]:
     return out
 
 
-def table(found: list[dict]) -> list[str]:
-    """Per turn: mean DSSIM of each method, then ours / NN and ours / ORACLE (with p) of each network of ours."""
-    lines = ["| turn (azimuth, elevation) | method | samples | DSSIM | / NN | p | / ORACLE | p |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
-    for turn in dict.fromkeys(r["turn"] for r in found):
-        here = [r for r in found if r["turn"] == turn]
-        means = {s["method"]: s for s in scoring.summary(here, "dssim")}
-        for method, s in means.items():
-            cells = [turn, s["label"], str(s["n"]), f"{s['mean']:.4f}"]
+def table(found: list[dict], others=("nn", "oracle"), lead: str = "") -> list[str]:
+    """Per turn: mean DSSIM of each method, then each network of ours over each of ``others`` (with p); ``lead``
+    names the case in a first column."""
+    names = [scoring.METHODS[o] for o in others]
+    header = f"| {lead + ' | ' if lead else ''}turn (azimuth, elevation) | method | cases | DSSIM | "
+    lines = [header + " | ".join(f"/ {n} | p" for n in names) + " |",
+             "|" + "---|" * (3 + bool(lead)) + "---:|" * (2 + 2 * len(others))]
+    for case, turn in dict.fromkeys((r.get("case", ""), r["turn"]) for r in found):
+        here = [r for r in found if r["turn"] == turn and r.get("case", "") == case]
+        for method, s in {s["method"]: s for s in scoring.summary(here, "dssim")}.items():
+            cells = ([case] if lead else []) + [turn, s["label"], str(s["n"]), f"{s['mean']:.4f}"]
             if method in scoring.OURS:
                 tests = {t["method"]: t for t in scoring.paired_tests(here, "dssim", method)}
                 cells += [f"{tests[o][k]:.3f}" if k == "ratio" else f"{tests[o][k]:.2g}"
-                          for o in ("nn", "oracle") for k in ("ratio", "p_less")]
+                          for o in others for k in ("ratio", "p_less")]
             else:
-                cells += [""] * 4
+                cells += [""] * (2 * len(others))
             lines.append("| " + " | ".join(cells) + " |")
     return lines
+
+
+def real_heads(views: int, chosen: dict) -> list[dict]:
+    """``novelviews.scored`` rows of each fetched head's ideal x-rays: the shipped model that held it out, NN and the
+    even spread, each row named by its head (``case``)."""
+    from _common import held_out_heads
+
+    from xtomo.evaluation import realcase
+    from xtomo.files import artifacts_dir
+    from xtomo.learning import train
+    from xtomo.methods.baselines import SampleBank
+
+    p = get_profile("quick")
+    bank = SampleBank(train.train_val_sets(p)[0], progress=False).build(artifacts_dir(p.name) / scoring.BANK_FILE)
+    out = []
+    for label, name, _, model, skull in held_out_heads(p.volume_size):
+        _, shown = realcase.evaluate_volume(skull, model, p, views=views, seed=p.seed, bank=bank, show=views)
+        found = novelviews.scored(shown, ["ours", "extrude", "nn"], chosen)
+        out += [dict(r, case=f"{label} (`{name}`)") for r in found]
+    return out
 
 
 def main(argv=None) -> int:
@@ -56,20 +79,28 @@ def main(argv=None) -> int:
                         help="at most this many of chapter 5's samples (default 120)")
     parser.add_argument("--turns", default="0,0:45,0:90,0:0,60:180,0",
                         help="camera turns AZ,EL (degrees) separated by colons; 0,0 is the x-ray's own view")
+    parser.add_argument("--heads", type=int, default=0, metavar="VIEWS",
+                        help="instead: each fetched real head from VIEWS seeded ideal x-rays, the shipped model that "
+                             "held it out against NN and the even spread (section novel-views-heads)")
     args = parser.parse_args(argv)
     try:
         chosen = turns(args.turns)
     except ValueError:
         parser.error(f"--turns: expected AZ,EL:AZ,EL:..., got {args.turns!r}")
     busy = busy_cores()
-    results = scoring.read_results("quick")
-    samples = list(dict.fromkeys(int(r["sample"]) for r in results))[:args.samples]
-    found = novelviews.rows(samples, "quick", results, chosen)
-    lines = heading("The picture metric from novel views: chapter 5's held-out samples (`quick`)",
-                    command_line(parser, args), busy)
+    if args.heads:
+        args.section = "novel-views-heads" if args.section == "novel-views" else args.section
+        found, title = real_heads(args.heads, chosen), "the real heads, each held out (`quick`)"
+        text = table(found, ("nn", "extrude"), lead="head (model)")
+    else:
+        results = scoring.read_results("quick")
+        samples = list(dict.fromkeys(int(r["sample"]) for r in results))[:args.samples]
+        found, title = novelviews.rows(samples, "quick", results, chosen), "chapter 5's held-out samples (`quick`)"
+        text = table(found)
+    lines = heading(f"The picture metric from novel views: {title}", command_line(parser, args), busy)
     lines[-1] += (" Iso-surfaces at chapter 5's level rendered from each turn of the x-ray's camera; DSSIM against"
                   " the truth's render from the same camera; p: one-sided paired t-test of \"ours is smaller\".")
-    publish("\n".join(lines + [""] + table(found)), args)
+    publish("\n".join(lines + [""] + text), args)
     return 0
 
 

@@ -313,5 +313,5 @@ def test_novel_views_score_the_recorded_volumes_from_turned_cameras(evaluated):
     assert table.loc["side", ("ours", "/ NN")] == pytest.approx(mean["ours"] / mean["nn"])
     assert table.loc["side", ("ours", "/ ORACLE")] == pytest.approx(mean["ours"] / mean["oracle"])
     assert 0 <= table.loc["side", ("ours", "p vs NN")] <= 1
-    with pytest.raises(ValueError, match="no turns given"):
+    with pytest.raises(ValueError, match="novelviews.scored: no turns given"):
         novelviews.rows(samples, SMOKE, rows, {}, out_dir=out)
