@@ -24,9 +24,10 @@ import sys
 from _common import benchmark_parser, busy_cores, command_line, even_section, heading, held_out_heads, publish
 
 from xtomo.evaluation import realcase, stats
-from xtomo.evaluation.scoring import evaluation_indices, our_volumes, score
+from xtomo.evaluation.scoring import evaluation_indices, fused_at, score
 from xtomo.files import artifacts_dir, read_csv
 from xtomo.learning import shipped, train
+from xtomo.learning.inference import reconstruct
 from xtomo.profiles import get_profile
 
 
@@ -54,10 +55,11 @@ def held_out_species(chosen: list[tuple[str, float]]) -> list[dict]:
     if not indices:
         raise SystemExit("fusion_policy: chapter 5's evaluation.csv holds none of its samples: run `xtomo run 5`")
     model, items = shipped.load(), [val_set[i] for i in indices]
+    answers = [reconstruct(it["xray"][0], model, fuse=False) for it in items]   # once, then fused each way
     out = []
     for policy, beta in chosen:
-        ours = [score(our_volumes(it["xray"][0], model, it["volume"].shape[-1], p.chi, policy=policy,
-                                  beta=beta)["ours"][0], it["volume"]) for it in items]
+        ours = [score(fused_at(a, it["xray"][0], it["volume"].shape[-1], p.chi, policy, beta), it["volume"])
+                for a, it in zip(answers, items)]
         row = dict(policy=label(policy, beta), samples=len(items))
         for metric in ("l2", "dssim"):
             mine = [o[metric] for o in ours]

@@ -37,10 +37,11 @@ from xtomo.profiles import Profile, get_profile
 from xtomo.specimens import crania
 
 __all__ = ["BANK_FILE", "METHODS", "METRIC_LABELS", "PAPER", "SLICE_COUNTS", "VIEW_CLASSES", "evaluation_indices",
-           "OURS", "POLICY", "SURFACE_RUN", "evaluate", "other_networks", "fusion_of", "fused_answers", "our_volumes",
-           "score", "reprojection", "depth_resampled", "read_results", "ours_methods", "grid_columns", "by_method",
-           "summary", "paired_tests", "volumes_of", "beside_paper", "summary_table", "tests_table", "fusion_table",
-           "reprojection_table", "beside_paper_table", "classical_comparison", "slice_table", "by_view", "view_table"]
+           "OURS", "POLICY", "SURFACE_RUN", "evaluate", "other_networks", "fusion_of", "fused_answers", "fused_at",
+           "our_volumes", "score", "reprojection", "depth_resampled", "read_results", "ours_methods", "grid_columns",
+           "by_method", "summary", "paired_tests", "volumes_of", "beside_paper", "summary_table", "tests_table",
+           "fusion_table", "reprojection_table", "beside_paper_table", "classical_comparison", "slice_table", "by_view",
+           "view_table"]
 
 #: Method keys in the order tables and plots show them, with their labels.
 METHODS = {"ours": "ours (fused)", "ours_unfused": "ours, no fusion", "ours_surface": "ours, surface objective (fused)",
@@ -232,10 +233,16 @@ def our_volumes(alpha: torch.Tensor, model, size: int, chi: float = xray.CHI, sy
     down laterally, which keeps its re-projection exact: ``reprojection``) and without fusion;
     ``symmetry`` and ``level`` as ``inference.reconstruct`` takes them, ``policy`` and ``beta`` as ``fusion.fuse``."""
     plain, t_plain = _timed(reconstruct, alpha, model, fuse=False, symmetry=symmetry, level=level)
-    fused, t_fuse = _timed(fusion.fuse_upsampled, plain, square(alpha)[0, 0], chi=chi, policy=policy, beta=beta)
-    if fused.shape[-1] != size:
-        fused = F.interpolate(fused[None], size=(size, size), mode="area")[0]
+    fused, t_fuse = _timed(fused_at, plain, alpha, size, chi, policy, beta)
     return {"ours": (fused, t_plain + t_fuse), "ours_unfused": (plain, t_plain)}
+
+
+def fused_at(plain: torch.Tensor, alpha: torch.Tensor, size: int, chi: float = xray.CHI,
+             policy: str = "proportional", beta: float = 2.0) -> torch.Tensor:
+    """The network's answer ``plain`` fused with the full x-ray ``alpha`` by ``policy`` (``fusion.fuse``), then
+    averaged down laterally to ``size``, which keeps its re-projection exact (``reprojection``)."""
+    fused = fusion.fuse_upsampled(plain, square(alpha)[0, 0], chi=chi, policy=policy, beta=beta)
+    return fused if fused.shape[-1] == size else F.interpolate(fused[None], size=(size, size), mode="area")[0]
 
 
 def fused_answers(networks: dict, alpha: torch.Tensor, size: int, chi: float = xray.CHI) -> dict:
