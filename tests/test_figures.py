@@ -22,6 +22,17 @@ def test_labelled_grid_shows_grey_and_rgb_images_in_named_rows():
     matplotlib.pyplot.close(fig)
 
 
+def test_labelled_grid_breaks_row_names_that_would_run_into_the_next_row():
+    """A row's name stands beside its row, rotated: a long one is broken at spaces into lines that fit (about 13
+    characters an inch of row), its own line breaks kept, short names and blank lines left as they are."""
+    name = "ideal x-ray\nours, shipped recipe without it"
+    fig = figures.labelled_grid({name: [torch.rand(4, 4)], "ours": [None], "a\n\nb": [None]}, ["x"], size=1.7)
+    labels = [ax.get_ylabel() for ax in fig.axes]
+    assert labels[0] == "ideal x-ray\nours, shipped recipe\nwithout it" and labels[1:] == ["ours", "a\n\nb"]
+    assert max(len(line) for line in labels[0].split("\n")) <= 22
+    matplotlib.pyplot.close(fig)
+
+
 def test_labelled_grid_rejects_rows_longer_than_the_titles():
     with pytest.raises(ValueError, match="more images"):
         figures.labelled_grid({"ours": [torch.rand(4, 4)] * 3}, ["a", "b"])

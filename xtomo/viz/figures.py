@@ -6,6 +6,7 @@ X-rays are shown as opacity ``1 - alpha`` (bone bright), as radiographs are: ``o
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
@@ -70,13 +71,18 @@ def labelled_grid(rows: dict[str, Sequence], columns: Sequence[str], size: float
         for ax, image in zip(row, images):
             if image is not None:
                 ax.imshow(_displayable(image), cmap=cmap, vmin=0, vmax=1)
-        row[0].set_ylabel(name, fontsize=8)
+        row[0].set_ylabel(_wrapped(name, int(size * 13)), fontsize=8)   # about what fits beside a row
     for ax, title in zip(axes[0], columns):
         ax.set_title(title, fontsize=8)
     if suptitle:
         fig.suptitle(suptitle)
     fig.tight_layout()
     return fig
+
+
+def _wrapped(label: str, width: int) -> str:
+    """``label`` with each of its lines broken at spaces to at most ``width`` characters where it can be."""
+    return "\n".join(part for line in label.split("\n") for part in textwrap.wrap(line, width) or [""])
 
 
 def image_grid(images: Sequence, titles: Sequence[str] | None = None, cols: int | None = None,
@@ -113,7 +119,7 @@ def specimen_views(volumes: Sequence[torch.Tensor], names: Sequence[str], views=
             show_xray(xray.simulate(vol, xray.direction(*VIEWS[view]), chi=chi, n_steps=n), ax, cmap="gray")
         shade = render.iso(vol, xray.direction(*VIEWS[render_view]), level=level, size=2 * n)
         row[-1].imshow(_as_image(shade), cmap="bone", vmin=0, vmax=1)
-        row[0].set_ylabel(name, fontsize=8)
+        row[0].set_ylabel(_wrapped(name, int(size * 13)), fontsize=8)   # about what fits beside a row
         for ax in row:
             ax.set_xticks([])
             ax.set_yticks([])
@@ -174,7 +180,7 @@ def reconstructions(xrays, predicted, truth, names, level: float = 0.1, novel=(5
             ax.imshow(_as_image(image), cmap=cmap, vmin=0, vmax=1 if cmap == "bone" or ax is row[0] else 0.8)
             ax.set_xticks([])
             ax.set_yticks([])
-        row[0].set_ylabel(name, fontsize=8)
+        row[0].set_ylabel(_wrapped(name, int(size * 13)), fontsize=8)   # about what fits beside a row
     for ax, title in zip(axes[0], cols):
         ax.set_title(title, fontsize=8)
     fig.tight_layout()
