@@ -23,7 +23,7 @@ import sys
 
 from _common import benchmark_parser, busy_cores, command_line, even_section, heading, held_out_heads, publish
 
-from xtomo.evaluation import realcase, stats
+from xtomo.evaluation import realcase, scoring
 from xtomo.evaluation.scoring import evaluation_indices, fused_at, score
 from xtomo.files import artifacts_dir, read_csv
 from xtomo.learning import shipped, train
@@ -56,18 +56,17 @@ def held_out_species(chosen: list[tuple[str, float]]) -> list[dict]:
         raise SystemExit("fusion_policy: chapter 5's evaluation.csv holds none of its samples: run `xtomo run 5`")
     model, items = shipped.load(), [val_set[i] for i in indices]
     answers = [reconstruct(it["xray"][0], model, fuse=False) for it in items]   # once, then fused each way
+    theirs = [by[m, i] for i in indices for m in ("nn", "oracle")]
     out = []
     for policy, beta in chosen:
-        ours = [score(fused_at(a, it["xray"][0], it["volume"].shape[-1], p.chi, policy, beta), it["volume"])
-                for a, it in zip(answers, items)]
+        ours = [dict(sample=i, method="ours", **score(fused_at(a, it["xray"][0], it["volume"].shape[-1], p.chi,
+                                                                policy, beta), it["volume"]))
+                for i, a, it in zip(indices, answers, items)]
         row = dict(policy=label(policy, beta), samples=len(items))
         for metric in ("l2", "dssim"):
-            mine = [o[metric] for o in ours]
-            row[f"{metric} ours"] = sum(mine) / len(mine)
-            for other in ("nn", "oracle"):
-                theirs = [float(by[other, i][metric]) for i in indices]
-                row[f"{metric} ours/{other}"] = sum(mine) / sum(theirs)
-                row[f"{metric} p ({other})"] = stats.paired_t(mine, theirs).p_less
+            row[f"{metric} ours"] = sum(o[metric] for o in ours) / len(ours)
+            for t in scoring.paired_tests(ours + theirs, metric):      # the ratio of means and p, as chapter 5's
+                row[f"{metric} ours/{t['method']}"], row[f"{metric} p ({t['method']})"] = t["ratio"], t["p_less"]
         out.append(row)
     return out
 
